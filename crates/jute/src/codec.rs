@@ -107,7 +107,7 @@ impl Reader {
         let b = self.buffer()?;
         Ok(match std::str::from_utf8(&b) {
             Ok(s) => s.to_owned(),
-            Err(_) => String::from_utf8_lossy(&b).into_owned(),
+            Err(_) => java_lossy_utf8(&b),
         })
     }
 
@@ -121,6 +121,36 @@ impl Reader {
                     v.push(T::read(self)?);
                 }
                 Ok(v)
+            }
+        }
+    }
+}
+
+/// Decodes UTF-8 replacing malformed input with U+FFFD the way Java's
+/// `new String(bytes, UTF_8)` does. That is Rust's lossy decoding except for
+/// encoded UTF-16 surrogates (`ED A0..BF xx`): Java clients write non-BMP
+/// characters as two such 3-byte units (CESU-8), and Java replaces each unit
+/// (or its 2-byte truncation) with a single U+FFFD where Rust would emit one
+/// per byte. Matching it keeps node names identical to Apache ZooKeeper's.
+fn java_lossy_utf8(mut rest: &[u8]) -> String {
+    let mut out = String::with_capacity(rest.len() + 2);
+    loop {
+        match std::str::from_utf8(rest) {
+            Ok(s) => {
+                out.push_str(s);
+                return out;
+            }
+            Err(e) => {
+                let (valid, bad) = rest.split_at(e.valid_up_to());
+                // `valid` was just checked by from_utf8.
+                out.push_str(std::str::from_utf8(valid).unwrap_or_default());
+                out.push(char::REPLACEMENT_CHARACTER);
+                let skip = match bad {
+                    [0xED, 0xA0..=0xBF, c, ..] if c & 0xC0 == 0x80 => 3,
+                    [0xED, 0xA0..=0xBF, ..] => 2,
+                    _ => e.error_len().unwrap_or(bad.len()),
+                };
+                rest = &bad[skip..];
             }
         }
     }

@@ -1,0 +1,437 @@
+//! Turning a write request into a txn (ZooKeeper's PrepRequestProcessor):
+//! every check a write must pass, in ZooKeeper's order so that clients see
+//! the same error code, against the tree plus the changes of txns prepared
+//! but not yet applied (`Pending`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use jute::consts::{op, perms, CreateMode, ErrorCode};
+use jute::data::{Acl, Id, StatPersisted};
+use jute::request::{MultiOp, Request};
+use jute::txn::*;
+
+use crate::acl;
+use crate::path;
+use crate::tree::{owner_kind, ttl_owner, DataTree, OwnerKind, CONFIG, CONTAINER_OWNER, MAX_TTL};
+
+/// Settings that change how requests are checked.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `zookeeper.extendedTypesEnabled`: TTL nodes.
+    pub extended_types: bool,
+    /// `zookeeper.skipACL`.
+    pub skip_acl: bool,
+    /// `reconfigEnabled`.
+    pub reconfig_enabled: bool,
+}
+
+/// Who is asking, and the zxid and time the txn will carry.
+#[derive(Debug, Clone, Copy)]
+pub struct Ctx<'a> {
+    pub session_id: i64,
+    pub auth: &'a [Id],
+    pub zxid: i64,
+    pub time: i64,
+    pub opts: &'a Options,
+}
+
+/// What prep needs to know of a node.
+#[derive(Debug, Clone)]
+struct Rec {
+    stat: StatPersisted,
+    children: i32,
+    acl: Arc<Vec<Acl>>,
+}
+
+/// Changes of prepared-but-unapplied txns, newest per path; `None` marks a
+/// deleted node. Empty whenever every prepared txn has been applied.
+#[derive(Debug, Default, Clone)]
+pub struct Pending {
+    changes: HashMap<String, (i64, Option<Rec>)>,
+}
+
+impl Pending {
+    /// Forgets changes of txns up to `zxid`, now visible in the tree.
+    pub fn applied(&mut self, zxid: i64) {
+        self.changes.retain(|_, (z, _)| *z > zxid);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+}
+
+struct Prep<'a> {
+    tree: &'a DataTree,
+    pending: &'a mut Pending,
+    ctx: Ctx<'a>,
+}
+
+impl Prep<'_> {
+    fn get(&self, p: &str) -> Result<Rec, ErrorCode> {
+        match self.pending.changes.get(p) {
+            Some((_, Some(r))) => Ok(r.clone()),
+            Some((_, None)) => Err(ErrorCode::NoNode),
+            None => {
+                let n = self.tree.node(p).ok_or(ErrorCode::NoNode)?;
+                Ok(Rec {
+                    stat: n.stat,
+                    children: n.children.len() as i32,
+                    acl: self.tree.acl_of(n),
+                })
+            }
+        }
+    }
+
+    fn put(&mut self, p: &str, r: Option<Rec>) {
+        self.pending
+            .changes
+            .insert(p.to_owned(), (self.ctx.zxid, r));
+    }
+
+    fn check_acl(&self, acl: &[Acl], perm: i32) -> Result<(), ErrorCode> {
+        if self.ctx.opts.skip_acl || acl::check(acl, perm, self.ctx.auth) {
+            Ok(())
+        } else {
+            Err(ErrorCode::NoAuth)
+        }
+    }
+
+    fn fixup(&self, acl: &[Acl]) -> Result<Vec<Acl>, ErrorCode> {
+        acl::fixup(acl, self.ctx.auth).ok_or(ErrorCode::InvalidAcl)
+    }
+
+    fn is_normal_ephemeral(&self, owner: i64) -> bool {
+        matches!(
+            owner_kind(owner, self.ctx.opts.extended_types),
+            OwnerKind::Ephemeral(_)
+        )
+    }
+
+    /// The parent path of a node to delete; the root and the system nodes
+    /// cannot be deleted.
+    fn parent_for_delete<'p>(&self, p: &'p str) -> Result<&'p str, ErrorCode> {
+        if p.contains('\0') || matches!(p, "/" | "/zookeeper" | "/zookeeper/quota" | CONFIG) {
+            return Err(ErrorCode::BadArguments);
+        }
+        path::parent(p).ok_or(ErrorCode::BadArguments)
+    }
+
+    fn create(
+        &mut self,
+        opc: i32,
+        req_path: &str,
+        data: &bytes::Bytes,
+        acl: &[Acl],
+        flags: i32,
+        ttl: i64,
+    ) -> Result<TxnBody, ErrorCode> {
+        let mode = CreateMode::from_flag(flags).ok_or(ErrorCode::BadArguments)?;
+        if mode.is_ttl() && !self.ctx.opts.extended_types {
+            return Err(ErrorCode::Unimplemented);
+        }
+        if mode.is_ttl() {
+            if ttl <= 0 || ttl > MAX_TTL {
+                return Err(ErrorCode::BadArguments);
+            }
+        } else if ttl >= 0 || opc == op::CREATE_TTL {
+            return Err(ErrorCode::BadArguments);
+        }
+        if req_path.contains('\0') {
+            return Err(ErrorCode::BadArguments);
+        }
+        let parent_path = if req_path == "/" {
+            "/"
+        } else {
+            path::parent(req_path).ok_or(ErrorCode::BadArguments)?
+        };
+        let acl = self.fixup(acl)?;
+        let parent = self.get(parent_path)?;
+        self.check_acl(&parent.acl, perms::CREATE)?;
+        let mut p = req_path.to_owned();
+        if mode.is_sequential() {
+            p.push_str(&format!("{:010}", parent.stat.cversion));
+        }
+        path::validate(&p).map_err(|_| ErrorCode::BadArguments)?;
+        if self.get(&p).is_ok() {
+            return Err(ErrorCode::NodeExists);
+        }
+        if self.is_normal_ephemeral(parent.stat.ephemeral_owner) {
+            return Err(ErrorCode::NoChildrenForEphemerals);
+        }
+        let new_cversion = parent.stat.cversion + 1;
+        let owner = if opc == op::CREATE_CONTAINER {
+            CONTAINER_OWNER
+        } else if opc == op::CREATE_TTL {
+            ttl_owner(ttl)
+        } else if mode.is_ephemeral() {
+            self.ctx.session_id
+        } else {
+            0
+        };
+        let body = match opc {
+            op::CREATE_CONTAINER => TxnBody::CreateContainer(CreateContainerTxn {
+                path: p.clone(),
+                data: data.clone(),
+                acl: acl.clone(),
+                parent_cversion: new_cversion,
+            }),
+            op::CREATE_TTL => TxnBody::CreateTtl(CreateTtlTxn {
+                path: p.clone(),
+                data: data.clone(),
+                acl: acl.clone(),
+                parent_cversion: new_cversion,
+                ttl,
+            }),
+            _ => {
+                let t = CreateTxn {
+                    path: p.clone(),
+                    data: data.clone(),
+                    acl: acl.clone(),
+                    ephemeral: mode.is_ephemeral(),
+                    parent_cversion: new_cversion,
+                };
+                if opc == op::CREATE2 {
+                    TxnBody::Create2(t)
+                } else {
+                    TxnBody::Create(t)
+                }
+            }
+        };
+        let zxid = self.ctx.zxid;
+        let mut parent = parent;
+        parent.children += 1;
+        parent.stat.cversion = new_cversion;
+        parent.stat.pzxid = zxid;
+        self.put(parent_path, Some(parent));
+        let stat = StatPersisted {
+            czxid: zxid,
+            mzxid: zxid,
+            ctime: self.ctx.time,
+            mtime: self.ctx.time,
+            version: 0,
+            cversion: 0,
+            aversion: 0,
+            ephemeral_owner: owner,
+            pzxid: zxid,
+        };
+        self.put(
+            &p,
+            Some(Rec {
+                stat,
+                children: 0,
+                acl: Arc::new(acl),
+            }),
+        );
+        Ok(body)
+    }
+
+    fn delete(&mut self, p: &str, version: i32) -> Result<TxnBody, ErrorCode> {
+        let parent_path = self.parent_for_delete(p)?;
+        let parent = self.get(parent_path)?;
+        self.check_acl(&parent.acl, perms::DELETE)?;
+        let node = self.get(p)?;
+        check_version(node.stat.version, version)?;
+        if node.children > 0 {
+            return Err(ErrorCode::NotEmpty);
+        }
+        self.remove(parent_path, parent, p);
+        Ok(TxnBody::Delete(DeleteTxn { path: p.to_owned() }))
+    }
+
+    fn remove(&mut self, parent_path: &str, mut parent: Rec, p: &str) {
+        parent.children -= 1;
+        parent.stat.pzxid = self.ctx.zxid;
+        self.put(parent_path, Some(parent));
+        self.put(p, None);
+    }
+
+    fn delete_container(&mut self, p: &str) -> Result<TxnBody, ErrorCode> {
+        let parent_path = self.parent_for_delete(p)?;
+        let node = self.get(p)?;
+        if node.children > 0 {
+            return Err(ErrorCode::NotEmpty);
+        }
+        if self.is_normal_ephemeral(node.stat.ephemeral_owner) {
+            return Err(ErrorCode::BadVersion);
+        }
+        let parent = self.get(parent_path)?;
+        self.remove(parent_path, parent, p);
+        Ok(TxnBody::DeleteContainer(DeleteTxn { path: p.to_owned() }))
+    }
+
+    fn set_data(
+        &mut self,
+        p: &str,
+        data: &bytes::Bytes,
+        version: i32,
+    ) -> Result<TxnBody, ErrorCode> {
+        path::validate(p).map_err(|_| ErrorCode::BadArguments)?;
+        let mut node = self.get(p)?;
+        self.check_acl(&node.acl, perms::WRITE)?;
+        let new_version = check_version(node.stat.version, version)?;
+        node.stat.version = new_version;
+        node.stat.mtime = self.ctx.time;
+        node.stat.mzxid = self.ctx.zxid;
+        self.put(p, Some(node));
+        Ok(TxnBody::SetData(SetDataTxn {
+            path: p.to_owned(),
+            data: data.clone(),
+            version: new_version,
+        }))
+    }
+
+    fn set_acl(&mut self, p: &str, acl: &[Acl], version: i32) -> Result<TxnBody, ErrorCode> {
+        path::validate(p).map_err(|_| ErrorCode::BadArguments)?;
+        let acl = self.fixup(acl)?;
+        let mut node = self.get(p)?;
+        self.check_acl(&node.acl, perms::ADMIN)?;
+        let new_version = check_version(node.stat.aversion, version)?;
+        node.stat.aversion = new_version;
+        node.acl = Arc::new(acl.clone());
+        self.put(p, Some(node));
+        Ok(TxnBody::SetAcl(SetAclTxn {
+            path: p.to_owned(),
+            acl,
+            version: new_version,
+        }))
+    }
+
+    fn check(&mut self, p: &str, version: i32) -> Result<TxnBody, ErrorCode> {
+        path::validate(p).map_err(|_| ErrorCode::BadArguments)?;
+        let node = self.get(p)?;
+        self.check_acl(&node.acl, perms::READ)?;
+        let v = check_version(node.stat.version, version)?;
+        Ok(TxnBody::Check(CheckVersionTxn {
+            path: p.to_owned(),
+            version: v,
+        }))
+    }
+
+    fn close_session(&mut self) -> TxnBody {
+        let sid = self.ctx.session_id;
+        let mut paths: std::collections::BTreeSet<String> =
+            self.tree.ephemerals(sid).cloned().collect();
+        for (p, (_, r)) in &self.pending.changes {
+            match r {
+                None => {
+                    paths.remove(p);
+                }
+                Some(r) if r.stat.ephemeral_owner == sid => {
+                    paths.insert(p.clone());
+                }
+                Some(_) => {}
+            }
+        }
+        for p in &paths {
+            if let Some(pp) = path::parent(p) {
+                if let Ok(mut parent) = self.get(pp) {
+                    parent.children -= 1;
+                    parent.stat.pzxid = self.ctx.zxid;
+                    self.put(pp, Some(parent));
+                }
+            }
+            self.put(p, None);
+        }
+        TxnBody::CloseSession(CloseSessionTxn {
+            paths_to_delete: paths.into_iter().collect(),
+        })
+    }
+
+    fn multi_op(&mut self, o: &MultiOp) -> Result<TxnBody, ErrorCode> {
+        match o {
+            MultiOp::Create(opc, r) => self.create(*opc, &r.path, &r.data, &r.acl, r.flags, -1),
+            MultiOp::CreateTtl(r) => {
+                self.create(op::CREATE_TTL, &r.path, &r.data, &r.acl, r.flags, r.ttl)
+            }
+            MultiOp::Delete(r) => self.delete(&r.path, r.version),
+            MultiOp::SetData(r) => self.set_data(&r.path, &r.data, r.version),
+            MultiOp::Check(r) => self.check(&r.path, r.version),
+            MultiOp::GetChildren(_) | MultiOp::GetData(_) => Err(ErrorCode::BadArguments),
+        }
+    }
+
+    fn multi(&mut self, ops: &[MultiOp]) -> TxnBody {
+        let saved = self.pending.clone();
+        let mut failed = false;
+        let mut subs = Vec::with_capacity(ops.len());
+        for o in ops {
+            if failed {
+                subs.push(error(ErrorCode::RuntimeInconsistency));
+                continue;
+            }
+            match self.multi_op(o) {
+                Ok(t) => subs.push(t),
+                Err(e) => {
+                    failed = true;
+                    subs.push(error(e));
+                    *self.pending = saved.clone();
+                }
+            }
+        }
+        TxnBody::Multi(subs)
+    }
+}
+
+fn error(e: ErrorCode) -> TxnBody {
+    TxnBody::Error(ErrorTxn { err: e.code() })
+}
+
+/// `checkAndIncVersion`: -1 matches any version; the next version skips -1.
+fn check_version(current: i32, expected: i32) -> Result<i32, ErrorCode> {
+    if expected != -1 && expected != current {
+        return Err(ErrorCode::BadVersion);
+    }
+    let next = current.wrapping_add(1);
+    Ok(if next == -1 { 0 } else { next })
+}
+
+/// Prepares a write. A failed check becomes an Error txn (it still takes a
+/// zxid, as in ZooKeeper); a failed multi becomes a multi of error results.
+pub fn prepare(tree: &DataTree, pending: &mut Pending, ctx: Ctx<'_>, req: &Request) -> TxnBody {
+    let mut p = Prep { tree, pending, ctx };
+    let r = match req {
+        Request::Create(opc, r) => p.create(*opc, &r.path, &r.data, &r.acl, r.flags, -1),
+        Request::CreateTtl(r) => p.create(op::CREATE_TTL, &r.path, &r.data, &r.acl, r.flags, r.ttl),
+        Request::Delete(r) => p.delete(&r.path, r.version),
+        Request::SetData(r) => p.set_data(&r.path, &r.data, r.version),
+        Request::SetAcl(r) => p.set_acl(&r.path, &r.acl, r.version),
+        Request::Check(r) => p.check(&r.path, r.version),
+        Request::Multi(ops) => Ok(p.multi(ops)),
+        Request::CloseSession => Ok(p.close_session()),
+        Request::Reconfig(_) => Err(if ctx.opts.reconfig_enabled {
+            // Standalone servers cannot reconfigure (the ensemble can).
+            ErrorCode::Unimplemented
+        } else {
+            ErrorCode::ReconfigDisabled
+        }),
+        _ => Err(ErrorCode::BadArguments),
+    };
+    r.unwrap_or_else(error)
+}
+
+/// Prepares the internal deleteContainer request (container/TTL cleanup).
+pub fn prepare_delete_container(
+    tree: &DataTree,
+    pending: &mut Pending,
+    ctx: Ctx<'_>,
+    path: &str,
+) -> TxnBody {
+    let mut p = Prep { tree, pending, ctx };
+    p.delete_container(path).unwrap_or_else(error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert_eq!(check_version(3, -1), Ok(4));
+        assert_eq!(check_version(3, 3), Ok(4));
+        assert_eq!(check_version(3, 2), Err(ErrorCode::BadVersion));
+        assert_eq!(check_version(-2, -1), Ok(0));
+        assert_eq!(check_version(i32::MAX, -1), Ok(i32::MIN));
+    }
+}

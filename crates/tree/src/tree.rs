@@ -1,0 +1,646 @@
+//! The data tree: znodes, their stats and ACLs, the ephemeral/container/TTL
+//! indexes, the session table and the watch tables. `apply` is the only way
+//! state changes: every live request, log replay and replicated commit goes
+//! through it.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use jute::consts::{event, perms, ErrorCode};
+use jute::data::{Acl, Stat, StatPersisted};
+use jute::txn::{TxnBody, TxnHeader};
+
+use crate::acl::{AclCache, OPEN_UNSAFE_ACL_ID};
+use crate::path;
+use crate::watch::{Mode, WatchTable, WatcherId};
+
+pub const ZOOKEEPER: &str = "/zookeeper";
+pub const QUOTA: &str = "/zookeeper/quota";
+pub const CONFIG: &str = "/zookeeper/config";
+
+/// `EphemeralType.CONTAINER_EPHEMERAL_OWNER`.
+pub const CONTAINER_OWNER: i64 = i64::MIN;
+const EXTENDED_MASK: i64 = 0xff00_0000_0000_0000u64 as i64;
+const RESERVED_MASK: i64 = 0x00ff_ff00_0000_0000;
+/// The largest TTL ZooKeeper can encode in an ephemeral owner.
+pub const MAX_TTL: i64 = !(EXTENDED_MASK | RESERVED_MASK);
+
+/// What kind of node an ephemeralOwner value denotes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerKind {
+    Persistent,
+    Ephemeral(i64),
+    Container,
+    Ttl(i64),
+}
+
+/// `EphemeralType.get`: TTL owners only exist when extended types are enabled.
+pub fn owner_kind(owner: i64, extended_types: bool) -> OwnerKind {
+    if extended_types && owner & EXTENDED_MASK == EXTENDED_MASK && owner & RESERVED_MASK == 0 {
+        return OwnerKind::Ttl(owner & MAX_TTL);
+    }
+    match owner {
+        0 => OwnerKind::Persistent,
+        CONTAINER_OWNER => OwnerKind::Container,
+        s => OwnerKind::Ephemeral(s),
+    }
+}
+
+pub fn ttl_owner(ttl: i64) -> i64 {
+    EXTENDED_MASK | ttl
+}
+
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub data: Bytes,
+    pub acl: i64,
+    pub stat: StatPersisted,
+    pub children: BTreeSet<String>,
+}
+
+impl Node {
+    fn new(data: Bytes, acl: i64, stat: StatPersisted) -> Node {
+        Node {
+            data,
+            acl,
+            stat,
+            children: BTreeSet::new(),
+        }
+    }
+
+    pub fn stat(&self) -> Stat {
+        let s = &self.stat;
+        Stat {
+            czxid: s.czxid,
+            mzxid: s.mzxid,
+            ctime: s.ctime,
+            mtime: s.mtime,
+            version: s.version,
+            cversion: s.cversion,
+            aversion: s.aversion,
+            ephemeral_owner: s.ephemeral_owner,
+            data_length: self.data.len() as i32,
+            num_children: self.children.len() as i32,
+            pzxid: s.pzxid,
+        }
+    }
+}
+
+/// A watch notification produced by applying a txn or by setWatches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fired {
+    pub watcher: WatcherId,
+    pub event_type: i32,
+    pub path: String,
+    /// The ACL of the node the event is about: delivery needs READ on it.
+    pub acl: Arc<Vec<Acl>>,
+}
+
+/// The outcome of one txn (or one op of a multi).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ApplyResult {
+    pub op: i32,
+    pub err: i32,
+    pub path: String,
+    pub stat: Option<Stat>,
+    pub multi: Vec<ApplyResult>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DataTree {
+    nodes: HashMap<String, Node>,
+    acls: AclCache,
+    ephemerals: HashMap<i64, BTreeSet<String>>,
+    containers: HashSet<String>,
+    ttls: HashSet<String>,
+    /// Session id -> negotiated timeout (ms); snapshots persist this.
+    sessions: HashMap<i64, i32>,
+    data_watches: WatchTable,
+    child_watches: WatchTable,
+    fired: Vec<Fired>,
+    last_zxid: i64,
+    data_bytes: u64,
+    pub extended_types: bool,
+}
+
+impl Default for DataTree {
+    fn default() -> Self {
+        DataTree::new(false)
+    }
+}
+
+impl DataTree {
+    pub fn new(extended_types: bool) -> DataTree {
+        let mut t = DataTree {
+            nodes: HashMap::new(),
+            acls: AclCache::default(),
+            ephemerals: HashMap::new(),
+            containers: HashSet::new(),
+            ttls: HashSet::new(),
+            sessions: HashMap::new(),
+            data_watches: WatchTable::default(),
+            child_watches: WatchTable::default(),
+            fired: Vec::new(),
+            last_zxid: 0,
+            data_bytes: 0,
+            extended_types,
+        };
+        let blank = StatPersisted::default();
+        let mut root = Node::new(Bytes::new(), OPEN_UNSAFE_ACL_ID, blank);
+        root.children.insert("zookeeper".into());
+        let mut zk = Node::new(Bytes::new(), OPEN_UNSAFE_ACL_ID, blank);
+        zk.children.insert("quota".into());
+        zk.children.insert("config".into());
+        t.nodes.insert("/".into(), root);
+        t.nodes.insert(ZOOKEEPER.into(), zk);
+        t.nodes.insert(
+            QUOTA.into(),
+            Node::new(Bytes::new(), OPEN_UNSAFE_ACL_ID, blank),
+        );
+        // As ZooKeeper: world-readable, set with aversion -1.
+        let cfg_acl = t.acls.intern(&[Acl::new(perms::READ, "world", "anyone")]);
+        let mut cfg_stat = blank;
+        cfg_stat.aversion = -1;
+        t.nodes
+            .insert(CONFIG.into(), Node::new(Bytes::new(), cfg_acl, cfg_stat));
+        t
+    }
+
+    // ---- queries ----
+
+    pub fn node(&self, path: &str) -> Option<&Node> {
+        self.nodes.get(path)
+    }
+
+    pub fn acl_of(&self, node: &Node) -> Arc<Vec<Acl>> {
+        self.acls.get(node.acl)
+    }
+
+    pub fn acl_cache(&self) -> &AclCache {
+        &self.acls
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Approximate data size in bytes (paths and data), as `mntr` reports.
+    pub fn approximate_data_size(&self) -> u64 {
+        self.data_bytes
+    }
+
+    pub fn last_zxid(&self) -> i64 {
+        self.last_zxid
+    }
+
+    pub fn set_last_zxid(&mut self, zxid: i64) {
+        self.last_zxid = zxid;
+    }
+
+    pub fn sessions(&self) -> &HashMap<i64, i32> {
+        &self.sessions
+    }
+
+    pub fn ephemerals(&self, session: i64) -> impl Iterator<Item = &String> {
+        self.ephemerals.get(&session).into_iter().flatten()
+    }
+
+    pub fn ephemeral_count(&self) -> usize {
+        self.ephemerals.values().map(BTreeSet::len).sum()
+    }
+
+    pub fn ephemerals_by_session(&self) -> &HashMap<i64, BTreeSet<String>> {
+        &self.ephemerals
+    }
+
+    pub fn nodes(&self) -> impl Iterator<Item = (&String, &Node)> {
+        self.nodes.iter()
+    }
+
+    /// Number of descendants of `path` (not counting it).
+    pub fn descendant_count(&self, path: &str) -> usize {
+        let mut n = 0;
+        let mut stack = vec![path.to_owned()];
+        while let Some(p) = stack.pop() {
+            if let Some(node) = self.nodes.get(&p) {
+                for c in &node.children {
+                    n += 1;
+                    stack.push(path::join(&p, c));
+                }
+            }
+        }
+        n
+    }
+
+    /// Empty containers that once had children, containers never used for
+    /// longer than `max_never_used_ms` (0: never), and TTL nodes without
+    /// children whose mtime is older than their TTL.
+    pub fn expiry_candidates(&self, now: i64, max_never_used_ms: i64) -> Vec<String> {
+        let mut out = Vec::new();
+        for p in &self.containers {
+            if let Some(n) = self.nodes.get(p) {
+                if n.children.is_empty()
+                    && (n.stat.cversion > 0
+                        || (max_never_used_ms != 0 && now - n.stat.mtime > max_never_used_ms))
+                {
+                    out.push(p.clone());
+                }
+            }
+        }
+        for p in &self.ttls {
+            if let Some(n) = self.nodes.get(p) {
+                if let OwnerKind::Ttl(ttl) = owner_kind(n.stat.ephemeral_owner, self.extended_types)
+                {
+                    if n.children.is_empty() && ttl != 0 && now - n.stat.mtime > ttl {
+                        out.push(p.clone());
+                    }
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    // ---- watches ----
+
+    pub fn add_data_watch(&mut self, path: &str, w: WatcherId) {
+        self.data_watches.add(path, w, Mode::Standard);
+    }
+
+    pub fn add_child_watch(&mut self, path: &str, w: WatcherId) {
+        self.child_watches.add(path, w, Mode::Standard);
+    }
+
+    /// addWatch: persistent watches go in both tables, as in ZooKeeper.
+    pub fn add_persistent_watch(&mut self, path: &str, w: WatcherId, recursive: bool) {
+        let mode = if recursive {
+            Mode::PersistentRecursive
+        } else {
+            Mode::Persistent
+        };
+        self.data_watches.add(path, w, mode);
+        self.child_watches.add(path, w, mode);
+    }
+
+    pub fn data_watches(&self) -> &WatchTable {
+        &self.data_watches
+    }
+
+    pub fn child_watches(&self) -> &WatchTable {
+        &self.child_watches
+    }
+
+    pub fn data_watches_mut(&mut self) -> &mut WatchTable {
+        &mut self.data_watches
+    }
+
+    pub fn child_watches_mut(&mut self) -> &mut WatchTable {
+        &mut self.child_watches
+    }
+
+    pub fn remove_watcher(&mut self, w: WatcherId) {
+        self.data_watches.remove_watcher(w);
+        self.child_watches.remove_watcher(w);
+    }
+
+    pub fn watch_count(&self) -> usize {
+        self.data_watches.count() + self.child_watches.count()
+    }
+
+    /// Notifications produced since the last call, in the order they fired.
+    pub fn take_fired(&mut self) -> Vec<Fired> {
+        std::mem::take(&mut self.fired)
+    }
+
+    /// Queues an event for one watcher without touching the tables
+    /// (setWatches reporting what a reconnecting client missed).
+    pub fn push_fired(&mut self, watcher: WatcherId, event_type: i32, path: &str) {
+        let acl = match self.nodes.get(path) {
+            Some(n) => self.acls.get(n.acl),
+            // A deleted node: nothing to restrict delivery on.
+            None => Arc::new(Vec::new()),
+        };
+        self.fired.push(Fired {
+            watcher,
+            event_type,
+            path: path.to_owned(),
+            acl,
+        });
+    }
+
+    fn trigger(
+        &mut self,
+        data: bool,
+        path: &str,
+        event_type: i32,
+        acl: &Arc<Vec<Acl>>,
+        suppress: &HashSet<WatcherId>,
+    ) -> HashSet<WatcherId> {
+        let table = if data {
+            &mut self.data_watches
+        } else {
+            &mut self.child_watches
+        };
+        let fired = table.trigger(path, event_type, suppress);
+        let mut ws: Vec<_> = fired.iter().copied().collect();
+        ws.sort_unstable();
+        for w in ws {
+            self.fired.push(Fired {
+                watcher: w,
+                event_type,
+                path: path.to_owned(),
+                acl: acl.clone(),
+            });
+        }
+        fired
+    }
+
+    // ---- applying txns ----
+
+    /// Applies one txn. Errors (which replay of a fuzzy snapshot can meet)
+    /// are reported in the result, never panic.
+    pub fn apply(&mut self, hdr: &TxnHeader, body: &TxnBody) -> ApplyResult {
+        let mut rc = ApplyResult {
+            op: hdr.op,
+            ..Default::default()
+        };
+        let r = self.apply_body(hdr, body, &mut rc);
+        if let Err(e) = r {
+            rc.err = e.code();
+        }
+        if hdr.zxid > self.last_zxid {
+            self.last_zxid = hdr.zxid;
+        }
+        rc
+    }
+
+    fn apply_body(
+        &mut self,
+        hdr: &TxnHeader,
+        body: &TxnBody,
+        rc: &mut ApplyResult,
+    ) -> Result<(), ErrorCode> {
+        match body {
+            TxnBody::Create(t) | TxnBody::Create2(t) => {
+                rc.path = t.path.clone();
+                let owner = if t.ephemeral { hdr.client_id } else { 0 };
+                rc.stat = Some(self.create_node(
+                    &t.path,
+                    t.data.clone(),
+                    &t.acl,
+                    owner,
+                    t.parent_cversion,
+                    hdr.zxid,
+                    hdr.time,
+                )?);
+            }
+            TxnBody::CreateContainer(t) => {
+                rc.path = t.path.clone();
+                rc.stat = Some(self.create_node(
+                    &t.path,
+                    t.data.clone(),
+                    &t.acl,
+                    CONTAINER_OWNER,
+                    t.parent_cversion,
+                    hdr.zxid,
+                    hdr.time,
+                )?);
+            }
+            TxnBody::CreateTtl(t) => {
+                rc.path = t.path.clone();
+                rc.stat = Some(self.create_node(
+                    &t.path,
+                    t.data.clone(),
+                    &t.acl,
+                    ttl_owner(t.ttl),
+                    t.parent_cversion,
+                    hdr.zxid,
+                    hdr.time,
+                )?);
+            }
+            TxnBody::Delete(t) | TxnBody::DeleteContainer(t) => {
+                rc.path = t.path.clone();
+                self.delete_node(&t.path, hdr.zxid)?;
+            }
+            TxnBody::SetData(t) | TxnBody::Reconfig(t) => {
+                rc.path = t.path.clone();
+                rc.stat =
+                    Some(self.set_data(&t.path, t.data.clone(), t.version, hdr.zxid, hdr.time)?);
+            }
+            TxnBody::SetAcl(t) => {
+                rc.path = t.path.clone();
+                rc.stat = Some(self.set_acl(&t.path, &t.acl, t.version)?);
+            }
+            TxnBody::Check(t) => {
+                rc.path = t.path.clone();
+            }
+            TxnBody::CreateSession(t) => {
+                self.sessions.insert(hdr.client_id, t.time_out);
+            }
+            TxnBody::CloseSession(t) => {
+                let mut paths: BTreeSet<String> =
+                    self.ephemerals.remove(&hdr.client_id).unwrap_or_default();
+                paths.extend(t.paths_to_delete.iter().cloned());
+                // Deepest first cannot matter for ephemerals (no children),
+                // but reverse order keeps it safe for any list given.
+                for p in paths.iter().rev() {
+                    let _ = self.delete_node(p, hdr.zxid);
+                }
+                self.sessions.remove(&hdr.client_id);
+            }
+            TxnBody::Error(t) => {
+                rc.err = t.err;
+            }
+            TxnBody::Multi(subs) => {
+                let failed = subs.iter().any(|s| matches!(s, TxnBody::Error(_)));
+                let mut post_failed = false;
+                for s in subs {
+                    let sub_rc = if failed {
+                        // A failed multi applies nothing: ops before the
+                        // failing one report OK, those after it
+                        // RuntimeInconsistency, as ZooKeeper does.
+                        let err = match s {
+                            TxnBody::Error(e) => {
+                                post_failed = true;
+                                e.err
+                            }
+                            _ if post_failed => ErrorCode::RuntimeInconsistency.code(),
+                            _ => ErrorCode::Ok.code(),
+                        };
+                        ApplyResult {
+                            op: jute::consts::op::ERROR,
+                            err,
+                            ..Default::default()
+                        }
+                    } else {
+                        let sub_hdr = TxnHeader { op: s.op(), ..*hdr };
+                        let mut sub_rc = ApplyResult {
+                            op: s.op(),
+                            ..Default::default()
+                        };
+                        if let Err(e) = self.apply_body(&sub_hdr, s, &mut sub_rc) {
+                            sub_rc.err = e.code();
+                        }
+                        sub_rc
+                    };
+                    if sub_rc.err != 0 && rc.err == 0 {
+                        rc.err = sub_rc.err;
+                    }
+                    rc.multi.push(sub_rc);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn create_node(
+        &mut self,
+        path: &str,
+        data: Bytes,
+        acl: &[Acl],
+        owner: i64,
+        parent_cversion: i32,
+        zxid: i64,
+        time: i64,
+    ) -> Result<Stat, ErrorCode> {
+        let parent_path = path::parent(path).ok_or(ErrorCode::NoNode)?;
+        let name = path::name(path);
+        let parent = self.nodes.get_mut(parent_path).ok_or(ErrorCode::NoNode)?;
+        if parent.children.contains(name) {
+            return Err(ErrorCode::NodeExists);
+        }
+        let cversion = if parent_cversion == -1 {
+            parent.stat.cversion + 1
+        } else {
+            parent_cversion
+        };
+        // Replaying txns over a fuzzy snapshot may meet a newer parent.
+        if cversion > parent.stat.cversion {
+            parent.stat.cversion = cversion;
+            parent.stat.pzxid = zxid;
+        }
+        parent.children.insert(name.to_owned());
+        let parent_acl = parent.acl;
+        let acl_id = self.acls.intern(acl);
+        let stat = StatPersisted {
+            czxid: zxid,
+            mzxid: zxid,
+            ctime: time,
+            mtime: time,
+            version: 0,
+            cversion: 0,
+            aversion: 0,
+            ephemeral_owner: owner,
+            pzxid: zxid,
+        };
+        self.data_bytes += (path.len() + data.len()) as u64;
+        let node = Node::new(data, acl_id, stat);
+        let out = node.stat();
+        self.nodes.insert(path.to_owned(), node);
+        match owner_kind(owner, self.extended_types) {
+            OwnerKind::Container => {
+                self.containers.insert(path.to_owned());
+            }
+            OwnerKind::Ttl(_) => {
+                self.ttls.insert(path.to_owned());
+            }
+            OwnerKind::Ephemeral(s) => {
+                self.ephemerals
+                    .entry(s)
+                    .or_default()
+                    .insert(path.to_owned());
+            }
+            OwnerKind::Persistent => {}
+        }
+        let acl = self.acls.get(acl_id);
+        let parent_acl = self.acls.get(parent_acl);
+        let none = HashSet::new();
+        self.trigger(true, path, event::NODE_CREATED, &acl, &none);
+        self.trigger(
+            false,
+            parent_path,
+            event::NODE_CHILDREN_CHANGED,
+            &parent_acl,
+            &none,
+        );
+        Ok(out)
+    }
+
+    fn delete_node(&mut self, path: &str, zxid: i64) -> Result<(), ErrorCode> {
+        let parent_path = path::parent(path).ok_or(ErrorCode::NoNode)?;
+        let name = path::name(path);
+        let parent = self.nodes.get_mut(parent_path).ok_or(ErrorCode::NoNode)?;
+        parent.children.remove(name);
+        if zxid > parent.stat.pzxid {
+            parent.stat.pzxid = zxid;
+        }
+        let parent_acl = parent.acl;
+        let node = self.nodes.remove(path).ok_or(ErrorCode::NoNode)?;
+        self.data_bytes = self
+            .data_bytes
+            .saturating_sub((path.len() + node.data.len()) as u64);
+        let acl = self.acls.get(node.acl);
+        self.acls.release(node.acl);
+        match owner_kind(node.stat.ephemeral_owner, self.extended_types) {
+            OwnerKind::Container => {
+                self.containers.remove(path);
+            }
+            OwnerKind::Ttl(_) => {
+                self.ttls.remove(path);
+            }
+            OwnerKind::Ephemeral(s) => {
+                if let Some(set) = self.ephemerals.get_mut(&s) {
+                    set.remove(path);
+                    if set.is_empty() {
+                        self.ephemerals.remove(&s);
+                    }
+                }
+            }
+            OwnerKind::Persistent => {}
+        }
+        let parent_acl = self.acls.get(parent_acl);
+        let none = HashSet::new();
+        let processed = self.trigger(true, path, event::NODE_DELETED, &acl, &none);
+        self.trigger(false, path, event::NODE_DELETED, &acl, &processed);
+        self.trigger(
+            false,
+            parent_path,
+            event::NODE_CHILDREN_CHANGED,
+            &parent_acl,
+            &none,
+        );
+        Ok(())
+    }
+
+    fn set_data(
+        &mut self,
+        path: &str,
+        data: Bytes,
+        version: i32,
+        zxid: i64,
+        time: i64,
+    ) -> Result<Stat, ErrorCode> {
+        let n = self.nodes.get_mut(path).ok_or(ErrorCode::NoNode)?;
+        self.data_bytes = self.data_bytes + data.len() as u64 - n.data.len() as u64;
+        n.data = data;
+        n.stat.mtime = time;
+        n.stat.mzxid = zxid;
+        n.stat.version = version;
+        let stat = n.stat();
+        let acl = self.acls.get(n.acl);
+        self.trigger(true, path, event::NODE_DATA_CHANGED, &acl, &HashSet::new());
+        Ok(stat)
+    }
+
+    fn set_acl(&mut self, path: &str, acl: &[Acl], version: i32) -> Result<Stat, ErrorCode> {
+        let old = self.nodes.get(path).ok_or(ErrorCode::NoNode)?.acl;
+        self.acls.release(old);
+        let id = self.acls.intern(acl);
+        let n = self.nodes.get_mut(path).expect("checked above");
+        n.acl = id;
+        n.stat.aversion = version;
+        Ok(n.stat())
+    }
+}

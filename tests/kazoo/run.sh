@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# Run kazoo 2.11.0's own test suite (the installed kazoo/tests package)
+# against Apache ZooKeeper 3.8 (Debian package) or against rookeeper.
+#
+#   tests/kazoo/run.sh apache    [extra pytest args...]
+#   tests/kazoo/run.sh rookeeper [extra pytest args...]
+#
+# Needs tests/kazoo/setup.sh to have run.  Extra args go to pytest, which runs
+# with the venv's site-packages as rootdir, so node ids and paths look like
+#   kazoo/tests/test_lock.py::TestSemaphore::test_basic
+# e.g.  run.sh rookeeper kazoo/tests/test_lock.py -k Semaphore
+# (when an arg starting with "kazoo/" is given, the default target
+# kazoo/tests is dropped).
+#
+# Results go to $KAZOO_RESULTS (default $REPO/target/kazoo-results/<mode>):
+#   junit.xml    pytest junit (xunit1: has file= attributes)
+#   pytest.log   full console output
+#   summary.md   per-file passed/failed/errors/skipped + failure reasons
+#   passed.txt   node ids of the passing tests
+#   meta.txt     mode, server version, duration, exit codes
+#
+# In rookeeper mode the run ends with compare.py against apache-passing.txt,
+# and the script's exit status is the gate's (0 = every Apache-passing test
+# passed).  With extra pytest args (a partial run) tests that were not run are
+# not counted.  In apache mode the exit status is 0 when pytest ran to the end
+# (test failures are expected: they are the yardstick), non-zero on a harness
+# problem or timeout; KAZOO_UPDATE_BASELINE=1 also copies passed.txt over
+# tests/kazoo/apache-passing.txt.
+#
+# Environment (defaults in brackets):
+#   KAZOO_VENV            [$REPO/target/kazoo-venv]
+#   KAZOO_RESULTS         [$REPO/target/kazoo-results/<mode>]
+#   KAZOO_TEST_TIMEOUT    per-test timeout in s, pytest-timeout [60]
+#   KAZOO_SUITE_TIMEOUT   whole-run timeout in s [2400]; then SIGTERM to the
+#                         run's process group, SIGKILL 30 s later
+#   KAZOO_CI              [true] exported as CI=true (kazoo's tests read CI:
+#                         test_build runs only under CI; with CI set they take
+#                         the server version from ZOOKEEPER_VERSION instead of
+#                         asking the server with `envi`, and test_read_only
+#                         sleeps 15 s first).  Set KAZOO_CI=false to unset CI.
+#   ROOKEEPER_BIN         [$REPO/target/release/rookeeper, else .../debug/...]
+#   ZOOKEEPER_CLUSTER_SIZE [1]   ZOOKEEPER_VERSION [3.8.0]
+#   ZOOKEEPER_PORT_OFFSET  [20000] - server i (0-based) uses offset+10*i+0..4:
+#                         +0 clientPort, +1 election, +2 leader (quorum only),
+#                         +3 admin.serverPort, +4 secureClientPort.
+#   ZOOKEEPER_CLASSPATH   apache mode [Debian jars: zookeeper.jar + log4j]
+set -uo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+
+usage() { echo "usage: $0 apache|rookeeper [pytest args...]" >&2; exit 2; }
+[ $# -ge 1 ] || usage
+MODE="$1"; shift
+case "$MODE" in apache|rookeeper) ;; *) usage ;; esac
+
+VENV="${KAZOO_VENV:-$REPO/target/kazoo-venv}"
+RESULTS="${KAZOO_RESULTS:-$REPO/target/kazoo-results/$MODE}"
+TEST_TIMEOUT="${KAZOO_TEST_TIMEOUT:-60}"
+SUITE_TIMEOUT="${KAZOO_SUITE_TIMEOUT:-2400}"
+PY="$VENV/bin/python"
+
+log() { printf '[kazoo-run] %s\n' "$*" >&2; }
+
+if ! "$PY" -c 'import kazoo.testing, pytest_timeout' 2>/dev/null; then
+    log "kazoo venv missing or incomplete at $VENV: run tests/kazoo/setup.sh"
+    exit 2
+fi
+SITE="$("$PY" -c 'import os, kazoo; print(os.path.dirname(os.path.dirname(kazoo.__file__)))')"
+
+# ---------------------------------------------------------- harness env
+export ZOOKEEPER_VERSION="${ZOOKEEPER_VERSION:-3.8.0}"
+export ZOOKEEPER_CLUSTER_SIZE="${ZOOKEEPER_CLUSTER_SIZE:-1}"
+export ZOOKEEPER_PORT_OFFSET="${ZOOKEEPER_PORT_OFFSET:-20000}"
+# These are set and cleared by individual tests (test_sasl, TestReadOnlyMode);
+# a stray value would reconfigure the whole run.
+unset ZOOKEEPER_JAAS_AUTH ZOOKEEPER_LOCAL_SESSION_RO ZOOKEEPER_OBSERVER_START_ID
+unset KRB5_TEST_ENV  # Kerberos test needs a KDC we do not set up: skip it
+if [ "${KAZOO_CI:-true}" = true ]; then export CI=true; else unset CI; fi
+
+# PATH without this directory (so apache mode never picks up the shim)
+clean_path="$(printf '%s' "$PATH" | tr ':' '\n' | grep -vxF "$HERE" | paste -sd: -)"
+
+if [ "$MODE" = apache ]; then
+    unset ZOOKEEPER_PATH
+    # Debian layout: /usr/share/java/zookeeper.jar carries a manifest
+    # Class-Path with its deps (jute, netty, jetty, slf4j-api, ...) but no
+    # slf4j binding; add slf4j-log4j12 + log4j 1.2 so the harness's
+    # log4j.properties takes effect and <work>/zookeeper.log gets written.
+    # (ZOOKEEPER_PATH=/usr/share/java would glob every jar there: don't.)
+    export ZOOKEEPER_CLASSPATH="${ZOOKEEPER_CLASSPATH:-/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar}"
+    for j in ${ZOOKEEPER_CLASSPATH//:/ }; do
+        [ -e "$j" ] || { log "missing $j: run tests/kazoo/setup.sh"; exit 2; }
+    done
+    command -v java >/dev/null 2>&1 || { log "no java on PATH"; exit 2; }
+    export PATH="$clean_path"
+    SERVER_DESC="Apache ZooKeeper (Debian zookeeper $(dpkg-query -W -f='${Version}' zookeeper 2>/dev/null || echo '?'))"
+else
+    if [ -z "${ROOKEEPER_BIN:-}" ]; then
+        for b in "$REPO/target/release/rookeeper" "$REPO/target/debug/rookeeper"; do
+            if [ -x "$b" ]; then ROOKEEPER_BIN="$b"; break; fi
+        done
+    fi
+    if [ -z "${ROOKEEPER_BIN:-}" ] || [ ! -x "$ROOKEEPER_BIN" ]; then
+        log "no rookeeper binary (set ROOKEEPER_BIN or cargo build --release)"
+        exit 2
+    fi
+    ROOKEEPER_BIN="$(cd "$(dirname "$ROOKEEPER_BIN")" && pwd)/$(basename "$ROOKEEPER_BIN")"
+    export ROOKEEPER_BIN
+    export REAL_JAVA="${REAL_JAVA:-/usr/bin/java}"
+    # The harness needs some classpath string to build its argv; unused.
+    unset ZOOKEEPER_PATH
+    export ZOOKEEPER_CLASSPATH="rookeeper-shim-ignores-the-classpath"
+    export PATH="$HERE:$clean_path"
+    SERVER_DESC="rookeeper ($ROOKEEPER_BIN)"
+fi
+
+# ---------------------------------------------------------- port check
+if ! "$PY" - "$ZOOKEEPER_PORT_OFFSET" "$ZOOKEEPER_CLUSTER_SIZE" <<'EOF'
+import socket, sys
+off, size = int(sys.argv[1]), int(sys.argv[2])
+busy = []
+for i in range(size):
+    for d in range(5):
+        p = off + 10 * i + d
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", p))
+        except OSError:
+            busy.append(p)
+        finally:
+            s.close()
+if busy:
+    print("[kazoo-run] ports in use: %s (a leftover server? set ZOOKEEPER_PORT_OFFSET)" % busy, file=sys.stderr)
+    sys.exit(1)
+EOF
+then
+    exit 2
+fi
+
+# ---------------------------------------------------------- run pytest
+mkdir -p "$RESULTS"
+rm -f "$RESULTS/junit.xml" "$RESULTS/summary.md" "$RESULTS/passed.txt"
+
+targets=(kazoo/tests)
+for a in "$@"; do
+    case "$a" in kazoo/*) targets=(); break ;; esac
+done
+
+log "mode=$MODE server=$SERVER_DESC"
+log "results in $RESULTS; per-test timeout ${TEST_TIMEOUT}s, suite timeout ${SUITE_TIMEOUT}s"
+
+start=$(date +%s)
+cd "$SITE" || exit 2
+# `timeout` puts itself and pytest (and the servers pytest spawns) in a new
+# process group and signals that whole group when the suite time is up.
+timeout -k 30 "$SUITE_TIMEOUT" \
+    "$PY" -m pytest -c "$HERE/pytest.ini" --rootdir="$SITE" \
+        -p no:cacheprovider \
+        --timeout="$TEST_TIMEOUT" \
+        --junitxml="$RESULTS/junit.xml" \
+        -v -rfEs --color=no \
+        "${targets[@]}" "$@" </dev/null \
+    > >(tee "$RESULTS/pytest.log") 2>&1 &
+tpid=$!
+trap 'kill -TERM -- -"$tpid" 2>/dev/null; exit 130' INT TERM
+wait "$tpid"
+rc=$?
+trap - INT TERM
+# Anything of that group still alive (an orphaned server) goes now.
+kill -TERM -- -"$tpid" 2>/dev/null && sleep 1 && kill -KILL -- -"$tpid" 2>/dev/null
+end=$(date +%s)
+cd "$REPO" || exit 2
+
+{
+    echo "mode: $MODE"
+    echo "server: $SERVER_DESC"
+    echo "kazoo: $("$PY" -c 'import importlib.metadata as m; print(m.version("kazoo"))')"
+    echo "pytest exit code: $rc"
+    echo "duration_s: $((end - start))"
+    echo "date: $(date -u +%FT%TZ)"
+    echo "pytest args: ${targets[*]} $*"
+} > "$RESULTS/meta.txt"
+
+if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+    log "SUITE TIMEOUT after ${SUITE_TIMEOUT}s (rc=$rc)"
+fi
+if [ ! -s "$RESULTS/junit.xml" ]; then
+    log "no junit.xml produced (pytest rc=$rc)"
+    echo "0 passed, 1 failed"
+    exit 2
+fi
+
+"$PY" "$HERE/compare.py" --summary "$RESULTS/junit.xml" > "$RESULTS/summary.md"
+"$PY" "$HERE/compare.py" --list-passed "$RESULTS/junit.xml" > "$RESULTS/passed.txt"
+log "summary ($((end - start)) s):"
+sed '/^Failed \/ errored tests:/,$d' "$RESULTS/summary.md" >&2
+
+if [ "$MODE" = apache ]; then
+    if [ "${KAZOO_UPDATE_BASELINE:-0}" = 1 ]; then
+        cp "$RESULTS/passed.txt" "$HERE/apache-passing.txt"
+        log "updated $HERE/apache-passing.txt ($(wc -l < "$HERE/apache-passing.txt") tests)"
+    fi
+    tail -n 1 "$RESULTS/summary.md"
+    case "$rc" in 0|1) exit 0 ;; *) exit "$rc" ;; esac
+fi
+
+gate_args=()
+[ $# -gt 0 ] && gate_args+=(--ignore-missing)
+"$PY" "$HERE/compare.py" "${gate_args[@]}" "$RESULTS/junit.xml" "$HERE/apache-passing.txt"
+grc=$?
+case "$rc" in 0|1) exit "$grc" ;; *) [ "$grc" = 0 ] && exit "$rc"; exit "$grc" ;; esac

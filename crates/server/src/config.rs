@@ -1,0 +1,324 @@
+//! Server settings: zoo.cfg (Java properties syntax, ZooKeeper's keys) and
+//! `-Dkey=value` system properties, with ZooKeeper's defaults.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+/// Keys of zoo.cfg we understand; others become `zookeeper.<key>`
+/// properties (as QuorumPeerConfig does) and are warned about unless a
+/// property of that name means something to us.
+const KNOWN_KEYS: &[&str] = &[
+    "clientPort",
+    "clientPortAddress",
+    "tickTime",
+    "dataDir",
+    "dataLogDir",
+    "maxClientCnxns",
+    "minSessionTimeout",
+    "maxSessionTimeout",
+    "initLimit",
+    "syncLimit",
+    "electionAlg",
+    "peerType",
+    "standaloneEnabled",
+    "reconfigEnabled",
+    "dynamicConfigFile",
+    "autopurge.snapRetainCount",
+    "autopurge.purgeInterval",
+    "snapCount",
+    "preAllocSize",
+    "forceSync",
+    "4lw.commands.whitelist",
+    "admin.enableServer",
+    "admin.serverAddress",
+    "admin.serverPort",
+    "metricsProvider.className",
+    "metricsProvider.httpPort",
+    "metricsProvider.httpHost",
+    "metricsProvider.exportJvmInfo",
+    "clientPortListenBacklog",
+    "secureClientPort",
+    "quorumListenOnAllIPs",
+    "localSessionsEnabled",
+    "localSessionsUpgradingEnabled",
+];
+
+/// Properties whose meaning we implement (-D or zoo.cfg as zookeeper.*).
+const KNOWN_PROPS: &[&str] = &[
+    "zookeeper.DigestAuthenticationProvider.superDigest",
+    "zookeeper.extendedTypesEnabled",
+    "zookeeper.skipACL",
+    "zookeeper.4lw.commands.whitelist",
+    "jute.maxbuffer",
+    "readonlymode.enabled",
+    "znode.container.checkIntervalMs",
+    "znode.container.maxPerMinute",
+    "znode.container.maxNeverUsedIntervalMs",
+];
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub client_port: u16,
+    pub client_port_address: Option<IpAddr>,
+    pub tick_time: u32,
+    pub data_dir: PathBuf,
+    pub data_log_dir: Option<PathBuf>,
+    pub max_client_cnxns: usize,
+    pub min_session_timeout: i32,
+    pub max_session_timeout: i32,
+    pub four_letter_words: HashSet<String>,
+    pub super_digest: Option<String>,
+    pub extended_types: bool,
+    pub skip_acl: bool,
+    pub reconfig_enabled: bool,
+    pub read_only_mode: bool,
+    pub max_buffer: usize,
+    pub container_check_interval_ms: u64,
+    pub container_max_per_minute: u64,
+    pub container_max_never_used_ms: i64,
+    /// Every setting as given, for `conf` and `envi`.
+    pub raw: BTreeMap<String, String>,
+    /// System properties (-D and zoo.cfg extras).
+    pub props: BTreeMap<String, String>,
+    /// Where the config came from, if a file.
+    pub source: Option<PathBuf>,
+    /// Keys given that we do not know (warned about at startup).
+    pub unknown: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::build(BTreeMap::new(), BTreeMap::new(), None).expect("defaults are valid")
+    }
+}
+
+/// Parses Java properties text: `key=value`, `key: value` or `key value`;
+/// `#`/`!` comments; surrounding blanks trimmed. Continuation lines are
+/// joined.
+pub fn parse_properties(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut pending = String::new();
+    for line in text.lines() {
+        let line = line.trim_start();
+        if pending.is_empty() && (line.starts_with('#') || line.starts_with('!')) {
+            continue;
+        }
+        if let Some(stripped) = line.strip_suffix('\\') {
+            pending.push_str(stripped);
+            continue;
+        }
+        pending.push_str(line);
+        let l = std::mem::take(&mut pending);
+        let l = l.trim();
+        if l.is_empty() {
+            continue;
+        }
+        let idx = l.find(['=', ':']).or_else(|| l.find(char::is_whitespace));
+        let (k, v) = match idx {
+            Some(i) => (&l[..i], &l[i + 1..]),
+            None => (l, ""),
+        };
+        out.insert(k.trim().to_owned(), v.trim().to_owned());
+    }
+    out
+}
+
+fn parse_bool(v: &str) -> bool {
+    v.trim().eq_ignore_ascii_case("true") || v.trim().eq_ignore_ascii_case("yes")
+}
+
+impl Config {
+    /// Reads `path` (a zoo.cfg) with `-D` properties applied over it.
+    pub fn load(path: Option<&Path>, defines: &[(String, String)]) -> Result<Config> {
+        let raw = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read config file {}", p.display()))?;
+                parse_properties(&text)
+            }
+            None => BTreeMap::new(),
+        };
+        let props = defines.iter().cloned().collect();
+        let mut c = Config::build(raw, props, path.map(Path::to_path_buf))?;
+        if let (Some(p), Some(dyn_file)) = (path, c.raw.get("dynamicConfigFile").cloned()) {
+            // Ensemble membership lives there; standalone only records it.
+            let dp = PathBuf::from(&dyn_file);
+            let dp = if dp.is_relative() {
+                p.parent().unwrap_or(Path::new(".")).join(dp)
+            } else {
+                dp
+            };
+            if let Ok(text) = std::fs::read_to_string(&dp) {
+                for (k, v) in parse_properties(&text) {
+                    c.raw.entry(k).or_insert(v);
+                }
+            }
+        }
+        Ok(c)
+    }
+
+    fn build(
+        raw: BTreeMap<String, String>,
+        mut props: BTreeMap<String, String>,
+        source: Option<PathBuf>,
+    ) -> Result<Config> {
+        let mut unknown = Vec::new();
+        for (k, v) in &raw {
+            let known = KNOWN_KEYS.contains(&k.as_str())
+                || k.starts_with("server.")
+                || k.starts_with("group.")
+                || k.starts_with("weight.");
+            // QuorumPeerConfig turns unknown keys into zookeeper.* properties.
+            let prop = format!("zookeeper.{k}");
+            if !known && !KNOWN_PROPS.contains(&prop.as_str()) {
+                unknown.push(k.clone());
+            }
+            if !known || k == "4lw.commands.whitelist" {
+                props.entry(prop).or_insert_with(|| v.clone());
+            }
+        }
+        let get = |k: &str| raw.get(k).map(|s| s.trim().to_owned());
+        let num = |k: &str, d: i64| -> Result<i64> {
+            match get(k) {
+                None => Ok(d),
+                Some(v) => v
+                    .parse::<i64>()
+                    .with_context(|| format!("invalid value for {k}: {v:?}")),
+            }
+        };
+        let prop_num = |k: &str, d: i64| -> Result<i64> {
+            match props.get(k) {
+                None => Ok(d),
+                Some(v) => v
+                    .trim()
+                    .parse::<i64>()
+                    .with_context(|| format!("invalid value for -D{k}: {v:?}")),
+            }
+        };
+        let tick_time = num("tickTime", 2000)?;
+        if tick_time <= 0 {
+            bail!("tickTime must be positive, got {tick_time}");
+        }
+        let client_port = num("clientPort", 2181)?;
+        if !(0..=65535).contains(&client_port) {
+            bail!("clientPort out of range: {client_port}");
+        }
+        let client_port_address = match get("clientPortAddress") {
+            None => None,
+            Some(a) => Some(
+                a.parse::<IpAddr>()
+                    .with_context(|| format!("invalid clientPortAddress {a:?}"))?,
+            ),
+        };
+        let mut min = num("minSessionTimeout", -1)? as i32;
+        let mut max = num("maxSessionTimeout", -1)? as i32;
+        if min < 0 {
+            min = (tick_time * 2) as i32;
+        }
+        if max < 0 {
+            max = (tick_time * 20) as i32;
+        }
+        if min > max {
+            bail!("minSessionTimeout {min} must not be larger than maxSessionTimeout {max}");
+        }
+        let wl = props
+            .get("zookeeper.4lw.commands.whitelist")
+            .cloned()
+            .unwrap_or_else(|| "srvr".to_owned());
+        let mut four = HashSet::new();
+        for w in wl.split(',') {
+            let w = w.trim();
+            if w == "*" {
+                four.extend(crate::fourlw::ALL.iter().map(|s| s.to_string()));
+            } else if !w.is_empty() {
+                four.insert(w.to_owned());
+            }
+        }
+        let max_buffer = prop_num("jute.maxbuffer", jute::consts::DEFAULT_MAX_BUFFER as i64)?;
+        if max_buffer <= 0 {
+            bail!("jute.maxbuffer must be positive, got {max_buffer}");
+        }
+        let pbool = |k: &str| props.get(k).is_some_and(|v| parse_bool(v));
+        let data_dir = PathBuf::from(get("dataDir").unwrap_or_else(|| "data".to_owned()));
+        Ok(Config {
+            client_port: client_port as u16,
+            client_port_address,
+            tick_time: tick_time as u32,
+            data_log_dir: get("dataLogDir").map(PathBuf::from),
+            data_dir,
+            max_client_cnxns: num("maxClientCnxns", 60)?.max(0) as usize,
+            min_session_timeout: min,
+            max_session_timeout: max,
+            four_letter_words: four,
+            super_digest: props
+                .get("zookeeper.DigestAuthenticationProvider.superDigest")
+                .cloned(),
+            extended_types: pbool("zookeeper.extendedTypesEnabled"),
+            skip_acl: props
+                .get("zookeeper.skipACL")
+                .is_some_and(|v| v.trim() == "yes" || parse_bool(v)),
+            reconfig_enabled: get("reconfigEnabled").is_some_and(|v| parse_bool(&v)),
+            read_only_mode: pbool("readonlymode.enabled"),
+            max_buffer: max_buffer as usize,
+            container_check_interval_ms: prop_num("znode.container.checkIntervalMs", 60_000)?
+                .max(1) as u64,
+            container_max_per_minute: prop_num("znode.container.maxPerMinute", 10_000)?.max(1)
+                as u64,
+            container_max_never_used_ms: prop_num("znode.container.maxNeverUsedIntervalMs", 0)?,
+            raw,
+            props,
+            source,
+            unknown,
+        })
+    }
+
+    /// A system property (-D, or zookeeper.* from zoo.cfg).
+    pub fn prop(&self, k: &str) -> Option<&str> {
+        self.props.get(k).map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn properties_syntax() {
+        let p = parse_properties("# c\n! c\ntickTime=3000\n clientPort : 2182\nfoo bar\nx=a\\\n b\n\n");
+        assert_eq!(p["tickTime"], "3000");
+        assert_eq!(p["clientPort"], "2182");
+        assert_eq!(p["foo"], "bar");
+        assert_eq!(p["x"], "ab");
+    }
+
+    #[test]
+    fn defaults_and_derived() {
+        let c = Config::default();
+        assert_eq!(c.client_port, 2181);
+        assert_eq!(c.min_session_timeout, 4000);
+        assert_eq!(c.max_session_timeout, 40000);
+        assert!(c.four_letter_words.contains("srvr"));
+        assert!(!c.four_letter_words.contains("stat"));
+        assert_eq!(c.max_buffer, 0xfffff);
+    }
+
+    #[test]
+    fn unknown_keys_become_properties() {
+        let raw = parse_properties("tickTime=100\nextendedTypesEnabled=true\nwhatever=1\n4lw.commands.whitelist=*");
+        let c = Config::build(raw, BTreeMap::new(), None).unwrap();
+        assert!(c.extended_types);
+        assert_eq!(c.unknown, vec!["whatever".to_string()]);
+        assert_eq!(c.prop("zookeeper.whatever"), Some("1"));
+        assert!(c.four_letter_words.contains("mntr"));
+        assert_eq!(c.min_session_timeout, 200);
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        let raw = parse_properties("tickTime=abc");
+        assert!(Config::build(raw, BTreeMap::new(), None).is_err());
+    }
+}

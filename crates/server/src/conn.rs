@@ -1,0 +1,243 @@
+//! Client connections: accept, four-letter words, the handshake, then
+//! frames in (decoded here, in parallel across connections) and frames out
+//! (written by a per-connection writer draining its outbox).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::{Buf, Bytes, BytesMut};
+use jute::codec::{DecodeError, Reader, Record};
+use jute::proto::{ConnectRequest, RequestHeader};
+use jute::request::Request;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use crate::config::Config;
+use crate::core::{Body, ConnId, Msg, OUTBOX_FRAMES};
+use crate::fourlw;
+
+static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+/// Open connections per client address (maxClientCnxns).
+type PerIp = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+struct IpSlot {
+    map: PerIp,
+    ip: IpAddr,
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut m = self.map.lock().expect("per-ip lock");
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Accepts clients until the listener fails or the task is dropped.
+pub async fn accept_loop(listener: TcpListener, core: mpsc::Sender<Msg>, cfg: Arc<Config>) {
+    let per_ip: PerIp = Arc::default();
+    loop {
+        let (stream, remote) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of descriptors and the like: back off, keep serving.
+                warn!("accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let slot = {
+            let mut m = per_ip.lock().expect("per-ip lock");
+            let n = m.entry(remote.ip()).or_insert(0);
+            if cfg.max_client_cnxns > 0 && *n >= cfg.max_client_cnxns {
+                warn!(
+                    "too many connections from {} - max is {}",
+                    remote.ip(),
+                    cfg.max_client_cnxns
+                );
+                continue;
+            }
+            *n += 1;
+            IpSlot {
+                map: per_ip.clone(),
+                ip: remote.ip(),
+            }
+        };
+        let core = core.clone();
+        let cfg = cfg.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = serve(id, stream, remote, core.clone(), cfg).await {
+                debug!("connection {id} from {remote}: {e}");
+            }
+            let _ = core.send(Msg::Closed { conn: id }).await;
+        });
+    }
+}
+
+/// Reads until `buf` holds a whole frame; returns its payload. `Ok(None)` on
+/// a clean EOF between frames.
+async fn read_frame(
+    rd: &mut (impl AsyncReadExt + Unpin),
+    buf: &mut BytesMut,
+    max: usize,
+) -> anyhow::Result<Option<Bytes>> {
+    loop {
+        if let Some(len) = jute::frame::check(buf, max)? {
+            buf.advance(4);
+            return Ok(Some(buf.split_to(len).freeze()));
+        }
+        if rd.read_buf(buf).await? == 0 {
+            if buf.is_empty() {
+                return Ok(None);
+            }
+            anyhow::bail!("connection closed inside a frame");
+        }
+    }
+}
+
+async fn serve(
+    id: ConnId,
+    stream: TcpStream,
+    remote: SocketAddr,
+    core: mpsc::Sender<Msg>,
+    cfg: Arc<Config>,
+) -> anyhow::Result<()> {
+    let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = stream.into_split();
+    let mut buf = BytesMut::with_capacity(8192);
+    while buf.len() < 4 {
+        if rd.read_buf(&mut buf).await? == 0 {
+            return Ok(());
+        }
+    }
+    if fourlw::is_command(&buf[..4]) {
+        let cmd = String::from_utf8_lossy(&buf[..4]).into_owned();
+        let text = if cfg.four_letter_words.contains(&cmd) {
+            let (tx, rx) = oneshot::channel();
+            core.send(Msg::Command {
+                cmd: cmd.clone(),
+                reply: tx,
+            })
+            .await?;
+            rx.await?
+        } else {
+            format!("{cmd} is not executed because it is not in the whitelist.\n")
+        };
+        wr.write_all(text.as_bytes()).await?;
+        wr.shutdown().await?;
+        return Ok(());
+    }
+
+    let max = cfg.max_buffer;
+    let frame = match read_frame(&mut rd, &mut buf, max).await {
+        Ok(Some(f)) => f,
+        Ok(None) => return Ok(()),
+        Err(e) => {
+            warn!("closing connection from {remote}: {e}");
+            return Ok(());
+        }
+    };
+    let req = match ConnectRequest::read(&mut Reader::new(frame.clone())) {
+        Ok(r) => r,
+        Err(e) => {
+            warn!("closing connection from {remote}: bad connect request: {e}");
+            return Ok(());
+        }
+    };
+    // Clients before 3.4 send no readOnly byte and expect none back.
+    let legacy = frame.len() < 28 + req.passwd.len() + 1;
+    let (tx, rx) = mpsc::channel::<Bytes>(OUTBOX_FRAMES);
+    core.send(Msg::Connect {
+        conn: id,
+        remote,
+        req,
+        legacy,
+        tx,
+    })
+    .await?;
+    let mut writer = tokio::spawn(write_loop(wr, rx));
+
+    loop {
+        let f = tokio::select! {
+            f = read_frame(&mut rd, &mut buf, max) => f,
+            _ = &mut writer => return Ok(()),
+        };
+        let frame = match f {
+            Ok(Some(f)) => f,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                warn!("closing connection from {remote}: {e}");
+                return Ok(());
+            }
+        };
+        let received = Instant::now();
+        let mut r = Reader::new(frame);
+        let hdr = match RequestHeader::read(&mut r) {
+            Ok(h) => h,
+            Err(e) => {
+                warn!("closing connection from {remote}: bad request header: {e}");
+                return Ok(());
+            }
+        };
+        let body = match Request::read(hdr.op, &mut r) {
+            Ok(req) => Body::Ok(req),
+            Err(DecodeError::UnknownType(t)) if t == hdr.op => Body::UnknownOp,
+            Err(e) => Body::Malformed(e.to_string()),
+        };
+        core.send(Msg::Request {
+            conn: id,
+            xid: hdr.xid,
+            op: hdr.op,
+            body,
+            received,
+        })
+        .await?;
+    }
+}
+
+/// Writes queued frames, coalescing what is ready into one write. Ends when
+/// the pipeline drops the connection (after its last frame) or on error.
+async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>) {
+    let mut out = BytesMut::with_capacity(64 * 1024);
+    while let Some(b) = rx.recv().await {
+        out.extend_from_slice(&b);
+        while out.len() < 256 * 1024 {
+            match rx.try_recv() {
+                Ok(b) => out.extend_from_slice(&b),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = wr.write_all(&out).await {
+            debug!("write failed: {e}");
+            return;
+        }
+        out.clear();
+    }
+    let _ = wr.shutdown().await;
+}
+
+/// Binds the client port.
+pub async fn bind(cfg: &Config) -> anyhow::Result<TcpListener> {
+    let ip = cfg
+        .client_port_address
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let addr = SocketAddr::new(ip, cfg.client_port);
+    let l = TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot bind client port {addr}: {e}"))?;
+    info!("binding to port {}", l.local_addr()?);
+    Ok(l)
+}

@@ -1,0 +1,654 @@
+//! The request pipeline. One task owns the tree, the session tracker and the
+//! table of connections, and handles every message in arrival order: this
+//! single order is what gives ZooKeeper's guarantees (linearizable writes,
+//! FIFO per client, a watch event sent before any reply that reflects its
+//! change).
+//!
+//! A write goes: prep (request -> txn) -> [storage/ZAB slot here] -> apply
+//! -> watch notifications -> reply.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use jute::codec::Record;
+use jute::consts::{op, perms, state, xid, ErrorCode};
+use jute::data::Id;
+use jute::proto::{ConnectRequest, ConnectResponse, ReplyHeader, WatcherEvent};
+use jute::request::Request;
+use jute::txn::{CreateSessionTxn, TxnBody, TxnHeader};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use tree::acl;
+use tree::ops::{self, Caller, Response};
+use tree::prep::{self, Ctx, Options, Pending};
+use tree::session::{self, SessionTracker};
+use tree::DataTree;
+
+use crate::config::Config;
+use crate::fourlw;
+
+pub type ConnId = u64;
+
+/// Frames queued per connection before it counts as a stalled reader and
+/// is dropped (the pipeline never waits on one client).
+pub const OUTBOX_FRAMES: usize = 1 << 16;
+
+/// A decoded request body, or why it could not be decoded.
+#[derive(Debug)]
+pub enum Body {
+    Ok(Request),
+    UnknownOp,
+    Malformed(String),
+}
+
+/// Messages into the pipeline.
+#[derive(Debug)]
+pub enum Msg {
+    Connect {
+        conn: ConnId,
+        remote: SocketAddr,
+        req: ConnectRequest,
+        legacy: bool,
+        tx: mpsc::Sender<Bytes>,
+    },
+    Request {
+        conn: ConnId,
+        xid: i32,
+        op: i32,
+        body: Body,
+        received: Instant,
+    },
+    Closed {
+        conn: ConnId,
+    },
+    Command {
+        cmd: String,
+        reply: oneshot::Sender<String>,
+    },
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Latency {
+    pub count: u64,
+    pub total_ms: u64,
+    pub min_ms: u64,
+    pub max_ms: u64,
+}
+
+impl Latency {
+    fn add(&mut self, ms: u64) {
+        if self.count == 0 || ms < self.min_ms {
+            self.min_ms = ms;
+        }
+        self.max_ms = self.max_ms.max(ms);
+        self.total_ms += ms;
+        self.count += 1;
+    }
+
+    pub fn avg(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.total_ms as f64 / self.count as f64
+        }
+    }
+}
+
+/// Per-connection figures for `cons`/`stat`.
+#[derive(Debug, Clone)]
+pub struct ConnStats {
+    pub received: u64,
+    pub sent: u64,
+    pub last_op: &'static str,
+    pub last_cxid: i32,
+    pub last_zxid: i64,
+    pub last_response_ms: i64,
+    pub last_latency_ms: u64,
+    pub latency: Latency,
+    pub established_ms: i64,
+}
+
+pub struct Conn {
+    pub tx: mpsc::Sender<Bytes>,
+    pub remote: SocketAddr,
+    pub session: i64,
+    pub timeout: i32,
+    pub auth: Vec<Id>,
+    pub stats: ConnStats,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ServerStats {
+    pub received: u64,
+    pub sent: u64,
+    pub latency: Latency,
+}
+
+pub struct Core {
+    pub cfg: Arc<Config>,
+    pub tree: DataTree,
+    pending: Pending,
+    opts: Options,
+    pub sessions: SessionTracker,
+    pub conns: HashMap<ConnId, Conn>,
+    by_session: HashMap<i64, ConnId>,
+    /// The last zxid handed to a txn.
+    zxid: i64,
+    start: Instant,
+    pub stats: ServerStats,
+    /// Connections accepted but not yet past the handshake (for `cons`).
+    pub started_at: SystemTime,
+}
+
+pub fn wall_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn frame(hdr: ReplyHeader, body: impl FnOnce(&mut BytesMut)) -> Bytes {
+    let mut b = BytesMut::with_capacity(128);
+    b.put_i32(0);
+    hdr.write(&mut b);
+    body(&mut b);
+    let len = (b.len() - 4) as i32;
+    b[..4].copy_from_slice(&len.to_be_bytes());
+    b.freeze()
+}
+
+impl Core {
+    pub fn new(cfg: Arc<Config>) -> Core {
+        let opts = Options {
+            extended_types: cfg.extended_types,
+            skip_acl: cfg.skip_acl,
+            reconfig_enabled: cfg.reconfig_enabled,
+        };
+        let first = session::initial_session_id(0, wall_ms());
+        Core {
+            tree: DataTree::new(cfg.extended_types),
+            pending: Pending::default(),
+            opts,
+            sessions: SessionTracker::new(cfg.tick_time as i64, first),
+            conns: HashMap::new(),
+            by_session: HashMap::new(),
+            zxid: 0,
+            start: Instant::now(),
+            stats: ServerStats::default(),
+            started_at: SystemTime::now(),
+            cfg,
+        }
+    }
+
+    /// Milliseconds on the monotonic clock, for session expiry.
+    fn now(&self) -> i64 {
+        self.start.elapsed().as_millis() as i64
+    }
+
+    /// Runs the pipeline until every sender is gone.
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        let tick = Duration::from_millis(self.cfg.tick_time as u64);
+        let mut expiry = tokio::time::interval(tick);
+        expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut containers =
+            tokio::time::interval(Duration::from_millis(self.cfg.container_check_interval_ms));
+        containers.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                m = rx.recv() => match m {
+                    Some(m) => self.handle(m),
+                    None => break,
+                },
+                _ = expiry.tick() => self.expire_sessions(),
+                _ = containers.tick() => self.clean_containers(),
+            }
+        }
+    }
+
+    pub fn handle(&mut self, m: Msg) {
+        match m {
+            Msg::Connect {
+                conn,
+                remote,
+                req,
+                legacy,
+                tx,
+            } => self.connect(conn, remote, req, legacy, tx),
+            Msg::Request {
+                conn,
+                xid,
+                op,
+                body,
+                received,
+            } => self.request(conn, xid, op, body, received),
+            Msg::Closed { conn } => self.drop_conn(conn),
+            Msg::Command { cmd, reply } => {
+                let _ = reply.send(fourlw::run(self, &cmd));
+            }
+        }
+    }
+
+    /// Queues a frame; a connection whose outbox is full is dropped.
+    fn send(&mut self, conn: ConnId, b: Bytes) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        match c.tx.try_send(b) {
+            Ok(()) => {
+                c.stats.sent += 1;
+                self.stats.sent += 1;
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                warn!(
+                    "closing connection from {} (session 0x{:x}): client is not reading its replies",
+                    c.remote, c.session
+                );
+                self.drop_conn(conn);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => self.drop_conn(conn),
+        }
+    }
+
+    /// Forgets a connection: its watches go, and dropping its sender closes
+    /// the socket once queued frames are written. The session lives on
+    /// until it expires or is closed.
+    fn drop_conn(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.remove(&conn) {
+            self.tree.remove_watcher(conn);
+            if self.by_session.get(&c.session) == Some(&conn) {
+                self.by_session.remove(&c.session);
+            }
+            debug!("connection {conn} from {} closed", c.remote);
+        }
+    }
+
+    fn connect(
+        &mut self,
+        conn: ConnId,
+        remote: SocketAddr,
+        req: ConnectRequest,
+        legacy: bool,
+        tx: mpsc::Sender<Bytes>,
+    ) {
+        let last = self.tree.last_zxid();
+        if req.last_zxid_seen > last {
+            // The client has seen a newer state than ours (another server's).
+            info!(
+                "refusing session request for client {remote} as it has seen zxid 0x{:x}, our last zxid is 0x{:x}; client must try another server",
+                req.last_zxid_seen, last
+            );
+            return;
+        }
+        let timeout = req
+            .time_out
+            .clamp(self.cfg.min_session_timeout, self.cfg.max_session_timeout);
+        let now = self.now();
+        let (session, valid) = if req.session_id == 0 {
+            let sid = self.sessions.next_session_id();
+            self.write_txn(
+                sid,
+                0,
+                TxnBody::CreateSession(CreateSessionTxn { time_out: timeout }),
+            );
+            self.sessions.add(sid, timeout, now);
+            info!("established session 0x{sid:x} with negotiated timeout {timeout} for client {remote}");
+            (sid, true)
+        } else {
+            let sid = req.session_id;
+            let ok = req.passwd.as_ref() == session::password(sid)
+                && self.sessions.touch(sid, timeout, now);
+            if ok {
+                if let Some(old) = self.by_session.get(&sid).copied() {
+                    // The client moved; its old connection is stale.
+                    self.drop_conn(old);
+                }
+                info!("re-established session 0x{sid:x} with negotiated timeout {timeout} for client {remote}");
+            } else {
+                info!("invalid session 0x{sid:x} for client {remote}, probably expired");
+            }
+            (sid, ok)
+        };
+        let resp = ConnectResponse {
+            protocol_version: 0,
+            time_out: if valid { timeout } else { 0 },
+            session_id: if valid { session } else { 0 },
+            passwd: if valid {
+                Bytes::copy_from_slice(&session::password(session))
+            } else {
+                Bytes::from_static(&[0u8; 16])
+            },
+            read_only: false,
+        };
+        let mut b = BytesMut::with_capacity(64);
+        b.put_i32(0);
+        if legacy {
+            resp.write_legacy(&mut b);
+        } else {
+            resp.write(&mut b);
+        }
+        let len = (b.len() - 4) as i32;
+        b[..4].copy_from_slice(&len.to_be_bytes());
+        if !valid {
+            // Answer, then close: dropping the sender after this frame.
+            let _ = tx.try_send(b.freeze());
+            return;
+        }
+        let ip = remote.ip().to_string();
+        self.conns.insert(
+            conn,
+            Conn {
+                tx,
+                remote,
+                session,
+                timeout,
+                auth: vec![Id::new("ip", &ip)],
+                stats: ConnStats {
+                    received: 1,
+                    sent: 0,
+                    last_op: "SESS",
+                    last_cxid: 0,
+                    last_zxid: self.tree.last_zxid(),
+                    last_response_ms: wall_ms(),
+                    last_latency_ms: 0,
+                    latency: Latency::default(),
+                    established_ms: wall_ms(),
+                },
+            },
+        );
+        self.by_session.insert(session, conn);
+        self.stats.received += 1;
+        self.send(conn, b.freeze());
+    }
+
+    /// Assigns a zxid, applies the txn and delivers the watches it fires.
+    fn write_txn(&mut self, session: i64, cxid: i32, body: TxnBody) -> tree::ApplyResult {
+        self.zxid += 1;
+        let hdr = TxnHeader {
+            client_id: session,
+            cxid,
+            zxid: self.zxid,
+            time: wall_ms(),
+            op: body.op(),
+        };
+        let rc = self.tree.apply(&hdr, &body);
+        self.pending.applied(hdr.zxid);
+        self.deliver_watches();
+        rc
+    }
+
+    fn prepare_and_apply(
+        &mut self,
+        session: i64,
+        cxid: i32,
+        auth: &[Id],
+        req: &Request,
+    ) -> tree::ApplyResult {
+        let ctx = Ctx {
+            session_id: session,
+            auth,
+            zxid: self.zxid + 1,
+            time: wall_ms(),
+            opts: &self.opts,
+        };
+        let body = prep::prepare(&self.tree, &mut self.pending, ctx, req);
+        self.write_txn(session, cxid, body)
+    }
+
+    fn deliver_watches(&mut self) {
+        for f in self.tree.take_fired() {
+            let Some(c) = self.conns.get(&f.watcher) else {
+                continue;
+            };
+            // Events only reach clients allowed to read the node.
+            if !self.opts.skip_acl && !acl::check(&f.acl, perms::READ, &c.auth) {
+                continue;
+            }
+            let ev = WatcherEvent {
+                event_type: f.event_type,
+                state: state::SYNC_CONNECTED,
+                path: f.path,
+            };
+            let b = frame(
+                ReplyHeader {
+                    xid: xid::NOTIFICATION,
+                    zxid: -1,
+                    err: 0,
+                },
+                |w| ev.write(w),
+            );
+            self.send(f.watcher, b);
+        }
+    }
+
+    fn reply(&mut self, conn: ConnId, xid: i32, err: i32, body: &Response) {
+        let zxid = self.tree.last_zxid();
+        let b = frame(ReplyHeader { xid, zxid, err }, |w| {
+            if err == 0 {
+                body.write(w)
+            }
+        });
+        self.send(conn, b);
+    }
+
+    fn request(&mut self, conn: ConnId, xid: i32, opc: i32, body: Body, received: Instant) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let session = c.session;
+        let timeout = c.timeout;
+        c.stats.received += 1;
+        self.stats.received += 1;
+        let now = self.now();
+        self.sessions.touch(session, timeout, now);
+
+        let req = match body {
+            Body::Ok(r) => r,
+            Body::UnknownOp => {
+                warn!("closing connection {conn}: unknown request type {opc}");
+                self.reply(conn, xid, ErrorCode::Unimplemented.code(), &Response::Empty);
+                self.drop_conn(conn);
+                return;
+            }
+            Body::Malformed(e) => {
+                warn!(
+                    "malformed {} request from session 0x{session:x}: {e}",
+                    op::name(opc)
+                );
+                self.reply(conn, xid, ErrorCode::MarshallingError.code(), &Response::Empty);
+                return;
+            }
+        };
+        let auth = self.conns[&conn].auth.clone();
+        let (err, resp) = match &req {
+            Request::Ping => {
+                let zxid = self.tree.last_zxid();
+                let b = frame(
+                    ReplyHeader {
+                        xid: xid::PING,
+                        zxid,
+                        err: 0,
+                    },
+                    |_| {},
+                );
+                self.send(conn, b);
+                self.finish(conn, "PING", xid, received);
+                return;
+            }
+            Request::Auth(a) => {
+                self.auth(conn, xid, &a.scheme, &a.auth);
+                return;
+            }
+            Request::Sasl(_) => {
+                warn!("closing connection {conn}: SASL authentication is not supported");
+                self.reply(conn, xid, ErrorCode::AuthFailed.code(), &Response::Empty);
+                self.drop_conn(conn);
+                return;
+            }
+            Request::CloseSession => {
+                let rc = self.prepare_and_apply(session, xid, &auth, &req);
+                self.sessions.remove(session);
+                info!("closed session 0x{session:x}");
+                self.reply(conn, xid, rc.err, &Response::Empty);
+                self.drop_conn(conn);
+                return;
+            }
+            r if r.is_write() => {
+                let rc = self.prepare_and_apply(session, xid, &auth, r);
+                ops::write_reply(&rc)
+            }
+            r => {
+                let caller = Caller {
+                    session_id: session,
+                    watcher: conn,
+                    auth: &auth,
+                    skip_acl: self.opts.skip_acl,
+                };
+                let res = ops::read(&mut self.tree, &caller, r);
+                // setWatches may have found events the client missed.
+                self.deliver_watches();
+                match res {
+                    Ok(resp) => (0, resp),
+                    Err(e) => (e.code(), Response::Empty),
+                }
+            }
+        };
+        self.reply(conn, xid, err, &resp);
+        self.finish(conn, short_op(opc), xid, received);
+    }
+
+    fn finish(&mut self, conn: ConnId, last_op: &'static str, cxid: i32, received: Instant) {
+        let ms = received.elapsed().as_millis() as u64;
+        self.stats.latency.add(ms);
+        let zxid = self.tree.last_zxid();
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.stats.last_op = last_op;
+            c.stats.last_cxid = cxid;
+            c.stats.last_zxid = zxid;
+            c.stats.last_response_ms = wall_ms();
+            c.stats.last_latency_ms = ms;
+            c.stats.latency.add(ms);
+        }
+    }
+
+    fn auth(&mut self, conn: ConnId, xid: i32, scheme: &str, data: &[u8]) {
+        let ok = scheme == "digest";
+        if !ok {
+            warn!("closing connection {conn}: no authentication provider for scheme {scheme}");
+            self.reply(conn, xid, ErrorCode::AuthFailed.code(), &Response::Empty);
+            self.drop_conn(conn);
+            return;
+        }
+        let digest = acl::digest_id(&String::from_utf8_lossy(data));
+        let is_super = self
+            .cfg
+            .super_digest
+            .as_deref()
+            .is_some_and(|s| s == digest);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            if is_super {
+                c.auth.push(Id::new("super", ""));
+            }
+            let id = Id::new("digest", &digest);
+            if !c.auth.contains(&id) {
+                c.auth.push(id);
+            }
+        }
+        // ZooKeeper answers auth with zxid 0.
+        let b = frame(ReplyHeader { xid, zxid: 0, err: 0 }, |_| {});
+        self.send(conn, b);
+    }
+
+    fn expire_sessions(&mut self) {
+        let now = self.now();
+        for sid in self.sessions.expire(now) {
+            let timeout = self.sessions.timeout(sid).unwrap_or(0);
+            info!("expiring session 0x{sid:x}, timeout of {timeout}ms exceeded");
+            self.prepare_and_apply(sid, 0, &[], &Request::CloseSession);
+            self.sessions.remove(sid);
+            if let Some(conn) = self.by_session.remove(&sid) {
+                self.drop_conn(conn);
+            }
+        }
+    }
+
+    /// ZooKeeper's ContainerManager: removes empty containers and expired
+    /// TTL nodes, at most maxPerMinute per minute.
+    fn clean_containers(&mut self) {
+        let interval = self.cfg.container_check_interval_ms;
+        let budget = (self.cfg.container_max_per_minute * interval / 60_000).max(1) as usize;
+        let candidates = self
+            .tree
+            .expiry_candidates(wall_ms(), self.cfg.container_max_never_used_ms);
+        for p in candidates.into_iter().take(budget) {
+            let ctx = Ctx {
+                session_id: 0,
+                auth: &[],
+                zxid: self.zxid + 1,
+                time: wall_ms(),
+                opts: &self.opts,
+            };
+            let body = prep::prepare_delete_container(&self.tree, &mut self.pending, ctx, &p);
+            if let TxnBody::DeleteContainer(_) = body {
+                debug!("removing container or expired TTL node {p}");
+                self.write_txn(0, 0, body);
+            }
+        }
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub fn last_zxid(&self) -> i64 {
+        self.tree.last_zxid()
+    }
+
+    pub fn session_conn(&self, sid: i64) -> Option<ConnId> {
+        self.by_session.get(&sid).copied()
+    }
+
+    pub fn reset_stats(&mut self) {
+        self.stats = ServerStats::default();
+    }
+
+    pub fn reset_conn_stats(&mut self) {
+        for c in self.conns.values_mut() {
+            c.stats.received = 0;
+            c.stats.sent = 0;
+            c.stats.latency = Latency::default();
+            c.stats.last_latency_ms = 0;
+        }
+    }
+}
+
+/// The four-letter abbreviations `cons` shows as lop.
+fn short_op(opc: i32) -> &'static str {
+    match opc {
+        op::CREATE | op::CREATE2 | op::CREATE_TTL | op::CREATE_CONTAINER => "CREA",
+        op::DELETE => "DELE",
+        op::EXISTS => "EXIS",
+        op::GET_DATA => "GETD",
+        op::SET_DATA => "SETD",
+        op::GET_ACL => "GACL",
+        op::SET_ACL => "SACL",
+        op::GET_CHILDREN => "GETC",
+        op::GET_CHILDREN2 => "GETC",
+        op::SYNC => "SYNC",
+        op::CHECK => "CHEC",
+        op::MULTI => "MULT",
+        op::MULTI_READ => "MLTR",
+        op::RECONFIG => "RECO",
+        op::CHECK_WATCHES => "CHKW",
+        op::REMOVE_WATCHES => "REMW",
+        op::SET_WATCHES | op::SET_WATCHES2 => "SETW",
+        op::GET_EPHEMERALS => "GETE",
+        op::GET_ALL_CHILDREN_NUMBER => "GETACN",
+        op::ADD_WATCH => "ADDW",
+        op::WHO_AM_I => "HOMI",
+        _ => "NA",
+    }
+}

@@ -1,0 +1,342 @@
+//! Four-letter words on the client port, in ZooKeeper's output formats.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+
+use crate::core::{wall_ms, Core};
+
+/// The ZooKeeper release whose behaviour and protocol we match.
+pub const ZK_VERSION: &str = "3.8.4";
+
+/// What `srvr`/`envi` print as the version (kazoo parses the part before
+/// the first '-').
+pub fn full_version() -> String {
+    format!(
+        "{ZK_VERSION}-rookeeper-{}, built on 1970-01-01 00:00 UTC",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// Every word we answer; `4lw.commands.whitelist=*` enables them all.
+pub const ALL: &[&str] = &[
+    "ruok", "srvr", "stat", "envi", "conf", "cons", "mntr", "isro", "wchs", "wchc", "wchp", "dump",
+    "dirs", "crst", "srst",
+];
+
+/// Is this 4-byte prefix a four-letter word (rather than a frame length)?
+pub fn is_command(b: &[u8]) -> bool {
+    std::str::from_utf8(b).is_ok_and(|s| ALL.contains(&s) || KNOWN_OTHER.contains(&s))
+}
+
+/// Words ZooKeeper knows that we refuse as not whitelisted / unsupported.
+const KNOWN_OTHER: &[&str] = &["gtmk", "stmk", "kill", "reqs", "hash"];
+
+fn dir_size(p: &std::path::Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![p.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => stack.push(e.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+fn abs(p: &std::path::Path) -> String {
+    std::path::absolute(p)
+        .unwrap_or_else(|_| p.to_path_buf())
+        .join("version-2")
+        .display()
+        .to_string()
+}
+
+fn server_stats(core: &Core, out: &mut String) {
+    let s = &core.stats;
+    let _ = writeln!(
+        out,
+        "Latency min/avg/max: {}/{:.4}/{}",
+        s.latency.min_ms,
+        s.latency.avg(),
+        s.latency.max_ms
+    );
+    let _ = writeln!(out, "Received: {}", s.received);
+    let _ = writeln!(out, "Sent: {}", s.sent);
+    let _ = writeln!(out, "Connections: {}", core.connection_count());
+    let _ = writeln!(out, "Outstanding: 0");
+    let _ = writeln!(out, "Zxid: 0x{:x}", core.last_zxid());
+    let _ = writeln!(out, "Mode: standalone");
+}
+
+fn conn_line(core: &Core, id: u64, brief: bool, out: &mut String) {
+    let c = &core.conns[&id];
+    let st = &c.stats;
+    let _ = write!(
+        out,
+        " /{}[1](queued=0,recved={},sent={}",
+        c.remote, st.received, st.sent
+    );
+    if !brief {
+        let _ = write!(
+            out,
+            ",sid=0x{:x},lop={},est={},to={}",
+            c.session, st.last_op, st.established_ms, c.timeout
+        );
+        if st.last_cxid >= 0 {
+            let _ = write!(out, ",lcxid=0x{:x}", st.last_cxid);
+        }
+        let _ = write!(
+            out,
+            ",lzxid=0x{:x},lresp={},llat={},minlat={},avglat={:.4},maxlat={}",
+            st.last_zxid,
+            st.last_response_ms,
+            st.last_latency_ms,
+            st.latency.min_ms,
+            st.latency.avg(),
+            st.latency.max_ms
+        );
+    }
+    out.push(')');
+}
+
+fn conn_ids(core: &Core) -> Vec<u64> {
+    let mut ids: Vec<u64> = core.conns.keys().copied().collect();
+    ids.sort_unstable();
+    ids
+}
+
+/// (session hex, path) pairs of every watch, data and child tables merged.
+fn watches(core: &Core) -> BTreeSet<(i64, String)> {
+    let mut out = BTreeSet::new();
+    for t in [core.tree.data_watches(), core.tree.child_watches()] {
+        for (w, paths) in t.watchers() {
+            let sid = core.conns.get(w).map_or(0, |c| c.session);
+            for p in paths {
+                out.insert((sid, p.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// Runs a whitelisted command (the caller checked the whitelist).
+pub fn run(core: &mut Core, cmd: &str) -> String {
+    let mut out = String::new();
+    match cmd {
+        "ruok" => out.push_str("imok"),
+        "isro" => out.push_str("rw"),
+        "srvr" | "stat" => {
+            let _ = writeln!(out, "Zookeeper version: {}", full_version());
+            if cmd == "stat" {
+                out.push_str("Clients:\n");
+                for id in conn_ids(core) {
+                    conn_line(core, id, true, &mut out);
+                    out.push('\n');
+                }
+                out.push('\n');
+            }
+            server_stats(core, &mut out);
+            let _ = writeln!(out, "Node count: {}", core.tree.node_count());
+        }
+        "cons" => {
+            for id in conn_ids(core) {
+                conn_line(core, id, false, &mut out);
+                out.push('\n');
+            }
+            out.push('\n');
+        }
+        "crst" => {
+            core.reset_conn_stats();
+            out.push_str("Connection stats reset.\n");
+        }
+        "srst" => {
+            core.reset_stats();
+            out.push_str("Server stats reset.\n");
+        }
+        "conf" => {
+            let cfg = &core.cfg;
+            let log_dir = cfg.data_log_dir.as_ref().unwrap_or(&cfg.data_dir);
+            let _ = writeln!(out, "clientPort={}", cfg.client_port);
+            let _ = writeln!(out, "secureClientPort=-1");
+            let _ = writeln!(out, "dataDir={}", abs(&cfg.data_dir));
+            let _ = writeln!(out, "dataDirSize={}", dir_size(&cfg.data_dir));
+            let _ = writeln!(out, "dataLogDir={}", abs(log_dir));
+            let _ = writeln!(out, "dataLogSize={}", dir_size(log_dir));
+            let _ = writeln!(out, "tickTime={}", cfg.tick_time);
+            let _ = writeln!(out, "maxClientCnxns={}", cfg.max_client_cnxns);
+            let _ = writeln!(out, "minSessionTimeout={}", cfg.min_session_timeout);
+            let _ = writeln!(out, "maxSessionTimeout={}", cfg.max_session_timeout);
+            let _ = writeln!(out, "clientPortListenBacklog=-1");
+            let _ = writeln!(out, "serverId=0");
+        }
+        "envi" => {
+            out.push_str("Environment:\n");
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_else(|_| "localhost".into());
+            let cwd = std::env::current_dir()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            let user = std::env::var("USER").unwrap_or_default();
+            let home = std::env::var("HOME").unwrap_or_default();
+            let os_version = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_default();
+            let exe = std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            let rows = [
+                ("zookeeper.version", full_version()),
+                ("host.name", host),
+                ("java.version", "n/a (rookeeper is not a JVM server)".into()),
+                ("java.vendor", "n/a".into()),
+                ("java.home", "n/a".into()),
+                ("java.class.path", exe),
+                ("java.library.path", "n/a".into()),
+                ("java.io.tmpdir", std::env::temp_dir().display().to_string()),
+                ("java.compiler", "<NA>".into()),
+                ("os.name", std::env::consts::OS.into()),
+                ("os.arch", std::env::consts::ARCH.into()),
+                ("os.version", os_version),
+                ("user.name", user),
+                ("user.home", home),
+                ("user.dir", cwd),
+            ];
+            for (k, v) in rows {
+                let _ = writeln!(out, "{k}={v}");
+            }
+        }
+        "wchs" => {
+            let w = watches(core);
+            let conns: BTreeSet<i64> = w.iter().map(|(s, _)| *s).collect();
+            let paths: BTreeSet<&String> = w.iter().map(|(_, p)| p).collect();
+            let _ = writeln!(
+                out,
+                "{} connections watching {} paths",
+                conns.len(),
+                paths.len()
+            );
+            let _ = writeln!(out, "Total watches:{}", w.len());
+        }
+        "wchc" => {
+            let mut by: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+            for (s, p) in watches(core) {
+                by.entry(s).or_default().push(p);
+            }
+            for (s, ps) in by {
+                let _ = writeln!(out, "0x{s:x}");
+                for p in ps {
+                    let _ = writeln!(out, "\t{p}");
+                }
+            }
+            out.push('\n');
+        }
+        "wchp" => {
+            let mut by: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+            for (s, p) in watches(core) {
+                by.entry(p).or_default().push(s);
+            }
+            for (p, ss) in by {
+                let _ = writeln!(out, "{p}");
+                for s in ss {
+                    let _ = writeln!(out, "\t0x{s:x}");
+                }
+            }
+            out.push('\n');
+        }
+        "dump" => {
+            out.push_str("SessionTracker dump:\n");
+            let _ = writeln!(out, "Global Sessions({}):", core.sessions.len());
+            let mut sids: Vec<(&i64, &i32)> = core.tree.sessions().iter().collect();
+            sids.sort();
+            for (sid, to) in sids {
+                let _ = writeln!(out, "0x{sid:x}\t{to}ms");
+            }
+            out.push_str("ephemeral nodes dump:\n");
+            let eph = core.tree.ephemerals_by_session();
+            let _ = writeln!(out, "Sessions with Ephemerals ({}):", eph.len());
+            let mut keys: Vec<&i64> = eph.keys().collect();
+            keys.sort();
+            for sid in keys {
+                let _ = writeln!(out, "0x{sid:x}:");
+                for p in &eph[sid] {
+                    let _ = writeln!(out, "\t{p}");
+                }
+            }
+            out.push_str("Connections dump:\n");
+            let n = core.connection_count();
+            let _ = writeln!(out, "Connections Sets ({n})/({n})");
+            for id in conn_ids(core) {
+                let c = &core.conns[&id];
+                let _ = writeln!(out, "0x{:x}", c.session);
+            }
+        }
+        "dirs" => {
+            let cfg = &core.cfg;
+            let log_dir = cfg.data_log_dir.as_ref().unwrap_or(&cfg.data_dir);
+            let _ = writeln!(out, "datadir_size: {}", dir_size(&cfg.data_dir));
+            let _ = writeln!(out, "logdir_size: {}", dir_size(log_dir));
+        }
+        "mntr" => {
+            let s = core.stats;
+            let rows: Vec<(&str, String)> = vec![
+                ("zk_version", full_version()),
+                ("zk_server_state", "standalone".into()),
+                ("zk_avg_latency", format!("{:.4}", s.latency.avg())),
+                ("zk_max_latency", s.latency.max_ms.to_string()),
+                ("zk_min_latency", s.latency.min_ms.to_string()),
+                ("zk_packets_received", s.received.to_string()),
+                ("zk_packets_sent", s.sent.to_string()),
+                ("zk_num_alive_connections", core.connection_count().to_string()),
+                ("zk_outstanding_requests", "0".into()),
+                ("zk_znode_count", core.tree.node_count().to_string()),
+                ("zk_watch_count", core.tree.watch_count().to_string()),
+                ("zk_ephemerals_count", core.tree.ephemeral_count().to_string()),
+                (
+                    "zk_approximate_data_size",
+                    core.tree.approximate_data_size().to_string(),
+                ),
+                ("zk_open_file_descriptor_count", open_fds().to_string()),
+                ("zk_max_file_descriptor_count", max_fds().to_string()),
+                ("zk_uptime", (wall_ms() - start_ms(core)).to_string()),
+                ("zk_global_sessions", core.sessions.len().to_string()),
+                ("zk_local_sessions", "0".into()),
+                ("zk_last_zxid", core.last_zxid().to_string()),
+            ];
+            for (k, v) in rows {
+                let _ = writeln!(out, "{k}\t{v}");
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+fn start_ms(core: &Core) -> i64 {
+    core.started_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+}
+
+fn max_fds() -> u64 {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3).map(str::to_owned))
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}

@@ -394,8 +394,16 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     let mut two = whole.clone();
     two.extend_from_slice(&whole[1..]);
     out.push(("frame", "two_frames".into(), two));
-    out.push(("frame", "too_long".into(), vec![4, 0, 0, 0, 5, 1, 2, 3, 4, 5]));
-    out.push(("frame", "negative".into(), vec![255, 0xff, 0xff, 0xff, 0xfe]));
+    out.push((
+        "frame",
+        "too_long".into(),
+        vec![4, 0, 0, 0, 5, 1, 2, 3, 4, 5],
+    ));
+    out.push((
+        "frame",
+        "negative".into(),
+        vec![255, 0xff, 0xff, 0xff, 0xfe],
+    ));
     out.push(("frame", "empty_payload".into(), vec![0, 0, 0, 0, 0]));
     out
 }
@@ -421,7 +429,10 @@ fn committed_seeds_are_valid() {
     for (target, name, bytes) in seeds() {
         let path = root.join(target).join(&name);
         let on_disk = std::fs::read(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-        assert_eq!(on_disk, bytes, "{path:?} is stale: regenerate with --ignored");
+        assert_eq!(
+            on_disk, bytes,
+            "{path:?} is stale: regenerate with --ignored"
+        );
         match target {
             "request" => {
                 let opc = i32::from_be_bytes(bytes[..4].try_into().unwrap());

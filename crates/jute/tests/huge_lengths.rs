@@ -101,7 +101,9 @@ fn huge_vector_counts() {
                 read_padded::<GetChildrenResponse>(&c, pad)
             });
             refused("WhoAmIResponse", || read_padded::<WhoAmIResponse>(&c, pad));
-            refused("CloseSessionTxn", || read_padded::<CloseSessionTxn>(&c, pad));
+            refused("CloseSessionTxn", || {
+                read_padded::<CloseSessionTxn>(&c, pad)
+            });
             refused("Vec<SubTxn>", || read_padded::<Vec<SubTxn>>(&c, pad));
 
             let create = be(&[&s("/a"), &s("x"), &c]);

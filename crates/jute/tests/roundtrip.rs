@@ -20,7 +20,12 @@ use std::fmt::Debug;
 /// (the vector case checks that `MIN_SIZE` never refuses a valid encoding).
 fn check_rt<T: Record + Clone + PartialEq + Debug>(x: &T) -> Result<(), TestCaseError> {
     let b = x.to_bytes();
-    prop_assert!(b.len() >= T::MIN_SIZE, "{} < MIN_SIZE {}", b.len(), T::MIN_SIZE);
+    prop_assert!(
+        b.len() >= T::MIN_SIZE,
+        "{} < MIN_SIZE {}",
+        b.len(),
+        T::MIN_SIZE
+    );
     let mut r = Reader::new(b.clone());
     let y = T::read(&mut r);
     prop_assert_eq!(y.as_ref(), Ok(x));

@@ -184,7 +184,11 @@ fn multi_create_delete_packet() {
     let packet = framed(&[hex("00 00 00 02 | 00 00 00 0e"), body.clone()].concat());
     let req = Request::Multi(ops.clone());
     let got = framed(&encode_with(|w| {
-        RequestHeader { xid: 2, op: req.op() }.write(w);
+        RequestHeader {
+            xid: 2,
+            op: req.op(),
+        }
+        .write(w);
         req.write(w);
     }));
     assert_eq!(got, packet);
@@ -367,12 +371,14 @@ fn create_txn_with_digest() {
             tree_digest: 0x0123_4567_89ab_cdef,
         }),
     };
-    let want = hex("01 00 00 00 00 00 00 01 | 00 00 00 01 | 00 00 00 01 00 00 00 02 \
+    let want = hex(
+        "01 00 00 00 00 00 00 01 | 00 00 00 01 | 00 00 00 01 00 00 00 02 \
         | 00 00 01 90 00 00 00 00 | 00 00 00 01 \
         | 00 00 00 02 2f 61 | 00 00 00 01 78 \
         | 00 00 00 01 | 00 00 00 1f | 00 00 00 05 77 6f 72 6c 64 | 00 00 00 06 61 6e 79 6f 6e 65 \
         | 00 | 00 00 00 01 \
-        | 00 00 00 02 | 01 23 45 67 89 ab cd ef");
+        | 00 00 00 02 | 01 23 45 67 89 ab cd ef",
+    );
     assert_eq!(encode_with(|w| txn.write(w)), want);
     let mut r = Reader::from_slice(&want);
     assert_eq!(Txn::read(&mut r), Ok(txn.clone()));
@@ -440,10 +446,7 @@ fn strings_decode_like_java() {
     }
     const R: char = char::REPLACEMENT_CHARACTER;
     // "/😀" from a Java client.
-    assert_eq!(
-        read(&hex("2f ed a0 bd ed b8 80")),
-        format!("/{R}{R}")
-    );
+    assert_eq!(read(&hex("2f ed a0 bd ed b8 80")), format!("/{R}{R}"));
     // The same from a client writing real UTF-8 (kazoo, Go, C).
     assert_eq!(read(&hex("2f f0 9f 98 80")), "/😀");
     // Other malformed input, with Java's answers.

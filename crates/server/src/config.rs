@@ -263,8 +263,8 @@ impl Config {
             reconfig_enabled: get("reconfigEnabled").is_some_and(|v| parse_bool(&v)),
             read_only_mode: pbool("readonlymode.enabled"),
             max_buffer: max_buffer as usize,
-            container_check_interval_ms: prop_num("znode.container.checkIntervalMs", 60_000)?
-                .max(1) as u64,
+            container_check_interval_ms: prop_num("znode.container.checkIntervalMs", 60_000)?.max(1)
+                as u64,
             container_max_per_minute: prop_num("znode.container.maxPerMinute", 10_000)?.max(1)
                 as u64,
             container_max_never_used_ms: prop_num("znode.container.maxNeverUsedIntervalMs", 0)?,
@@ -287,7 +287,8 @@ mod tests {
 
     #[test]
     fn properties_syntax() {
-        let p = parse_properties("# c\n! c\ntickTime=3000\n clientPort : 2182\nfoo bar\nx=a\\\n b\n\n");
+        let p =
+            parse_properties("# c\n! c\ntickTime=3000\n clientPort : 2182\nfoo bar\nx=a\\\n b\n\n");
         assert_eq!(p["tickTime"], "3000");
         assert_eq!(p["clientPort"], "2182");
         assert_eq!(p["foo"], "bar");
@@ -307,7 +308,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_become_properties() {
-        let raw = parse_properties("tickTime=100\nextendedTypesEnabled=true\nwhatever=1\n4lw.commands.whitelist=*");
+        let raw = parse_properties(
+            "tickTime=100\nextendedTypesEnabled=true\nwhatever=1\n4lw.commands.whitelist=*",
+        );
         let c = Config::build(raw, BTreeMap::new(), None).unwrap();
         assert!(c.extended_types);
         assert_eq!(c.unknown, vec!["whatever".to_string()]);

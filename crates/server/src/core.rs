@@ -458,7 +458,12 @@ impl Core {
                     "malformed {} request from session 0x{session:x}: {e}",
                     op::name(opc)
                 );
-                self.reply(conn, xid, ErrorCode::MarshallingError.code(), &Response::Empty);
+                self.reply(
+                    conn,
+                    xid,
+                    ErrorCode::MarshallingError.code(),
+                    &Response::Empty,
+                );
                 return;
             }
         };
@@ -558,7 +563,14 @@ impl Core {
             }
         }
         // ZooKeeper answers auth with zxid 0.
-        let b = frame(ReplyHeader { xid, zxid: 0, err: 0 }, |_| {});
+        let b = frame(
+            ReplyHeader {
+                xid,
+                zxid: 0,
+                err: 0,
+            },
+            |_| {},
+        );
         self.send(conn, b);
     }
 

@@ -266,7 +266,10 @@ mod tests {
     #[test]
     fn digest_matches_zookeeper() {
         // DigestAuthenticationProvider.generateDigest("super:test").
-        assert_eq!(digest_id("super:test"), "super:D/InIHSb7yEEbrWz8b9l71RjZJU=");
+        assert_eq!(
+            digest_id("super:test"),
+            "super:D/InIHSb7yEEbrWz8b9l71RjZJU="
+        );
     }
 
     #[test]

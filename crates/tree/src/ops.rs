@@ -315,7 +315,13 @@ pub fn read(t: &mut DataTree, c: &Caller, req: &Request) -> Result<Response, Err
                 t,
                 c.watcher,
                 r.relative_zxid,
-                [&r.data_watches, &r.exist_watches, &r.child_watches, &vec![], &vec![]],
+                [
+                    &r.data_watches,
+                    &r.exist_watches,
+                    &r.child_watches,
+                    &vec![],
+                    &vec![],
+                ],
             );
             Response::Empty
         }

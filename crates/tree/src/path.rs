@@ -82,7 +82,9 @@ mod tests {
         for ok in ["/", "/a", "/a/b", "/a.b", "/..a", "/a/...", "/zookeeper"] {
             assert!(validate(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "a", "/a/", "//a", "/a//b", "/.", "/..", "/a/./b", "/a/../b", "/a\u{1}"] {
+        for bad in [
+            "", "a", "/a/", "//a", "/a//b", "/.", "/..", "/a/./b", "/a/../b", "/a\u{1}",
+        ] {
             assert!(validate(bad).is_err(), "{bad:?}");
         }
     }

@@ -180,7 +180,10 @@ mod tests {
         assert_eq!(t.next_expiry(), Some(6000));
         assert!(t.expire(5999).is_empty());
         assert_eq!(t.expire(6000), vec![a]);
-        assert!(!t.touch(a, 4000, 6000), "closing sessions cannot be touched");
+        assert!(
+            !t.touch(a, 4000, 6000),
+            "closing sessions cannot be touched"
+        );
         assert!(t.touch(b, 6000, 7000));
         assert_eq!(t.expire(8000), Vec::<i64>::new());
         assert_eq!(t.expire(14000), vec![b]);

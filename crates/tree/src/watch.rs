@@ -51,7 +51,10 @@ impl WatchTable {
             self.recursive += 1;
         }
         *modes |= mode.bit();
-        self.by_watcher.entry(w).or_default().insert(path.to_owned());
+        self.by_watcher
+            .entry(w)
+            .or_default()
+            .insert(path.to_owned());
     }
 
     /// Fires the watches an event at `path` triggers; one-shot ones are
@@ -201,7 +204,9 @@ mod tests {
         let mut t = WatchTable::default();
         t.add("/a", 1, Mode::Standard);
         assert_eq!(t.trigger("/a", event::NODE_DATA_CHANGED, &none()).len(), 1);
-        assert!(t.trigger("/a", event::NODE_DATA_CHANGED, &none()).is_empty());
+        assert!(t
+            .trigger("/a", event::NODE_DATA_CHANGED, &none())
+            .is_empty());
         assert_eq!(t.count(), 0);
     }
 

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The whole test suite: lint, unit/property/integration tests, a short fuzz
+# run, Apache's zkCli.sh against our server, and kazoo's own test suite
+# (every test that passes on Apache ZooKeeper 3.8 must pass on ours).
+# Installs what it needs on a fresh Debian machine (apt: zookeeper, a JRE;
+# pip: kazoo and its test deps in a venv under target/).
+#
+#   bash scripts/test-all.sh            # everything
+#   SKIP_KAZOO=1 SKIP_FUZZ=1 bash scripts/test-all.sh   # just the Rust side
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+step() { printf '\n=== %s\n' "$*"; }
+start=$(date +%s)
+
+step "rustfmt"
+cargo fmt --all -- --check
+
+step "clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test (unit, property and integration tests)"
+cargo test --workspace
+
+step "release build"
+cargo build --release --bin rookeeper
+
+if [ "${SKIP_FUZZ:-0}" != 1 ] && [ -x fuzz/run.sh ]; then
+    step "fuzz (short run of every decoder target)"
+    FUZZ_SECONDS="${FUZZ_SECONDS:-20}" fuzz/run.sh
+fi
+
+if [ "${SKIP_KAZOO:-0}" != 1 ]; then
+    step "install Apache ZooKeeper 3.8 and kazoo's test environment"
+    bash tests/kazoo/setup.sh
+
+    step "Apache zkCli.sh against rookeeper"
+    bash tests/zkcli/run.sh "$REPO/target/release/rookeeper"
+
+    step "kazoo 2.11.0 test suite against rookeeper"
+    ROOKEEPER_BIN="$REPO/target/release/rookeeper" bash tests/kazoo/run.sh rookeeper
+fi
+
+echo "all tests passed in $(( $(date +%s) - start ))s"

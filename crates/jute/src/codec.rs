@@ -102,6 +102,11 @@ impl Reader {
         }
     }
 
+    /// A buffer that keeps null (-1) apart from empty.
+    pub fn nullable_buffer(&mut self) -> Result<Option<Bytes>> {
+        Ok(self.len(1)?.map(|n| self.buf.split_to(n)))
+    }
+
     /// A string; null reads as empty. Invalid UTF-8 is replaced, as Java does.
     pub fn string(&mut self) -> Result<String> {
         let b = self.buffer()?;
@@ -258,6 +263,21 @@ impl Record for Bytes {
     }
     fn read(r: &mut Reader) -> Result<Self> {
         r.buffer()
+    }
+}
+
+/// A nullable buffer: znode data, where Java clients distinguish null from
+/// empty (a length of -1 on the wire).
+impl Record for Option<Bytes> {
+    const MIN_SIZE: usize = 4;
+    fn write<W: Writer>(&self, w: &mut W) {
+        match self {
+            Some(b) => w.put_buffer(b),
+            None => w.put_i32_be(-1),
+        }
+    }
+    fn read(r: &mut Reader) -> Result<Self> {
+        r.nullable_buffer()
     }
 }
 

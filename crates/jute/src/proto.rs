@@ -140,7 +140,7 @@ record! {
 record! {
     pub struct SetDataRequest {
         pub path: String,
-        pub data: Bytes,
+        pub data: Option<Bytes>,
         pub version: i32,
     }
 }
@@ -169,7 +169,7 @@ record! {
 record! {
     pub struct CreateRequest {
         pub path: String,
-        pub data: Bytes,
+        pub data: Option<Bytes>,
         pub acl: Vec<Acl>,
         pub flags: i32,
     }
@@ -178,7 +178,7 @@ record! {
 record! {
     pub struct CreateTtlRequest {
         pub path: String,
-        pub data: Bytes,
+        pub data: Option<Bytes>,
         pub acl: Vec<Acl>,
         pub flags: i32,
         pub ttl: i64,
@@ -264,7 +264,7 @@ record! {
 
 record! {
     pub struct GetDataResponse {
-        pub data: Bytes,
+        pub data: Option<Bytes>,
         pub stat: Stat,
     }
 }

@@ -29,7 +29,7 @@ record! {
 record! {
     pub struct CreateTxn {
         pub path: String,
-        pub data: Bytes,
+        pub data: Option<Bytes>,
         pub acl: Vec<Acl>,
         pub ephemeral: bool,
         pub parent_cversion: i32,
@@ -39,7 +39,7 @@ record! {
 record! {
     pub struct CreateTtlTxn {
         pub path: String,
-        pub data: Bytes,
+        pub data: Option<Bytes>,
         pub acl: Vec<Acl>,
         pub parent_cversion: i32,
         pub ttl: i64,
@@ -49,7 +49,7 @@ record! {
 record! {
     pub struct CreateContainerTxn {
         pub path: String,
-        pub data: Bytes,
+        pub data: Option<Bytes>,
         pub acl: Vec<Acl>,
         pub parent_cversion: i32,
     }
@@ -64,7 +64,7 @@ record! {
 record! {
     pub struct SetDataTxn {
         pub path: String,
-        pub data: Bytes,
+        pub data: Option<Bytes>,
         pub version: i32,
     }
 }

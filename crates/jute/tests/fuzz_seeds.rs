@@ -27,7 +27,7 @@ fn acl() -> Vec<Acl> {
 fn create(path: &str, flags: i32) -> CreateRequest {
     CreateRequest {
         path: path.into(),
-        data: Bytes::from_static(b"x"),
+        data: Some(Bytes::from_static(b"x")),
         acl: acl(),
         flags,
     }
@@ -56,7 +56,7 @@ fn requests() -> Vec<(&'static str, Request)> {
             "create_ttl",
             Request::CreateTtl(CreateTtlRequest {
                 path: "/t".into(),
-                data: Bytes::new(),
+                data: Some(Bytes::new()),
                 acl: acl(),
                 flags: 5,
                 ttl: 1000,
@@ -75,7 +75,7 @@ fn requests() -> Vec<(&'static str, Request)> {
             "set_data",
             Request::SetData(SetDataRequest {
                 path: "/a".into(),
-                data: Bytes::from_static(b"hello"),
+                data: Some(Bytes::from_static(b"hello")),
                 version: 2,
             }),
         ),
@@ -109,7 +109,7 @@ fn requests() -> Vec<(&'static str, Request)> {
                 }),
                 MultiOp::SetData(SetDataRequest {
                     path: "/m".into(),
-                    data: Bytes::from_static(b"y"),
+                    data: Some(Bytes::from_static(b"y")),
                     version: -1,
                 }),
                 MultiOp::Delete(DeleteRequest {
@@ -219,7 +219,7 @@ fn txn(op: i32, body: TxnBody, digest: bool) -> Txn {
 fn txns() -> Vec<(&'static str, Txn)> {
     let create = CreateTxn {
         path: "/a".into(),
-        data: Bytes::from_static(b"x"),
+        data: Some(Bytes::from_static(b"x")),
         acl: acl(),
         ephemeral: true,
         parent_cversion: 3,
@@ -231,7 +231,7 @@ fn txns() -> Vec<(&'static str, Txn)> {
             "create_container",
             TxnBody::CreateContainer(CreateContainerTxn {
                 path: "/c".into(),
-                data: Bytes::new(),
+                data: Some(Bytes::new()),
                 acl: acl(),
                 parent_cversion: 1,
             }),
@@ -240,7 +240,7 @@ fn txns() -> Vec<(&'static str, Txn)> {
             "create_ttl",
             TxnBody::CreateTtl(CreateTtlTxn {
                 path: "/t".into(),
-                data: Bytes::new(),
+                data: Some(Bytes::new()),
                 acl: acl(),
                 parent_cversion: 1,
                 ttl: 500,
@@ -255,7 +255,7 @@ fn txns() -> Vec<(&'static str, Txn)> {
             "set_data",
             TxnBody::SetData(SetDataTxn {
                 path: "/a".into(),
-                data: Bytes::from_static(b"v2"),
+                data: Some(Bytes::from_static(b"v2")),
                 version: 1,
             }),
         ),
@@ -289,7 +289,7 @@ fn txns() -> Vec<(&'static str, Txn)> {
             "reconfig",
             TxnBody::Reconfig(SetDataTxn {
                 path: "/zookeeper/config".into(),
-                data: Bytes::from_static(b"server.1=h:2888:3888;2181\nversion=100000000"),
+                data: Some(Bytes::from_static(b"server.1=h:2888:3888;2181\nversion=100000000")),
                 version: -1,
             }),
         ),

@@ -135,7 +135,7 @@ fn create_request_packet() {
         op::CREATE,
         CreateRequest {
             path: "/a".into(),
-            data: Bytes::from_static(b"x"),
+            data: Some(Bytes::from_static(b"x")),
             acl: open_acl_unsafe(),
             flags: 0,
         },
@@ -169,7 +169,7 @@ fn multi_create_delete_packet() {
             op::CREATE,
             CreateRequest {
                 path: "/a".into(),
-                data: Bytes::from_static(b"x"),
+                data: Some(Bytes::from_static(b"x")),
                 acl: open_acl_unsafe(),
                 flags: 0,
             },
@@ -316,8 +316,10 @@ fn notification() {
 /// Java writes a null string, buffer or vector as length -1. We decode them
 /// as empty (and would re-encode them as length 0).
 #[test]
-fn java_nulls_decode_as_empty() {
-    // zk.create("/a", null, OPEN_ACL_UNSAFE, EPHEMERAL): data is null.
+fn java_nulls_decode() {
+    // zk.create("/a", null, OPEN_ACL_UNSAFE, EPHEMERAL): data is null, and
+    // stays null (getData must answer null to Java clients); other nulls
+    // read as empty.
     let b = hex("00 00 00 02 2f 61 | ff ff ff ff \
         | 00 00 00 01 | 00 00 00 1f | 00 00 00 05 77 6f 72 6c 64 | 00 00 00 06 61 6e 79 6f 6e 65 \
         | 00 00 00 01");
@@ -328,7 +330,7 @@ fn java_nulls_decode_as_empty() {
         c,
         CreateRequest {
             path: "/a".into(),
-            data: Bytes::new(),
+            data: None,
             acl: open_acl_unsafe(),
             flags: 1,
         }
@@ -361,7 +363,7 @@ fn create_txn_with_digest() {
         },
         body: TxnBody::Create(CreateTxn {
             path: "/a".into(),
-            data: Bytes::from_static(b"x"),
+            data: Some(Bytes::from_static(b"x")),
             acl: open_acl_unsafe(),
             ephemeral: false,
             parent_cversion: 1,

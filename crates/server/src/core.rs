@@ -540,26 +540,36 @@ impl Core {
     }
 
     fn auth(&mut self, conn: ConnId, xid: i32, scheme: &str, data: &[u8]) {
-        let ok = scheme == "digest";
-        if !ok {
-            warn!("closing connection {conn}: no authentication provider for scheme {scheme}");
-            self.reply(conn, xid, ErrorCode::AuthFailed.code(), &Response::Empty);
-            self.drop_conn(conn);
+        let Some(c) = self.conns.get(&conn) else {
             return;
-        }
-        let digest = acl::digest_id(&String::from_utf8_lossy(data));
-        let is_super = self
-            .cfg
-            .super_digest
-            .as_deref()
-            .is_some_and(|s| s == digest);
-        if let Some(c) = self.conns.get_mut(&conn) {
-            if is_super {
-                c.auth.push(Id::new("super", ""));
+        };
+        // ZooKeeper's providers: ip (any packet adds the client's address)
+        // and digest (user:password, maybe the super user).
+        let ids = match scheme {
+            "ip" => vec![Id::new("ip", &c.remote.ip().to_string())],
+            "digest" => {
+                let digest = acl::digest_id(&String::from_utf8_lossy(data));
+                let mut ids = Vec::with_capacity(2);
+                if self.cfg.super_digest.as_deref() == Some(digest.as_str()) {
+                    ids.push(Id::new("super", ""));
+                }
+                ids.push(Id::new("digest", &digest));
+                ids
             }
-            let id = Id::new("digest", &digest);
-            if !c.auth.contains(&id) {
-                c.auth.push(id);
+            _ => {
+                warn!("closing connection {conn}: no authentication provider for scheme {scheme}");
+                let err = ErrorCode::AuthFailed.code();
+                let b = frame(ReplyHeader { xid, zxid: 0, err }, |_| {});
+                self.send(conn, b);
+                self.drop_conn(conn);
+                return;
+            }
+        };
+        if let Some(c) = self.conns.get_mut(&conn) {
+            for id in ids {
+                if !c.auth.contains(&id) {
+                    c.auth.push(id);
+                }
             }
         }
         // ZooKeeper answers auth with zxid 0.

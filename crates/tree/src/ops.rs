@@ -21,7 +21,7 @@ pub enum OpResult {
     SetData(Stat),
     Check,
     GetChildren(Vec<String>),
-    GetData(Bytes, Stat),
+    GetData(Option<Bytes>, Stat),
     Error(i32),
 }
 
@@ -47,7 +47,7 @@ pub enum Response {
     Create(String),
     Create2(String, Stat),
     Stat(Stat),
-    GetData(Bytes, Stat),
+    GetData(Option<Bytes>, Stat),
     Children(Vec<String>),
     Children2(Vec<String>, Stat),
     Acl(Vec<Acl>, Stat),
@@ -71,7 +71,7 @@ impl Response {
             }
             Response::Stat(s) => s.write(w),
             Response::GetData(d, s) => {
-                w.put_buffer(d);
+                d.write(w);
                 s.write(w);
             }
             Response::Children(c) | Response::Paths(c) => c.write(w),
@@ -104,7 +104,7 @@ impl Response {
                         OpResult::SetData(s) => s.write(w),
                         OpResult::GetChildren(c) => c.write(w),
                         OpResult::GetData(d, s) => {
-                            w.put_buffer(d);
+                            d.write(w);
                             s.write(w);
                         }
                         OpResult::Error(e) => w.put_i32_be(*e),
@@ -185,7 +185,7 @@ fn get_data(
     c: &Caller,
     path: &str,
     watch: bool,
-) -> Result<(Bytes, Stat), ErrorCode> {
+) -> Result<(Option<Bytes>, Stat), ErrorCode> {
     let n = t.node(path).ok_or(ErrorCode::NoNode)?;
     c.check(&t.acl_of(n), perms::READ)?;
     let out = (n.data.clone(), n.stat());

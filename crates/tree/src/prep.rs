@@ -122,7 +122,7 @@ impl Prep<'_> {
         &mut self,
         opc: i32,
         req_path: &str,
-        data: &bytes::Bytes,
+        data: &Option<bytes::Bytes>,
         acl: &[Acl],
         flags: i32,
         ttl: i64,
@@ -264,7 +264,7 @@ impl Prep<'_> {
     fn set_data(
         &mut self,
         p: &str,
-        data: &bytes::Bytes,
+        data: &Option<bytes::Bytes>,
         version: i32,
     ) -> Result<TxnBody, ErrorCode> {
         path::validate(p).map_err(|_| ErrorCode::BadArguments)?;

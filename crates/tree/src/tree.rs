@@ -53,20 +53,25 @@ pub fn ttl_owner(ttl: i64) -> i64 {
 
 #[derive(Debug, Clone)]
 pub struct Node {
-    pub data: Bytes,
+    /// None for null data (Java clients tell it from empty).
+    pub data: Option<Bytes>,
     pub acl: i64,
     pub stat: StatPersisted,
     pub children: BTreeSet<String>,
 }
 
 impl Node {
-    fn new(data: Bytes, acl: i64, stat: StatPersisted) -> Node {
+    fn new(data: Option<Bytes>, acl: i64, stat: StatPersisted) -> Node {
         Node {
             data,
             acl,
             stat,
             children: BTreeSet::new(),
         }
+    }
+
+    pub fn data_len(&self) -> usize {
+        self.data.as_ref().map_or(0, Bytes::len)
     }
 
     pub fn stat(&self) -> Stat {
@@ -80,7 +85,7 @@ impl Node {
             cversion: s.cversion,
             aversion: s.aversion,
             ephemeral_owner: s.ephemeral_owner,
-            data_length: self.data.len() as i32,
+            data_length: self.data_len() as i32,
             num_children: self.children.len() as i32,
             pzxid: s.pzxid,
         }
@@ -147,23 +152,23 @@ impl DataTree {
             extended_types,
         };
         let blank = StatPersisted::default();
-        let mut root = Node::new(Bytes::new(), OPEN_UNSAFE_ACL_ID, blank);
+        let mut root = Node::new(Some(Bytes::new()), OPEN_UNSAFE_ACL_ID, blank);
         root.children.insert("zookeeper".into());
-        let mut zk = Node::new(Bytes::new(), OPEN_UNSAFE_ACL_ID, blank);
+        let mut zk = Node::new(Some(Bytes::new()), OPEN_UNSAFE_ACL_ID, blank);
         zk.children.insert("quota".into());
         zk.children.insert("config".into());
         t.nodes.insert("/".into(), root);
         t.nodes.insert(ZOOKEEPER.into(), zk);
         t.nodes.insert(
             QUOTA.into(),
-            Node::new(Bytes::new(), OPEN_UNSAFE_ACL_ID, blank),
+            Node::new(Some(Bytes::new()), OPEN_UNSAFE_ACL_ID, blank),
         );
         // As ZooKeeper: world-readable, set with aversion -1.
         let cfg_acl = t.acls.intern(&[Acl::new(perms::READ, "world", "anyone")]);
         let mut cfg_stat = blank;
         cfg_stat.aversion = -1;
         t.nodes
-            .insert(CONFIG.into(), Node::new(Bytes::new(), cfg_acl, cfg_stat));
+            .insert(CONFIG.into(), Node::new(Some(Bytes::new()), cfg_acl, cfg_stat));
         t
     }
 
@@ -498,7 +503,7 @@ impl DataTree {
     fn create_node(
         &mut self,
         path: &str,
-        data: Bytes,
+        data: Option<Bytes>,
         acl: &[Acl],
         owner: i64,
         parent_cversion: i32,
@@ -535,7 +540,7 @@ impl DataTree {
             ephemeral_owner: owner,
             pzxid: zxid,
         };
-        self.data_bytes += (path.len() + data.len()) as u64;
+        self.data_bytes += (path.len() + data.as_ref().map_or(0, Bytes::len)) as u64;
         let node = Node::new(data, acl_id, stat);
         let out = node.stat();
         self.nodes.insert(path.to_owned(), node);
@@ -580,7 +585,7 @@ impl DataTree {
         let node = self.nodes.remove(path).ok_or(ErrorCode::NoNode)?;
         self.data_bytes = self
             .data_bytes
-            .saturating_sub((path.len() + node.data.len()) as u64);
+            .saturating_sub((path.len() + node.data_len()) as u64);
         let acl = self.acls.get(node.acl);
         self.acls.release(node.acl);
         match owner_kind(node.stat.ephemeral_owner, self.extended_types) {
@@ -617,13 +622,14 @@ impl DataTree {
     fn set_data(
         &mut self,
         path: &str,
-        data: Bytes,
+        data: Option<Bytes>,
         version: i32,
         zxid: i64,
         time: i64,
     ) -> Result<Stat, ErrorCode> {
         let n = self.nodes.get_mut(path).ok_or(ErrorCode::NoNode)?;
-        self.data_bytes = self.data_bytes + data.len() as u64 - n.data.len() as u64;
+        let new_len = data.as_ref().map_or(0, Bytes::len);
+        self.data_bytes = (self.data_bytes + new_len as u64).saturating_sub(n.data_len() as u64);
         n.data = data;
         n.stat.mtime = time;
         n.stat.mzxid = zxid;

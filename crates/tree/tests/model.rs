@@ -132,7 +132,7 @@ fn to_multi(o: &Op) -> MultiOp {
             op::CREATE,
             CreateRequest {
                 path: path.clone(),
-                data: Bytes::from(data.clone()),
+                data: Some(Bytes::from(data.clone())),
                 acl: open_acl_unsafe(),
                 flags: (*ephemeral as i32) | ((*sequential as i32) << 1),
             },
@@ -147,7 +147,7 @@ fn to_multi(o: &Op) -> MultiOp {
             version,
         } => MultiOp::SetData(SetDataRequest {
             path: path.clone(),
-            data: Bytes::from(data.clone()),
+            data: Some(Bytes::from(data.clone())),
             version: *version,
         }),
     }
@@ -239,7 +239,7 @@ fn check_same(tree: &DataTree, m: &Model) {
     for (p, n) in m {
         let node = tree.node(p).unwrap_or_else(|| panic!("{p} missing from tree"));
         let st = node.stat();
-        assert_eq!(node.data.as_ref(), n.data.as_slice(), "{p} data");
+        assert_eq!(node.data.as_deref(), Some(n.data.as_slice()), "{p} data");
         assert_eq!(st.version, n.version, "{p} version");
         assert_eq!(st.cversion, n.cversion, "{p} cversion");
         assert_eq!(st.num_children as usize, children(m, p) + usize::from(p == "/"), "{p} numChildren");

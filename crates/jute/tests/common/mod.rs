@@ -22,6 +22,11 @@ pub fn s_bytes() -> impl Strategy<Value = Bytes> {
     vec(any::<u8>(), 0..24).prop_map(Bytes::from)
 }
 
+/// Znode data: null or a buffer.
+pub fn s_data() -> impl Strategy<Value = Option<Bytes>> {
+    prop::option::of(s_bytes())
+}
+
 pub fn s_strings() -> impl Strategy<Value = Vec<String>> {
     vec(s_str(), 0..4)
 }
@@ -102,7 +107,7 @@ strategy!(s_multi_header -> MultiHeader { op: any::<i32>(), done: any::<bool>(),
 strategy!(s_auth_packet -> AuthPacket { auth_type: any::<i32>(), scheme: s_str(), auth: s_bytes() });
 strategy!(s_reply_header -> ReplyHeader { xid: any::<i32>(), zxid: any::<i64>(), err: any::<i32>() });
 strategy!(s_get_data_request -> GetDataRequest { path: s_str(), watch: any::<bool>() });
-strategy!(s_set_data_request -> SetDataRequest { path: s_str(), data: s_bytes(), version: any::<i32>() });
+strategy!(s_set_data_request -> SetDataRequest { path: s_str(), data: s_data(), version: any::<i32>() });
 strategy!(s_reconfig_request -> ReconfigRequest {
     joining_servers: s_str(),
     leaving_servers: s_str(),
@@ -113,13 +118,13 @@ strategy!(s_set_data_response -> SetDataResponse { stat: s_stat() });
 strategy!(s_sasl_token -> SaslToken { token: s_bytes() });
 strategy!(s_create_request -> CreateRequest {
     path: s_str(),
-    data: s_bytes(),
+    data: s_data(),
     acl: s_acls(),
     flags: any::<i32>(),
 });
 strategy!(s_create_ttl_request -> CreateTtlRequest {
     path: s_str(),
-    data: s_bytes(),
+    data: s_data(),
     acl: s_acls(),
     flags: any::<i32>(),
     ttl: any::<i64>(),
@@ -135,7 +140,7 @@ strategy!(s_watcher_event -> WatcherEvent { event_type: any::<i32>(), state: any
 strategy!(s_error_response -> ErrorResponse { err: any::<i32>() });
 strategy!(s_create_response -> CreateResponse { path: s_str() });
 strategy!(s_create2_response -> Create2Response { path: s_str(), stat: s_stat() });
-strategy!(s_get_data_response -> GetDataResponse { data: s_bytes(), stat: s_stat() });
+strategy!(s_get_data_response -> GetDataResponse { data: s_data(), stat: s_stat() });
 strategy!(s_get_children_response -> GetChildrenResponse { children: s_strings() });
 strategy!(s_get_all_children_number_response -> GetAllChildrenNumberResponse { total_number: any::<i32>() });
 strategy!(s_get_children2_response -> GetChildren2Response { children: s_strings(), stat: s_stat() });
@@ -170,26 +175,26 @@ strategy!(s_txn_header -> TxnHeader {
 });
 strategy!(s_create_txn -> CreateTxn {
     path: s_str(),
-    data: s_bytes(),
+    data: s_data(),
     acl: s_acls(),
     ephemeral: any::<bool>(),
     parent_cversion: any::<i32>(),
 });
 strategy!(s_create_ttl_txn -> CreateTtlTxn {
     path: s_str(),
-    data: s_bytes(),
+    data: s_data(),
     acl: s_acls(),
     parent_cversion: any::<i32>(),
     ttl: any::<i64>(),
 });
 strategy!(s_create_container_txn -> CreateContainerTxn {
     path: s_str(),
-    data: s_bytes(),
+    data: s_data(),
     acl: s_acls(),
     parent_cversion: any::<i32>(),
 });
 strategy!(s_delete_txn -> DeleteTxn { path: s_str() });
-strategy!(s_set_data_txn -> SetDataTxn { path: s_str(), data: s_bytes(), version: any::<i32>() });
+strategy!(s_set_data_txn -> SetDataTxn { path: s_str(), data: s_data(), version: any::<i32>() });
 strategy!(s_check_version_txn -> CheckVersionTxn { path: s_str(), version: any::<i32>() });
 strategy!(s_set_acl_txn -> SetAclTxn { path: s_str(), acl: s_acls(), version: any::<i32>() });
 strategy!(s_create_session_txn -> CreateSessionTxn { time_out: any::<i32>() });

@@ -289,7 +289,9 @@ fn txns() -> Vec<(&'static str, Txn)> {
             "reconfig",
             TxnBody::Reconfig(SetDataTxn {
                 path: "/zookeeper/config".into(),
-                data: Some(Bytes::from_static(b"server.1=h:2888:3888;2181\nversion=100000000")),
+                data: Some(Bytes::from_static(
+                    b"server.1=h:2888:3888;2181\nversion=100000000",
+                )),
                 version: -1,
             }),
         ),

@@ -54,6 +54,10 @@ const KNOWN_PROPS: &[&str] = &[
     "zookeeper.4lw.commands.whitelist",
     "jute.maxbuffer",
     "readonlymode.enabled",
+    "java.security.auth.login.config",
+    "zookeeper.sasl.serverconfig",
+    "zookeeper.superUser",
+    "zookeeper.authProvider.1",
     "znode.container.checkIntervalMs",
     "znode.container.maxPerMinute",
     "znode.container.maxNeverUsedIntervalMs",
@@ -76,6 +80,10 @@ pub struct Config {
     pub reconfig_enabled: bool,
     pub read_only_mode: bool,
     pub max_buffer: usize,
+    /// DIGEST-MD5 users from the JAAS file (java.security.auth.login.config).
+    pub sasl_users: Option<std::collections::HashMap<String, String>>,
+    /// `zookeeper.superUser`: a SASL identity that acts as super.
+    pub super_user: Option<String>,
     pub container_check_interval_ms: u64,
     pub container_max_per_minute: u64,
     pub container_max_never_used_ms: i64,
@@ -243,6 +251,16 @@ impl Config {
         }
         let pbool = |k: &str| props.get(k).is_some_and(|v| parse_bool(v));
         let data_dir = PathBuf::from(get("dataDir").unwrap_or_else(|| "data".to_owned()));
+        let sasl_users = match props.get("java.security.auth.login.config") {
+            Some(p) => {
+                let section = props
+                    .get("zookeeper.sasl.serverconfig")
+                    .map_or("Server", String::as_str);
+                let users = crate::sasl::load_jaas_users(Path::new(p), section)?;
+                (!users.is_empty()).then_some(users)
+            }
+            None => None,
+        };
         Ok(Config {
             client_port: client_port as u16,
             client_port_address,
@@ -263,6 +281,8 @@ impl Config {
             reconfig_enabled: get("reconfigEnabled").is_some_and(|v| parse_bool(&v)),
             read_only_mode: pbool("readonlymode.enabled"),
             max_buffer: max_buffer as usize,
+            sasl_users,
+            super_user: props.get("zookeeper.superUser").cloned(),
             container_check_interval_ms: prop_num("znode.container.checkIntervalMs", 60_000)?.max(1)
                 as u64,
             container_max_per_minute: prop_num("znode.container.maxPerMinute", 10_000)?.max(1)

@@ -30,6 +30,7 @@ use tree::DataTree;
 
 use crate::config::Config;
 use crate::fourlw;
+use crate::sasl;
 
 pub type ConnId = u64;
 
@@ -118,6 +119,7 @@ pub struct Conn {
     pub session: i64,
     pub timeout: i32,
     pub auth: Vec<Id>,
+    pub sasl: sasl::DigestMd5,
     pub stats: ConnStats,
 }
 
@@ -346,6 +348,7 @@ impl Core {
                 session,
                 timeout,
                 auth: vec![Id::new("ip", &ip)],
+                sasl: sasl::DigestMd5::Start,
                 stats: ConnStats {
                     received: 1,
                     sent: 0,
@@ -487,10 +490,8 @@ impl Core {
                 self.auth(conn, xid, &a.scheme, &a.auth);
                 return;
             }
-            Request::Sasl(_) => {
-                warn!("closing connection {conn}: SASL authentication is not supported");
-                self.reply(conn, xid, ErrorCode::AuthFailed.code(), &Response::Empty);
-                self.drop_conn(conn);
+            Request::Sasl(t) => {
+                self.sasl(conn, xid, &t.token);
                 return;
             }
             Request::CloseSession => {
@@ -580,6 +581,52 @@ impl Core {
                 err: 0,
             },
             |_| {},
+        );
+        self.send(conn, b);
+    }
+
+    /// One step of a SASL DIGEST-MD5 exchange; failure closes the connection.
+    fn sasl(&mut self, conn: ConnId, xid: i32, token: &[u8]) {
+        let Some(users) = self.cfg.sasl_users.as_ref() else {
+            warn!("closing connection {conn}: SASL requested but no JAAS Server section is configured");
+            self.reply(conn, xid, ErrorCode::AuthFailed.code(), &Response::Empty);
+            self.drop_conn(conn);
+            return;
+        };
+        let nonce = {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 24]>())
+        };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let out = match c.sasl.step(users, token, &nonce) {
+            sasl::Step::Continue(t) => t,
+            sasl::Step::Success { user, token } => {
+                info!(
+                    "session 0x{:x}: adding SASL authorization for authorizationID: {user}",
+                    c.session
+                );
+                if self.cfg.super_user.as_deref() == Some(user.as_str()) {
+                    c.auth.push(Id::new("super", ""));
+                }
+                c.auth.push(Id::new("sasl", &user));
+                token
+            }
+            sasl::Step::Failure(why) => {
+                warn!("client {} failed to SASL authenticate: {why}", c.remote);
+                self.reply(conn, xid, ErrorCode::AuthFailed.code(), &Response::Empty);
+                self.drop_conn(conn);
+                return;
+            }
+        };
+        let b = frame(
+            ReplyHeader {
+                xid,
+                zxid: 0,
+                err: 0,
+            },
+            |w| jute::proto::SaslToken { token: out.into() }.write(w),
         );
         self.send(conn, b);
     }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod conn;
 pub mod core;
 pub mod fourlw;
+pub mod sasl;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -176,6 +176,8 @@ pub fn scheme_valid(scheme: &str, id: &str) -> bool {
     match scheme {
         "digest" => java_split_count(id, ':') == 2,
         "ip" => ip_valid(id),
+        // SASLAuthenticationProvider accepts any id; x509 ids are subject DNs.
+        "sasl" | "x509" => true,
         _ => false,
     }
 }
@@ -186,7 +188,7 @@ fn id_matches(auth: &Id, acl: &Id) -> bool {
         return false;
     }
     match acl.scheme.as_str() {
-        "digest" => auth.id == acl.id,
+        "digest" | "sasl" | "x509" => auth.id == acl.id,
         "ip" => ip_matches(&auth.id, &acl.id),
         _ => false,
     }
@@ -208,7 +210,7 @@ pub fn check(acl: &[Acl], perm: i32, auth: &[Id]) -> bool {
 /// Schemes whose identities can stand in for the "auth" ACL scheme.
 pub fn scheme_is_authenticated(scheme: &str) -> bool {
     // ip identities are not "authenticated" (IPAuthenticationProvider).
-    matches!(scheme, "digest" | "super")
+    matches!(scheme, "digest" | "sasl" | "x509")
 }
 
 /// ZooKeeper's `fixupACL`: de-duplicates, validates schemes and expands the
@@ -230,8 +232,9 @@ pub fn fixup(acl: &[Acl], auth: &[Id]) -> Option<Vec<Acl>> {
         } else if a.id.scheme == "auth" {
             let mut any = false;
             for id in auth {
-                // "super" has no provider in ZooKeeper's registry: skipped.
-                if id.scheme == "digest" {
+                // ip identities are not "authenticated"; "super" has no
+                // provider in ZooKeeper's registry: both are skipped.
+                if scheme_is_authenticated(&id.scheme) {
                     any = true;
                     out.push(Acl {
                         perms: a.perms,

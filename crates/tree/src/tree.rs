@@ -167,8 +167,10 @@ impl DataTree {
         let cfg_acl = t.acls.intern(&[Acl::new(perms::READ, "world", "anyone")]);
         let mut cfg_stat = blank;
         cfg_stat.aversion = -1;
-        t.nodes
-            .insert(CONFIG.into(), Node::new(Some(Bytes::new()), cfg_acl, cfg_stat));
+        t.nodes.insert(
+            CONFIG.into(),
+            Node::new(Some(Bytes::new()), cfg_acl, cfg_stat),
+        );
         t
     }
 

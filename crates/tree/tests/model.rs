@@ -237,12 +237,18 @@ fn arb_step() -> impl Strategy<Value = Step> {
 
 fn check_same(tree: &DataTree, m: &Model) {
     for (p, n) in m {
-        let node = tree.node(p).unwrap_or_else(|| panic!("{p} missing from tree"));
+        let node = tree
+            .node(p)
+            .unwrap_or_else(|| panic!("{p} missing from tree"));
         let st = node.stat();
         assert_eq!(node.data.as_deref(), Some(n.data.as_slice()), "{p} data");
         assert_eq!(st.version, n.version, "{p} version");
         assert_eq!(st.cversion, n.cversion, "{p} cversion");
-        assert_eq!(st.num_children as usize, children(m, p) + usize::from(p == "/"), "{p} numChildren");
+        assert_eq!(
+            st.num_children as usize,
+            children(m, p) + usize::from(p == "/"),
+            "{p} numChildren"
+        );
         assert_eq!(st.data_length as usize, n.data.len());
         assert_eq!(st.ephemeral_owner != 0, n.ephemeral, "{p} owner");
         assert!(st.czxid <= st.mzxid && st.czxid <= st.pzxid, "{p} zxids");

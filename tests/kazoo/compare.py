@@ -28,6 +28,7 @@ Only the standard library is used, so any python3 can run it.
 """
 
 import argparse
+import fnmatch
 import collections
 import os
 import sys
@@ -75,10 +76,19 @@ def parse_junit(path):
         classname = tc.get("classname", "") or ""
         name = tc.get("name", "") or ""
         file = tc.get("file")
-        if file:
-            module = file[:-3].replace("/", ".") if file.endswith(".py") else file
+        # xunit1's file= is where the test *function* is defined; for an
+        # inherited test (e.g. TestGeventClient in test_gevent_handler.py
+        # reusing test_client.py's methods) that is not the module the test
+        # was collected from, which the classname (and the node id) names.
+        fmod = None
+        if file and file.endswith(".py"):
+            fmod = file[:-3].replace("/", ".")
+        if fmod and (classname == fmod or classname.startswith(fmod + ".")):
+            module = fmod
         elif classname:
             module, file = _module_and_file(classname)
+        elif file:
+            module = fmod or file
         else:
             # collection error: pytest puts the module path in name
             module, file = _module_and_file(name)
@@ -192,7 +202,32 @@ def read_ids(path):
     return ids
 
 
-def cmd_gate(junit, passing_path, ignore_missing):
+def read_known(path):
+    """known-gaps.txt: `pattern  # reason` per line (fnmatch patterns over
+    node ids). These are Apache-passing tests that rookeeper does not pass
+    yet, each with the reason and the issue that will close it; they are
+    reported on every run but do not fail the gate."""
+    known = []
+    if not path or not os.path.exists(path):
+        return known
+    with open(path) as fh:
+        for line in fh:
+            body, _, reason = line.partition("#")
+            body = body.strip()
+            if body:
+                known.append((body, reason.strip()))
+    return known
+
+
+def known_reason(known, nodeid):
+    for pat, reason in known:
+        if fnmatch.fnmatchcase(nodeid, pat):
+            return reason or "documented gap"
+    return None
+
+
+def cmd_gate(junit, passing_path, ignore_missing, known_path=None):
+    known = read_known(known_path)
     cases, _ = parse_junit(junit)
     by_id = {c.nodeid: c for c in cases}
     expected = read_ids(passing_path)
@@ -208,6 +243,19 @@ def cmd_gate(junit, passing_path, ignore_missing):
         else:
             regressed.append(c)
 
+    gaps = [c for c in regressed if known_reason(known, c.nodeid)]
+    regressed = [c for c in regressed if not known_reason(known, c.nodeid)]
+    if gaps:
+        print("Known gaps: Apache-passing tests rookeeper does not pass yet (%d; see known-gaps.txt):" % len(gaps))
+        for c in gaps:
+            print("  %-7s %s: %s [%s]" % (c.status.upper(), c.nodeid, c.reason or "?",
+                                        known_reason(known, c.nodeid)))
+    closed = [nid for nid in ok if known_reason(known, nid)]
+    if closed:
+        print("Listed as known gaps but passing now (%d; prune known-gaps.txt if this holds):" % len(closed))
+        for nid in closed:
+            print("  %s" % nid)
+
     if regressed:
         print("Apache-passing tests that did not pass on rookeeper (%d):" % len(regressed))
         for c in regressed:
@@ -222,18 +270,20 @@ def cmd_gate(junit, passing_path, ignore_missing):
     extra_pass = [c.nodeid for c in cases if c.nodeid not in expected_set and c.status == PASSED]
     if extra_pass:
         print("Tests passing here but not on Apache (%d; consider updating apache-passing.txt):" % len(extra_pass))
-        for nid in extra_pass:
+        for nid in extra_pass[:20]:
             print("  %s" % nid)
+        if len(extra_pass) > 20:
+            print("  ... and %d more" % (len(extra_pass) - 20))
 
     p, fl, e, s = totals(cases)
     print("rookeeper run totals: %d passed, %d failed, %d errors, %d skipped (%d tests)"
           % (p, fl, e, s, len(cases)))
     n_bad = len(regressed) + (0 if ignore_missing else len(missing))
     not_gated = sum(1 for c in cases if c.nodeid not in expected_set)
-    print("gate: %d Apache-passing tests, %d pass here, %d regressed%s"
-          % (len(expected), len(ok), len(regressed),
+    print("gate: %d Apache-passing tests, %d pass here, %d known gaps, %d regressed%s"
+          % (len(expected), len(ok), len(gaps), len(regressed),
              "" if ignore_missing else ", %d not run" % len(missing)))
-    print("%d passed, %d failed, %d skipped" % (len(ok), n_bad, not_gated))
+    print("%d passed, %d failed, %d skipped" % (len(ok), n_bad, not_gated + len(gaps)))
     return 1 if n_bad else 0
 
 
@@ -242,6 +292,8 @@ def main(argv=None):
     ap.add_argument("junit", help="pytest junit xml")
     ap.add_argument("passing", nargs="?", default=os.path.join(HERE, "apache-passing.txt"),
                     help="Apache-passing node ids (default: %(default)s)")
+    ap.add_argument("--known", default=os.path.join(HERE, "known-gaps.txt"),
+                    help="documented gaps that do not fail the gate (default: known-gaps.txt)")
     ap.add_argument("--ignore-missing", action="store_true",
                     help="do not count Apache-passing tests absent from the run")
     ap.add_argument("--summary", action="store_true", help="print per-file Markdown summary")
@@ -255,7 +307,7 @@ def main(argv=None):
         return cmd_summary(a.junit)
     if a.list_passed:
         return cmd_list_passed(a.junit)
-    return cmd_gate(a.junit, a.passing, a.ignore_missing)
+    return cmd_gate(a.junit, a.passing, a.ignore_missing, a.known)
 
 
 if __name__ == "__main__":

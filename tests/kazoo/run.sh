@@ -31,8 +31,9 @@
 #   KAZOO_VENV            [$REPO/target/kazoo-venv]
 #   KAZOO_RESULTS         [$REPO/target/kazoo-results/<mode>]
 #   KAZOO_TEST_TIMEOUT    per-test timeout in s, pytest-timeout [60]
-#   KAZOO_SUITE_TIMEOUT   whole-run timeout in s [2400]; then SIGTERM to the
-#                         run's process group, SIGKILL 30 s later
+#   KAZOO_SUITE_TIMEOUT   whole-run bound in s [2400]: no test starts after it
+#                         (pytest-timeout --session-timeout); hard kill of the
+#                         run's process group at +120 s (SIGINT, SIGKILL +30 s)
 #   KAZOO_CI              [true] exported as CI=true (kazoo's tests read CI:
 #                         test_build runs only under CI; with CI set they take
 #                         the server version from ZOOKEEPER_VERSION instead of
@@ -43,7 +44,8 @@
 #   ZOOKEEPER_PORT_OFFSET  [20000] - server i (0-based) uses offset+10*i+0..4:
 #                         +0 clientPort, +1 election, +2 leader (quorum only),
 #                         +3 admin.serverPort, +4 secureClientPort.
-#   ZOOKEEPER_CLASSPATH   apache mode [Debian jars: zookeeper.jar + log4j]
+#   ZOOKEEPER_CLASSPATH   apache mode [Debian jars: zookeeper.jar + netty-codec,
+#                         netty-resolver, servlet-api, slf4j-log4j12, log4j]
 set -uo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -84,11 +86,16 @@ clean_path="$(printf '%s' "$PATH" | tr ':' '\n' | grep -vxF "$HERE" | paste -sd:
 if [ "$MODE" = apache ]; then
     unset ZOOKEEPER_PATH
     # Debian layout: /usr/share/java/zookeeper.jar carries a manifest
-    # Class-Path with its deps (jute, netty, jetty, slf4j-api, ...) but no
-    # slf4j binding; add slf4j-log4j12 + log4j 1.2 so the harness's
-    # log4j.properties takes effect and <work>/zookeeper.log gets written.
+    # Class-Path with most of its deps (jute, netty-handler/transport, jetty,
+    # slf4j-api, ...) but NOT netty-codec/netty-resolver (without them the
+    # NettyServerCnxnFactory the harness configures accepts TCP connections
+    # and then drops every one: NoClassDefFoundError ByteToMessageDecoder),
+    # nor servlet-api (Jetty admin server on admin.serverPort), nor an slf4j
+    # binding (slf4j-log4j12 + log4j 1.2 make the harness's log4j.properties
+    # take effect, so <work>/zookeeper.log gets written).
     # (ZOOKEEPER_PATH=/usr/share/java would glob every jar there: don't.)
-    export ZOOKEEPER_CLASSPATH="${ZOOKEEPER_CLASSPATH:-/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar}"
+    J=/usr/share/java
+    export ZOOKEEPER_CLASSPATH="${ZOOKEEPER_CLASSPATH:-$J/zookeeper.jar:$J/netty-codec.jar:$J/netty-resolver.jar:$J/servlet-api.jar:$J/slf4j-log4j12.jar:$J/log4j-1.2.jar}"
     for j in ${ZOOKEEPER_CLASSPATH//:/ }; do
         [ -e "$j" ] || { log "missing $j: run tests/kazoo/setup.sh"; exit 2; }
     done
@@ -124,6 +131,8 @@ for i in range(size):
     for d in range(5):
         p = off + 10 * i + d
         s = socket.socket()
+        # like the servers do; otherwise TIME_WAIT leftovers look busy
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", p))
         except OSError:
@@ -152,12 +161,16 @@ log "results in $RESULTS; per-test timeout ${TEST_TIMEOUT}s, suite timeout ${SUI
 
 start=$(date +%s)
 cd "$SITE" || exit 2
-# `timeout` puts itself and pytest (and the servers pytest spawns) in a new
-# process group and signals that whole group when the suite time is up.
-timeout -k 30 "$SUITE_TIMEOUT" \
+# Two bounds: pytest-timeout's --session-timeout stops starting new tests
+# after SUITE_TIMEOUT (the running one still has its per-test timeout) and
+# still writes junit.xml; the outer `timeout` is the backstop: it puts itself
+# and pytest (and the servers pytest spawns) in a new process group and sends
+# the whole group SIGINT (pytest then still writes junit.xml) 120 s later,
+# SIGKILL 30 s after that.
+timeout -s INT -k 30 "$((SUITE_TIMEOUT + 120))" \
     "$PY" -m pytest -c "$HERE/pytest.ini" --rootdir="$SITE" \
         -p no:cacheprovider \
-        --timeout="$TEST_TIMEOUT" \
+        --timeout="$TEST_TIMEOUT" --session-timeout="$SUITE_TIMEOUT" \
         --junitxml="$RESULTS/junit.xml" \
         -v -rfEs --color=no \
         "${targets[@]}" "$@" </dev/null \
@@ -183,7 +196,10 @@ cd "$REPO" || exit 2
 } > "$RESULTS/meta.txt"
 
 if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
-    log "SUITE TIMEOUT after ${SUITE_TIMEOUT}s (rc=$rc)"
+    log "SUITE TIMEOUT: pytest killed after $((SUITE_TIMEOUT + 120))s (rc=$rc)"
+elif grep -q "session-timeout: .* exceeded" "$RESULTS/pytest.log" 2>/dev/null; then
+    log "SUITE TIMEOUT: session stopped after ${SUITE_TIMEOUT}s; remaining tests not run"
+    rc=3
 fi
 if [ ! -s "$RESULTS/junit.xml" ]; then
     log "no junit.xml produced (pytest rc=$rc)"
@@ -194,7 +210,7 @@ fi
 "$PY" "$HERE/compare.py" --summary "$RESULTS/junit.xml" > "$RESULTS/summary.md"
 "$PY" "$HERE/compare.py" --list-passed "$RESULTS/junit.xml" > "$RESULTS/passed.txt"
 log "summary ($((end - start)) s):"
-sed '/^Failed \/ errored tests:/,$d' "$RESULTS/summary.md" >&2
+head -n -1 "$RESULTS/summary.md" | sed -e '/^Failed \/ errored tests:/,$d' -e '/^Skipped tests:/,$d' >&2
 
 if [ "$MODE" = apache ]; then
     if [ "${KAZOO_UPDATE_BASELINE:-0}" = 1 ]; then

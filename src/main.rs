@@ -18,8 +18,11 @@ fn init_logging() {
         .init();
 }
 
+/// `-Dkey=value` settings, in order.
+type Defines = Vec<(String, String)>;
+
 /// Splits `-Dkey=value` arguments from the rest.
-fn parse_server_args(args: &[String]) -> Result<(Vec<(String, String)>, Option<PathBuf>)> {
+fn parse_server_args(args: &[String]) -> Result<(Defines, Option<PathBuf>)> {
     let mut defines = Vec::new();
     let mut cfg = None;
     for a in args {

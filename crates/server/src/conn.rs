@@ -10,8 +10,9 @@ use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
 use jute::codec::{DecodeError, Reader, Record};
+use jute::consts::{op, CreateMode};
 use jute::proto::{ConnectRequest, RequestHeader};
-use jute::request::Request;
+use jute::request::{MultiOp, Request};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
@@ -193,8 +194,22 @@ async fn serve(
             }
         };
         let body = match Request::read(hdr.op, &mut r) {
+            // MultiOperationRecord refuses create flags naming no CreateMode.
+            Ok(Request::Multi(ops))
+                if ops.iter().any(|o| {
+                    matches!(o, MultiOp::Create(_, c) if CreateMode::from_flag(c.flags).is_none())
+                }) =>
+            {
+                Body::Malformed("invalid create flags in a multi".into())
+            }
             Ok(req) => Body::Ok(req),
-            Err(DecodeError::UnknownType(t)) if t == hdr.op => Body::UnknownOp,
+            // An unknown op inside a multi (even the multi's own code) makes
+            // a malformed multi, not an unknown request.
+            Err(DecodeError::UnknownType(t))
+                if t == hdr.op && hdr.op != op::MULTI && hdr.op != op::MULTI_READ =>
+            {
+                Body::UnknownOp
+            }
             Err(e) => Body::Malformed(e.to_string()),
         };
         core.send(Msg::Request {

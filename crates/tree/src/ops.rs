@@ -305,7 +305,8 @@ pub fn read(t: &mut DataTree, c: &Caller, req: &Request) -> Result<Response, Err
             let recursive = match r.mode {
                 add_watch_mode::PERSISTENT => false,
                 add_watch_mode::PERSISTENT_RECURSIVE => true,
-                _ => return Err(ErrorCode::BadArguments),
+                // WatcherMode.fromZooDef throws: a MarshallingError reply.
+                _ => return Err(ErrorCode::MarshallingError),
             };
             t.add_persistent_watch(&r.path, c.watcher, recursive);
             Response::ErrorBody(0)
@@ -367,7 +368,8 @@ fn watch_op(
         watcher_type::ANY => (true, true, None),
         watcher_type::PERSISTENT => (true, true, Some(Mode::Persistent)),
         watcher_type::PERSISTENT_RECURSIVE => (true, true, Some(Mode::PersistentRecursive)),
-        _ => return Err(ErrorCode::BadArguments),
+        // WatcherType.fromInt throws: a MarshallingError reply.
+        _ => return Err(ErrorCode::MarshallingError),
     };
     let mut hit = false;
     if remove {

@@ -389,39 +389,35 @@ impl DataTree {
         rc: &mut ApplyResult,
     ) -> Result<(), ErrorCode> {
         match body {
-            TxnBody::Create(t) | TxnBody::Create2(t) => {
-                rc.path = t.path.clone();
-                let owner = if t.ephemeral { hdr.client_id } else { 0 };
+            TxnBody::Create(_)
+            | TxnBody::Create2(_)
+            | TxnBody::CreateContainer(_)
+            | TxnBody::CreateTtl(_) => {
+                // The three create txns differ only in the owner they imply.
+                let (path, data, acl, owner, parent_cversion) = match body {
+                    TxnBody::Create(t) | TxnBody::Create2(t) => {
+                        let owner = if t.ephemeral { hdr.client_id } else { 0 };
+                        (&t.path, &t.data, &t.acl, owner, t.parent_cversion)
+                    }
+                    TxnBody::CreateContainer(t) => {
+                        (&t.path, &t.data, &t.acl, CONTAINER_OWNER, t.parent_cversion)
+                    }
+                    TxnBody::CreateTtl(t) => (
+                        &t.path,
+                        &t.data,
+                        &t.acl,
+                        ttl_owner(t.ttl),
+                        t.parent_cversion,
+                    ),
+                    _ => unreachable!("matched above"),
+                };
+                rc.path = path.clone();
                 rc.stat = Some(self.create_node(
-                    &t.path,
-                    t.data.clone(),
-                    &t.acl,
+                    path,
+                    data.clone(),
+                    acl,
                     owner,
-                    t.parent_cversion,
-                    hdr.zxid,
-                    hdr.time,
-                )?);
-            }
-            TxnBody::CreateContainer(t) => {
-                rc.path = t.path.clone();
-                rc.stat = Some(self.create_node(
-                    &t.path,
-                    t.data.clone(),
-                    &t.acl,
-                    CONTAINER_OWNER,
-                    t.parent_cversion,
-                    hdr.zxid,
-                    hdr.time,
-                )?);
-            }
-            TxnBody::CreateTtl(t) => {
-                rc.path = t.path.clone();
-                rc.stat = Some(self.create_node(
-                    &t.path,
-                    t.data.clone(),
-                    &t.acl,
-                    ttl_owner(t.ttl),
-                    t.parent_cversion,
+                    parent_cversion,
                     hdr.zxid,
                     hdr.time,
                 )?);

@@ -114,18 +114,19 @@ pub struct ApplyResult {
 
 #[derive(Debug, Clone)]
 pub struct DataTree {
-    nodes: HashMap<String, Node>,
-    acls: AclCache,
-    ephemerals: HashMap<i64, BTreeSet<String>>,
-    containers: HashSet<String>,
-    ttls: HashSet<String>,
+    // pub(crate): snapshot restore and digest live in sibling modules.
+    pub(crate) nodes: HashMap<String, Node>,
+    pub(crate) acls: AclCache,
+    pub(crate) ephemerals: HashMap<i64, BTreeSet<String>>,
+    pub(crate) containers: HashSet<String>,
+    pub(crate) ttls: HashSet<String>,
     /// Session id -> negotiated timeout (ms); snapshots persist this.
-    sessions: HashMap<i64, i32>,
-    data_watches: WatchTable,
-    child_watches: WatchTable,
-    fired: Vec<Fired>,
-    last_zxid: i64,
-    data_bytes: u64,
+    pub(crate) sessions: HashMap<i64, i32>,
+    pub(crate) data_watches: WatchTable,
+    pub(crate) child_watches: WatchTable,
+    pub(crate) fired: Vec<Fired>,
+    pub(crate) last_zxid: i64,
+    pub(crate) data_bytes: u64,
     pub extended_types: bool,
 }
 

@@ -41,6 +41,7 @@ const KNOWN_KEYS: &[&str] = &[
     "metricsProvider.exportJvmInfo",
     "clientPortListenBacklog",
     "secureClientPort",
+    "secureClientPortAddress",
     "quorumListenOnAllIPs",
     "localSessionsEnabled",
     "localSessionsUpgradingEnabled",
@@ -61,12 +62,40 @@ const KNOWN_PROPS: &[&str] = &[
     "znode.container.checkIntervalMs",
     "znode.container.maxPerMinute",
     "znode.container.maxNeverUsedIntervalMs",
+    // TLS on secureClientPort (crate::tls); zoo.cfg's ssl.* keys land here.
+    "zookeeper.ssl.keyStore.location",
+    "zookeeper.ssl.keyStore.password",
+    "zookeeper.ssl.keyStore.passwordPath",
+    "zookeeper.ssl.keyStore.type",
+    "zookeeper.ssl.trustStore.location",
+    "zookeeper.ssl.trustStore.password",
+    "zookeeper.ssl.trustStore.passwordPath",
+    "zookeeper.ssl.trustStore.type",
+    "zookeeper.ssl.clientAuth",
+    "zookeeper.ssl.protocol",
+    "zookeeper.ssl.enabledProtocols",
+    "zookeeper.ssl.ciphersuites",
+    "zookeeper.ssl.crl",
+    "zookeeper.ssl.ocsp",
+    "zookeeper.ssl.authProvider",
+    "zookeeper.ssl.context.supplier.class",
+    // No effect on the client port in ZooKeeper either (no client hostname
+    // checks there; detection is for port unification).
+    "zookeeper.ssl.hostnameVerification",
+    "zookeeper.ssl.handshakeDetectionTimeoutMillis",
+    "zookeeper.X509AuthenticationProvider.superUser",
 ];
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub client_port: u16,
     pub client_port_address: Option<IpAddr>,
+    /// `secureClientPort`: TLS clients (crate::tls); 0 picks a free port,
+    /// as clientPort=0 does.
+    pub secure_client_port: Option<u16>,
+    /// `secureClientPortAddress` (ZooKeeper: the wildcard address if unset,
+    /// whatever clientPortAddress says).
+    pub secure_client_port_address: Option<IpAddr>,
     pub tick_time: u32,
     pub data_dir: PathBuf,
     pub data_log_dir: Option<PathBuf>,
@@ -221,6 +250,26 @@ impl Config {
                     .with_context(|| format!("invalid clientPortAddress {a:?}"))?,
             ),
         };
+        let secure_client_port = match get("secureClientPort") {
+            None => None,
+            Some(_) => {
+                let p = num("secureClientPort", 0)?;
+                if !(0..=65535).contains(&p) {
+                    bail!("secureClientPort out of range: {p}");
+                }
+                Some(p as u16)
+            }
+        };
+        let secure_client_port_address = match get("secureClientPortAddress") {
+            None => None,
+            Some(a) => Some(
+                a.parse::<IpAddr>()
+                    .with_context(|| format!("invalid secureClientPortAddress {a:?}"))?,
+            ),
+        };
+        if secure_client_port_address.is_some() && secure_client_port.is_none() {
+            bail!("secureClientPortAddress is set but secureClientPort is not set");
+        }
         let mut min = num("minSessionTimeout", -1)? as i32;
         let mut max = num("maxSessionTimeout", -1)? as i32;
         if min < 0 {
@@ -264,6 +313,8 @@ impl Config {
         Ok(Config {
             client_port: client_port as u16,
             client_port_address,
+            secure_client_port,
+            secure_client_port_address,
             tick_time: tick_time as u32,
             data_log_dir: get("dataLogDir").map(PathBuf::from),
             data_dir,

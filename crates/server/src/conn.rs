@@ -11,10 +11,10 @@ use std::time::Instant;
 use bytes::{Buf, Bytes, BytesMut};
 use jute::codec::{DecodeError, Reader, Record};
 use jute::consts::{op, CreateMode};
+use jute::data::Id;
 use jute::proto::{ConnectRequest, RequestHeader};
 use jute::request::{MultiOp, Request};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
@@ -22,6 +22,7 @@ use tracing::{debug, info, warn};
 use crate::config::Config;
 use crate::core::{Body, ConnId, Msg, OUTBOX_FRAMES};
 use crate::fourlw;
+use crate::tls::Tls;
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
@@ -45,8 +46,18 @@ impl Drop for IpSlot {
     }
 }
 
-/// Accepts clients until the listener fails or the task is dropped.
-pub async fn accept_loop(listener: TcpListener, core: mpsc::Sender<Msg>, cfg: Arc<Config>) {
+/// How long a client on the secure port has to finish its TLS handshake
+/// (Netty's SslHandler default, as ZooKeeper uses it).
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Accepts clients until the listener fails or the task is dropped; with
+/// `tls`, each connection first completes a TLS handshake (secureClientPort).
+pub async fn accept_loop(
+    listener: TcpListener,
+    core: mpsc::Sender<Msg>,
+    cfg: Arc<Config>,
+    tls: Option<Arc<Tls>>,
+) {
     let per_ip: PerIp = Arc::default();
     loop {
         let (stream, remote) = match listener.accept().await {
@@ -77,10 +88,15 @@ pub async fn accept_loop(listener: TcpListener, core: mpsc::Sender<Msg>, cfg: Ar
         };
         let core = core.clone();
         let cfg = cfg.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _slot = slot;
             let id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
-            if let Err(e) = serve(id, stream, remote, core.clone(), cfg).await {
+            let r = match tls {
+                None => serve(id, stream, remote, core.clone(), cfg).await,
+                Some(tls) => serve_tls(id, stream, remote, core.clone(), cfg, &tls).await,
+            };
+            if let Err(e) = r {
                 debug!("connection {id} from {remote}: {e}");
             }
             let _ = core.send(Msg::Closed { conn: id }).await;
@@ -100,7 +116,12 @@ async fn read_frame(
             buf.advance(4);
             return Ok(Some(buf.split_to(len).freeze()));
         }
-        if rd.read_buf(buf).await? == 0 {
+        let n = match rd.read_buf(buf).await {
+            // A TLS peer that closes without close_notify, between frames.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && buf.is_empty() => 0,
+            r => r?,
+        };
+        if n == 0 {
             if buf.is_empty() {
                 return Ok(None);
             }
@@ -117,7 +138,58 @@ async fn serve(
     cfg: Arc<Config>,
 ) -> anyhow::Result<()> {
     let _ = stream.set_nodelay(true);
-    let (mut rd, mut wr) = stream.into_split();
+    let (rd, wr) = stream.into_split();
+    serve_conn(id, rd, wr, remote, core, cfg, Vec::new()).await
+}
+
+/// A secure-port connection: the TLS handshake (the client certificate
+/// checked per ssl.clientAuth), then the same protocol as a plain one, with
+/// the certificate's x509 identity.
+async fn serve_tls(
+    id: ConnId,
+    stream: TcpStream,
+    remote: SocketAddr,
+    core: mpsc::Sender<Msg>,
+    cfg: Arc<Config>,
+    tls: &Tls,
+) -> anyhow::Result<()> {
+    let _ = stream.set_nodelay(true);
+    let stream =
+        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                warn!("unsuccessful TLS handshake with {remote}: {e}");
+                return Ok(());
+            }
+            Err(_) => {
+                warn!("TLS handshake with {remote} timed out");
+                return Ok(());
+            }
+        };
+    let auth = tls.peer_ids(stream.get_ref().1);
+    for a in &auth {
+        info!(
+            "authenticated id '{}' for scheme '{}' ({remote})",
+            a.id, a.scheme
+        );
+    }
+    let (rd, wr) = tokio::io::split(stream);
+    serve_conn(id, rd, wr, remote, core, cfg, auth).await
+}
+
+async fn serve_conn<R, W>(
+    id: ConnId,
+    mut rd: R,
+    mut wr: W,
+    remote: SocketAddr,
+    core: mpsc::Sender<Msg>,
+    cfg: Arc<Config>,
+    auth: Vec<Id>,
+) -> anyhow::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let mut buf = BytesMut::with_capacity(8192);
     while buf.len() < 4 {
         if rd.read_buf(&mut buf).await? == 0 {
@@ -167,6 +239,7 @@ async fn serve(
         req,
         legacy,
         tx,
+        auth,
     })
     .await?;
     let mut writer = tokio::spawn(write_loop(wr, rx));
@@ -225,7 +298,7 @@ async fn serve(
 
 /// Writes queued frames, coalescing what is ready into one write. Ends when
 /// the pipeline drops the connection (after its last frame) or on error.
-async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>) {
+async fn write_loop(mut wr: impl AsyncWrite + Unpin, mut rx: mpsc::Receiver<Bytes>) {
     let mut out = BytesMut::with_capacity(64 * 1024);
     while let Some(b) = rx.recv().await {
         out.extend_from_slice(&b);
@@ -254,5 +327,19 @@ pub async fn bind(cfg: &Config) -> anyhow::Result<TcpListener> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot bind client port {addr}: {e}"))?;
     info!("binding to port {}", l.local_addr()?);
+    Ok(l)
+}
+
+/// Binds the secure client port: secureClientPortAddress, else (as in
+/// ZooKeeper, whatever clientPortAddress says) every address.
+pub async fn bind_secure(cfg: &Config, port: u16) -> anyhow::Result<TcpListener> {
+    let ip = cfg
+        .secure_client_port_address
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let addr = SocketAddr::new(ip, port);
+    let l = TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot bind secure client port {addr}: {e}"))?;
+    info!("binding to secure port {}", l.local_addr()?);
     Ok(l)
 }

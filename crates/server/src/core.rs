@@ -55,6 +55,9 @@ pub enum Msg {
         req: ConnectRequest,
         legacy: bool,
         tx: mpsc::Sender<Bytes>,
+        /// Identities the transport proved (a verified TLS client
+        /// certificate: x509, maybe super), added after the ip one.
+        auth: Vec<Id>,
     },
     Request {
         conn: ConnId,
@@ -219,7 +222,17 @@ impl Core {
                 req,
                 legacy,
                 tx,
-            } => self.connect(conn, remote, req, legacy, tx),
+                auth,
+            } => {
+                self.connect(conn, remote, req, legacy, tx);
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    for id in auth {
+                        if !c.auth.contains(&id) {
+                            c.auth.push(id);
+                        }
+                    }
+                }
+            }
             Msg::Request {
                 conn,
                 xid,

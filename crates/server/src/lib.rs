@@ -8,6 +8,7 @@ pub mod conn;
 pub mod core;
 pub mod fourlw;
 pub mod sasl;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -24,8 +25,12 @@ const PIPELINE_QUEUE: usize = 8192;
 
 /// A running server.
 pub struct Server {
+    /// The client port; the secure one when only secureClientPort is set.
     pub addr: SocketAddr,
+    /// The secure (TLS) client port, when secureClientPort is set.
+    pub secure_addr: Option<SocketAddr>,
     accept: tokio::task::JoinHandle<()>,
+    secure_accept: Option<tokio::task::JoinHandle<()>>,
     core: tokio::task::JoinHandle<()>,
 }
 
@@ -38,19 +43,55 @@ impl Server {
         std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
             anyhow::anyhow!("cannot create dataDir {}: {e}", cfg.data_dir.display())
         })?;
-        let listener = conn::bind(&cfg).await?;
-        let addr = listener.local_addr()?;
+        // TLS setup first: a bad key store stops startup before any bind.
+        let secure = match cfg.secure_client_port {
+            Some(port) => {
+                let tls = Arc::new(tls::Tls::from_config(&cfg)?);
+                Some((conn::bind_secure(&cfg, port).await?, tls))
+            }
+            None => None,
+        };
+        let secure_addr = match &secure {
+            Some((l, _)) => Some(l.local_addr()?),
+            None => None,
+        };
+        // As in ZooKeeper, no clientPort with a secureClientPort means TLS only.
+        let plain = secure.is_none() || cfg.raw.contains_key("clientPort");
+        let listener = match plain {
+            true => Some(conn::bind(&cfg).await?),
+            false => None,
+        };
+        let addr = match (&listener, secure_addr) {
+            (Some(l), _) => l.local_addr()?,
+            (None, Some(a)) => a,
+            (None, None) => unreachable!("a plain or a secure listener"),
+        };
         let cfg = Arc::new(cfg);
         let (tx, rx) = mpsc::channel(PIPELINE_QUEUE);
         let core = tokio::spawn(core::Core::new(cfg.clone()).run(rx));
-        let accept = tokio::spawn(conn::accept_loop(listener, tx, cfg));
-        Ok(Server { addr, accept, core })
+        let secure_accept = secure
+            .map(|(l, tls)| tokio::spawn(conn::accept_loop(l, tx.clone(), cfg.clone(), Some(tls))));
+        let accept = match listener {
+            Some(l) => tokio::spawn(conn::accept_loop(l, tx, cfg, None)),
+            None => tokio::spawn(std::future::pending()),
+        };
+        Ok(Server {
+            addr,
+            secure_addr,
+            accept,
+            secure_accept,
+            core,
+        })
     }
 
     /// Stops accepting and drops every connection and session.
     pub async fn stop(self) {
         self.accept.abort();
         let _ = self.accept.await;
+        if let Some(a) = self.secure_accept {
+            a.abort();
+            let _ = a.await;
+        }
         self.core.abort();
         let _ = self.core.await;
     }
@@ -60,6 +101,9 @@ impl Server {
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let server = Server::start(cfg).await?;
     info!("rookeeper serving clients on {}", server.addr);
+    if let Some(a) = server.secure_addr {
+        info!("rookeeper serving TLS clients on {a}");
+    }
     shutdown.await;
     info!("shutting down");
     server.stop().await;

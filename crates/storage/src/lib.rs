@@ -2,7 +2,11 @@
 //! (`version-2/log.<zxid>`), snapshots (`version-2/snapshot.<zxid>`), and
 //! recovery (newest valid snapshot + log replay).
 
+pub mod purge;
+
 use std::path::PathBuf;
+
+pub mod snapshot;
 
 /// Why stored state could not be read or written. Corruption always names
 /// the file and the byte offset.

@@ -24,6 +24,9 @@ pub struct AclCache {
     by_value: HashMap<Arc<[Acl]>, i64>,
     next_id: i64,
     open: Arc<Vec<Acl>>,
+    /// What an id missing from the cache grants: nothing (a fuzzy snapshot
+    /// can name an ACL that only replaying the log adds).
+    closed: Arc<Vec<Acl>>,
 }
 
 impl Default for AclCache {
@@ -33,6 +36,7 @@ impl Default for AclCache {
             by_value: HashMap::new(),
             next_id: 1,
             open: Arc::new(open_acl_unsafe()),
+            closed: Arc::new(vec![Acl::new(0, "world", "anyone")]),
         }
     }
 }
@@ -73,7 +77,7 @@ impl AclCache {
         self.by_id
             .get(&id)
             .map(|e| e.0.clone())
-            .unwrap_or_else(|| self.open.clone())
+            .unwrap_or_else(|| self.closed.clone())
     }
 
     pub fn len(&self) -> usize {
@@ -87,6 +91,62 @@ impl AclCache {
     /// Every (id, acl list) for snapshots.
     pub fn entries(&self) -> impl Iterator<Item = (i64, &[Acl])> {
         self.by_id.iter().map(|(k, v)| (*k, v.0.as_slice()))
+    }
+
+    /// How many nodes refer to `id` (0 for an unknown id).
+    pub fn ref_count(&self, id: i64) -> u64 {
+        self.by_id.get(&id).map_or(0, |e| e.1)
+    }
+
+    /// The cache as a snapshot's ACL map leaves it, before any node is read
+    /// (`ReferenceCountedACLCache.deserialize`): the stored ids, no
+    /// references yet, and new ids continuing after the largest one.
+    pub(crate) fn from_snapshot(entries: Vec<(i64, Vec<Acl>)>) -> AclCache {
+        let mut c = AclCache::default();
+        let mut max = 0;
+        for (id, acl) in entries {
+            max = max.max(id);
+            if let Some((old, _)) = c.by_id.remove(&id) {
+                if c.by_value.get(old.as_slice()) == Some(&id) {
+                    c.by_value.remove(old.as_slice());
+                }
+            }
+            c.by_value.insert(Arc::from(acl.as_slice()), id);
+            c.by_id.insert(id, (Arc::new(acl), 0));
+        }
+        c.next_id = max + 1;
+        c
+    }
+
+    /// One more node refers to `id`; false when the cache lacks it.
+    pub(crate) fn add_usage(&mut self, id: i64) -> bool {
+        if id == OPEN_UNSAFE_ACL_ID {
+            return true;
+        }
+        match self.by_id.get_mut(&id) {
+            Some(e) => {
+                e.1 += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Drops the entries no node refers to (`purgeUnused`).
+    pub(crate) fn purge_unused(&mut self) {
+        let unused: Vec<i64> = self
+            .by_id
+            .iter()
+            .filter(|(_, e)| e.1 == 0)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in unused {
+            if let Some((v, _)) = self.by_id.remove(&id) {
+                if self.by_value.get(v.as_slice()) == Some(&id) {
+                    self.by_value.remove(v.as_slice());
+                }
+            }
+        }
     }
 }
 

@@ -4,9 +4,11 @@
 //! (`DataTree::apply`), and reads (`ops`). Time comes in as arguments.
 
 pub mod acl;
+pub mod digest;
 pub mod ops;
 pub mod path;
 pub mod prep;
+pub mod restore;
 pub mod session;
 pub mod tree;
 pub mod watch;

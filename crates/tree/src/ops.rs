@@ -188,7 +188,7 @@ fn get_data(
 ) -> Result<(Option<Bytes>, Stat), ErrorCode> {
     let n = t.node(path).ok_or(ErrorCode::NoNode)?;
     c.check(&t.acl_of(n), perms::READ)?;
-    let out = (n.data.clone(), n.stat());
+    let out = (n.data.clone(), n.stat(t.extended_types));
     if watch {
         t.add_data_watch(path, c.watcher);
     }
@@ -203,7 +203,10 @@ fn get_children(
 ) -> Result<(Vec<String>, Stat), ErrorCode> {
     let n = t.node(path).ok_or(ErrorCode::NoNode)?;
     c.check(&t.acl_of(n), perms::READ)?;
-    let out = (n.children.iter().cloned().collect(), n.stat());
+    let out = (
+        n.children.iter().cloned().collect(),
+        n.stat(t.extended_types),
+    );
     if watch {
         t.add_child_watch(path, c.watcher);
     }
@@ -223,7 +226,11 @@ pub fn read(t: &mut DataTree, c: &Caller, req: &Request) -> Result<Response, Err
             if r.watch {
                 t.add_data_watch(&r.path, c.watcher);
             }
-            Response::Stat(t.node(&r.path).ok_or(ErrorCode::NoNode)?.stat())
+            Response::Stat(
+                t.node(&r.path)
+                    .ok_or(ErrorCode::NoNode)?
+                    .stat(t.extended_types),
+            )
         }
         Request::GetData(r) => {
             let (d, s) = get_data(t, c, &r.path, r.watch)?;
@@ -238,7 +245,7 @@ pub fn read(t: &mut DataTree, c: &Caller, req: &Request) -> Result<Response, Err
             let n = t.node(&r.path).ok_or(ErrorCode::NoNode)?;
             let acl = t.acl_of(n);
             c.check(&acl, perms::READ | perms::ADMIN)?;
-            let stat = n.stat();
+            let stat = n.stat(t.extended_types);
             if c.check(&acl, perms::ADMIN).is_ok() {
                 Response::Acl(acl.to_vec(), stat)
             } else {

@@ -74,19 +74,28 @@ impl Node {
         self.data.as_ref().map_or(0, Bytes::len)
     }
 
-    pub fn stat(&self) -> Stat {
+    /// The Stat clients see, as ZooKeeper's `DataNode.copyStat` makes it:
+    /// the stored cversion counts creates only, so clients get creates plus
+    /// deletes (`2 * cversion - numChildren`); containers and TTL nodes show
+    /// no ephemeral owner.
+    pub fn stat(&self, extended_types: bool) -> Stat {
         let s = &self.stat;
+        let num_children = self.children.len() as i32;
+        let owner = match owner_kind(s.ephemeral_owner, extended_types) {
+            OwnerKind::Ephemeral(o) => o,
+            _ => 0,
+        };
         Stat {
             czxid: s.czxid,
             mzxid: s.mzxid,
             ctime: s.ctime,
             mtime: s.mtime,
             version: s.version,
-            cversion: s.cversion,
+            cversion: s.cversion.wrapping_mul(2).wrapping_sub(num_children),
             aversion: s.aversion,
-            ephemeral_owner: s.ephemeral_owner,
+            ephemeral_owner: owner,
             data_length: self.data_len() as i32,
-            num_children: self.children.len() as i32,
+            num_children,
             pzxid: s.pzxid,
         }
     }
@@ -127,6 +136,8 @@ pub struct DataTree {
     pub(crate) fired: Vec<Fired>,
     pub(crate) last_zxid: i64,
     pub(crate) data_bytes: u64,
+    /// The tree digest (digest.rs), kept current by every change.
+    pub(crate) digest: i64,
     pub extended_types: bool,
 }
 
@@ -150,6 +161,7 @@ impl DataTree {
             fired: Vec::new(),
             last_zxid: 0,
             data_bytes: 0,
+            digest: 0,
             extended_types,
         };
         let blank = StatPersisted::default();
@@ -172,6 +184,7 @@ impl DataTree {
             CONFIG.into(),
             Node::new(Some(Bytes::new()), cfg_acl, cfg_stat),
         );
+        t.digest = t.compute_digest();
         t
     }
 
@@ -512,9 +525,14 @@ impl DataTree {
         let parent_path = path::parent(path).ok_or(ErrorCode::NoNode)?;
         let name = path::name(path);
         let parent = self.nodes.get_mut(parent_path).ok_or(ErrorCode::NoNode)?;
+        // Interned before the existence check, as ZooKeeper does: replaying
+        // a create over a fuzzy snapshot whose node refers to an ACL the
+        // snapshot's ACL map lacks then adds that ACL under the same id.
+        let acl_id = self.acls.intern(acl);
         if parent.children.contains(name) {
             return Err(ErrorCode::NodeExists);
         }
+        let before = crate::digest::of(parent_path, parent);
         let cversion = if parent_cversion == -1 {
             parent.stat.cversion + 1
         } else {
@@ -526,8 +544,11 @@ impl DataTree {
             parent.stat.pzxid = zxid;
         }
         parent.children.insert(name.to_owned());
+        self.digest = self.digest.wrapping_sub(before);
+        self.digest = self
+            .digest
+            .wrapping_add(crate::digest::of(parent_path, parent));
         let parent_acl = parent.acl;
-        let acl_id = self.acls.intern(acl);
         let stat = StatPersisted {
             czxid: zxid,
             mzxid: zxid,
@@ -541,8 +562,13 @@ impl DataTree {
         };
         self.data_bytes += (path.len() + data.as_ref().map_or(0, Bytes::len)) as u64;
         let node = Node::new(data, acl_id, stat);
-        let out = node.stat();
-        self.nodes.insert(path.to_owned(), node);
+        self.digest = self.digest.wrapping_add(crate::digest::of(path, &node));
+        let out = node.stat(self.extended_types);
+        if let Some(old) = self.nodes.insert(path.to_owned(), node) {
+            // An orphan left by deleting a parent that had children (which
+            // prep refuses): replaced, as NodeHashMapImpl.put does.
+            self.digest = self.digest.wrapping_sub(crate::digest::of(path, &old));
+        }
         match owner_kind(owner, self.extended_types) {
             OwnerKind::Container => {
                 self.containers.insert(path.to_owned());
@@ -576,12 +602,18 @@ impl DataTree {
         let parent_path = path::parent(path).ok_or(ErrorCode::NoNode)?;
         let name = path::name(path);
         let parent = self.nodes.get_mut(parent_path).ok_or(ErrorCode::NoNode)?;
+        let before = crate::digest::of(parent_path, parent);
         parent.children.remove(name);
         if zxid > parent.stat.pzxid {
             parent.stat.pzxid = zxid;
         }
+        self.digest = self.digest.wrapping_sub(before);
+        self.digest = self
+            .digest
+            .wrapping_add(crate::digest::of(parent_path, parent));
         let parent_acl = parent.acl;
         let node = self.nodes.remove(path).ok_or(ErrorCode::NoNode)?;
+        self.digest = self.digest.wrapping_sub(crate::digest::of(path, &node));
         self.data_bytes = self
             .data_bytes
             .saturating_sub((path.len() + node.data_len()) as u64);
@@ -629,11 +661,14 @@ impl DataTree {
         let n = self.nodes.get_mut(path).ok_or(ErrorCode::NoNode)?;
         let new_len = data.as_ref().map_or(0, Bytes::len);
         self.data_bytes = (self.data_bytes + new_len as u64).saturating_sub(n.data_len() as u64);
+        let before = crate::digest::of(path, n);
         n.data = data;
         n.stat.mtime = time;
         n.stat.mzxid = zxid;
         n.stat.version = version;
-        let stat = n.stat();
+        self.digest = self.digest.wrapping_sub(before);
+        self.digest = self.digest.wrapping_add(crate::digest::of(path, n));
+        let stat = n.stat(self.extended_types);
         let acl = self.acls.get(n.acl);
         self.trigger(true, path, event::NODE_DATA_CHANGED, &acl, &HashSet::new());
         Ok(stat)
@@ -645,7 +680,10 @@ impl DataTree {
         let id = self.acls.intern(acl);
         let n = self.nodes.get_mut(path).expect("checked above");
         n.acl = id;
+        let before = crate::digest::of(path, n);
         n.stat.aversion = version;
-        Ok(n.stat())
+        self.digest = self.digest.wrapping_sub(before);
+        self.digest = self.digest.wrapping_add(crate::digest::of(path, n));
+        Ok(n.stat(self.extended_types))
     }
 }

@@ -240,10 +240,16 @@ fn check_same(tree: &DataTree, m: &Model) {
         let node = tree
             .node(p)
             .unwrap_or_else(|| panic!("{p} missing from tree"));
-        let st = node.stat();
+        let st = node.stat(false);
         assert_eq!(node.data.as_deref(), Some(n.data.as_slice()), "{p} data");
         assert_eq!(st.version, n.version, "{p} version");
-        assert_eq!(st.cversion, n.cversion, "{p} cversion");
+        // The stored cversion counts creates; clients see creates + deletes.
+        assert_eq!(node.stat.cversion, n.cversion, "{p} cversion");
+        assert_eq!(
+            st.cversion,
+            2 * n.cversion - st.num_children,
+            "{p} client cversion"
+        );
         assert_eq!(
             st.num_children as usize,
             children(m, p) + usize::from(p == "/"),
@@ -251,6 +257,11 @@ fn check_same(tree: &DataTree, m: &Model) {
         );
         assert_eq!(st.data_length as usize, n.data.len());
         assert_eq!(st.ephemeral_owner != 0, n.ephemeral, "{p} owner");
+        assert_eq!(
+            node.stat.ephemeral_owner != 0,
+            n.ephemeral,
+            "{p} stored owner"
+        );
         assert!(st.czxid <= st.mzxid && st.czxid <= st.pzxid, "{p} zxids");
     }
     let user_nodes = tree

@@ -1,0 +1,205 @@
+//! The tree as ZooKeeper's snapshots hold it (`DataTree.serialize` /
+//! `deserialize`): nodes in pre-order from the root, the root named "",
+//! every parent before its children; and the builder that rebuilds a tree
+//! from those records, with the ACL ids and reference counts, the
+//! ephemeral/container/TTL indexes, the sessions and the digest.
+//! No I/O here: the storage crate reads and writes the bytes.
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+use jute::data::{Acl, StatPersisted};
+
+use crate::acl::AclCache;
+use crate::tree::{owner_kind, DataTree, Node, OwnerKind, CONFIG, QUOTA, ZOOKEEPER};
+
+/// Why snapshot records do not make a tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreError(pub String);
+
+impl std::fmt::Display for RestoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RestoreError {}
+
+/// Pre-order walk of the tree for a snapshot: yields (path as the snapshot
+/// stores it, node), the root first as "", children in name order.
+pub struct SnapshotNodes<'a> {
+    tree: &'a DataTree,
+    stack: Vec<String>,
+}
+
+impl<'a> Iterator for SnapshotNodes<'a> {
+    type Item = (String, &'a Node);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let path = self.stack.pop()?;
+            // A child name without a node cannot happen; skip it as
+            // ZooKeeper's serializeNode does.
+            let Some(node) = self.tree.nodes.get(&path) else {
+                continue;
+            };
+            let prefix = if path == "/" { "" } else { path.as_str() };
+            for c in node.children.iter().rev() {
+                self.stack.push(format!("{prefix}/{c}"));
+            }
+            let out = if path == "/" { String::new() } else { path };
+            return Some((out, node));
+        }
+    }
+}
+
+/// Rebuilds a tree from a snapshot's records, in the file's order: sessions
+/// and the ACL map (`new`), then the nodes, root first (`node`), then
+/// `finish`.
+pub struct SnapshotBuilder {
+    tree: DataTree,
+    have_root: bool,
+    unknown_acl_refs: usize,
+}
+
+impl DataTree {
+    /// The nodes in the order a snapshot stores them.
+    pub fn snapshot_nodes(&self) -> SnapshotNodes<'_> {
+        SnapshotNodes {
+            tree: self,
+            stack: vec!["/".to_owned()],
+        }
+    }
+
+    /// The paths of container nodes.
+    pub fn container_paths(&self) -> &std::collections::HashSet<String> {
+        &self.containers
+    }
+
+    /// The paths of TTL nodes (only when extended types are enabled).
+    pub fn ttl_paths(&self) -> &std::collections::HashSet<String> {
+        &self.ttls
+    }
+
+    /// Starts rebuilding a tree from a snapshot whose ACL map is `acls`
+    /// (ids kept as stored). `extended_types` decides whether TTL owners
+    /// are TTLs or plain session ids, as `EphemeralType.get` does.
+    pub fn from_snapshot(extended_types: bool, acls: Vec<(i64, Vec<Acl>)>) -> SnapshotBuilder {
+        let mut tree = DataTree::new(extended_types);
+        tree.nodes.clear();
+        tree.acls = AclCache::from_snapshot(acls);
+        tree.ephemerals.clear();
+        tree.containers.clear();
+        tree.ttls.clear();
+        tree.sessions.clear();
+        tree.data_bytes = 0;
+        tree.digest = 0;
+        tree.last_zxid = 0;
+        SnapshotBuilder {
+            tree,
+            have_root: false,
+            unknown_acl_refs: 0,
+        }
+    }
+}
+
+/// The nodes `DataTree::new` makes, whose paths `data_bytes` leaves out.
+fn builtin(path: &str) -> bool {
+    matches!(path, "/" | ZOOKEEPER | QUOTA | CONFIG)
+}
+
+impl SnapshotBuilder {
+    /// A session and its timeout (ms).
+    pub fn session(&mut self, id: i64, timeout: i32) {
+        self.tree.sessions.insert(id, timeout);
+    }
+
+    /// The next node record. `path` is as stored: "" for the root, which
+    /// must come first; every other node after its parent.
+    pub fn node(
+        &mut self,
+        path: &str,
+        data: Option<Bytes>,
+        acl: i64,
+        stat: StatPersisted,
+    ) -> Result<(), RestoreError> {
+        let t = &mut self.tree;
+        let key = if path.is_empty() {
+            if self.have_root {
+                return Err(RestoreError("the root appears twice".into()));
+            }
+            "/".to_owned()
+        } else {
+            if !self.have_root {
+                return Err(RestoreError(format!("node {path:?} comes before the root")));
+            }
+            let Some(slash) = path.rfind('/') else {
+                return Err(RestoreError(format!("bad path {path:?}")));
+            };
+            let (parent, name) = (&path[..slash], &path[slash + 1..]);
+            let parent = if parent.is_empty() { "/" } else { parent };
+            if name.is_empty() {
+                return Err(RestoreError(format!("bad path {path:?}")));
+            }
+            if t.nodes.contains_key(path) {
+                return Err(RestoreError(format!("node {path:?} appears twice")));
+            }
+            let Some(p) = t.nodes.get_mut(parent) else {
+                return Err(RestoreError(format!(
+                    "parent {parent:?} of {path:?} is missing"
+                )));
+            };
+            p.children.insert(name.to_owned());
+            path.to_owned()
+        };
+        // An id the map lacks is kept without a reference, as ZooKeeper
+        // does: a fuzzy snapshot writes the ACL map before the nodes, so a
+        // node created meanwhile can name an ACL the map lacks; replaying
+        // its create adds that ACL under the same id (ids are allocated in
+        // order from the largest in the map). Until then it grants nothing.
+        if !t.acls.add_usage(acl) {
+            self.unknown_acl_refs += 1;
+        }
+        let node = Node {
+            data,
+            acl,
+            stat,
+            children: BTreeSet::new(),
+        };
+        t.digest = t.digest.wrapping_add(crate::digest::of(&key, &node));
+        let path_len = if builtin(&key) { 0 } else { key.len() };
+        t.data_bytes += (path_len + node.data_len()) as u64;
+        if key != "/" {
+            match owner_kind(stat.ephemeral_owner, t.extended_types) {
+                OwnerKind::Container => {
+                    t.containers.insert(key.clone());
+                }
+                OwnerKind::Ttl(_) => {
+                    t.ttls.insert(key.clone());
+                }
+                OwnerKind::Ephemeral(s) => {
+                    t.ephemerals.entry(s).or_default().insert(key.clone());
+                }
+                OwnerKind::Persistent => {}
+            }
+        }
+        t.nodes.insert(key, node);
+        self.have_root = true;
+        Ok(())
+    }
+
+    /// How many nodes so far name an ACL id the snapshot's map lacks.
+    pub fn unknown_acl_refs(&self) -> usize {
+        self.unknown_acl_refs
+    }
+
+    /// The tree, as of `last_zxid`; ACLs no node refers to are dropped.
+    pub fn finish(mut self, last_zxid: i64) -> Result<DataTree, RestoreError> {
+        if !self.have_root {
+            return Err(RestoreError("the snapshot has no root node".into()));
+        }
+        self.tree.acls.purge_unused();
+        self.tree.last_zxid = last_zxid;
+        Ok(self.tree)
+    }
+}

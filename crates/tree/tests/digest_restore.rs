@@ -1,0 +1,188 @@
+//! Rebuilding a tree from snapshot records: order, ACL ids and counts,
+//! the digest, and the fuzzy-snapshot case Apache ZooKeeper produces (a
+//! node naming an ACL that the ACL map, written first, lacks).
+
+use bytes::Bytes;
+use jute::consts::perms;
+use jute::data::{Acl, StatPersisted};
+use jute::txn::{CreateTxn, DeleteTxn, TxnBody, TxnHeader};
+use tree::acl::open_acl_unsafe;
+use tree::DataTree;
+
+fn hdr(zxid: i64) -> TxnHeader {
+    TxnHeader {
+        client_id: 1,
+        cxid: 0,
+        zxid,
+        time: zxid * 10,
+        op: 1,
+    }
+}
+
+fn create(path: &str, acl: Vec<Acl>) -> TxnBody {
+    TxnBody::Create(CreateTxn {
+        path: path.into(),
+        data: Some(Bytes::from_static(b"d")),
+        acl,
+        ephemeral: false,
+        parent_cversion: -1,
+    })
+}
+
+fn rebuild(t: &DataTree) -> DataTree {
+    let acls = t
+        .acl_cache()
+        .entries()
+        .map(|(i, l)| (i, l.to_vec()))
+        .collect();
+    let mut b = DataTree::from_snapshot(t.extended_types, acls);
+    for (id, to) in t.sessions() {
+        b.session(*id, *to);
+    }
+    for (path, n) in t.snapshot_nodes() {
+        b.node(&path, n.data.clone(), n.acl, n.stat).unwrap();
+    }
+    assert_eq!(b.unknown_acl_refs(), 0);
+    b.finish(t.last_zxid()).unwrap()
+}
+
+#[test]
+fn snapshot_order_is_preorder_root_first() {
+    let mut t = DataTree::new(false);
+    for (i, p) in ["/b", "/a", "/a/z", "/a/y", "/a/y/x", "/c"]
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(
+            t.apply(&hdr(i as i64 + 1), &create(p, open_acl_unsafe()))
+                .err,
+            0
+        );
+    }
+    let order: Vec<String> = t.snapshot_nodes().map(|(p, _)| p).collect();
+    assert_eq!(
+        order,
+        [
+            "",
+            "/a",
+            "/a/y",
+            "/a/y/x",
+            "/a/z",
+            "/b",
+            "/c",
+            "/zookeeper",
+            "/zookeeper/config",
+            "/zookeeper/quota"
+        ]
+    );
+    let r = rebuild(&t);
+    assert_eq!(r.digest(), t.digest());
+    assert_eq!(r.compute_digest(), t.digest());
+    assert_eq!(r.approximate_data_size(), t.approximate_data_size());
+    assert_eq!(r.last_zxid(), t.last_zxid());
+    for (p, n) in t.nodes() {
+        let m = r.node(p).unwrap();
+        assert_eq!((n.acl, n.stat, &n.children), (m.acl, m.stat, &m.children));
+    }
+}
+
+#[test]
+fn acl_ids_counts_and_next_id_survive() {
+    let mut t = DataTree::new(false);
+    let a = vec![Acl::new(perms::READ, "ip", "10.0.0.1")];
+    let b = vec![Acl::new(perms::ALL, "ip", "10.0.0.2")];
+    t.apply(&hdr(1), &create("/x", a.clone()));
+    t.apply(&hdr(2), &create("/y", b.clone()));
+    t.apply(&hdr(3), &create("/z", b.clone()));
+    t.apply(&hdr(4), &TxnBody::Delete(DeleteTxn { path: "/x".into() }));
+    // ids: 1 config READ, 2 = a (freed), 3 = b (two refs).
+    let r = rebuild(&t);
+    let id_b = r.node("/y").unwrap().acl;
+    assert_eq!(id_b, t.node("/y").unwrap().acl);
+    assert_eq!(r.acl_cache().ref_count(id_b), 2);
+    assert_eq!(r.acl_cache().len(), t.acl_cache().len());
+    // New ACLs continue after the largest id, as ZooKeeper's aclIndex.
+    let mut r = r;
+    r.apply(&hdr(5), &create("/w", a));
+    assert_eq!(r.node("/w").unwrap().acl, id_b + 1);
+}
+
+#[test]
+fn unreferenced_acls_are_purged() {
+    let s = StatPersisted::default();
+    let mut b = DataTree::from_snapshot(
+        false,
+        vec![
+            (1, vec![Acl::new(perms::READ, "world", "anyone")]),
+            (7, vec![Acl::new(perms::READ, "ip", "1.2.3.4")]),
+        ],
+    );
+    b.node("", Some(Bytes::new()), -1, s).unwrap();
+    b.node("/a", None, 1, s).unwrap();
+    let t = b.finish(3).unwrap();
+    assert_eq!(t.acl_cache().len(), 1);
+    assert_eq!(t.acl_cache().ref_count(1), 1);
+    assert_eq!(t.acl_cache().ref_count(7), 0);
+}
+
+#[test]
+fn fuzzy_snapshot_acl_is_repaired_by_replay() {
+    // As in an Apache snapshot seen in practice: the map has only the
+    // config node's ACL (1) but /app, created while the snapshot was being
+    // written, names ACL 2 (OPEN_ACL_UNSAFE).
+    let s = StatPersisted {
+        czxid: 2,
+        mzxid: 2,
+        pzxid: 2,
+        ctime: 20,
+        mtime: 20,
+        ..Default::default()
+    };
+    let mut b = DataTree::from_snapshot(
+        false,
+        vec![(1, vec![Acl::new(perms::READ, "world", "anyone")])],
+    );
+    let root = StatPersisted {
+        cversion: 2,
+        pzxid: 2,
+        ..Default::default()
+    };
+    b.node("", Some(Bytes::new()), -1, root).unwrap();
+    b.node("/app", Some(Bytes::from_static(b"d")), 2, s)
+        .unwrap();
+    b.node(
+        "/zookeeper",
+        Some(Bytes::new()),
+        -1,
+        StatPersisted::default(),
+    )
+    .unwrap();
+    assert_eq!(b.unknown_acl_refs(), 1);
+    let mut t = b.finish(1).unwrap();
+    // Until replay, the dangling id grants nothing.
+    let app = t.node("/app").unwrap();
+    assert!(!tree::acl::check(&t.acl_of(app), perms::READ, &[]));
+    // Replaying /app's create fails (NodeExists) but adds the ACL as id 2.
+    let r = t.apply(&hdr(2), &create("/app", open_acl_unsafe()));
+    assert_eq!(r.err, jute::ErrorCode::NodeExists.code());
+    let app = t.node("/app").unwrap();
+    assert_eq!(*t.acl_of(app), open_acl_unsafe());
+    assert_eq!(t.acl_cache().ref_count(2), 1);
+}
+
+#[test]
+fn malformed_records_are_refused() {
+    let s = StatPersisted::default();
+    let fresh = || DataTree::from_snapshot(false, vec![]);
+    let mut b = fresh();
+    assert!(b.node("/a", None, -1, s).is_err(), "before the root");
+    let mut b = fresh();
+    b.node("", None, -1, s).unwrap();
+    assert!(b.node("", None, -1, s).is_err(), "root twice");
+    assert!(b.node("/a/b", None, -1, s).is_err(), "missing parent");
+    assert!(b.node("noslash", None, -1, s).is_err());
+    assert!(b.node("/a/", None, -1, s).is_err());
+    b.node("/a", None, -1, s).unwrap();
+    assert!(b.node("/a", None, -1, s).is_err(), "twice");
+    assert!(fresh().finish(0).is_err(), "no root");
+}

@@ -1,10 +1,17 @@
 //! The `rookeeper` command.
 
+mod tools;
+
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
-const USAGE: &str = "usage: rookeeper server [-Dkey=value ...] [PATH/zoo.cfg]
+const USAGE: &str = "usage:
+  rookeeper server [-Dkey=value ...] [PATH/zoo.cfg]
+  rookeeper snapshot dump [-d|--json] SNAPSHOT_FILE
+  rookeeper log dump TXN_LOG_FILE
+  rookeeper purge DATALOGDIR [SNAPDIR] -n COUNT
+  rookeeper version
 
 With no zoo.cfg the server runs standalone on port 2181 with ZooKeeper's
 defaults (tickTime 2000, dataDir ./data).";
@@ -62,6 +69,13 @@ fn main() -> Result<()> {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(server::run(cfg, shutdown_signal()))
         }
+        Some("snapshot") if args.get(1).map(String::as_str) == Some("dump") => {
+            tools::snapshot_dump(&args[2..])
+        }
+        Some("log") if args.get(1).map(String::as_str) == Some("dump") => {
+            tools::log_dump(&args[2..])
+        }
+        Some("purge") => tools::purge(&args[1..]),
         Some("-h") | Some("--help") | Some("help") => {
             println!("{USAGE}");
             Ok(())

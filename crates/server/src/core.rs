@@ -7,7 +7,7 @@
 //! A write goes: prep (request -> txn) -> [storage/ZAB slot here] -> apply
 //! -> watch notifications -> reply.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -18,7 +18,7 @@ use jute::consts::{op, perms, state, xid, ErrorCode};
 use jute::data::Id;
 use jute::proto::{ConnectRequest, ConnectResponse, ReplyHeader, WatcherEvent};
 use jute::request::Request;
-use jute::txn::{CreateSessionTxn, TxnBody, TxnHeader};
+use jute::txn::{CreateSessionTxn, Txn, TxnBody, TxnHeader};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
@@ -30,6 +30,7 @@ use tree::DataTree;
 
 use crate::config::Config;
 use crate::fourlw;
+use crate::persist::{Event, Persister};
 use crate::sasl;
 
 pub type ConnId = u64;
@@ -37,6 +38,18 @@ pub type ConnId = u64;
 /// Frames queued per connection before it counts as a stalled reader and
 /// is dropped (the pipeline never waits on one client).
 pub const OUTBOX_FRAMES: usize = 1 << 16;
+
+/// Txns applied but not yet fsynced before the pipeline stops taking new
+/// requests (backpressure while the disk catches up).
+const MAX_UNSYNCED: i64 = 50_000;
+
+/// A frame that may only go out once every txn up to `after` is durable.
+struct Held {
+    after: i64,
+    conn: ConnId,
+    tx: mpsc::Sender<Bytes>,
+    frame: Bytes,
+}
 
 /// A decoded request body, or why it could not be decoded.
 #[derive(Debug)]
@@ -143,6 +156,14 @@ pub struct Core {
     by_session: HashMap<i64, ConnId>,
     /// The last zxid handed to a txn.
     zxid: i64,
+    /// The last zxid known to be on disk.
+    durable: i64,
+    /// Replies and notifications waiting for durability, in send order.
+    held: VecDeque<Held>,
+    persist: Persister,
+    /// Txns since the last snapshot, and when the next one is due.
+    since_snapshot: u64,
+    snapshot_at: u64,
     start: Instant,
     pub stats: ServerStats,
     /// Connections accepted but not yet past the handshake (for `cons`).
@@ -167,21 +188,34 @@ fn frame(hdr: ReplyHeader, body: impl FnOnce(&mut BytesMut)) -> Bytes {
 }
 
 impl Core {
-    pub fn new(cfg: Arc<Config>) -> Core {
+    /// A pipeline over `tree` (recovered from disk), logging through `persist`.
+    pub fn new(cfg: Arc<Config>, tree: DataTree, persist: Persister) -> Core {
         let opts = Options {
             extended_types: cfg.extended_types,
             skip_acl: cfg.skip_acl,
             reconfig_enabled: cfg.reconfig_enabled,
         };
         let first = session::initial_session_id(0, wall_ms());
+        let mut sessions = SessionTracker::new(cfg.tick_time as i64, first);
+        // Sessions of the previous run get a full timeout to come back.
+        for (&sid, &timeout) in tree.sessions() {
+            sessions.add(sid, timeout, 0);
+        }
+        let zxid = tree.last_zxid();
+        let snapshot_at = next_snapshot_point(&cfg);
         Core {
-            tree: DataTree::new(cfg.extended_types),
+            tree,
             pending: Pending::default(),
             opts,
-            sessions: SessionTracker::new(cfg.tick_time as i64, first),
+            sessions,
             conns: HashMap::new(),
             by_session: HashMap::new(),
-            zxid: 0,
+            zxid,
+            durable: zxid,
+            held: VecDeque::new(),
+            persist,
+            since_snapshot: 0,
+            snapshot_at,
             start: Instant::now(),
             stats: ServerStats::default(),
             started_at: SystemTime::now(),
@@ -194,8 +228,13 @@ impl Core {
         self.start.elapsed().as_millis() as i64
     }
 
-    /// Runs the pipeline until every sender is gone.
-    pub async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+    /// Runs the pipeline until every sender is gone, or until the txn log
+    /// fails (then nothing more can be acknowledged: the caller stops).
+    pub async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Msg>,
+        mut events: mpsc::UnboundedReceiver<Event>,
+    ) -> anyhow::Result<()> {
         let tick = Duration::from_millis(self.cfg.tick_time as u64);
         let mut expiry = tokio::time::interval(tick);
         expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -203,10 +242,19 @@ impl Core {
             tokio::time::interval(Duration::from_millis(self.cfg.container_check_interval_ms));
         containers.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let room = self.zxid - self.durable < MAX_UNSYNCED;
             tokio::select! {
-                m = rx.recv() => match m {
+                m = rx.recv(), if room => match m {
                     Some(m) => self.handle(m),
-                    None => break,
+                    None => return Ok(()),
+                },
+                e = events.recv() => match e {
+                    Some(Event::Durable(z)) => self.on_durable(z),
+                    Some(Event::Failed { last_durable, reason }) => {
+                        self.on_durable(last_durable);
+                        anyhow::bail!("txn log write failed: {reason}");
+                    }
+                    None => anyhow::bail!("txn log thread stopped"),
                 },
                 _ = expiry.tick() => self.expire_sessions(),
                 _ = containers.tick() => self.clean_containers(),
@@ -247,21 +295,48 @@ impl Core {
         }
     }
 
-    /// Queues a frame; a connection whose outbox is full is dropped.
+    /// Queues a frame for a connection. While txns are waiting for their
+    /// fsync, frames are held back in order, so no client sees state that
+    /// is not yet durable (nor a reply before an earlier one).
     fn send(&mut self, conn: ConnId, b: Bytes) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        match c.tx.try_send(b) {
-            Ok(()) => {
-                c.stats.sent += 1;
-                self.stats.sent += 1;
-            }
+        c.stats.sent += 1;
+        self.stats.sent += 1;
+        if self.held.is_empty() && self.durable >= self.zxid {
+            let tx = c.tx.clone();
+            self.deliver(conn, &tx, b);
+        } else {
+            self.held.push_back(Held {
+                after: self.zxid,
+                conn,
+                tx: c.tx.clone(),
+                frame: b,
+            });
+        }
+    }
+
+    fn on_durable(&mut self, zxid: i64) {
+        self.durable = self.durable.max(zxid);
+        while self.held.front().is_some_and(|h| h.after <= self.durable) {
+            let h = self.held.pop_front().expect("checked");
+            self.deliver(h.conn, &h.tx, h.frame);
+        }
+    }
+
+    /// Hands a frame to the connection's writer; a connection whose outbox
+    /// is full (a client not reading) is dropped.
+    fn deliver(&mut self, conn: ConnId, tx: &mpsc::Sender<Bytes>, b: Bytes) {
+        match tx.try_send(b) {
+            Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
-                warn!(
-                    "closing connection from {} (session 0x{:x}): client is not reading its replies",
-                    c.remote, c.session
-                );
+                if let Some(c) = self.conns.get(&conn) {
+                    warn!(
+                        "closing connection from {} (session 0x{:x}): client is not reading its replies",
+                        c.remote, c.session
+                    );
+                }
                 self.drop_conn(conn);
             }
             Err(mpsc::error::TrySendError::Closed(_)) => self.drop_conn(conn),
@@ -392,6 +467,20 @@ impl Core {
         };
         let rc = self.tree.apply(&hdr, &body);
         self.pending.applied(hdr.zxid);
+        self.persist.append(Txn {
+            header: hdr,
+            body,
+            digest: Some(jute::txn::TxnDigest {
+                version: tree::digest::DIGEST_VERSION,
+                tree_digest: self.tree.digest(),
+            }),
+        });
+        self.since_snapshot += 1;
+        if self.since_snapshot >= self.snapshot_at {
+            self.since_snapshot = 0;
+            self.snapshot_at = next_snapshot_point(&self.cfg);
+            self.persist.snapshot(self.tree.clone(), self.zxid);
+        }
         self.deliver_watches();
         rc
     }
@@ -705,6 +794,23 @@ impl Core {
             c.stats.last_latency_ms = 0;
         }
     }
+}
+
+/// ZooKeeper snapshots after a random number of txns in
+/// [snapCount/2, snapCount), so servers of an ensemble do not all snapshot
+/// at once.
+fn next_snapshot_point(cfg: &Config) -> u64 {
+    let snap_count = cfg
+        .raw
+        .get("snapCount")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .or_else(|| {
+            cfg.prop("zookeeper.snapCount")
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(100_000)
+        .max(2);
+    snap_count / 2 + rand::random_range(0..snap_count / 2)
 }
 
 /// The four-letter abbreviations `cons` shows as lop.

@@ -7,6 +7,7 @@ pub mod config;
 pub mod conn;
 pub mod core;
 pub mod fourlw;
+pub mod persist;
 pub mod sasl;
 pub mod tls;
 
@@ -31,7 +32,7 @@ pub struct Server {
     pub secure_addr: Option<SocketAddr>,
     accept: tokio::task::JoinHandle<()>,
     secure_accept: Option<tokio::task::JoinHandle<()>>,
-    core: tokio::task::JoinHandle<()>,
+    core: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl Server {
@@ -66,9 +67,19 @@ impl Server {
             (None, Some(a)) => a,
             (None, None) => unreachable!("a plain or a secure listener"),
         };
+        // Recovery before serving: the tree comes back from the dataDir.
+        let layout = persist::Layout::new(&cfg);
+        let tree = {
+            let cfg = cfg.clone();
+            let layout = layout.clone();
+            // Recovery reads whole files: keep it off the async workers.
+            tokio::task::spawn_blocking(move || persist::recover(&cfg, &layout)).await??
+        };
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let persister = persist::start(&cfg, &layout, tree.last_zxid(), ev_tx)?;
         let cfg = Arc::new(cfg);
         let (tx, rx) = mpsc::channel(PIPELINE_QUEUE);
-        let core = tokio::spawn(core::Core::new(cfg.clone()).run(rx));
+        let core = tokio::spawn(core::Core::new(cfg.clone(), tree, persister).run(rx, ev_rx));
         let secure_accept = secure
             .map(|(l, tls)| tokio::spawn(conn::accept_loop(l, tx.clone(), cfg.clone(), Some(tls))));
         let accept = match listener {
@@ -97,15 +108,30 @@ impl Server {
     }
 }
 
-/// Runs a server until `shutdown` completes.
+/// Runs a server until `shutdown` completes, or until it cannot go on (its
+/// txn log failed: then an error, and a non-zero exit).
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let server = Server::start(cfg).await?;
+    let mut server = Server::start(cfg).await?;
     info!("rookeeper serving clients on {}", server.addr);
     if let Some(a) = server.secure_addr {
         info!("rookeeper serving TLS clients on {a}");
     }
-    shutdown.await;
-    info!("shutting down");
-    server.stop().await;
-    Ok(())
+    tokio::select! {
+        _ = shutdown => {
+            info!("shutting down");
+            server.stop().await;
+            Ok(())
+        }
+        r = &mut server.core => {
+            server.accept.abort();
+            if let Some(a) = &server.secure_accept {
+                a.abort();
+            }
+            match r {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(e),
+                Err(e) => Err(anyhow::anyhow!("request pipeline crashed: {e}")),
+            }
+        }
+    }
 }

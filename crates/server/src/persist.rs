@@ -1,0 +1,248 @@
+//! Durability: recovery at startup, the txn log thread (group commit), and
+//! snapshots. The pipeline applies a txn at once and hands it here; replies
+//! that depend on it are held until this thread reports it fsynced.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc as std_mpsc;
+use std::thread;
+use std::time::Instant;
+
+use jute::txn::Txn;
+use storage::snapshot::{self, Compression};
+use storage::txnlog::{self, TxnLogWriter};
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+use tree::DataTree;
+
+use crate::config::Config;
+
+/// Where snapshots and logs live: `<dataDir>/version-2`, `<dataLogDir>/version-2`.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub snap_dir: PathBuf,
+    pub log_dir: PathBuf,
+}
+
+impl Layout {
+    pub fn new(cfg: &Config) -> Layout {
+        let log_base = cfg.data_log_dir.as_ref().unwrap_or(&cfg.data_dir);
+        Layout {
+            snap_dir: cfg.data_dir.join("version-2"),
+            log_dir: log_base.join("version-2"),
+        }
+    }
+}
+
+/// What the log thread tells the pipeline.
+#[derive(Debug)]
+pub enum Event {
+    /// Every txn up to this zxid is on disk.
+    Durable(i64),
+    /// The log could not be written; nothing after `last_durable` is safe.
+    Failed { last_durable: i64, reason: String },
+}
+
+enum LogMsg {
+    Txn(Box<Txn>),
+    /// Sync, roll the log, and write this copy of the tree as a snapshot.
+    Snapshot(Box<DataTree>, i64),
+}
+
+/// The pipeline's handle on the log thread.
+pub struct Persister {
+    tx: std_mpsc::Sender<LogMsg>,
+}
+
+impl Persister {
+    pub fn append(&self, txn: Txn) {
+        // The thread only stops after reporting Failed; nothing to do then.
+        let _ = self.tx.send(LogMsg::Txn(Box::new(txn)));
+    }
+
+    pub fn snapshot(&self, tree: DataTree, zxid: i64) {
+        let _ = self.tx.send(LogMsg::Snapshot(Box::new(tree), zxid));
+    }
+}
+
+fn compression(cfg: &Config) -> Compression {
+    match cfg.prop("zookeeper.snapshot.compression.method") {
+        Some("gz") => Compression::Gz,
+        Some("snappy") => Compression::Snappy,
+        _ => Compression::None,
+    }
+}
+
+/// Loads the newest valid snapshot and replays the log after it. A torn
+/// tail is truncated; corruption anywhere else stops startup with the file
+/// and offset. Always leaves a snapshot of the recovered state behind (as
+/// ZooKeeper does at startup), so a dataDir is never logs without a
+/// snapshot.
+pub fn recover(cfg: &Config, layout: &Layout) -> anyhow::Result<DataTree> {
+    for d in [&layout.snap_dir, &layout.log_dir] {
+        std::fs::create_dir_all(d)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", d.display()))?;
+    }
+    let started = Instant::now();
+    let mut tree = None;
+    // Like ZooKeeper, fall back to older snapshots if the newest is bad.
+    for (i, (_, path)) in snapshot::list_snapshots(&layout.snap_dir)?
+        .into_iter()
+        .enumerate()
+    {
+        if i >= 3 {
+            break;
+        }
+        match snapshot::read_snapshot(&path, cfg.extended_types) {
+            Ok((t, zxid)) => {
+                info!("loaded snapshot {} (zxid 0x{zxid:x})", path.display());
+                tree = Some(t);
+                break;
+            }
+            Err(e) => warn!("skipping invalid snapshot: {e}"),
+        }
+    }
+    let had_snapshot = tree.is_some();
+    let mut tree = tree.unwrap_or_else(|| DataTree::new(cfg.extended_types));
+    let from = tree.last_zxid();
+    let replay = txnlog::replay(&layout.log_dir, from, true)?;
+    if let Some((file, offset)) = &replay.torn {
+        warn!(
+            "truncated a torn entry at the end of {} at offset {offset} (a write cut short by a crash; it was never acknowledged)",
+            file.display()
+        );
+    }
+    if !had_snapshot && !replay.txns.is_empty() && from == 0 {
+        info!("no snapshot found: rebuilding from the txn log alone");
+    }
+    let n = replay.txns.len();
+    for t in &replay.txns {
+        tree.apply(&t.header, &t.body);
+    }
+    // Replay fires no one's watches: nobody is connected yet.
+    tree.take_fired();
+    info!(
+        "recovered {} znodes and {} sessions at zxid 0x{:x} ({n} txns replayed) in {:?}",
+        tree.node_count(),
+        tree.sessions().len(),
+        tree.last_zxid(),
+        started.elapsed()
+    );
+    let path =
+        snapshot::write_snapshot(&layout.snap_dir, &tree, tree.last_zxid(), compression(cfg))?;
+    info!("wrote startup snapshot {}", path.display());
+    Ok(tree)
+}
+
+/// Starts the log thread. `events` receives durability reports.
+pub fn start(
+    cfg: &Config,
+    layout: &Layout,
+    last_zxid: i64,
+    events: mpsc::UnboundedSender<Event>,
+) -> anyhow::Result<Persister> {
+    let prealloc = cfg
+        .raw
+        .get("preAllocSize")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(64 * 1024 * 1024, |kb| kb * 1024);
+    let force_sync = !cfg
+        .raw
+        .get("forceSync")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("no"));
+    if !force_sync {
+        warn!("forceSync=no: acknowledged writes can be lost in a power failure");
+    }
+    let writer = TxnLogWriter::open(layout.log_dir.clone(), prealloc)?;
+    let (tx, rx) = std_mpsc::channel();
+    let snap_dir = layout.snap_dir.clone();
+    let comp = compression(cfg);
+    thread::Builder::new()
+        .name("txnlog".into())
+        .spawn(move || log_loop(writer, rx, events, force_sync, snap_dir, comp, last_zxid))?;
+    Ok(Persister { tx })
+}
+
+/// Most txns written between two fsyncs.
+const GROUP_MAX: usize = 4096;
+
+fn log_loop(
+    mut w: TxnLogWriter,
+    rx: std_mpsc::Receiver<LogMsg>,
+    events: mpsc::UnboundedSender<Event>,
+    force_sync: bool,
+    snap_dir: PathBuf,
+    comp: Compression,
+    mut durable: i64,
+) {
+    let mut snapper: Option<thread::JoinHandle<()>> = None;
+    while let Ok(first) = rx.recv() {
+        // Group commit: everything already queued shares one fsync.
+        let mut batch = vec![first];
+        while batch.len() < GROUP_MAX {
+            match rx.try_recv() {
+                Ok(m) => batch.push(m),
+                Err(_) => break,
+            }
+        }
+        let mut last = durable;
+        let mut snaps = Vec::new();
+        let mut result = Ok(());
+        for m in batch {
+            match m {
+                LogMsg::Txn(t) => {
+                    last = t.header.zxid;
+                    if let Err(e) = w.append(&t) {
+                        result = Err(e);
+                        break;
+                    }
+                }
+                LogMsg::Snapshot(tree, zxid) => {
+                    // Everything before the snapshot point must be durable
+                    // before the snapshot may stand for it.
+                    if let Err(e) = w.sync(force_sync).and_then(|_| w.roll()) {
+                        result = Err(e);
+                        break;
+                    }
+                    snaps.push((tree, zxid));
+                }
+            }
+        }
+        let result = result.and_then(|_| w.sync(force_sync));
+        if let Err(e) = result {
+            error!("cannot write the txn log: {e}; no further writes can be acknowledged");
+            let _ = events.send(Event::Failed {
+                last_durable: durable,
+                reason: e.to_string(),
+            });
+            return;
+        }
+        durable = last;
+        if events.send(Event::Durable(durable)).is_err() {
+            return;
+        }
+        for (tree, zxid) in snaps {
+            if snapper.as_ref().is_some_and(|h| !h.is_finished()) {
+                warn!("too busy to snapshot, skipping (zxid 0x{zxid:x})");
+                continue;
+            }
+            let dir = snap_dir.clone();
+            snapper = thread::Builder::new()
+                .name("snapshot".into())
+                .spawn(move || write_snap(&dir, &tree, zxid, comp))
+                .ok();
+        }
+    }
+}
+
+fn write_snap(dir: &Path, tree: &DataTree, zxid: i64, comp: Compression) {
+    let started = Instant::now();
+    match snapshot::write_snapshot(dir, tree, zxid, comp) {
+        Ok(p) => info!(
+            "wrote snapshot {} ({} znodes) in {:?}",
+            p.display(),
+            tree.node_count(),
+            started.elapsed()
+        ),
+        Err(e) => error!("snapshot at zxid 0x{zxid:x} failed: {e}"),
+    }
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: lint, unit/property/integration tests, a short fuzz
-# run, Apache's zkCli.sh against our server, and kazoo's own test suite
-# (every test that passes on Apache ZooKeeper 3.8 must pass on ours).
+# run, Apache's zkCli.sh against our server, Apache and rookeeper sharing a
+# dataDir in both directions, and kazoo's own test suite (every test that
+# passes on Apache ZooKeeper 3.8 must pass on ours).
 # Installs what it needs on a fresh Debian machine (apt: zookeeper, a JRE;
 # pip: kazoo and its test deps in a venv under target/).
 #
@@ -36,6 +37,9 @@ if [ "${SKIP_KAZOO:-0}" != 1 ]; then
 
     step "Apache zkCli.sh against rookeeper"
     bash tests/zkcli/run.sh "$REPO/target/release/rookeeper"
+
+    step "Apache ZooKeeper 3.8 and rookeeper on one dataDir, both directions"
+    bash tests/interop/run.sh "$REPO/target/release/rookeeper"
 
     step "kazoo 2.11.0 test suite against rookeeper"
     ROOKEEPER_BIN="$REPO/target/release/rookeeper" bash tests/kazoo/run.sh rookeeper

@@ -64,7 +64,10 @@ async fn create_persistent_returns_full_stat() {
     let (_, root) = c.get_children("/").await.unwrap();
     assert_eq!(root.pzxid, stat.czxid);
     assert_eq!(root.num_children, 2, "zookeeper and p");
-    assert_eq!(root.cversion, 1, "/zookeeper is built in, not created");
+    // Clients see creates + deletes as DataNode.copyStat computes it:
+    // 2 * (stored creates) - numChildren. /zookeeper is built in, not
+    // created, so the root's one create and two children show as 0.
+    assert_eq!(root.cversion, 0, "2 * 1 create - 2 children");
     assert_eq!(
         (root.czxid, root.mzxid, root.version, root.aversion),
         (0, 0, 0, 0)
@@ -102,12 +105,20 @@ async fn sequential_names_follow_parent_cversion() {
     assert_eq!(n2.into_i64(), 2, "cversion counts every child created");
     assert_eq!(st2.ephemeral_owner, c.session_id().0);
 
-    // Deleting a child does not change cversion in ZooKeeper 3.8.
+    // A delete does not change the stored cversion (the count of creates
+    // the suffixes come from), but clients see creates + deletes
+    // (DataNode.copyStat: 2 * creates - numChildren).
+    let (_, parent) = c.get_data("/seq").await.unwrap();
+    assert_eq!((parent.cversion, parent.num_children), (3, 3));
     c.delete("/seq/x", None).await.unwrap();
     let (_, parent) = c.get_data("/seq").await.unwrap();
-    assert_eq!(parent.cversion, 3);
+    assert_eq!(
+        (parent.cversion, parent.num_children),
+        (4, 2),
+        "3 creates + 1 delete"
+    );
     let (_, n3) = c.create("/seq/n-", b"", &seq_p).await.unwrap();
-    assert_eq!(n3.into_i64(), 3);
+    assert_eq!(n3.into_i64(), 3, "the suffix counts creates only");
 
     // A sequential node right under a name ending in '/' is just digits.
     let (_, d) = c.create("/seq/", b"", &seq_p).await.unwrap();
@@ -120,14 +131,14 @@ async fn sequential_names_follow_parent_cversion() {
         vec!["0000000004", "n-0000000000", "n-0000000002", "n-0000000003"]
     );
     let (_, parent) = c.get_data("/seq").await.unwrap();
-    assert_eq!(parent.cversion, 5);
+    assert_eq!(parent.cversion, 6, "5 creates + 1 delete");
     assert_eq!(parent.num_children, 4);
     s.stop().await;
 }
 
 #[tokio::test]
 async fn ephemeral_and_container_owners() {
-    let s = TestServer::start().await;
+    let s = TestServer::with(&[], &[("znode.container.checkIntervalMs", "50")]).await;
     let c = s.client().await;
     let (st, _) = c.create("/e", b"", &ephemeral()).await.unwrap();
     assert_eq!(st.ephemeral_owner, c.session_id().0);
@@ -146,11 +157,30 @@ async fn ephemeral_and_container_owners() {
         .create("/cont", b"c", &mode(CreateMode::Container))
         .await
         .unwrap();
-    assert_eq!(st.ephemeral_owner, i64::MIN, "container marker owner");
+    // The container marker is stored in the owner field but, as in
+    // DataNode.copyStat, clients see only normal ephemerals' owners.
+    assert_eq!(st.ephemeral_owner, 0, "containers show no owner");
     assert_eq!(st.data_length, 1);
+    assert_eq!(c.check_stat("/cont").await.unwrap(), Some(st));
     // Containers may have children.
     c.create("/cont/kid", b"", &persistent()).await.unwrap();
     assert_eq!(c.list_children("/cont").await.unwrap(), vec!["kid"]);
+    // What tells a container apart for a client: once its last child goes
+    // it is removed, unlike a persistent node emptied the same way.
+    c.create("/plain", b"", &persistent()).await.unwrap();
+    c.create("/plain/kid", b"", &persistent()).await.unwrap();
+    c.delete("/plain/kid", None).await.unwrap();
+    let (_, cont_gone) = c.check_and_watch_stat("/cont").await.unwrap();
+    c.delete("/cont/kid", None).await.unwrap();
+    let e = common::within("the emptied container to go", cont_gone.changed()).await;
+    assert_eq!(
+        (e.event_type, e.path.as_str()),
+        (zk::EventType::NodeDeleted, "/cont")
+    );
+    assert!(
+        c.check_stat("/plain").await.unwrap().is_some(),
+        "an emptied persistent node stays"
+    );
     s.stop().await;
 }
 
@@ -166,18 +196,43 @@ async fn ttl_nodes_need_extended_types() {
     assert_eq!(c.check_stat("/ttl").await.unwrap(), None);
     s.stop().await;
 
-    let s = TestServer::with(&[], &[("zookeeper.extendedTypesEnabled", "true")]).await;
+    let s = TestServer::with(
+        &[],
+        &[
+            ("zookeeper.extendedTypesEnabled", "true"),
+            ("znode.container.checkIntervalMs", "50"),
+        ],
+    )
+    .await;
     let c = s.client().await;
     let (st, _) = c.create("/ttl", b"t", &ttl).await.unwrap();
-    assert_eq!(
-        st.ephemeral_owner,
-        (0xff00_0000_0000_0000u64 as i64) | 10_000,
-        "TTL encoded in the ephemeral owner"
-    );
+    // The TTL is stored in the owner field but, as in DataNode.copyStat,
+    // clients see only normal ephemerals' owners.
+    assert_eq!(st.ephemeral_owner, 0, "TTL nodes show no owner");
+    assert_eq!(st.data_length, 1);
+    assert_eq!(c.check_stat("/ttl").await.unwrap(), Some(st));
     let seq_ttl = mode(CreateMode::PersistentSequential).with_ttl(Duration::from_millis(1500));
+    let start = std::time::Instant::now();
     let (st, n) = c.create("/ttl/s-", b"", &seq_ttl).await.unwrap();
     assert_eq!(n.into_i64(), 0);
-    assert_eq!(st.ephemeral_owner, (0xff00_0000_0000_0000u64 as i64) | 1500);
+    assert_eq!(st.ephemeral_owner, 0);
+    // What tells a client it made TTL nodes: the childless one goes once
+    // its 1.5s have passed unmodified, while the 10s one stays.
+    let (_, gone) = c.check_and_watch_stat("/ttl/s-0000000000").await.unwrap();
+    let e = common::within("the 1.5s TTL node to expire", gone.changed()).await;
+    assert_eq!(
+        (e.event_type, e.path.as_str()),
+        (zk::EventType::NodeDeleted, "/ttl/s-0000000000")
+    );
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1400),
+        "expired after {waited:?}, before its TTL"
+    );
+    assert!(
+        c.check_stat("/ttl").await.unwrap().is_some(),
+        "the 10s TTL node stays"
+    );
     s.stop().await;
 }
 
@@ -354,7 +409,7 @@ async fn stat_bookkeeping_across_operations() {
     c.delete("/s/a", None).await.unwrap();
     let (_, st) = c.get_data("/s").await.unwrap();
     assert_eq!(st.pzxid, z1 + 7, "delete moves pzxid");
-    assert_eq!(st.cversion, 2, "delete leaves cversion");
+    assert_eq!(st.cversion, 3, "clients count the delete: 2 creates + 1");
     assert_eq!(st.num_children, 1);
 
     // setACL moves aversion only.
@@ -368,7 +423,7 @@ async fn stat_bookkeeping_across_operations() {
         .unwrap();
     assert_eq!(
         (st.aversion, st.version, st.mzxid, st.cversion),
-        (1, 2, z1 + 2, 2)
+        (1, 2, z1 + 2, 3)
     );
     assert_eq!(
         c.set_acl(
@@ -473,7 +528,8 @@ async fn multi_commits_all_with_per_op_results() {
     assert_eq!(st.mzxid, zxid);
     assert_eq!(c.list_children("/m").await.unwrap(), vec!["a"]);
     let (_, parent) = c.get_data("/m").await.unwrap();
-    assert_eq!((parent.cversion, parent.pzxid), (2, zxid));
+    // Two creates (the second one's suffix was 1) and one delete.
+    assert_eq!((parent.cversion, parent.pzxid), (3, zxid));
     s.stop().await;
 }
 
@@ -734,7 +790,7 @@ async fn get_all_children_number_on_the_wire() {
 
 #[tokio::test]
 async fn create_flags_and_opcodes_on_the_wire() {
-    let s = TestServer::start().await;
+    let s = TestServer::with(&[], &[("znode.container.checkIntervalMs", "50")]).await;
     let c = s.client().await;
     let mut raw = Raw::connect(s.addr).await;
     let create = |path: &str, flags: i32| CreateRequest {
@@ -751,17 +807,18 @@ async fn create_flags_and_opcodes_on_the_wire() {
         raw.err_of(op::CREATE, &create("/f", 5)).await,
         ErrorCode::Unimplemented.code()
     );
-    // The container flag through plain create makes a persistent node.
+    // The container flag through plain create makes a persistent node;
+    // the createContainer opcode makes a container whatever the flags say
+    // (checked below). Neither shows an owner (DataNode.copyStat).
     assert_eq!(raw.err_of(op::CREATE2, &create("/f", 4)).await, 0);
     assert_eq!(
         c.check_stat("/f").await.unwrap().unwrap().ephemeral_owner,
         0
     );
-    // The createContainer opcode makes a container whatever the flags say.
     assert_eq!(raw.err_of(op::CREATE_CONTAINER, &create("/g", 0)).await, 0);
     assert_eq!(
         c.check_stat("/g").await.unwrap().unwrap().ephemeral_owner,
-        i64::MIN
+        0
     );
     // create answers with the path only, create2 adds the stat.
     let (h, body) = raw.request(op::CREATE, &create("/h", 0).to_bytes()).await;
@@ -780,6 +837,21 @@ async fn create_flags_and_opcodes_on_the_wire() {
     let st = jute::data::Stat::read(&mut r).unwrap();
     assert_eq!(st.czxid, h.zxid, "the reply header carries the txn's zxid");
     assert_eq!(r.remaining(), 0);
+
+    // Which of /f and /g is the container: emptied of a child, the
+    // container is removed and the persistent node stays.
+    for p in ["/f/kid", "/g/kid"] {
+        assert_eq!(raw.err_of(op::CREATE, &create(p, 0)).await, 0);
+    }
+    let (_, g_gone) = c.check_and_watch_stat("/g").await.unwrap();
+    c.delete("/f/kid", None).await.unwrap();
+    c.delete("/g/kid", None).await.unwrap();
+    let e = common::within("the emptied container to go", g_gone.changed()).await;
+    assert_eq!(
+        (e.event_type, e.path.as_str()),
+        (zk::EventType::NodeDeleted, "/g")
+    );
+    assert!(c.check_stat("/f").await.unwrap().is_some(), "/f stays");
     s.stop().await;
 }
 
@@ -975,11 +1047,13 @@ async fn multi_ops_see_earlier_ops_of_the_same_multi() {
             _ => None,
         })
         .collect();
+    // Suffixes count creates only (the delete of /mm/a does not move them).
     assert_eq!(paths, vec!["/mm/a", "/mm/s-0000000002", "/mm/s-0000000003"]);
     let (data, st) = c.get_data("/mm").await.unwrap();
+    // Clients see 4 creates + 1 delete.
     assert_eq!(
-        (data.as_slice(), st.version, st.cversion),
-        (&b"2"[..], 2, 4)
+        (data.as_slice(), st.version, st.cversion, st.num_children),
+        (&b"2"[..], 2, 5, 3)
     );
     assert_eq!(c.get_data("/mm/a").await.unwrap().0, b"again");
 

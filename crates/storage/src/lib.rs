@@ -7,6 +7,7 @@ pub mod purge;
 use std::path::PathBuf;
 
 pub mod snapshot;
+pub mod txnlog;
 
 /// Why stored state could not be read or written. Corruption always names
 /// the file and the byte offset.

@@ -41,6 +41,9 @@ if [ "${SKIP_KAZOO:-0}" != 1 ]; then
     step "Apache ZooKeeper 3.8 and rookeeper on one dataDir, both directions"
     bash tests/interop/run.sh "$REPO/target/release/rookeeper"
 
+    step "SIGKILL crash loop: every acknowledged write survives (30 kills)"
+    bash tests/crash/run.sh "$REPO/target/release/rookeeper" "${CRASH_CYCLES:-30}"
+
     step "kazoo 2.11.0 test suite against rookeeper"
     ROOKEEPER_BIN="$REPO/target/release/rookeeper" bash tests/kazoo/run.sh rookeeper
 fi

@@ -32,6 +32,9 @@ pub struct Server {
     pub secure_addr: Option<SocketAddr>,
     accept: tokio::task::JoinHandle<()>,
     secure_accept: Option<tokio::task::JoinHandle<()>>,
+    /// The txn-log thread: it drains what was queued, then ends, once the
+    /// pipeline is gone.
+    log_thread: Option<std::thread::JoinHandle<()>>,
     core: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
@@ -76,7 +79,7 @@ impl Server {
             tokio::task::spawn_blocking(move || persist::recover(&cfg, &layout)).await??
         };
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-        let persister = persist::start(&cfg, &layout, tree.last_zxid(), ev_tx)?;
+        let (persister, log_thread) = persist::start(&cfg, &layout, tree.last_zxid(), ev_tx)?;
         let cfg = Arc::new(cfg);
         let (tx, rx) = mpsc::channel(PIPELINE_QUEUE);
         let core = tokio::spawn(core::Core::new(cfg.clone(), tree, persister).run(rx, ev_rx));
@@ -91,20 +94,26 @@ impl Server {
             secure_addr,
             accept,
             secure_accept,
+            log_thread: Some(log_thread),
             core,
         })
     }
 
     /// Stops accepting and drops every connection and session.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         self.accept.abort();
-        let _ = self.accept.await;
-        if let Some(a) = self.secure_accept {
+        let _ = (&mut self.accept).await;
+        if let Some(a) = self.secure_accept.take() {
             a.abort();
             let _ = a.await;
         }
         self.core.abort();
-        let _ = self.core.await;
+        let _ = (&mut self.core).await;
+        // The pipeline is gone: the log thread writes what it was given and
+        // ends, so a restart on the same dataDir never races it.
+        if let Some(t) = self.log_thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
     }
 }
 

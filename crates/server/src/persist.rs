@@ -10,6 +10,7 @@ use std::time::Instant;
 use jute::txn::Txn;
 use storage::snapshot::{self, Compression};
 use storage::txnlog::{self, TxnLogWriter};
+use storage::StorageError;
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 use tree::DataTree;
@@ -104,7 +105,24 @@ pub fn recover(cfg: &Config, layout: &Layout) -> anyhow::Result<DataTree> {
     let had_snapshot = tree.is_some();
     let mut tree = tree.unwrap_or_else(|| DataTree::new(cfg.extended_types));
     let from = tree.last_zxid();
-    let replay = txnlog::replay(&layout.log_dir, from, true)?;
+    let truncate_corrupt = cfg
+        .prop("rookeeper.truncateCorruptLog")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    let replay = match txnlog::replay(&layout.log_dir, from, true) {
+        Ok(r) => r,
+        Err(StorageError::Corrupt {
+            file,
+            offset,
+            reason,
+        }) if truncate_corrupt => {
+            truncate_at_damage(&layout.log_dir, from, &file, offset, &reason)?
+        }
+        Err(e @ StorageError::Corrupt { .. }) => anyhow::bail!(
+            "{e}\nrefusing to start: txns from the damaged entry on would be lost. To drop them \
+             deliberately, start once with -Drookeeper.truncateCorruptLog=true"
+        ),
+        Err(e) => return Err(e.into()),
+    };
     if let Some((file, offset)) = &replay.torn {
         warn!(
             "truncated a torn entry at the end of {} at offset {offset} (a write cut short by a crash; it was never acknowledged)",
@@ -133,13 +151,99 @@ pub fn recover(cfg: &Config, layout: &Layout) -> anyhow::Result<DataTree> {
     Ok(tree)
 }
 
+/// The operator asked to give up a damaged log from the damaged entry on:
+/// keep the txns before it, cut the file there, drop later files.
+fn truncate_at_damage(
+    dir: &Path,
+    after: i64,
+    file: &Path,
+    offset: u64,
+    reason: &str,
+) -> anyhow::Result<txnlog::Replay> {
+    let mut txns = Vec::new();
+    for e in txnlog::LogReader::from_dir(dir, after)? {
+        match e {
+            Ok(e) => txns.push(e.txn),
+            Err(_) => break,
+        }
+    }
+    let start = txnlog::log_files(dir)?
+        .into_iter()
+        .find(|(_, p)| p == file)
+        .map(|(z, _)| z)
+        .ok_or_else(|| anyhow::anyhow!("{} is no longer among the logs", file.display()))?;
+    for (z, p) in txnlog::log_files(dir)? {
+        if z > start {
+            std::fs::remove_file(&p).map_err(|e| StorageError::io(&p, e))?;
+            warn!("removed {} (after the damaged entry)", p.display());
+        }
+    }
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(file)
+        .map_err(|e| StorageError::io(file, e))?;
+    f.set_len(offset).map_err(|e| StorageError::io(file, e))?;
+    f.sync_all().map_err(|e| StorageError::io(file, e))?;
+    warn!(
+        "truncated {} at offset {offset} ({reason}) as asked by rookeeper.truncateCorruptLog; {} txns kept",
+        file.display(),
+        txns.len()
+    );
+    let last_zxid = txns.last().map_or(-1, |t| t.header.zxid);
+    Ok(txnlog::Replay {
+        txns,
+        torn: None,
+        skipped_tails: Vec::new(),
+        last_zxid,
+    })
+}
+
+/// `autopurge.purgeInterval` (hours; 0 = off) and `autopurge.snapRetainCount`:
+/// purge at startup and then every interval, on a thread of its own.
+fn start_autopurge(cfg: &Config, layout: &Layout) {
+    let hours = cfg
+        .raw
+        .get("autopurge.purgeInterval")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    if hours == 0 {
+        return;
+    }
+    let retain = cfg
+        .raw
+        .get("autopurge.snapRetainCount")
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(3);
+    if retain < storage::purge::MIN_RETAIN {
+        warn!("autopurge.snapRetainCount {retain} is below 3; keeping 3");
+    }
+    let layout = layout.clone();
+    let spawned = thread::Builder::new()
+        .name("autopurge".into())
+        .spawn(move || loop {
+            let valid = |p: &Path| snapshot::read_snapshot(p, true).is_ok();
+            match storage::purge::purge(&layout.snap_dir, &layout.log_dir, retain, valid) {
+                Ok(p) => {
+                    for f in p.removed {
+                        info!("autopurge removed {}", f.display());
+                    }
+                }
+                Err(e) => warn!("autopurge failed: {e}"),
+            }
+            thread::sleep(std::time::Duration::from_secs(hours * 3600));
+        });
+    if let Err(e) = spawned {
+        warn!("cannot start autopurge: {e}");
+    }
+}
+
 /// Starts the log thread. `events` receives durability reports.
 pub fn start(
     cfg: &Config,
     layout: &Layout,
     last_zxid: i64,
     events: mpsc::UnboundedSender<Event>,
-) -> anyhow::Result<Persister> {
+) -> anyhow::Result<(Persister, thread::JoinHandle<()>)> {
     let prealloc = cfg
         .raw
         .get("preAllocSize")
@@ -153,13 +257,14 @@ pub fn start(
         warn!("forceSync=no: acknowledged writes can be lost in a power failure");
     }
     let writer = TxnLogWriter::open(layout.log_dir.clone(), prealloc)?;
+    start_autopurge(cfg, layout);
     let (tx, rx) = std_mpsc::channel();
     let snap_dir = layout.snap_dir.clone();
     let comp = compression(cfg);
-    thread::Builder::new()
+    let handle = thread::Builder::new()
         .name("txnlog".into())
         .spawn(move || log_loop(writer, rx, events, force_sync, snap_dir, comp, last_zxid))?;
-    Ok(Persister { tx })
+    Ok((Persister { tx }, handle))
 }
 
 /// Most txns written between two fsyncs.

@@ -20,7 +20,7 @@ use jute::proto::{ConnectRequest, ConnectResponse, ReplyHeader, WatcherEvent};
 use jute::request::Request;
 use jute::txn::{CreateSessionTxn, Txn, TxnBody, TxnHeader};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use tree::acl;
 use tree::ops::{self, Caller, Response};
@@ -30,7 +30,7 @@ use tree::DataTree;
 
 use crate::config::Config;
 use crate::fourlw;
-use crate::persist::{Event, Persister};
+use crate::persist::{self, Event, Layout, Persister};
 use crate::sasl;
 
 pub type ConnId = u64;
@@ -161,6 +161,12 @@ pub struct Core {
     /// Replies and notifications waiting for durability, in send order.
     held: VecDeque<Held>,
     persist: Persister,
+    layout: Layout,
+    /// For restarting the log thread after a disk failure.
+    events_tx: mpsc::UnboundedSender<Event>,
+    /// Set while the txn log cannot be written: writes are refused with
+    /// NotReadOnly, reads go on, until the disk takes writes again.
+    pub disk_failed: Option<String>,
     /// Txns since the last snapshot, and when the next one is due.
     since_snapshot: u64,
     snapshot_at: u64,
@@ -189,7 +195,13 @@ fn frame(hdr: ReplyHeader, body: impl FnOnce(&mut BytesMut)) -> Bytes {
 
 impl Core {
     /// A pipeline over `tree` (recovered from disk), logging through `persist`.
-    pub fn new(cfg: Arc<Config>, tree: DataTree, persist: Persister) -> Core {
+    pub fn new(
+        cfg: Arc<Config>,
+        tree: DataTree,
+        persist: Persister,
+        layout: Layout,
+        events_tx: mpsc::UnboundedSender<Event>,
+    ) -> Core {
         let opts = Options {
             extended_types: cfg.extended_types,
             skip_acl: cfg.skip_acl,
@@ -214,6 +226,9 @@ impl Core {
             durable: zxid,
             held: VecDeque::new(),
             persist,
+            layout,
+            events_tx,
+            disk_failed: None,
             since_snapshot: 0,
             snapshot_at,
             start: Instant::now(),
@@ -228,8 +243,8 @@ impl Core {
         self.start.elapsed().as_millis() as i64
     }
 
-    /// Runs the pipeline until every sender is gone, or until the txn log
-    /// fails (then nothing more can be acknowledged: the caller stops).
+    /// Runs the pipeline until every sender is gone, or until it cannot go
+    /// on (the dataDir cannot even be read back after a log failure).
     pub async fn run(
         mut self,
         mut rx: mpsc::Receiver<Msg>,
@@ -241,6 +256,8 @@ impl Core {
         let mut containers =
             tokio::time::interval(Duration::from_millis(self.cfg.container_check_interval_ms));
         containers.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut probe = tokio::time::interval(Duration::from_secs(1));
+        probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let room = self.zxid - self.durable < MAX_UNSYNCED;
             tokio::select! {
@@ -251,13 +268,15 @@ impl Core {
                 e = events.recv() => match e {
                     Some(Event::Durable(z)) => self.on_durable(z),
                     Some(Event::Failed { last_durable, reason }) => {
-                        self.on_durable(last_durable);
-                        anyhow::bail!("txn log write failed: {reason}");
+                        self.on_log_failure(last_durable, reason)?;
                     }
-                    None => anyhow::bail!("txn log thread stopped"),
+                    // We hold a sender ourselves: cannot happen.
+                    None => anyhow::bail!("txn log events closed"),
                 },
-                _ = expiry.tick() => self.expire_sessions(),
-                _ = containers.tick() => self.clean_containers(),
+                // Expiring sessions and removing containers are writes.
+                _ = expiry.tick(), if self.disk_failed.is_none() => self.expire_sessions(),
+                _ = containers.tick(), if self.disk_failed.is_none() => self.clean_containers(),
+                _ = probe.tick(), if self.disk_failed.is_some() => self.try_resume_log(),
             }
         }
     }
@@ -325,6 +344,48 @@ impl Core {
         }
     }
 
+    /// The txn log could not be written. Frames held for txns that may not
+    /// be on disk cannot be sent: their connections are closed (the clients
+    /// see a connection loss, whose outcome is unknown, as it is). The tree
+    /// is reloaded from disk so that no one reads what is not durable; then
+    /// writes are refused and reads served until the disk recovers.
+    fn on_log_failure(&mut self, last_durable: i64, reason: String) -> anyhow::Result<()> {
+        self.on_durable(last_durable);
+        error!(
+            "cannot write the txn log ({reason}): refusing writes, serving reads, retrying every second"
+        );
+        let doomed: std::collections::BTreeSet<ConnId> =
+            self.held.drain(..).map(|h| h.conn).collect();
+        for conn in doomed {
+            self.drop_conn(conn);
+        }
+        let mut tree = persist::load(&self.cfg, &self.layout)
+            .map_err(|e| anyhow::anyhow!("after a log failure, cannot reload the dataDir: {e}"))?;
+        tree.adopt_watches(&mut self.tree);
+        self.tree = tree;
+        self.zxid = self.tree.last_zxid();
+        self.durable = self.zxid;
+        self.pending = Pending::default();
+        self.disk_failed = Some(reason);
+        Ok(())
+    }
+
+    /// While writes are refused: once the log directory takes writes again,
+    /// a new log thread starts (a new log file, as after a restart).
+    fn try_resume_log(&mut self) {
+        if !persist::probe(&self.layout) {
+            return;
+        }
+        match persist::start(&self.cfg, &self.layout, self.zxid, self.events_tx.clone()) {
+            Ok((p, _thread)) => {
+                self.persist = p;
+                self.disk_failed = None;
+                info!("the txn log can be written again: accepting writes");
+            }
+            Err(e) => warn!("disk still refuses the txn log: {e}"),
+        }
+    }
+
     /// Hands a frame to the connection's writer; a connection whose outbox
     /// is full (a client not reading) is dropped.
     fn deliver(&mut self, conn: ConnId, tx: &mpsc::Sender<Bytes>, b: Bytes) {
@@ -377,6 +438,11 @@ impl Core {
             .time_out
             .clamp(self.cfg.min_session_timeout, self.cfg.max_session_timeout);
         let now = self.now();
+        if req.session_id == 0 && self.disk_failed.is_some() {
+            // A new session is a txn; none can be written now.
+            warn!("refusing a new session from {remote}: the txn log cannot be written");
+            return;
+        }
         let (session, valid) = if req.session_id == 0 {
             let sid = self.sessions.next_session_id();
             self.write_txn(
@@ -603,6 +669,10 @@ impl Core {
                 self.reply(conn, xid, rc.err, &Response::Empty);
                 self.drop_conn(conn);
                 return;
+            }
+            r if r.is_write() && self.disk_failed.is_some() => {
+                // As a read-only ZooKeeper answers writes.
+                (ErrorCode::NotReadOnly.code(), Response::Empty)
             }
             r if r.is_write() => {
                 let rc = self.prepare_and_apply(session, xid, &auth, r);

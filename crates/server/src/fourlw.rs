@@ -72,7 +72,7 @@ fn server_stats(core: &Core, out: &mut String) {
     let _ = writeln!(out, "Connections: {}", core.connection_count());
     let _ = writeln!(out, "Outstanding: 0");
     let _ = writeln!(out, "Zxid: 0x{:x}", core.last_zxid());
-    let _ = writeln!(out, "Mode: standalone");
+    let _ = writeln!(out, "Mode: {}", mode(core));
 }
 
 fn conn_line(core: &Core, id: u64, brief: bool, out: &mut String) {
@@ -131,7 +131,11 @@ pub fn run(core: &mut Core, cmd: &str) -> String {
     let mut out = String::new();
     match cmd {
         "ruok" => out.push_str("imok"),
-        "isro" => out.push_str("rw"),
+        "isro" => out.push_str(if core.disk_failed.is_some() {
+            "ro"
+        } else {
+            "rw"
+        }),
         "srvr" | "stat" => {
             let _ = writeln!(out, "Zookeeper version: {}", full_version());
             if cmd == "stat" {
@@ -288,7 +292,7 @@ pub fn run(core: &mut Core, cmd: &str) -> String {
             let s = core.stats;
             let rows: Vec<(&str, String)> = vec![
                 ("zk_version", full_version()),
-                ("zk_server_state", "standalone".into()),
+                ("zk_server_state", mode(core).into()),
                 ("zk_avg_latency", format!("{:.4}", s.latency.avg())),
                 ("zk_max_latency", s.latency.max_ms.to_string()),
                 ("zk_min_latency", s.latency.min_ms.to_string()),
@@ -329,6 +333,15 @@ pub fn run(core: &mut Core, cmd: &str) -> String {
 /// are one more than the znodes; operators' dashboards expect its figure.
 fn node_count(core: &Core) -> usize {
     core.tree.node_count() + 1
+}
+
+/// Standalone, or read-only while the txn log cannot be written.
+fn mode(core: &Core) -> &'static str {
+    if core.disk_failed.is_some() {
+        "read-only"
+    } else {
+        "standalone"
+    }
 }
 
 fn start_ms(core: &Core) -> i64 {

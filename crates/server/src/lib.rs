@@ -79,10 +79,13 @@ impl Server {
             tokio::task::spawn_blocking(move || persist::recover(&cfg, &layout)).await??
         };
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-        let (persister, log_thread) = persist::start(&cfg, &layout, tree.last_zxid(), ev_tx)?;
+        let (persister, log_thread) =
+            persist::start(&cfg, &layout, tree.last_zxid(), ev_tx.clone())?;
         let cfg = Arc::new(cfg);
         let (tx, rx) = mpsc::channel(PIPELINE_QUEUE);
-        let core = tokio::spawn(core::Core::new(cfg.clone(), tree, persister).run(rx, ev_rx));
+        let core = tokio::spawn(
+            core::Core::new(cfg.clone(), tree, persister, layout, ev_tx).run(rx, ev_rx),
+        );
         let secure_accept = secure
             .map(|(l, tls)| tokio::spawn(conn::accept_loop(l, tx.clone(), cfg.clone(), Some(tls))));
         let accept = match listener {

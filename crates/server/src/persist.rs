@@ -79,6 +79,16 @@ fn compression(cfg: &Config) -> Compression {
 /// ZooKeeper does at startup), so a dataDir is never logs without a
 /// snapshot.
 pub fn recover(cfg: &Config, layout: &Layout) -> anyhow::Result<DataTree> {
+    let tree = load(cfg, layout)?;
+    let path =
+        snapshot::write_snapshot(&layout.snap_dir, &tree, tree.last_zxid(), compression(cfg))?;
+    info!("wrote startup snapshot {}", path.display());
+    Ok(tree)
+}
+
+/// The state on disk: newest valid snapshot plus the log after it (a torn
+/// tail truncated). Writes nothing else, so it also works on a full disk.
+pub fn load(cfg: &Config, layout: &Layout) -> anyhow::Result<DataTree> {
     for d in [&layout.snap_dir, &layout.log_dir] {
         std::fs::create_dir_all(d)
             .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", d.display()))?;
@@ -145,10 +155,22 @@ pub fn recover(cfg: &Config, layout: &Layout) -> anyhow::Result<DataTree> {
         tree.last_zxid(),
         started.elapsed()
     );
-    let path =
-        snapshot::write_snapshot(&layout.snap_dir, &tree, tree.last_zxid(), compression(cfg))?;
-    info!("wrote startup snapshot {}", path.display());
     Ok(tree)
+}
+
+/// Can the log directory take writes again? Writes, syncs and removes a
+/// small file.
+pub fn probe(layout: &Layout) -> bool {
+    use std::io::Write;
+    let p = layout.log_dir.join(".rookeeper-probe");
+    let ok = std::fs::File::create(&p)
+        .and_then(|mut f| {
+            f.write_all(&[0u8; 64 * 1024])?;
+            f.sync_all()
+        })
+        .is_ok();
+    let _ = std::fs::remove_file(&p);
+    ok
 }
 
 /// The operator asked to give up a damaged log from the damaged entry on:

@@ -320,6 +320,13 @@ impl DataTree {
         &mut self.child_watches
     }
 
+    /// Moves every registered watch of `old` into this tree (the server
+    /// reloads its tree from disk without dropping its clients' watches).
+    pub fn adopt_watches(&mut self, old: &mut DataTree) {
+        self.data_watches = std::mem::take(&mut old.data_watches);
+        self.child_watches = std::mem::take(&mut old.child_watches);
+    }
+
     pub fn remove_watcher(&mut self, w: WatcherId) {
         self.data_watches.remove_watcher(w);
         self.child_watches.remove_watcher(w);

@@ -42,6 +42,36 @@ pub fn java_date(ms: i64) -> String {
     )
 }
 
+/// Java's `DateFormat.getDateTimeInstance(SHORT, LONG)` (en_US) in UTC, as
+/// TxnLogToolkit prints: `11/22/26, 4:09:34 AM UTC`.
+pub fn java_short_date(ms: i64) -> String {
+    let full = java_date(ms);
+    // Reuse the civil-date arithmetic: "Sun Nov 22 03:02:44 UTC 2026".
+    let parts: Vec<&str> = full.split(' ').collect();
+    const MON: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MON.iter().position(|m| *m == parts[1]).unwrap_or(0) + 1;
+    let day: u32 = parts[2].parse().unwrap_or(1);
+    let year: i64 = parts[5].parse().unwrap_or(1970);
+    let hms: Vec<u32> = parts[3]
+        .split(':')
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    let (h, ampm) = match hms[0] {
+        0 => (12, "AM"),
+        h @ 1..=11 => (h, "AM"),
+        12 => (12, "PM"),
+        h => (h - 12, "PM"),
+    };
+    format!(
+        "{month}/{day}/{:02}, {h}:{:02}:{:02} {ampm} UTC",
+        year.rem_euclid(100),
+        hms[1],
+        hms[2]
+    )
+}
+
 fn hex16(v: i64) -> String {
     // Java's %#016x: 0x, then at least 14 hex digits.
     format!("{:#016x}", v)
@@ -178,51 +208,49 @@ pub fn snapshot_dump(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// A Java `List<ACL>`'s toString, as TxnLogToolkit prints it.
 fn acl_str(acl: &[Acl]) -> String {
     let parts: Vec<String> = acl
         .iter()
-        .map(|a| format!("s{{{},s{{'{},'{}}}}}", a.perms, a.id.scheme, a.id.id))
+        .map(|a| format!("{},s{{'{},'{}}}\n", a.perms, a.id.scheme, a.id.id))
         .collect();
-    format!("v{{{}}}", parts.join(","))
+    format!("[{}]", parts.join(", "))
 }
 
-fn data_hex(d: &Option<bytes::Bytes>) -> String {
-    d.as_deref()
-        .unwrap_or(&[])
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+/// Data as TxnLogToolkit shows it: UTF-8 text, empty for null.
+fn data_str(d: &Option<bytes::Bytes>) -> String {
+    String::from_utf8_lossy(d.as_deref().unwrap_or(&[])).into_owned()
 }
 
 /// One txn's body as TxnLogToolkit prints it (the jute `toString` shape).
 fn body_str(b: &TxnBody) -> String {
     match b {
         TxnBody::Create(t) | TxnBody::Create2(t) => format!(
-            "{},#{},{},{},{}",
+            "{},{},{},{},{}",
             t.path,
-            data_hex(&t.data),
+            data_str(&t.data),
             acl_str(&t.acl),
-            if t.ephemeral { "T" } else { "F" },
+            t.ephemeral,
             t.parent_cversion
         ),
         TxnBody::CreateContainer(t) => format!(
-            "{},#{},{},{}",
+            "{},{},{},{}",
             t.path,
-            data_hex(&t.data),
+            data_str(&t.data),
             acl_str(&t.acl),
             t.parent_cversion
         ),
         TxnBody::CreateTtl(t) => format!(
-            "{},#{},{},{},{}",
+            "{},{},{},{},{}",
             t.path,
-            data_hex(&t.data),
+            data_str(&t.data),
             acl_str(&t.acl),
             t.parent_cversion,
             t.ttl
         ),
         TxnBody::Delete(t) | TxnBody::DeleteContainer(t) => t.path.clone(),
         TxnBody::SetData(t) | TxnBody::Reconfig(t) => {
-            format!("{},#{},{}", t.path, data_hex(&t.data), t.version)
+            format!("{},{},{}", t.path, data_str(&t.data), t.version)
         }
         TxnBody::SetAcl(t) => format!("{},{},{}", t.path, acl_str(&t.acl), t.version),
         TxnBody::Check(t) => format!("{},{}", t.path, t.version),
@@ -243,7 +271,7 @@ pub fn txn_line(t: &Txn) -> String {
     let h = &t.header;
     format!(
         "{} session 0x{:x} cxid 0x{:x} zxid 0x{:x} {} {}",
-        java_date(h.time),
+        java_short_date(h.time),
         h.client_id,
         h.cxid,
         h.zxid,
@@ -309,5 +337,13 @@ mod tests {
         assert_eq!(java_date(0), "Thu Jan 01 00:00:00 UTC 1970");
         assert_eq!(java_date(1_795_316_564_000), "Sun Nov 22 03:02:44 UTC 2026");
         assert_eq!(java_date(951_782_400_000), "Tue Feb 29 00:00:00 UTC 2000");
+        assert_eq!(
+            super::java_short_date(1_795_316_564_000),
+            "11/22/26, 3:02:44 AM UTC"
+        );
+        assert_eq!(
+            super::java_short_date(1_795_351_964_000),
+            "11/22/26, 12:52:44 PM UTC"
+        );
     }
 }

@@ -12,7 +12,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,33 +22,15 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException, NodeExistsError
 from kazoo.handlers.threading import KazooTimeoutError
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+from loopback import free_port, wait_port  # noqa: E402
+
 WAIT = 30.0
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def start(binary, cfg, log):
     proc = subprocess.Popen([binary, "server", cfg], stdout=log, stderr=subprocess.STDOUT)
     return proc
-
-
-def wait_port(proc, port):
-    deadline = time.time() + WAIT
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited with {proc.returncode} during startup")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError("server did not open its port")
 
 
 def connect(port):
@@ -106,7 +87,7 @@ def main():
     passed = failed = 0
     proc = start(binary, cfg, log)
     try:
-        wait_port(proc, port)
+        wait_port(port, WAIT, proc)
         c = connect(port)
         c.ensure_path("/crash")
         c.create("/crash/counter", b"0")
@@ -122,7 +103,7 @@ def main():
             stop.set()
             t.join(timeout=WAIT)
             proc = start(binary, cfg, log)
-            wait_port(proc, port)
+            wait_port(port, WAIT, proc)
             c = connect(port)
             try:
                 missing = [p for p, d in acked if c.exists(p) is None]

@@ -17,11 +17,9 @@ stopped.
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 from kazoo.client import KazooClient
 from kazoo.protocol.serialization import Create, long_struct
@@ -59,15 +57,10 @@ APACHE_CP = ":".join(
     for j in ["zookeeper", "netty-codec", "netty-resolver", "servlet-api", "slf4j-log4j12", "log4j-1.2"]
 )
 SNAP_COUNT = 40
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+from loopback import free_port, wait_port  # noqa: E402
+
 WAIT = 30.0
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 class Server:
@@ -91,16 +84,7 @@ class Server:
         else:
             cmd = [self.binary, "server", *props, cfg]
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.time() + WAIT
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"{self.kind} exited: see {log.name}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.2)
-        raise AssertionError(f"{self.kind} did not open its port")
+        wait_port(self.port, WAIT, self.proc)
 
     def stop(self):
         if self.proc and self.proc.poll() is None:

@@ -6,7 +6,6 @@ Every wait is bounded; the server is always stopped."""
 import os
 import queue
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -14,25 +13,10 @@ import threading
 import time
 
 ZKCLI = os.environ.get("ZKCLI", "/usr/share/zookeeper/bin/zkCli.sh")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+from loopback import free_port, wait_port  # noqa: E402
+
 WAIT = 30.0
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_port(port, deadline):
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"server did not open port {port}")
 
 
 class Cli:
@@ -100,7 +84,7 @@ def main():
     server = subprocess.Popen([binary, "server", cfg], stdout=log, stderr=subprocess.STDOUT)
     passed = failed = 0
     try:
-        wait_port(port, time.time() + WAIT)
+        wait_port(port, WAIT, server)
         addr = f"127.0.0.1:{port}"
         a = Cli(addr)
         a.expect(r"WatchedEvent state:SyncConnected type:None path:null")

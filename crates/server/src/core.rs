@@ -523,6 +523,10 @@ impl Core {
 
     /// Assigns a zxid, applies the txn and delivers the watches it fires.
     fn write_txn(&mut self, session: i64, cxid: i32, body: TxnBody) -> tree::ApplyResult {
+        debug_assert!(
+            self.disk_failed.is_none(),
+            "no txn may be made while the log cannot be written"
+        );
         self.zxid += 1;
         let hdr = TxnHeader {
             client_id: session,
@@ -545,7 +549,9 @@ impl Core {
         if self.since_snapshot >= self.snapshot_at {
             self.since_snapshot = 0;
             self.snapshot_at = next_snapshot_point(&self.cfg);
-            self.persist.snapshot(self.tree.clone(), self.zxid);
+            // The copy costs a pause proportional to the tree; a persistent
+            // map would make it O(1) (later, with the benchmark's numbers).
+            self.persist.snapshot(self.tree.snapshot_copy(), self.zxid);
         }
         self.deliver_watches();
         rc
@@ -660,6 +666,13 @@ impl Core {
             }
             Request::Sasl(t) => {
                 self.sasl(conn, xid, &t.token);
+                return;
+            }
+            Request::CloseSession if self.disk_failed.is_some() => {
+                // Closing is a txn too: the session stays until the disk
+                // recovers and it expires; this connection goes now.
+                self.reply(conn, xid, ErrorCode::NotReadOnly.code(), &Response::Empty);
+                self.drop_conn(conn);
                 return;
             }
             Request::CloseSession => {

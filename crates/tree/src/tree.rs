@@ -320,6 +320,26 @@ impl DataTree {
         &mut self.child_watches
     }
 
+    /// A copy of the state a snapshot holds, without watches or pending
+    /// notifications (which belong to connections, not to the data).
+    pub fn snapshot_copy(&self) -> DataTree {
+        DataTree {
+            nodes: self.nodes.clone(),
+            acls: self.acls.clone(),
+            ephemerals: self.ephemerals.clone(),
+            containers: self.containers.clone(),
+            ttls: self.ttls.clone(),
+            sessions: self.sessions.clone(),
+            data_watches: WatchTable::default(),
+            child_watches: WatchTable::default(),
+            fired: Vec::new(),
+            last_zxid: self.last_zxid,
+            data_bytes: self.data_bytes,
+            digest: self.digest,
+            extended_types: self.extended_types,
+        }
+    }
+
     /// Moves every registered watch of `old` into this tree (the server
     /// reloads its tree from disk without dropping its clients' watches).
     pub fn adopt_watches(&mut self, old: &mut DataTree) {

@@ -1,0 +1,149 @@
+//! The shared core of [`crate::Lock`] and [`crate::LeaderLatch`]: create an
+//! ephemeral-sequential contender node, then wait until it is the lowest,
+//! watching only the immediate predecessor (no herd effect).
+
+use zookeeper_client::{Acls, Client, CreateMode, Error as ZkError};
+
+use crate::{Error, Result};
+
+/// Width of the sequence suffix ZooKeeper appends (for 32-bit sequences).
+const SEQ_LEN: usize = 10;
+
+/// Names that mark a contender node: ours/Curator's (`lock-`, `latch-`) and
+/// kazoo's (`__lock__`).
+fn is_contender(name: &str, marker: &str) -> bool {
+    sequence_of(name).is_some()
+        && (name.contains(marker) || (marker == "lock-" && name.contains("__lock__")))
+}
+
+/// The sequence suffix of a contender name, if it has one.
+pub(crate) fn sequence_of(name: &str) -> Option<i64> {
+    if name.len() < SEQ_LEN {
+        return None;
+    }
+    let tail = &name[name.len() - SEQ_LEN..];
+    if tail.bytes().all(|b| b.is_ascii_digit()) {
+        tail.parse().ok()
+    } else {
+        None
+    }
+}
+
+/// A created contender node.
+#[derive(Debug, Clone)]
+pub(crate) struct Node {
+    /// Full path of the node.
+    pub path: String,
+    /// Last path component.
+    pub name: String,
+    /// czxid of the node: the fencing token.
+    pub czxid: i64,
+}
+
+/// Ensures `dir` exists (persistent), ignoring races with other creators.
+pub(crate) async fn ensure_dir(client: &Client, dir: &str) -> Result<()> {
+    match client
+        .mkdir(dir, &CreateMode::Persistent.with_acls(Acls::anyone_all()))
+        .await
+    {
+        Ok(()) | Err(ZkError::NodeExists) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Creates `{dir}/_c_{uuid}-{marker}<seq>`; on connection loss, finds the
+/// node by its unique uuid prefix instead of creating a second one.
+pub(crate) async fn create(client: &Client, dir: &str, marker: &str, data: &[u8]) -> Result<Node> {
+    ensure_dir(client, dir).await?;
+    let prefix_name = format!("_c_{}-{}", uuid::Uuid::new_v4(), marker);
+    let prefix = format!("{dir}/{prefix_name}");
+    let opts = CreateMode::EphemeralSequential.with_acls(Acls::anyone_all());
+    loop {
+        match client.create(&prefix, data, &opts).await {
+            Ok((stat, seq)) => {
+                let name = format!("{prefix_name}{seq}");
+                let czxid = if stat.czxid > 0 {
+                    stat.czxid
+                } else {
+                    // Old servers answer plain Create without a stat.
+                    let (_, s) = client.get_data(&format!("{dir}/{name}")).await?;
+                    s.czxid
+                };
+                return Ok(Node {
+                    path: format!("{dir}/{name}"),
+                    name,
+                    czxid,
+                });
+            }
+            Err(ZkError::ConnectionLoss) => {
+                let children = match client.list_children(dir).await {
+                    Ok(c) => c,
+                    Err(ZkError::ConnectionLoss) => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                if let Some(name) = children.into_iter().find(|c| c.starts_with(&prefix_name)) {
+                    let path = format!("{dir}/{name}");
+                    let (_, s) = client.get_data(&path).await?;
+                    return Ok(Node {
+                        path,
+                        name,
+                        czxid: s.czxid,
+                    });
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Sorted contenders in `dir` for `marker`.
+pub(crate) async fn contenders(client: &Client, dir: &str, marker: &str) -> Result<Vec<String>> {
+    let mut children = client.list_children(dir).await?;
+    children.retain(|c| is_contender(c, marker));
+    children.sort_by_key(|c| sequence_of(c));
+    Ok(children)
+}
+
+/// Waits until `node` is the lowest contender, watching only its predecessor.
+pub(crate) async fn wait_first(
+    client: &Client,
+    dir: &str,
+    marker: &str,
+    node: &Node,
+) -> Result<()> {
+    loop {
+        let children = contenders(client, dir, marker).await?;
+        let Some(i) = children.iter().position(|c| *c == node.name) else {
+            return Err(Error::Inconsistent(format!(
+                "contender {} vanished",
+                node.path
+            )));
+        };
+        if i == 0 {
+            return Ok(());
+        }
+        let pred = format!("{dir}/{}", children[i - 1]);
+        match client.check_and_watch_stat(&pred).await {
+            Ok((None, _)) => continue,
+            Ok((Some(_), watcher)) => {
+                let ev = watcher.changed().await;
+                if ev.session_state.is_terminated() {
+                    return Err(Error::Zk(ZkError::SessionExpired));
+                }
+            }
+            Err(ZkError::ConnectionLoss) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Deletes `path` without waiting: the request is queued synchronously by
+/// the client, and awaited in the background when a runtime is available.
+pub(crate) fn delete_in_background(client: &Client, path: &str) {
+    let fut = client.delete(path, None);
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn(async move {
+            let _ = fut.await;
+        });
+    }
+}

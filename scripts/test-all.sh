@@ -26,6 +26,9 @@ cargo test --workspace
 step "release build"
 cargo build --release --bin rookeeper
 
+step "recipe examples (the seed documents' scenarios) against our server"
+bash scripts/examples-smoke.sh
+
 if [ "${SKIP_FUZZ:-0}" != 1 ] && [ -x fuzz/run.sh ]; then
     step "fuzz (short run of every decoder target)"
     FUZZ_SECONDS="${FUZZ_SECONDS:-20}" fuzz/run.sh

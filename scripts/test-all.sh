@@ -38,6 +38,9 @@ if [ "${SKIP_KAZOO:-0}" != 1 ]; then
     step "install Apache ZooKeeper 3.8 and kazoo's test environment"
     bash tests/kazoo/setup.sh
 
+    step "recipe tests against Apache ZooKeeper 3.8 (the recipes are server-agnostic)"
+    bash crates/recipes/run-against-apache.sh
+
     step "Apache zkCli.sh against rookeeper"
     bash tests/zkcli/run.sh "$REPO/target/release/rookeeper"
 

@@ -5,11 +5,16 @@
 //!
 //! * [`Lock`]: exclusive lock on ephemeral-sequential nodes, each waiter
 //!   watching only its predecessor; grants carry a fencing token.
+//! * [`RwLock`]: read/write lock, readers share and a writer excludes
+//!   (Curator `InterProcessReadWriteLock` node names).
+//! * [`Semaphore`]: counting semaphore, at most N lease holders.
 //! * [`LeaderLatch`]: leader election, lowest sequence number leads.
 //! * [`Counter`]: a shared integer updated by compare-and-set on the znode
 //!   version.
 //! * [`Barrier`], [`DoubleBarrier`]: wait for a signal / for N participants.
 //! * [`Queue`]: FIFO on persistent-sequential nodes, delete-to-claim.
+//! * [`TreeCache`], [`NodeCache`]: configuration caches kept current by
+//!   persistent (recursive) watches, ZooKeeper 3.6+.
 //! * [`Membership`], [`members`], [`GroupView`]: group membership with a
 //!   live, watch-driven view.
 //!
@@ -26,6 +31,7 @@
 #![warn(missing_docs)]
 
 mod barrier;
+mod cache;
 mod contend;
 mod counter;
 mod election;
@@ -33,11 +39,16 @@ mod error;
 mod group;
 mod lock;
 mod queue;
+mod rwlock;
+mod semaphore;
 
 pub use barrier::{Barrier, DoubleBarrier};
+pub use cache::{CachedNode, NodeCache, Snapshot, TreeCache};
 pub use counter::Counter;
 pub use election::{LeaderLatch, LeaderState};
 pub use error::{Error, Result};
 pub use group::{members, GroupView, Member, Membership};
 pub use lock::{Lock, LockGuard, LostReason};
 pub use queue::Queue;
+pub use rwlock::RwLock;
+pub use semaphore::Semaphore;

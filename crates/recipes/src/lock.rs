@@ -89,7 +89,8 @@ pub enum LostReason {
     NodeDeleted,
 }
 
-/// Proof of holding a [`Lock`]; releases it on drop.
+/// Proof of holding a [`Lock`], an [`crate::RwLock`] read or write hold, or
+/// a [`crate::Semaphore`] lease; releases it on drop.
 ///
 /// Holding the guard is not enough for safety against a paused holder: pass
 /// [`LockGuard::fencing_token`] to the protected resource, which should
@@ -102,6 +103,15 @@ pub struct LockGuard {
 }
 
 impl LockGuard {
+    /// A guard for `node`, held through `client`'s session.
+    pub(crate) fn new(client: Client, node: Node) -> LockGuard {
+        LockGuard {
+            client,
+            node,
+            released: false,
+        }
+    }
+
     /// Fencing token of this grant: the czxid of our lock node. Later grants
     /// of the same lock always carry strictly larger tokens, because each is
     /// a node created by a later transaction.

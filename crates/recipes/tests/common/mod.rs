@@ -1,12 +1,20 @@
-//! In-process rookeeper server with short sessions, and client helpers.
+//! Test server with short sessions, and client helpers.
+//!
+//! By default an in-process rookeeper server; with `RECIPES_SERVER=apache`,
+//! Debian's Apache ZooKeeper 3.8 (standalone, in a child JVM) instead, so the
+//! same tests show the recipes are server-agnostic.
 
 #![allow(dead_code)]
 
 use std::future::Future;
-use std::time::Duration;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use server::{Config, Server};
 use tempfile::TempDir;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use zookeeper_client as zk;
 
 /// Upper bound for anything that should happen promptly.
@@ -20,18 +28,52 @@ pub async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
     }
 }
 
-/// A server with tickTime=100, so a 1 s session is allowed.
+/// Tick of both servers: 100 ms, so a 1 s session is allowed.
+const TICK_TIME_MS: u32 = 100;
+
+/// Classpath of Debian's Apache ZooKeeper 3.8 packaging.
+const APACHE_CLASSPATH: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/netty-codec.jar:\
+/usr/share/java/netty-resolver.jar:/usr/share/java/servlet-api.jar:\
+/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar";
+
+/// Bound on the JVM starting up and listening.
+const APACHE_START: Duration = Duration::from_secs(30);
+
+enum Backend {
+    Rookeeper(Option<Server>),
+    /// The `java` child; killed on drop.
+    Apache(Child),
+}
+
+/// A test server with tickTime=100, so a 1 s session is allowed.
 pub struct TestServer {
-    server: Option<Server>,
+    backend: Backend,
+    /// The server's own address (clients from [`TestServer::client`] go
+    /// through a proxy instead).
     pub connect: String,
+    /// Per-client proxies by session id: `true` cuts and refuses traffic.
+    proxies: Mutex<Vec<(i64, watch::Sender<bool>)>>,
     _dir: TempDir,
+}
+
+/// Whether `RECIPES_SERVER=apache` selects Apache ZooKeeper.
+pub fn apache() -> bool {
+    std::env::var("RECIPES_SERVER").is_ok_and(|v| v == "apache")
 }
 
 impl TestServer {
     pub async fn start() -> TestServer {
+        if apache() {
+            Self::start_apache().await
+        } else {
+            Self::start_rookeeper().await
+        }
+    }
+
+    async fn start_rookeeper() -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let text = format!(
-            "tickTime=100\nclientPort=0\nclientPortAddress=127.0.0.1\ndataDir={}\n",
+            "tickTime={TICK_TIME_MS}\nclientPort=0\nclientPortAddress=127.0.0.1\ndataDir={}\n",
             dir.path().join("data").display()
         );
         let path = dir.path().join("zoo.cfg");
@@ -40,44 +82,211 @@ impl TestServer {
         let server = Server::start(cfg).await.expect("server starts");
         let connect = server.addr.to_string();
         TestServer {
-            server: Some(server),
+            backend: Backend::Rookeeper(Some(server)),
             connect,
+            proxies: Mutex::default(),
             _dir: dir,
         }
     }
 
-    /// A client with a 1 s session.
+    async fn start_apache() -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // A free port: bind port 0, note it, release it. Another process may
+        // grab it in between; then the server fails to start and we panic
+        // with its log, which is rare enough for tests.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).expect("data dir");
+        let text = format!(
+            "tickTime={TICK_TIME_MS}\ndataDir={}\nclientPort={port}\n\
+             clientPortAddress=127.0.0.1\nadmin.enableServer=false\n\
+             maxClientCnxns=0\n4lw.commands.whitelist=ruok\n",
+            data.display()
+        );
+        let log4j = dir.path().join("log4j.properties");
+        std::fs::write(
+            &log4j,
+            "log4j.rootLogger=INFO, C\nlog4j.appender.C=org.apache.log4j.ConsoleAppender\n\
+             log4j.appender.C.layout=org.apache.log4j.PatternLayout\n\
+             log4j.appender.C.layout.ConversionPattern=%d{ISO8601} %-5p %c{1} - %m%n\n",
+        )
+        .expect("write log4j.properties");
+        let cfg = dir.path().join("zoo.cfg");
+        std::fs::write(&cfg, text).expect("write zoo.cfg");
+        let log = dir.path().join("zookeeper.out");
+        let out = std::fs::File::create(&log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let mut child = Command::new("java")
+            .args(["-Xmx256m", "-cp", APACHE_CLASSPATH])
+            .arg(format!("-Dlog4j.configuration=file:{}", log4j.display()))
+            .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
+            .arg(&cfg)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawn java (Apache ZooKeeper)");
+        let connect = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + APACHE_START;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                panic!("Apache ZooKeeper exited ({status}):\n{text}");
+            }
+            // Listening is not enough (the port opens before the database
+            // loads): wait for a session to be established.
+            let attempt = tokio::time::timeout(
+                Duration::from_secs(2),
+                zk::Client::connector()
+                    .with_session_timeout(Duration::from_secs(1))
+                    .connect(&connect),
+            );
+            if let Ok(Ok(client)) = attempt.await {
+                drop(client);
+                break;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                panic!("Apache ZooKeeper not listening after {APACHE_START:?}:\n{text}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        TestServer {
+            backend: Backend::Apache(child),
+            connect,
+            proxies: Mutex::default(),
+            _dir: dir,
+        }
+    }
+
+    /// A client with a 1 s session, connected through its own proxy so that
+    /// [`TestServer::end_session_of`] can cut it off.
     pub async fn client(&self) -> zk::Client {
-        within(
+        let (frozen, _) = watch::channel(false);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy binds");
+        let addr = listener.local_addr().expect("proxy addr");
+        tokio::spawn(proxy(listener, self.connect.clone(), frozen.clone()));
+        let client = within(
             "connect",
             zk::Client::connector()
                 .with_session_timeout(Duration::from_secs(1))
-                .connect(&self.connect),
+                .connect(&addr.to_string()),
         )
         .await
-        .expect("client connects")
+        .expect("client connects");
+        self.proxies
+            .lock()
+            .unwrap()
+            .push((client.session().id().0, frozen));
+        client
     }
 
     /// Ends `victim`'s session on the server while `victim` itself stays
-    /// alive: a second connection takes the session over and closes it.
-    /// The server drops the session's ephemeral nodes, and `victim` learns
-    /// of the end when it next talks to the server.
+    /// alive: its proxy is frozen (connections cut, new ones refused), a
+    /// second connection takes the session over and closes it, then the
+    /// proxy thaws. The server drops the session's ephemeral nodes, and
+    /// `victim` learns of the end when it reconnects (session expired).
+    ///
+    /// Freezing matters on Apache ZooKeeper: it cuts the old connection when
+    /// a session moves, and a victim free to reconnect would take the
+    /// session back before our close lands. We repeat until reconnecting to
+    /// the session is refused as expired: the server's own word it ended.
     pub async fn end_session_of(&self, victim: &zk::Client) {
-        let hijacker = within(
-            "hijack session",
-            zk::Client::connector()
-                .with_session(victim.session().clone())
-                .connect(&self.connect),
-        )
-        .await
-        .expect("hijacker connects");
-        // Dropping the only handle closes the session (not detached).
-        drop(hijacker);
+        let session = victim.session().clone();
+        let frozen = self
+            .proxies
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(id, _)| *id == session.id().0)
+            .map(|(_, f)| f.clone())
+            .expect("victim was made by TestServer::client");
+        frozen.send_replace(true);
+        let mut last = None;
+        let ended = tokio::time::timeout(WAIT, async {
+            loop {
+                let attempt = zk::Client::connector()
+                    .with_session(session.clone())
+                    .with_connection_timeout(Duration::from_millis(500))
+                    .connect(&self.connect)
+                    .await;
+                match attempt {
+                    // Dropping the only handle closes the session (not
+                    // detached); the next round confirms it.
+                    Ok(hijacker) => drop(hijacker),
+                    Err(zk::Error::SessionExpired) => return,
+                    Err(e) => last = Some(e),
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        frozen.send_replace(false);
+        if ended.is_err() {
+            panic!(
+                "session of victim not ended within {WAIT:?} (last error {last:?})\n{}",
+                self.log()
+            );
+        }
+    }
+
+    /// The Apache server's log so far (empty for rookeeper), for failures.
+    pub fn log(&self) -> String {
+        match self.backend {
+            Backend::Apache(_) => {
+                std::fs::read_to_string(self._dir.path().join("zookeeper.out")).unwrap_or_default()
+            }
+            Backend::Rookeeper(_) => String::new(),
+        }
     }
 
     pub async fn stop(mut self) {
-        if let Some(s) = self.server.take() {
-            s.stop().await;
+        match &mut self.backend {
+            Backend::Rookeeper(server) => {
+                if let Some(s) = server.take() {
+                    s.stop().await;
+                }
+            }
+            // Killed on drop.
+            Backend::Apache(_) => {}
         }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Backend::Apache(child) = &mut self.backend {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Forwards connections from `listener` to `upstream` while not `frozen`;
+/// freezing cuts open connections and refuses new ones.
+async fn proxy(listener: TcpListener, upstream: String, frozen: watch::Sender<bool>) {
+    loop {
+        let Ok((mut down, _)) = listener.accept().await else {
+            return;
+        };
+        if *frozen.borrow() {
+            continue; // dropped: refused
+        }
+        let mut cut = frozen.subscribe();
+        let upstream = upstream.clone();
+        tokio::spawn(async move {
+            let Ok(mut up) = TcpStream::connect(&upstream).await else {
+                return;
+            };
+            tokio::select! {
+                _ = tokio::io::copy_bidirectional(&mut down, &mut up) => {}
+                _ = cut.wait_for(|f| *f) => {}
+            }
+        });
     }
 }

@@ -22,56 +22,15 @@ use std::time::Duration;
 
 use recipes::{GroupView, Membership};
 use tokio::sync::oneshot;
-use zookeeper_client::{Acls, Client, CreateMode, Error as ZkError, SessionInfo};
+use zookeeper_client::{Client, Error as ZkError};
+
+mod common;
+use common::{connect, kill_session, namespace, persistent, server_arg};
 
 const TASKS: usize = 9;
 const WORKERS: [&str; 3] = ["w1", "w2", "w3"];
 /// The worker that dies, and after how many completed tasks.
 const DOOMED: (&str, usize) = ("w1", 1);
-
-/// `--server HOST:PORT` from the command line (default 127.0.0.1:2181).
-fn server_arg() -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == "--server")
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| "127.0.0.1:2181".to_string())
-}
-
-/// Creates a fresh namespace for this run and returns `server/namespace`, a
-/// chrooted connect string: inside it the paths are exactly the seed's.
-async fn namespace(server: &str, name: &str) -> Result<String, Box<dyn std::error::Error>> {
-    let root = connect(server).await?;
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_millis();
-    let ns = format!("/examples/{name}/run-{millis}-{}", std::process::id());
-    root.mkdir(&ns, &CreateMode::Persistent.with_acls(Acls::anyone_all()))
-        .await?;
-    Ok(format!("{server}{ns}"))
-}
-
-async fn connect(connect: &str) -> Result<Client, zookeeper_client::Error> {
-    Client::connector()
-        .with_session_timeout(Duration::from_secs(6))
-        .connect(connect)
-        .await
-}
-
-/// Ends a session on the server as a crash would: a second connection takes
-/// the session over and closes it, so its ephemeral nodes vanish at once.
-async fn kill_session(server: &str, session: SessionInfo) -> Result<(), zookeeper_client::Error> {
-    let hijacker = Client::connector()
-        .with_session(session)
-        .connect(server)
-        .await?;
-    drop(hijacker);
-    Ok(())
-}
-
-fn persistent() -> zookeeper_client::CreateOptions<'static> {
-    CreateMode::Persistent.with_acls(Acls::anyone_all())
-}
 
 /// Children of `path`, or none if it does not exist.
 async fn children(client: &Client, path: &str) -> Result<Vec<String>, String> {

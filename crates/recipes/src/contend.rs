@@ -1,6 +1,9 @@
-//! The shared core of [`crate::Lock`] and [`crate::LeaderLatch`]: create an
+//! The shared core of the locks, the semaphore and the latch: create an
 //! ephemeral-sequential contender node, then wait until it is the lowest,
 //! watching only the immediate predecessor (no herd effect).
+
+use std::future::Future;
+use std::time::Duration;
 
 use zookeeper_client::{Acls, Client, CreateMode, Error as ZkError};
 
@@ -122,17 +125,57 @@ pub(crate) async fn wait_first(
         if i == 0 {
             return Ok(());
         }
-        let pred = format!("{dir}/{}", children[i - 1]);
-        match client.check_and_watch_stat(&pred).await {
-            Ok((None, _)) => continue,
-            Ok((Some(_), watcher)) => {
-                let ev = watcher.changed().await;
-                if ev.session_state.is_terminated() {
-                    return Err(Error::Zk(ZkError::SessionExpired));
-                }
+        wait_gone(client, &format!("{dir}/{}", children[i - 1])).await?;
+    }
+}
+
+/// Waits until the node at `path` changes or goes; returns at once if it is
+/// already gone or the connection blinked. Callers re-check afterwards. A
+/// session that ends while waiting is an error.
+pub(crate) async fn wait_gone(client: &Client, path: &str) -> Result<()> {
+    match client.check_and_watch_stat(path).await {
+        Ok((None, _)) | Err(ZkError::ConnectionLoss) => Ok(()),
+        Ok((Some(_), watcher)) => {
+            let ev = watcher.changed().await;
+            if ev.session_state.is_terminated() {
+                return Err(Error::Zk(ZkError::SessionExpired));
             }
-            Err(ZkError::ConnectionLoss) => continue,
-            Err(e) => return Err(e.into()),
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Creates a contender node in `dir` and waits for `wait` to say it holds,
+/// all within `timeout`. On timeout or error the node is removed so that it
+/// does not block later waiters; on success the caller holds `node`.
+pub(crate) async fn acquire<F, Fut>(
+    client: &Client,
+    dir: &str,
+    marker: &str,
+    timeout: Duration,
+    wait: F,
+) -> Result<Node>
+where
+    F: FnOnce(Node) -> Fut,
+    Fut: Future<Output = (Node, Result<()>)>,
+{
+    let node = match tokio::time::timeout(timeout, create(client, dir, marker, b"")).await {
+        Ok(r) => r?,
+        // The create may still land: nothing we can name to clean up, but
+        // the node is ephemeral, bound to the session.
+        Err(_) => return Err(Error::Timeout(timeout)),
+    };
+    let path = node.path.clone();
+    match tokio::time::timeout(timeout, wait(node)).await {
+        Ok((node, Ok(()))) => Ok(node),
+        Ok((_, Err(e))) => {
+            delete_in_background(client, &path);
+            Err(e)
+        }
+        Err(_) => {
+            delete_in_background(client, &path);
+            Err(Error::Timeout(timeout))
         }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use zookeeper_client::{Client, Error as ZkError, EventType, SessionState};
 
 use crate::contend::{self, Node};
-use crate::{Error, Result};
+use crate::Result;
 
 /// Marker in lock node names, as Curator's `InterProcessMutex` uses.
 const MARKER: &str = "lock-";
@@ -45,37 +45,18 @@ impl Lock {
     /// On timeout or error our contender node is removed so that it does not
     /// block later waiters. The returned guard releases on drop.
     pub async fn acquire(&self, timeout: Duration) -> Result<LockGuard> {
-        let node = match tokio::time::timeout(
+        let node = contend::acquire(
+            &self.client,
+            &self.dir,
+            MARKER,
             timeout,
-            contend::create(&self.client, &self.dir, MARKER, b""),
+            |node| async move {
+                let r = contend::wait_first(&self.client, &self.dir, MARKER, &node).await;
+                (node, r)
+            },
         )
-        .await
-        {
-            Ok(r) => r?,
-            // The create may still land: nothing to clean up we can name,
-            // but its session-bound node is ephemeral.
-            Err(_) => return Err(Error::Timeout(timeout)),
-        };
-        let waited = tokio::time::timeout(
-            timeout,
-            contend::wait_first(&self.client, &self.dir, MARKER, &node),
-        )
-        .await;
-        match waited {
-            Ok(Ok(())) => Ok(LockGuard {
-                client: self.client.clone(),
-                node,
-                released: false,
-            }),
-            Ok(Err(e)) => {
-                contend::delete_in_background(&self.client, &node.path);
-                Err(e)
-            }
-            Err(_) => {
-                contend::delete_in_background(&self.client, &node.path);
-                Err(Error::Timeout(timeout))
-            }
-        }
+        .await?;
+        Ok(LockGuard::new(self.client.clone(), node))
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use zookeeper_client::{Client, Error as ZkError};
+use zookeeper_client::Client;
 
 use crate::contend::{self, sequence_of, Node};
 use crate::{Error, LockGuard, Result};
@@ -59,27 +59,18 @@ impl RwLock {
     }
 
     async fn acquire(&self, marker: &str, timeout: Duration) -> Result<LockGuard> {
-        let node = match tokio::time::timeout(
+        let node = contend::acquire(
+            &self.client,
+            &self.dir,
+            marker,
             timeout,
-            contend::create(&self.client, &self.dir, marker, b""),
+            |node| async move {
+                let r = self.wait(marker == WRITE, &node).await;
+                (node, r)
+            },
         )
-        .await
-        {
-            Ok(r) => r?,
-            Err(_) => return Err(Error::Timeout(timeout)),
-        };
-        let waited = tokio::time::timeout(timeout, self.wait(marker == WRITE, &node)).await;
-        match waited {
-            Ok(Ok(())) => Ok(LockGuard::new(self.client.clone(), node)),
-            Ok(Err(e)) => {
-                contend::delete_in_background(&self.client, &node.path);
-                Err(e)
-            }
-            Err(_) => {
-                contend::delete_in_background(&self.client, &node.path);
-                Err(Error::Timeout(timeout))
-            }
-        }
+        .await?;
+        Ok(LockGuard::new(self.client.clone(), node))
     }
 
     /// Waits until `node` may hold the lock, watching one node at a time.
@@ -103,18 +94,7 @@ impl RwLock {
             let Some(b) = blocker else {
                 return Ok(());
             };
-            let path = format!("{}/{}", self.dir, children[b]);
-            match self.client.check_and_watch_stat(&path).await {
-                Ok((None, _)) => continue,
-                Ok((Some(_), watcher)) => {
-                    let ev = watcher.changed().await;
-                    if ev.session_state.is_terminated() {
-                        return Err(Error::Zk(ZkError::SessionExpired));
-                    }
-                }
-                Err(ZkError::ConnectionLoss) => continue,
-                Err(e) => return Err(e.into()),
-            }
+            contend::wait_gone(&self.client, &format!("{}/{}", self.dir, children[b])).await?;
         }
     }
 }

@@ -54,26 +54,18 @@ impl Semaphore {
     /// Waits up to `timeout` for a lease. The returned guard gives the lease
     /// back on drop (or [`LockGuard::release`]).
     pub async fn acquire(&self, timeout: Duration) -> Result<LockGuard> {
-        let node = match tokio::time::timeout(
+        let node = contend::acquire(
+            &self.client,
+            &self.dir,
+            MARKER,
             timeout,
-            contend::create(&self.client, &self.dir, MARKER, b""),
+            |node| async move {
+                let r = self.wait(&node).await;
+                (node, r)
+            },
         )
-        .await
-        {
-            Ok(r) => r?,
-            Err(_) => return Err(Error::Timeout(timeout)),
-        };
-        match tokio::time::timeout(timeout, self.wait(&node)).await {
-            Ok(Ok(())) => Ok(LockGuard::new(self.client.clone(), node)),
-            Ok(Err(e)) => {
-                contend::delete_in_background(&self.client, &node.path);
-                Err(e)
-            }
-            Err(_) => {
-                contend::delete_in_background(&self.client, &node.path);
-                Err(Error::Timeout(timeout))
-            }
-        }
+        .await?;
+        Ok(LockGuard::new(self.client.clone(), node))
     }
 
     /// Waits until `node` ranks among the first `max_leases`.

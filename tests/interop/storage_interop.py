@@ -58,7 +58,7 @@ APACHE_CP = ":".join(
 )
 SNAP_COUNT = 40
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
-from loopback import free_port, wait_port  # noqa: E402
+from loopback import free_port, wait_serving  # noqa: E402
 
 WAIT = 30.0
 
@@ -80,11 +80,22 @@ class Server:
         props = ["-Dzookeeper.extendedTypesEnabled=true"]
         log = open(os.path.join(self.work, f"{self.kind}.log"), "a")
         if self.kind == "apache":
+            # log4j 1.2 says nothing without a configuration; its log is
+            # what a failure report needs.
+            l4j = os.path.join(self.work, "log4j.properties")
+            with open(l4j, "w") as f:
+                f.write(
+                    "log4j.rootLogger=INFO, CONSOLE\n"
+                    "log4j.appender.CONSOLE=org.apache.log4j.ConsoleAppender\n"
+                    "log4j.appender.CONSOLE.layout=org.apache.log4j.PatternLayout\n"
+                    "log4j.appender.CONSOLE.layout.ConversionPattern=%d{ISO8601} %-5p [%t] %c{1} - %m%n\n"
+                )
+            props.append(f"-Dlog4j.configuration=file:{l4j}")
             cmd = ["java", "-cp", APACHE_CP, *props, "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg]
         else:
             cmd = [self.binary, "server", *props, cfg]
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-        wait_port(self.port, WAIT, self.proc)
+        wait_serving(self.port, WAIT, self.proc)
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -158,13 +169,27 @@ def compare(before, after, what):
         raise AssertionError("\n".join(lines))
 
 
+def log_tails(work, lines=40):
+    """The end of each server's log, for the failure report."""
+    out = []
+    for kind in ("apache", "rookeeper"):
+        path = os.path.join(work, f"{kind}.log")
+        if os.path.exists(path):
+            with open(path, errors="replace") as f:
+                tail = f.readlines()[-lines:]
+            out.append(f"--- last {len(tail)} lines of {kind}.log\n" + "".join(tail))
+    return "\n".join(out)
+
+
 def scenario(first, second, binary):
     """first builds, second reads and writes, first reads again."""
     work = tempfile.mkdtemp(prefix=f"rk-interop-{first}-")
     port = free_port()
     servers = {k: Server(k, work, port, binary) for k in ("apache", "rookeeper")}
     auth = [("digest", "user:pw")]
+    step = "start"
     try:
+        step = f"1: {first} builds"
         a = servers[first]
         a.start()
         zk = client(port, auth=auth)
@@ -178,6 +203,7 @@ def scenario(first, second, binary):
             c.stop()
             c.close()
 
+        step = f"2: {second} reads and writes"
         b = servers[second]
         b.start()
         zk = client(port, auth=auth)
@@ -189,6 +215,7 @@ def scenario(first, second, binary):
         zk.close()
         b.stop()
 
+        step = f"3: {first} reads back"
         a.start()
         zk = client(port, auth=auth)
         got2 = dump(zk)
@@ -199,6 +226,8 @@ def scenario(first, second, binary):
         zk.close()
         a.stop()
         return len(got2)
+    except Exception as e:
+        raise AssertionError(f"step {step}: {e!r}\n{log_tails(work)}") from e
     finally:
         for s in servers.values():
             s.stop()

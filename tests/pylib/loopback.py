@@ -27,3 +27,30 @@ def wait_port(port, timeout, proc=None):
         except OSError:
             time.sleep(0.05)
     raise AssertionError(f"server did not open port {port} within {timeout}s")
+
+
+def wait_serving(port, timeout, proc=None):
+    """Waits until the server on 127.0.0.1:port answers `srvr` as a serving
+    server. Listening is not enough: Apache ZooKeeper opens its port before
+    its database is loaded, and a client that connects in that window can be
+    left hanging (the close fails inside the server)."""
+    deadline = time.time() + timeout
+    wait_port(port, timeout, proc)
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"server exited with {proc.returncode} before serving on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                s.sendall(b"srvr")
+                reply = b""
+                while True:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    reply += chunk
+            if reply.startswith(b"Zookeeper version:"):
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"server on port {port} not serving within {timeout}s")

@@ -11,6 +11,8 @@ const USAGE: &str = "usage:
   rookeeper snapshot dump [-d|--json] SNAPSHOT_FILE
   rookeeper log dump TXN_LOG_FILE
   rookeeper purge DATALOGDIR [SNAPDIR] -n COUNT
+  rookeeper cli [-server host:port[,...][/chroot]] [-timeout ms] [-r] [COMMAND ARGS...]
+  rookeeper bench --servers host:port[,...] --workload W ...
   rookeeper version
 
 With no zoo.cfg the server runs standalone on port 2181 with ZooKeeper's
@@ -76,6 +78,8 @@ fn main() -> Result<()> {
             tools::log_dump(&args[2..])
         }
         Some("purge") => tools::purge(&args[1..]),
+        Some("cli") => std::process::exit(cli::main(&args[1..])),
+        Some("bench") => bench::main(&args[1..]),
         Some("-h") | Some("--help") | Some("help") => {
             println!("{USAGE}");
             Ok(())

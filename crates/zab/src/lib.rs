@@ -3,13 +3,13 @@
 //! decisions). No I/O, no clock, no randomness: the server shell and the
 //! simulator in tests drive the same code.
 //!
-//! - [`config`]: the ensemble's membership (`server.N=` lines), quorums, and
+//! - [`config`] holds the ensemble's membership (`server.N=` lines), quorums, and
 //!   the text form Apache ZooKeeper sends in notifications and NEWLEADER.
-//! - [`wire`]: the election port's framing (initial message, notification)
+//! - [`wire`] holds the election port's framing (initial message, notification)
 //!   and the quorum packet types.
-//! - [`election`]: FastLeaderElection.
-//! - [`sync`]: how a leader brings a learner up to date (DIFF, TRUNC, SNAP).
-//! - [`ack`]: the leader's quorum bookkeeping for proposals.
+//! - [`election`] holds FastLeaderElection.
+//! - [`sync`] holds how a leader brings a learner up to date (DIFF, TRUNC, SNAP).
+//! - [`ack`] holds the leader's quorum bookkeeping for proposals.
 
 pub mod ack;
 pub mod config;

@@ -35,6 +35,9 @@ fn config(n: u64) -> QuorumConfig {
     QuorumConfig::parse(&lines.join("\n")).unwrap()
 }
 
+/// (delivery time, sequence, from, to, encoded notification).
+type InFlight = Reverse<(i64, u64, u64, u64, Vec<u8>)>;
+
 struct Sim {
     rng: Rng,
     now: i64,
@@ -43,7 +46,7 @@ struct Sim {
     up: BTreeMap<u64, bool>,
     /// When a decided server gives up on a leader that does not lead it.
     give_up_at: BTreeMap<u64, i64>,
-    queue: BinaryHeap<Reverse<(i64, u64, u64, u64, Vec<u8>)>>,
+    queue: BinaryHeap<InFlight>,
     seq: u64,
     loss_pct: u64,
     max_delay: i64,

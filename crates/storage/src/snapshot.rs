@@ -37,6 +37,7 @@ use jute::codec::{Record, Writer as _};
 use jute::data::{Acl, Id, StatPersisted};
 use jute::quorum::FileHeader;
 use tree::digest::DIGEST_VERSION;
+use tree::restore::SnapshotBuilder;
 use tree::DataTree;
 
 use crate::{Result, StorageError};
@@ -283,6 +284,29 @@ pub fn serialize_snapshot<W: Write>(w: W, tree: &DataTree, zxid: i64) -> io::Res
         dbid: SNAP_DBID,
     }
     .write(&mut b);
+    write_body(&mut out, &mut b, tree)?;
+    out.seal()?;
+    b.put_i64_be(zxid);
+    b.put_i32_be(DIGEST_VERSION);
+    b.put_i64_be(tree.digest());
+    out.write_all(&b)?;
+    out.seal()?;
+    out.inner.flush()?;
+    Ok(out.inner)
+}
+
+/// The database as a leader sends it after SNAP (ZKDatabase.serializeSnapshot):
+/// sessions, ACL map and nodes, with no file header, checksum or digest.
+pub fn serialize_snapshot_stream<W: Write>(mut w: W, tree: &DataTree) -> io::Result<W> {
+    let mut b: Vec<u8> = Vec::with_capacity(64 * 1024);
+    write_body(&mut w, &mut b, tree)?;
+    w.flush()?;
+    Ok(w)
+}
+
+/// Sessions, ACL map, nodes and the "/" terminator, through `b` (which may
+/// hold bytes to go first).
+fn write_body<W: Write>(out: &mut W, b: &mut Vec<u8>, tree: &DataTree) -> io::Result<()> {
     let mut sessions: Vec<(i64, i32)> = tree.sessions().iter().map(|(k, v)| (*k, *v)).collect();
     sessions.sort_unstable();
     b.put_i32_be(len_i32(sessions.len())?);
@@ -297,30 +321,23 @@ pub fn serialize_snapshot<W: Write>(w: W, tree: &DataTree, zxid: i64) -> io::Res
         b.put_i64_be(id);
         b.put_i32_be(len_i32(list.len())?);
         for a in list {
-            a.write(&mut b);
+            a.write(b);
         }
     }
     for (path, node) in tree.snapshot_nodes() {
         b.put_string(&path);
-        node.data.write(&mut b);
+        node.data.write(b);
         b.put_i64_be(node.acl);
-        node.stat.write(&mut b);
+        node.stat.write(b);
         if b.len() >= 60 * 1024 {
-            out.write_all(&b)?;
+            out.write_all(b)?;
             b.clear();
         }
     }
     b.put_string("/");
-    out.write_all(&b)?;
+    out.write_all(b)?;
     b.clear();
-    out.seal()?;
-    b.put_i64_be(zxid);
-    b.put_i32_be(DIGEST_VERSION);
-    b.put_i64_be(tree.digest());
-    out.write_all(&b)?;
-    out.seal()?;
-    out.inner.flush()?;
-    Ok(out.inner)
+    Ok(())
 }
 
 fn len_i32(n: usize) -> io::Result<i32> {
@@ -488,22 +505,8 @@ fn java_string(b: &[u8]) -> String {
         .unwrap_or_else(|_| String::from_utf8_lossy(b).into_owned())
 }
 
-fn decode<R: BufRead>(r: R, file: &Path, zxid: i64, opts: &ReadOptions) -> Result<Snapshot> {
-    let mut i = Input {
-        r,
-        adler: adler2::Adler32::new(),
-        pos: 0,
-        file,
-        max_buffer: opts.max_buffer,
-    };
-    let magic = i.i32("the file header")?;
-    if magic != SNAP_MAGIC {
-        return Err(i.corrupt(0, format!("bad magic {magic:#010x}: not a snapshot")));
-    }
-    // Apache reads but does not check the version and dbid.
-    i.i32("the file header")?;
-    i.i64("the file header")?;
-
+/// Sessions, ACL map and nodes up to the "/" terminator.
+fn decode_body<R: BufRead>(i: &mut Input<'_, R>, opts: &ReadOptions) -> Result<SnapshotBuilder> {
     let n = i.count("session count")?;
     let mut sessions = Vec::new();
     for _ in 0..n {
@@ -556,6 +559,49 @@ fn decode<R: BufRead>(r: R, file: &Path, zxid: i64, opts: &ReadOptions) -> Resul
         b.node(&path, data, acl, stat)
             .map_err(|e| i.corrupt(at, e.to_string()))?;
     }
+    Ok(b)
+}
+
+/// Reads the database a leader streams after SNAP (see
+/// [`serialize_snapshot_stream`]) from `r`, as of `zxid`. `what` names the
+/// source in errors.
+pub fn read_snapshot_stream<R: BufRead>(
+    r: R,
+    what: &Path,
+    zxid: i64,
+    opts: &ReadOptions,
+) -> Result<(DataTree, R)> {
+    let mut i = Input {
+        r,
+        adler: adler2::Adler32::new(),
+        pos: 0,
+        file: what,
+        max_buffer: opts.max_buffer,
+    };
+    let b = decode_body(&mut i, opts)?;
+    let tree = b
+        .finish(zxid)
+        .map_err(|e| i.corrupt(i.pos, e.to_string()))?;
+    Ok((tree, i.r))
+}
+
+fn decode<R: BufRead>(r: R, file: &Path, zxid: i64, opts: &ReadOptions) -> Result<Snapshot> {
+    let mut i = Input {
+        r,
+        adler: adler2::Adler32::new(),
+        pos: 0,
+        file,
+        max_buffer: opts.max_buffer,
+    };
+    let magic = i.i32("the file header")?;
+    if magic != SNAP_MAGIC {
+        return Err(i.corrupt(0, format!("bad magic {magic:#010x}: not a snapshot")));
+    }
+    // Apache reads but does not check the version and dbid.
+    i.i32("the file header")?;
+    i.i64("the file header")?;
+
+    let b = decode_body(&mut i, opts)?;
     i.seal("checksum")?;
 
     let digest = if i.at_eof()? {

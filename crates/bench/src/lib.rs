@@ -1,6 +1,60 @@
-//! `rookeeper bench`: load generator and side-by-side comparison harness.
+//! `rookeeper bench`: a pipelining load generator for ZooKeeper servers
+//! (ours or Apache's) and a side-by-side comparison harness.
+//!
+//! `rookeeper bench --servers H:P[,...] --workload W [...]` runs one
+//! workload and prints a table (or `--json`); `rookeeper bench compare
+//! [...]` starts rookeeper and Apache ZooKeeper with equivalent settings,
+//! runs the workloads against each in alternation and writes a report.
+
+pub mod chart;
+pub mod compare;
+pub mod conn;
+pub mod stats;
+pub mod workload;
+
+use clap::Parser;
+
+pub use workload::{RunOpts, Workload};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rookeeper bench",
+    about = "Load generator for ZooKeeper servers"
+)]
+struct RunCli {
+    #[command(flatten)]
+    opts: RunOpts,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rookeeper bench compare",
+    about = "rookeeper vs Apache ZooKeeper 3.8: workloads, resources, report"
+)]
+struct CompareCli {
+    #[command(flatten)]
+    opts: compare::CompareOpts,
+}
 
 /// Runs the bench command with the arguments after `bench`.
-pub fn main(_args: &[String]) -> anyhow::Result<()> {
-    anyhow::bail!("rookeeper bench: not built yet")
+pub fn main(args: &[String]) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Runtime::new()?;
+    if args.first().map(String::as_str) == Some("compare") {
+        let cli = CompareCli::parse_from(
+            std::iter::once("rookeeper bench compare".to_owned()).chain(args[1..].iter().cloned()),
+        );
+        return rt.block_on(compare::run(cli.opts));
+    }
+    let cli = RunCli::parse_from(
+        std::iter::once("rookeeper bench".to_owned()).chain(args.iter().cloned()),
+    );
+    let o = cli.opts;
+    let r = rt.block_on(workload::run(&o))?;
+    if o.json {
+        eprint!("{}", r.table());
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        print!("{}", r.table());
+    }
+    Ok(())
 }

@@ -52,6 +52,7 @@ const KNOWN_PROPS: &[&str] = &[
     "zookeeper.DigestAuthenticationProvider.superDigest",
     "zookeeper.extendedTypesEnabled",
     "zookeeper.skipACL",
+    "zookeeper.enforceQuota",
     "zookeeper.4lw.commands.whitelist",
     "jute.maxbuffer",
     "readonlymode.enabled",
@@ -107,6 +108,8 @@ pub struct Config {
     pub extended_types: bool,
     pub skip_acl: bool,
     pub reconfig_enabled: bool,
+    /// `zookeeper.enforceQuota` (zoo.cfg `enforceQuota`): hard quota limits refuse writes.
+    pub enforce_quota: bool,
     pub read_only_mode: bool,
     pub max_buffer: usize,
     /// DIGEST-MD5 users from the JAAS file (java.security.auth.login.config).
@@ -330,6 +333,7 @@ impl Config {
                 .get("zookeeper.skipACL")
                 .is_some_and(|v| v.trim() == "yes" || parse_bool(v)),
             reconfig_enabled: get("reconfigEnabled").is_some_and(|v| parse_bool(&v)),
+            enforce_quota: pbool("zookeeper.enforceQuota"),
             read_only_mode: pbool("readonlymode.enabled"),
             max_buffer: max_buffer as usize,
             sasl_users,

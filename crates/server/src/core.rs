@@ -206,6 +206,7 @@ impl Core {
             extended_types: cfg.extended_types,
             skip_acl: cfg.skip_acl,
             reconfig_enabled: cfg.reconfig_enabled,
+            enforce_quota: cfg.enforce_quota,
         };
         let first = session::initial_session_id(0, wall_ms());
         let mut sessions = SessionTracker::new(cfg.tick_time as i64, first);

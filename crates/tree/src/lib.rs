@@ -8,6 +8,7 @@ pub mod digest;
 pub mod ops;
 pub mod path;
 pub mod prep;
+pub mod quota;
 pub mod restore;
 pub mod session;
 pub mod tree;

@@ -24,6 +24,8 @@ pub struct Options {
     pub skip_acl: bool,
     /// `reconfigEnabled`.
     pub reconfig_enabled: bool,
+    /// `zookeeper.enforceQuota`: refuse writes past a hard quota limit.
+    pub enforce_quota: bool,
 }
 
 /// Who is asking, and the zxid and time the txn will carry.
@@ -102,6 +104,24 @@ impl Prep<'_> {
         acl::fixup(acl, self.ctx.auth).ok_or(ErrorCode::InvalidAcl)
     }
 
+    /// `ZooKeeperServer.checkQuota`: only when quotas are enforced, and
+    /// only hard limits refuse; a soft limit passed is logged.
+    fn check_quota(&self, p: &str, bytes_diff: i64, count_diff: i64) -> Result<(), ErrorCode> {
+        if !self.ctx.opts.enforce_quota {
+            return Ok(());
+        }
+        let mut refused = false;
+        for e in self.tree.quota_check(p, bytes_diff, count_diff) {
+            tracing::warn!("{}", e.message);
+            refused |= e.hard;
+        }
+        if refused {
+            Err(ErrorCode::QuotaExceeded)
+        } else {
+            Ok(())
+        }
+    }
+
     fn is_normal_ephemeral(&self, owner: i64) -> bool {
         matches!(
             owner_kind(owner, self.ctx.opts.extended_types),
@@ -161,6 +181,8 @@ impl Prep<'_> {
             return Err(ErrorCode::NoChildrenForEphemerals);
         }
         let new_cversion = parent.stat.cversion + 1;
+        let len = data.as_ref().map_or(0, |d| d.len() as i64);
+        self.check_quota(&p, len, 1)?;
         let owner = if opc == op::CREATE_CONTAINER {
             CONTAINER_OWNER
         } else if opc == op::CREATE_TTL {
@@ -270,6 +292,8 @@ impl Prep<'_> {
         path::validate(p).map_err(|_| ErrorCode::BadArguments)?;
         let mut node = self.get(p)?;
         self.check_acl(&node.acl, perms::WRITE)?;
+        let old_len = self.tree.node(p).map_or(0, |n| n.data_len() as i64);
+        self.check_quota(p, data.as_ref().map_or(0, |d| d.len() as i64) - old_len, 0)?;
         let new_version = check_version(node.stat.version, version)?;
         node.stat.version = new_version;
         node.stat.mtime = self.ctx.time;

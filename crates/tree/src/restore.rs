@@ -199,6 +199,7 @@ impl SnapshotBuilder {
             return Err(RestoreError("the snapshot has no root node".into()));
         }
         self.tree.acls.purge_unused();
+        self.tree.recount_all_quotas();
         self.tree.last_zxid = last_zxid;
         Ok(self.tree)
     }

@@ -587,7 +587,8 @@ impl DataTree {
             ephemeral_owner: owner,
             pzxid: zxid,
         };
-        self.data_bytes += (path.len() + data.as_ref().map_or(0, Bytes::len)) as u64;
+        let data_len = data.as_ref().map_or(0, Bytes::len);
+        self.data_bytes += (path.len() + data_len) as u64;
         let node = Node::new(data, acl_id, stat);
         self.digest = self.digest.wrapping_add(crate::digest::of(path, &node));
         let out = node.stat(self.extended_types);
@@ -611,6 +612,7 @@ impl DataTree {
             }
             OwnerKind::Persistent => {}
         }
+        self.quota_on_create(path, data_len);
         let acl = self.acls.get(acl_id);
         let parent_acl = self.acls.get(parent_acl);
         let none = HashSet::new();
@@ -644,6 +646,7 @@ impl DataTree {
         self.data_bytes = self
             .data_bytes
             .saturating_sub((path.len() + node.data_len()) as u64);
+        self.quota_on_delete(path, node.data_len());
         let acl = self.acls.get(node.acl);
         self.acls.release(node.acl);
         match owner_kind(node.stat.ephemeral_owner, self.extended_types) {
@@ -687,7 +690,8 @@ impl DataTree {
     ) -> Result<Stat, ErrorCode> {
         let n = self.nodes.get_mut(path).ok_or(ErrorCode::NoNode)?;
         let new_len = data.as_ref().map_or(0, Bytes::len);
-        self.data_bytes = (self.data_bytes + new_len as u64).saturating_sub(n.data_len() as u64);
+        let old_len = n.data_len();
+        self.data_bytes = (self.data_bytes + new_len as u64).saturating_sub(old_len as u64);
         let before = crate::digest::of(path, n);
         n.data = data;
         n.stat.mtime = time;
@@ -697,6 +701,7 @@ impl DataTree {
         self.digest = self.digest.wrapping_add(crate::digest::of(path, n));
         let stat = n.stat(self.extended_types);
         let acl = self.acls.get(n.acl);
+        self.quota_on_set_data(path, old_len, new_len);
         self.trigger(true, path, event::NODE_DATA_CHANGED, &acl, &HashSet::new());
         Ok(stat)
     }

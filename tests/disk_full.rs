@@ -36,7 +36,7 @@ fn mount_tmpfs(at: &Path, size: &str) -> Option<Mount> {
 
 fn config(dir: &Path, data: &Path) -> Config {
     let text = format!(
-        "tickTime=2000\nclientPort=0\nclientPortAddress=127.0.0.1\ndataDir={}\n\
+        "tickTime=2000\nclientPort=0\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\ndataDir={}\n\
          preAllocSize=8\nsnapCount=1000000\n4lw.commands.whitelist=*\n",
         data.display()
     );

@@ -12,7 +12,7 @@ use zookeeper_client as zk;
 
 fn config(dir: &Path, defines: &[(&str, &str)]) -> Config {
     let text = format!(
-        "tickTime=2000\nclientPort=0\nclientPortAddress=127.0.0.1\ndataDir={}\nsnapCount=50\n",
+        "tickTime=2000\nclientPort=0\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\ndataDir={}\nsnapCount=50\n",
         dir.join("data").display()
     );
     let path = dir.join("zoo.cfg");

@@ -68,7 +68,7 @@ fn config(lines: &[String], plain: bool) -> (TempDir, Config) {
         dir.path().join("data").display()
     );
     if plain {
-        text.push_str("clientPort=0\nclientPortAddress=127.0.0.1\n");
+        text.push_str("clientPort=0\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n");
     }
     for l in lines {
         text.push_str(l);

@@ -13,7 +13,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_rookeeper");
 
 fn config(dir: &Path) -> Config {
     let text = format!(
-        "tickTime=2000\nclientPort=0\nclientPortAddress=127.0.0.1\ndataDir={}\n",
+        "tickTime=2000\nclientPort=0\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\ndataDir={}\n",
         dir.join("data").display()
     );
     let path = dir.join("zoo.cfg");

@@ -63,7 +63,7 @@ impl TestServer {
     pub async fn with(cfg_lines: &[&str], defines: &[(&str, &str)]) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut text = format!(
-            "tickTime=2000\nclientPort=0\nclientPortAddress=127.0.0.1\ndataDir={}\n",
+            "tickTime=2000\nclientPort=0\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\ndataDir={}\n",
             dir.path().join("data").display()
         );
         for l in cfg_lines {

@@ -80,7 +80,7 @@ def main():
     cfg = os.path.join(work, "zoo.cfg")
     with open(cfg, "w") as f:
         # A small snapCount so snapshots and log rolls happen during the run.
-        f.write(f"tickTime=2000\nclientPort={port}\nclientPortAddress=127.0.0.1\n"
+        f.write(f"tickTime=2000\nclientPort={port}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n"
                 f"dataDir={work}/data\nsnapCount=200\npreAllocSize=64\n")
     log = open(os.path.join(work, "server.log"), "w")
     acked, counter_acked = [], [0]

@@ -79,7 +79,7 @@ def main():
     work = tempfile.mkdtemp(prefix="rk-zkcli-")
     cfg = os.path.join(work, "zoo.cfg")
     with open(cfg, "w") as f:
-        f.write(f"tickTime=2000\nclientPort={port}\nclientPortAddress=127.0.0.1\ndataDir={work}/data\n")
+        f.write(f"tickTime=2000\nclientPort={port}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\ndataDir={work}/data\n")
     log = open(os.path.join(work, "server.log"), "w")
     server = subprocess.Popen([binary, "server", cfg], stdout=log, stderr=subprocess.STDOUT)
     passed = failed = 0

@@ -85,6 +85,14 @@ const KNOWN_PROPS: &[&str] = &[
     "zookeeper.ssl.hostnameVerification",
     "zookeeper.ssl.handshakeDetectionTimeoutMillis",
     "zookeeper.X509AuthenticationProvider.superUser",
+    // AdminServer (crate::admin).
+    "zookeeper.admin.enableServer",
+    "zookeeper.admin.serverAddress",
+    "zookeeper.admin.serverPort",
+    "zookeeper.admin.commandURL",
+    "zookeeper.admin.idleTimeout",
+    "zookeeper.admin.snapshot.enabled",
+    "zookeeper.admin.restore.enabled",
 ];
 
 #[derive(Debug, Clone)]
@@ -127,6 +135,9 @@ pub struct Config {
     pub source: Option<PathBuf>,
     /// Keys given that we do not know (warned about at startup).
     pub unknown: Vec<String>,
+    /// This server's metrics (crate::metrics), shared by everything that
+    /// records or reports them.
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 impl Default for Config {
@@ -347,6 +358,7 @@ impl Config {
             props,
             source,
             unknown,
+            metrics: Default::default(),
         })
     }
 

@@ -78,6 +78,7 @@ pub async fn accept_loop(
                     remote.ip(),
                     cfg.max_client_cnxns
                 );
+                cfg.metrics.connection_rejected.inc();
                 continue;
             }
             *n += 1;
@@ -159,6 +160,7 @@ async fn serve_tls(
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
                 warn!("unsuccessful TLS handshake with {remote}: {e}");
+                cfg.metrics.unsuccessful_handshake.inc();
                 return Ok(());
             }
             Err(_) => {
@@ -258,6 +260,7 @@ where
             }
         };
         let received = Instant::now();
+        cfg.metrics.bytes_received_count.add(frame.len() as u64 + 4);
         let mut r = Reader::new(frame);
         let hdr = match RequestHeader::read(&mut r) {
             Ok(h) => h,

@@ -86,6 +86,18 @@ pub enum Msg {
         cmd: String,
         reply: oneshot::Sender<String>,
     },
+    /// Runs a closure on the pipeline's state, in order with requests (the
+    /// AdminServer and /metrics read the server this way).
+    Inspect(Inspect),
+}
+
+/// A read (or reset) of the pipeline's state for the AdminServer.
+pub struct Inspect(pub Box<dyn FnOnce(&mut Core) + Send + Sync>);
+
+impl std::fmt::Debug for Inspect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Inspect")
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -312,6 +324,7 @@ impl Core {
             Msg::Command { cmd, reply } => {
                 let _ = reply.send(fourlw::run(self, &cmd));
             }
+            Msg::Inspect(Inspect(f)) => f(self),
         }
     }
 
@@ -324,6 +337,7 @@ impl Core {
         };
         c.stats.sent += 1;
         self.stats.sent += 1;
+        self.cfg.metrics.response_bytes.add(b.len() as u64);
         if self.held.is_empty() && self.durable >= self.zxid {
             let tx = c.tx.clone();
             self.deliver(conn, &tx, b);
@@ -426,6 +440,7 @@ impl Core {
         legacy: bool,
         tx: mpsc::Sender<Bytes>,
     ) {
+        self.cfg.metrics.connection_request_count.inc();
         let last = self.tree.last_zxid();
         if req.last_zxid_seen > last {
             // The client has seen a newer state than ours (another server's).
@@ -609,6 +624,7 @@ impl Core {
                 body.write(w)
             }
         });
+        self.cfg.metrics.client_response_size(b.len());
         self.send(conn, b);
     }
 
@@ -659,6 +675,9 @@ impl Core {
                 );
                 self.send(conn, b);
                 self.finish(conn, "PING", xid, received);
+                // ZooKeeper counts header-less requests (pings) as reads.
+                let ms = received.elapsed().as_millis() as u64;
+                self.cfg.metrics.readlatency.observe(ms);
                 return;
             }
             Request::Auth(a) => {
@@ -710,6 +729,11 @@ impl Core {
         };
         self.reply(conn, xid, err, &resp);
         self.finish(conn, short_op(opc), xid, received);
+        let ms = received.elapsed().as_millis() as u64;
+        match req.is_write() {
+            true => self.cfg.metrics.updatelatency.observe(ms),
+            false => self.cfg.metrics.readlatency.observe(ms),
+        }
     }
 
     fn finish(&mut self, conn: ConnId, last_op: &'static str, cxid: i32, received: Instant) {
@@ -745,6 +769,7 @@ impl Core {
             }
             _ => {
                 warn!("closing connection {conn}: no authentication provider for scheme {scheme}");
+                self.cfg.metrics.auth_failed_count.inc();
                 let err = ErrorCode::AuthFailed.code();
                 let b = frame(ReplyHeader { xid, zxid: 0, err }, |_| {});
                 self.send(conn, b);
@@ -801,6 +826,7 @@ impl Core {
             }
             sasl::Step::Failure(why) => {
                 warn!("client {} failed to SASL authenticate: {why}", c.remote);
+                self.cfg.metrics.auth_failed_count.inc();
                 self.reply(conn, xid, ErrorCode::AuthFailed.code(), &Response::Empty);
                 self.drop_conn(conn);
                 return;
@@ -852,6 +878,11 @@ impl Core {
                 self.write_txn(0, 0, body);
             }
         }
+    }
+
+    /// Replies and notifications waiting for their txns to be durable.
+    pub fn outstanding(&self) -> usize {
+        self.held.len()
     }
 
     pub fn connection_count(&self) -> usize {

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 use crate::core::{wall_ms, Core};
+use crate::metrics::{self, Gauge};
 
 /// The ZooKeeper release we report: the reference we test against
 /// (Debian's package, 3.8.0); behaviour follows the 3.8 line.
@@ -32,7 +33,7 @@ pub fn is_command(b: &[u8]) -> bool {
 /// Words ZooKeeper knows that we refuse as not whitelisted / unsupported.
 const KNOWN_OTHER: &[&str] = &["gtmk", "stmk", "kill", "reqs", "hash"];
 
-fn dir_size(p: &std::path::Path) -> u64 {
+pub(crate) fn dir_size(p: &std::path::Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![p.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -50,7 +51,7 @@ fn dir_size(p: &std::path::Path) -> u64 {
     total
 }
 
-fn abs(p: &std::path::Path) -> String {
+pub(crate) fn abs(p: &std::path::Path) -> String {
     std::path::absolute(p)
         .unwrap_or_else(|_| p.to_path_buf())
         .join("version-2")
@@ -70,7 +71,7 @@ fn server_stats(core: &Core, out: &mut String) {
     let _ = writeln!(out, "Received: {}", s.received);
     let _ = writeln!(out, "Sent: {}", s.sent);
     let _ = writeln!(out, "Connections: {}", core.connection_count());
-    let _ = writeln!(out, "Outstanding: 0");
+    let _ = writeln!(out, "Outstanding: {}", core.outstanding());
     let _ = writeln!(out, "Zxid: 0x{:x}", core.last_zxid());
     let _ = writeln!(out, "Mode: {}", mode(core));
 }
@@ -106,14 +107,14 @@ fn conn_line(core: &Core, id: u64, brief: bool, out: &mut String) {
     out.push(')');
 }
 
-fn conn_ids(core: &Core) -> Vec<u64> {
+pub(crate) fn conn_ids(core: &Core) -> Vec<u64> {
     let mut ids: Vec<u64> = core.conns.keys().copied().collect();
     ids.sort_unstable();
     ids
 }
 
 /// (session hex, path) pairs of every watch, data and child tables merged.
-fn watches(core: &Core) -> BTreeSet<(i64, String)> {
+pub(crate) fn watches(core: &Core) -> BTreeSet<(i64, String)> {
     let mut out = BTreeSet::new();
     for t in [core.tree.data_watches(), core.tree.child_watches()] {
         for (w, paths) in t.watchers() {
@@ -182,37 +183,7 @@ pub fn run(core: &mut Core, cmd: &str) -> String {
         }
         "envi" => {
             out.push_str("Environment:\n");
-            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|s| s.trim().to_owned())
-                .unwrap_or_else(|_| "localhost".into());
-            let cwd = std::env::current_dir()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default();
-            let user = std::env::var("USER").unwrap_or_default();
-            let home = std::env::var("HOME").unwrap_or_default();
-            let os_version = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-                .map(|s| s.trim().to_owned())
-                .unwrap_or_default();
-            let exe = std::env::current_exe()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default();
-            let rows = [
-                ("zookeeper.version", full_version()),
-                ("host.name", host),
-                ("java.version", "n/a (rookeeper is not a JVM server)".into()),
-                ("java.vendor", "n/a".into()),
-                ("java.home", "n/a".into()),
-                ("java.class.path", exe),
-                ("java.library.path", "n/a".into()),
-                ("java.io.tmpdir", std::env::temp_dir().display().to_string()),
-                ("java.compiler", "<NA>".into()),
-                ("os.name", std::env::consts::OS.into()),
-                ("os.arch", std::env::consts::ARCH.into()),
-                ("os.version", os_version),
-                ("user.name", user),
-                ("user.home", home),
-                ("user.dir", cwd),
-            ];
+            let rows = env_rows();
             for (k, v) in rows {
                 let _ = writeln!(out, "{k}={v}");
             }
@@ -289,54 +260,150 @@ pub fn run(core: &mut Core, cmd: &str) -> String {
             let _ = writeln!(out, "logdir_size: {}", dir_size(log_dir));
         }
         "mntr" => {
-            let s = core.stats;
-            let rows: Vec<(&str, String)> = vec![
-                ("zk_version", full_version()),
-                ("zk_server_state", mode(core).into()),
-                ("zk_avg_latency", format!("{:.4}", s.latency.avg())),
-                ("zk_max_latency", s.latency.max_ms.to_string()),
-                ("zk_min_latency", s.latency.min_ms.to_string()),
-                ("zk_packets_received", s.received.to_string()),
-                ("zk_packets_sent", s.sent.to_string()),
-                (
-                    "zk_num_alive_connections",
-                    core.connection_count().to_string(),
-                ),
-                ("zk_outstanding_requests", "0".into()),
-                ("zk_znode_count", node_count(core).to_string()),
-                ("zk_watch_count", core.tree.watch_count().to_string()),
-                (
-                    "zk_ephemerals_count",
-                    core.tree.ephemeral_count().to_string(),
-                ),
-                (
-                    "zk_approximate_data_size",
-                    core.tree.approximate_data_size().to_string(),
-                ),
-                ("zk_open_file_descriptor_count", open_fds().to_string()),
-                ("zk_max_file_descriptor_count", max_fds().to_string()),
-                ("zk_uptime", (wall_ms() - start_ms(core)).to_string()),
-                ("zk_global_sessions", core.sessions.len().to_string()),
-                ("zk_local_sessions", "0".into()),
-                ("zk_last_zxid", core.last_zxid().to_string()),
-            ];
-            for (k, v) in rows {
-                let _ = writeln!(out, "{k}\t{v}");
-            }
+            let rows = metrics::monitor_rows(&gauges(core), &core.cfg.metrics);
+            out.push_str(&metrics::monitor_text(&rows));
         }
         _ => {}
     }
     out
 }
 
+/// `envi`'s rows (the AdminServer's `environment` too): the JVM's keys,
+/// answered for this process.
+pub fn env_rows() -> Vec<(&'static str, String)> {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into());
+    let cwd = std::env::current_dir()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let user = std::env::var("USER").unwrap_or_default();
+    let home = std::env::var("HOME").unwrap_or_default();
+    let os_version = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default();
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    // ZooKeeper reports the JVM heap; the nearest facts here are the
+    // machine's available and total memory and this process's resident size.
+    let mb = |kb: u64| format!("{}MB", kb / 1024);
+    vec![
+        ("zookeeper.version", full_version()),
+        ("host.name", host),
+        ("java.version", "n/a (rookeeper is not a JVM server)".into()),
+        ("java.vendor", "n/a".into()),
+        ("java.home", "n/a".into()),
+        ("java.class.path", exe),
+        ("java.library.path", "n/a".into()),
+        ("java.io.tmpdir", std::env::temp_dir().display().to_string()),
+        ("java.compiler", "<NA>".into()),
+        ("os.name", std::env::consts::OS.into()),
+        ("os.arch", std::env::consts::ARCH.into()),
+        ("os.version", os_version),
+        ("user.name", user),
+        ("user.home", home),
+        ("user.dir", cwd),
+        (
+            "os.memory.free",
+            mb(proc_kb("/proc/meminfo", "MemAvailable:")),
+        ),
+        ("os.memory.max", mb(proc_kb("/proc/meminfo", "MemTotal:"))),
+        (
+            "os.memory.total",
+            mb(proc_kb("/proc/self/status", "VmRSS:")),
+        ),
+    ]
+}
+
+/// A "Key:   123 kB" figure from a /proc file (0 if absent).
+fn proc_kb(file: &str, key: &str) -> u64 {
+    std::fs::read_to_string(file)
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The server's gauges under ZooKeeper's names (ZooKeeperServer's
+/// registerMetrics, QuorumZooKeeperServer's quorum_size): read from the
+/// pipeline's state; `mntr` and `/metrics` both show them.
+pub fn gauges(core: &Core) -> Vec<(&'static str, Gauge)> {
+    let s = core.stats;
+    let m = &core.cfg.metrics;
+    let (last, min, max) = m.client_response();
+    let mut g = vec![
+        ("version", Gauge::Text(full_version())),
+        ("server_state", Gauge::Text(mode(core).into())),
+        ("avg_latency", Gauge::Float(s.latency.avg())),
+        ("max_latency", Gauge::Int(s.latency.max_ms as i64)),
+        ("min_latency", Gauge::Int(s.latency.min_ms as i64)),
+        ("packets_received", Gauge::Int(s.received as i64)),
+        ("packets_sent", Gauge::Int(s.sent as i64)),
+        (
+            "num_alive_connections",
+            Gauge::Int(core.connection_count() as i64),
+        ),
+        (
+            "outstanding_requests",
+            Gauge::Int(core.outstanding() as i64),
+        ),
+        ("znode_count", Gauge::Int(node_count(core) as i64)),
+        ("watch_count", Gauge::Int(core.tree.watch_count() as i64)),
+        (
+            "ephemerals_count",
+            Gauge::Int(core.tree.ephemeral_count() as i64),
+        ),
+        (
+            "approximate_data_size",
+            Gauge::Int(core.tree.approximate_data_size() as i64),
+        ),
+        ("open_file_descriptor_count", Gauge::Int(open_fds() as i64)),
+        ("max_file_descriptor_count", Gauge::Int(max_fds() as i64)),
+        ("uptime", Gauge::Int(wall_ms() - start_ms(core))),
+        ("global_sessions", Gauge::Int(core.sessions.len() as i64)),
+        ("local_sessions", Gauge::Int(0)),
+        // We never drop connections at random (ZooKeeper's default too).
+        ("connection_drop_probability", Gauge::Float(0.0)),
+        ("last_client_response_size", Gauge::Int(last)),
+        ("max_client_response_size", Gauge::Int(max)),
+        ("min_client_response_size", Gauge::Int(min)),
+        (
+            "auth_failed_count",
+            Gauge::Int(m.auth_failed_count.get() as i64),
+        ),
+        ("last_zxid", Gauge::Int(core.last_zxid())),
+    ];
+    let voters = quorum_size(&core.cfg);
+    if voters > 0 {
+        g.push(("quorum_size", Gauge::Int(voters as i64)));
+    }
+    g
+}
+
+/// Voting members named by `server.N` lines (observers do not vote).
+pub fn quorum_size(cfg: &crate::Config) -> usize {
+    cfg.raw
+        .iter()
+        .filter(|(k, v)| {
+            k.strip_prefix("server.")
+                .is_some_and(|n| n.parse::<u64>().is_ok())
+                && !v.contains(":observer")
+        })
+        .count()
+}
+
 /// ZooKeeper's node map holds the root twice ("" and "/"), so its counts
 /// are one more than the znodes; operators' dashboards expect its figure.
-fn node_count(core: &Core) -> usize {
+pub(crate) fn node_count(core: &Core) -> usize {
     core.tree.node_count() + 1
 }
 
 /// Standalone, or read-only while the txn log cannot be written.
-fn mode(core: &Core) -> &'static str {
+pub(crate) fn mode(core: &Core) -> &'static str {
     if core.disk_failed.is_some() {
         "read-only"
     } else {
@@ -344,18 +411,18 @@ fn mode(core: &Core) -> &'static str {
     }
 }
 
-fn start_ms(core: &Core) -> i64 {
+pub(crate) fn start_ms(core: &Core) -> i64 {
     core.started_at
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
 
-fn open_fds() -> usize {
+pub(crate) fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
 }
 
-fn max_fds() -> u64 {
+pub(crate) fn max_fds() -> u64 {
     std::fs::read_to_string("/proc/self/limits")
         .ok()
         .and_then(|s| {

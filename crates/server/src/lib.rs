@@ -3,10 +3,12 @@
 //! is the ordered request pipeline over the `tree` state machine, `fourlw`
 //! answers four-letter words.
 
+pub mod admin;
 pub mod config;
 pub mod conn;
 pub mod core;
 pub mod fourlw;
+pub mod metrics;
 pub mod persist;
 pub mod sasl;
 pub mod tls;
@@ -30,6 +32,11 @@ pub struct Server {
     pub addr: SocketAddr,
     /// The secure (TLS) client port, when secureClientPort is set.
     pub secure_addr: Option<SocketAddr>,
+    /// The AdminServer, when enabled and bound.
+    pub admin_addr: Option<SocketAddr>,
+    /// Prometheus /metrics, with PrometheusMetricsProvider.
+    pub metrics_addr: Option<SocketAddr>,
+    http: admin::Http,
     accept: tokio::task::JoinHandle<()>,
     secure_accept: Option<tokio::task::JoinHandle<()>>,
     /// The txn-log thread: it drains what was queued, then ends, once the
@@ -47,6 +54,7 @@ impl Server {
         std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
             anyhow::anyhow!("cannot create dataDir {}: {e}", cfg.data_dir.display())
         })?;
+        let http_settings = admin::HttpSettings::from_config(&cfg)?;
         // TLS setup first: a bad key store stops startup before any bind.
         let secure = match cfg.secure_client_port {
             Some(port) => {
@@ -86,6 +94,7 @@ impl Server {
         let core = tokio::spawn(
             core::Core::new(cfg.clone(), tree, persister, layout, ev_tx).run(rx, ev_rx),
         );
+        let http = admin::start(&http_settings, cfg.clone(), tx.clone()).await?;
         let secure_accept = secure
             .map(|(l, tls)| tokio::spawn(conn::accept_loop(l, tx.clone(), cfg.clone(), Some(tls))));
         let accept = match listener {
@@ -95,6 +104,9 @@ impl Server {
         Ok(Server {
             addr,
             secure_addr,
+            admin_addr: http.admin_addr,
+            metrics_addr: http.metrics_addr,
+            http,
             accept,
             secure_accept,
             log_thread: Some(log_thread),
@@ -104,6 +116,7 @@ impl Server {
 
     /// Stops accepting and drops every connection and session.
     pub async fn stop(mut self) {
+        self.http.stop();
         self.accept.abort();
         let _ = (&mut self.accept).await;
         if let Some(a) = self.secure_accept.take() {

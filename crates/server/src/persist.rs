@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
@@ -16,6 +17,7 @@ use tracing::{error, info, warn};
 use tree::DataTree;
 
 use crate::config::Config;
+use crate::metrics::{Metrics, FSYNC_WARNING_MS};
 
 /// Where snapshots and logs live: `<dataDir>/version-2`, `<dataLogDir>/version-2`.
 #[derive(Debug, Clone)]
@@ -80,8 +82,13 @@ fn compression(cfg: &Config) -> Compression {
 /// snapshot.
 pub fn recover(cfg: &Config, layout: &Layout) -> anyhow::Result<DataTree> {
     let tree = load(cfg, layout)?;
+    let started = Instant::now();
     let path =
         snapshot::write_snapshot(&layout.snap_dir, &tree, tree.last_zxid(), compression(cfg))?;
+    cfg.metrics
+        .snapshottime
+        .observe(started.elapsed().as_millis() as u64);
+    cfg.metrics.snapshot_written(tree.last_zxid());
     info!("wrote startup snapshot {}", path.display());
     Ok(tree)
 }
@@ -113,6 +120,10 @@ pub fn load(cfg: &Config, layout: &Layout) -> anyhow::Result<DataTree> {
         }
     }
     let had_snapshot = tree.is_some();
+    let m = &cfg.metrics;
+    m.startup_snap_load_time
+        .observe(started.elapsed().as_millis() as u64);
+    let txns_started = Instant::now();
     let mut tree = tree.unwrap_or_else(|| DataTree::new(cfg.extended_types));
     let from = tree.last_zxid();
     let truncate_corrupt = cfg
@@ -148,6 +159,10 @@ pub fn load(cfg: &Config, layout: &Layout) -> anyhow::Result<DataTree> {
     }
     // Replay fires no one's watches: nobody is connected yet.
     tree.take_fired();
+    m.startup_txns_load_time
+        .observe(txns_started.elapsed().as_millis() as u64);
+    m.startup_txns_loaded.observe(n as u64);
+    m.dbinittime.observe(started.elapsed().as_millis() as u64);
     info!(
         "recovered {} znodes and {} sessions at zxid 0x{:x} ({n} txns replayed) in {:?}",
         tree.node_count(),
@@ -283,15 +298,21 @@ pub fn start(
     let (tx, rx) = std_mpsc::channel();
     let snap_dir = layout.snap_dir.clone();
     let comp = compression(cfg);
+    let metrics = cfg.metrics.clone();
     let handle = thread::Builder::new()
         .name("txnlog".into())
-        .spawn(move || log_loop(writer, rx, events, force_sync, snap_dir, comp, last_zxid))?;
+        .spawn(move || {
+            log_loop(
+                writer, rx, events, force_sync, snap_dir, comp, last_zxid, metrics,
+            )
+        })?;
     Ok((Persister { tx }, handle))
 }
 
 /// Most txns written between two fsyncs.
 const GROUP_MAX: usize = 4096;
 
+#[allow(clippy::too_many_arguments)]
 fn log_loop(
     mut w: TxnLogWriter,
     rx: std_mpsc::Receiver<LogMsg>,
@@ -300,6 +321,7 @@ fn log_loop(
     snap_dir: PathBuf,
     comp: Compression,
     mut durable: i64,
+    metrics: Arc<Metrics>,
 ) {
     let mut snapper: Option<thread::JoinHandle<()>> = None;
     while let Ok(first) = rx.recv() {
@@ -311,6 +333,9 @@ fn log_loop(
                 Err(_) => break,
             }
         }
+        metrics
+            .sync_processor_batch_size
+            .observe(batch.len() as u64);
         let mut last = durable;
         let mut snaps = Vec::new();
         let mut result = Ok(());
@@ -334,7 +359,13 @@ fn log_loop(
                 }
             }
         }
+        let synced = Instant::now();
         let result = result.and_then(|_| w.sync(force_sync));
+        let fsync_ms = synced.elapsed().as_millis() as u64;
+        metrics.fsynctime.observe(fsync_ms);
+        if fsync_ms > FSYNC_WARNING_MS {
+            metrics.fsync_threshold_exceed_count.inc();
+        }
         if let Err(e) = result {
             error!("cannot write the txn log: {e}; no further writes can be acknowledged");
             let _ = events.send(Event::Failed {
@@ -353,23 +384,30 @@ fn log_loop(
                 continue;
             }
             let dir = snap_dir.clone();
+            let metrics = metrics.clone();
             snapper = thread::Builder::new()
                 .name("snapshot".into())
-                .spawn(move || write_snap(&dir, &tree, zxid, comp))
+                .spawn(move || write_snap(&dir, &tree, zxid, comp, &metrics))
                 .ok();
         }
     }
 }
 
-fn write_snap(dir: &Path, tree: &DataTree, zxid: i64, comp: Compression) {
+fn write_snap(dir: &Path, tree: &DataTree, zxid: i64, comp: Compression, metrics: &Metrics) {
     let started = Instant::now();
     match snapshot::write_snapshot(dir, tree, zxid, comp) {
-        Ok(p) => info!(
-            "wrote snapshot {} ({} znodes) in {:?}",
-            p.display(),
-            tree.node_count(),
-            started.elapsed()
-        ),
+        Ok(p) => {
+            metrics
+                .snapshottime
+                .observe(started.elapsed().as_millis() as u64);
+            metrics.snapshot_written(zxid);
+            info!(
+                "wrote snapshot {} ({} znodes) in {:?}",
+                p.display(),
+                tree.node_count(),
+                started.elapsed()
+            )
+        }
         Err(e) => error!("snapshot at zxid 0x{zxid:x} failed: {e}"),
     }
 }

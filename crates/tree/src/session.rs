@@ -127,6 +127,12 @@ impl SessionTracker {
         out
     }
 
+    /// Expiry buckets in time order: (when, session ids), on the clock
+    /// `now` is measured on (for the AdminServer's `dump`).
+    pub fn expiry_buckets(&self) -> impl Iterator<Item = (i64, &HashSet<i64>)> {
+        self.buckets.iter().map(|(t, ids)| (*t, ids))
+    }
+
     /// When the next bucket falls due.
     pub fn next_expiry(&self) -> Option<i64> {
         self.buckets.keys().next().copied()

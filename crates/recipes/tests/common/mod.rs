@@ -73,7 +73,7 @@ impl TestServer {
     async fn start_rookeeper() -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let text = format!(
-            "tickTime={TICK_TIME_MS}\nclientPort=0\nclientPortAddress=127.0.0.1\ndataDir={}\n",
+            "tickTime={TICK_TIME_MS}\nclientPort=0\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\ndataDir={}\n",
             dir.path().join("data").display()
         );
         let path = dir.path().join("zoo.cfg");

@@ -1,0 +1,711 @@
+//! ZooKeeper's AdminServer (`/commands/<name>`, JSON) and the Prometheus
+//! `/metrics` endpoint, on one HTTP stack (axum).
+//!
+//! Commands run on the pipeline's task (`Msg::Inspect`), in order with
+//! client requests, so they see the state a client would. Their JSON has
+//! the keys of Apache ZooKeeper 3.8's `server/admin/Commands.java`, plus
+//! 3.9's `snapshot` with its guards (feature flag, digest auth with ALL on
+//! `/`, rate limit).
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde_json::{json, Map, Value};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{error, info, warn};
+
+use crate::config::Config;
+use crate::core::{Core, Inspect, Msg};
+use crate::fourlw;
+use crate::metrics;
+
+/// Where the HTTP services listen, from zoo.cfg keys and `-D` properties.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpSettings {
+    /// AdminServer address and command URL; None when disabled.
+    pub admin: Option<(SocketAddr, String)>,
+    /// Prometheus `/metrics`; None without PrometheusMetricsProvider.
+    pub metrics: Option<SocketAddr>,
+}
+
+const PROMETHEUS_PROVIDER: &str =
+    "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider";
+
+fn setting<'a>(cfg: &'a Config, key: &str) -> Option<&'a str> {
+    // zoo.cfg's admin.* keys are the zookeeper.admin.* system properties;
+    // a -D given on the command line wins, as in ZooKeeper.
+    cfg.prop(&format!("zookeeper.{key}"))
+        .or_else(|| cfg.raw.get(key).map(String::as_str))
+        .map(str::trim)
+}
+
+fn host_addr(host: &str, port: u16, what: &str) -> anyhow::Result<SocketAddr> {
+    let ip: IpAddr = match host {
+        "localhost" => IpAddr::from([127, 0, 0, 1]),
+        h => h
+            .parse()
+            .map_err(|_| anyhow::anyhow!("invalid {what} {h:?}: an IP address is expected"))?,
+    };
+    Ok(SocketAddr::new(ip, port))
+}
+
+impl HttpSettings {
+    pub fn from_config(cfg: &Config) -> anyhow::Result<HttpSettings> {
+        let enabled =
+            setting(cfg, "admin.enableServer").is_none_or(|v| !v.eq_ignore_ascii_case("false"));
+        let admin = if enabled {
+            let port = match setting(cfg, "admin.serverPort") {
+                None => 8080,
+                Some(p) => p
+                    .parse::<u16>()
+                    .map_err(|_| anyhow::anyhow!("invalid admin.serverPort {p:?}"))?,
+            };
+            let host = setting(cfg, "admin.serverAddress").unwrap_or("0.0.0.0");
+            let url = setting(cfg, "admin.commandURL").unwrap_or("/commands");
+            let url = format!("/{}", url.trim_matches('/'));
+            Some((host_addr(host, port, "admin.serverAddress")?, url))
+        } else {
+            None
+        };
+        let metrics = match cfg.raw.get("metricsProvider.className").map(|s| s.trim()) {
+            Some(PROMETHEUS_PROVIDER) => {
+                let port = match cfg.raw.get("metricsProvider.httpPort") {
+                    None => 7000,
+                    Some(p) => p
+                        .trim()
+                        .parse::<u16>()
+                        .map_err(|_| anyhow::anyhow!("invalid metricsProvider.httpPort {p:?}"))?,
+                };
+                let host = cfg
+                    .raw
+                    .get("metricsProvider.httpHost")
+                    .map_or("0.0.0.0", |s| s.trim());
+                Some(host_addr(host, port, "metricsProvider.httpHost")?)
+            }
+            Some(other) if other != "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider" => {
+                anyhow::bail!(
+                    "metricsProvider.className {other:?} is not supported; \
+                     use {PROMETHEUS_PROVIDER}"
+                )
+            }
+            _ => None,
+        };
+        Ok(HttpSettings { admin, metrics })
+    }
+}
+
+/// The running HTTP services.
+pub struct Http {
+    pub admin_addr: Option<SocketAddr>,
+    pub metrics_addr: Option<SocketAddr>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Http {
+    pub fn stop(&self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for Http {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Starts the AdminServer and `/metrics`. As in ZooKeeper, an AdminServer
+/// that cannot bind is logged and the server goes on without it; a metrics
+/// port that cannot bind stops startup (ZooKeeper's provider fails to boot).
+pub async fn start(
+    settings: &HttpSettings,
+    cfg: Arc<Config>,
+    core: mpsc::Sender<Msg>,
+) -> anyhow::Result<Http> {
+    let mut http = Http {
+        admin_addr: None,
+        metrics_addr: None,
+        tasks: Vec::new(),
+    };
+    if let Some(addr) = settings.metrics {
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot start the /metrics endpoint on {addr}: {e}"))?;
+        http.metrics_addr = Some(l.local_addr()?);
+        info!("serving Prometheus /metrics on {}", l.local_addr()?);
+        let app = Router::new()
+            .route("/metrics", get(prometheus))
+            .with_state(core.clone());
+        http.tasks.push(tokio::spawn(async move {
+            if let Err(e) = axum::serve(l, app).await {
+                error!("/metrics endpoint stopped: {e}");
+            }
+        }));
+    }
+    if let Some((addr, url)) = &settings.admin {
+        match TcpListener::bind(*addr).await {
+            Ok(l) => {
+                http.admin_addr = Some(l.local_addr()?);
+                info!(
+                    "started AdminServer on address {}, port {} and command URL {url}",
+                    addr.ip(),
+                    l.local_addr()?.port()
+                );
+                let state = Arc::new(AdminState {
+                    core,
+                    cfg,
+                    url: url.clone(),
+                    last_snapshot: Mutex::new(None),
+                });
+                let app = Router::new()
+                    .route(url, get(index))
+                    .route(&format!("{url}/"), get(index))
+                    .route(&format!("{url}/{{name}}"), get(command))
+                    .with_state(state);
+                http.tasks.push(tokio::spawn(async move {
+                    if let Err(e) = axum::serve(l, app).await {
+                        error!("AdminServer stopped: {e}");
+                    }
+                }));
+            }
+            Err(e) => warn!(
+                "problem starting AdminServer on address {}, port {} and command URL {url}: {e}; \
+                 serving clients without it",
+                addr.ip(),
+                addr.port()
+            ),
+        }
+    }
+    Ok(http)
+}
+
+struct AdminState {
+    core: mpsc::Sender<Msg>,
+    cfg: Arc<Config>,
+    url: String,
+    /// When `snapshot` last ran (its rate limit).
+    last_snapshot: Mutex<Option<Instant>>,
+}
+
+/// Runs `f` on the pipeline; None if the server is shutting down.
+async fn inspect<T: Send + 'static>(
+    core: &mpsc::Sender<Msg>,
+    f: impl FnOnce(&mut Core) -> T + Send + Sync + 'static,
+) -> Option<T> {
+    let (tx, rx) = oneshot::channel();
+    let msg = Msg::Inspect(Inspect(Box::new(move |c| {
+        let _ = tx.send(f(c));
+    })));
+    core.send(msg).await.ok()?;
+    rx.await.ok()
+}
+
+async fn prometheus(State(core): State<mpsc::Sender<Msg>>) -> Response {
+    let text = inspect(&core, |c| {
+        metrics::prometheus_text(&fourlw::gauges(c), &c.cfg.metrics)
+    })
+    .await;
+    match text {
+        Some(t) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            )],
+            t,
+        )
+            .into_response(),
+        None => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
+}
+
+/// Primary names and their aliases, as Commands.java registers them.
+const COMMANDS: &[&[&str]] = &[
+    &["connection_stat_reset", "crst"],
+    &["configuration", "conf", "config"],
+    &["connections", "cons"],
+    &["hash"],
+    &["dirs"],
+    &["dump"],
+    &["environment", "env", "envi"],
+    &["initial_configuration", "icfg"],
+    &["is_read_only", "isro"],
+    &["last_snapshot", "lsnp"],
+    &["leader", "lead"],
+    &["monitor", "mntr"],
+    &["observer_connection_stat_reset", "orst"],
+    &["ruok"],
+    &["server_stats", "srvr"],
+    &["stats", "stat"],
+    &["stat_reset", "srst"],
+    &["observers", "obsr"],
+    &["system_properties", "sysp"],
+    &["voting_view"],
+    &["watches", "wchc"],
+    &["watches_by_path", "wchp"],
+    &["watch_summary", "wchs"],
+    &["zabstate"],
+    &["snapshot", "snap"],
+];
+
+/// The primary name of a command given by any of its names.
+pub fn primary_name(name: &str) -> Option<&'static str> {
+    COMMANDS
+        .iter()
+        .find(|names| names.contains(&name))
+        .map(|names| names[0])
+}
+
+/// Every primary name, sorted (the index page's order).
+pub fn primary_names() -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = COMMANDS.iter().map(|n| n[0]).collect();
+    v.sort_unstable();
+    v
+}
+
+async fn index(State(st): State<Arc<AdminState>>) -> Response {
+    let mut out = String::new();
+    for n in primary_names() {
+        out.push_str(&format!("<a href=\"{}/{n}\">{n}</a>\n<br/>\n", st.url));
+    }
+    ([(header::CONTENT_TYPE, "text/html;charset=utf-8")], out).into_response()
+}
+
+fn json_response(status: StatusCode, v: &Value) -> Response {
+    let body = serde_json::to_string_pretty(v).unwrap_or_else(|_| "{}".into());
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body + "\n",
+    )
+        .into_response()
+}
+
+fn response(name: &str, error: Option<String>, mut data: Map<String, Value>) -> Value {
+    data.insert("command".into(), Value::from(name));
+    data.insert("error".into(), error.map_or(Value::Null, Value::from));
+    Value::Object(data)
+}
+
+async fn command(
+    State(st): State<Arc<AdminState>>,
+    Path(name): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(primary) = primary_name(&name) else {
+        let v = response(&name, Some(format!("Unknown command: {name}")), Map::new());
+        return json_response(StatusCode::OK, &v);
+    };
+    if primary == "snapshot" {
+        return snapshot(&st, &params, &headers).await;
+    }
+    match inspect(&st.core, move |c| run(c, primary)).await {
+        Some(data) => json_response(StatusCode::OK, &response(primary, None, data)),
+        None => json_response(
+            StatusCode::OK,
+            &response(
+                primary,
+                Some("This ZooKeeper instance is not currently serving requests".into()),
+                Map::new(),
+            ),
+        ),
+    }
+}
+
+fn obj(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+fn conn_info(core: &Core, id: u64, full: bool) -> Value {
+    let c = &core.conns[&id];
+    let st = &c.stats;
+    let mut m = obj(json!({
+        "remote_socket_address": c.remote.to_string(),
+        "interest_ops": 1,
+        "outstanding_requests": 0,
+        "packets_received": st.received,
+        "packets_sent": st.sent,
+    }));
+    if full {
+        m.extend(obj(json!({
+            "session_id": c.session,
+            "last_operation": st.last_op,
+            "session_timeout": c.timeout,
+            "last_cxid": st.last_cxid,
+            "last_zxid": st.last_zxid,
+            "last_response_time": st.last_response_ms,
+            "last_latency": st.last_latency_ms,
+            "min_latency": st.latency.min_ms,
+            "avg_latency": st.latency.avg() as u64,
+            "max_latency": st.latency.max_ms,
+            "established": st.established_ms,
+        })));
+    }
+    Value::Object(m)
+}
+
+fn server_stats(core: &Core, with_conns: bool) -> Map<String, Value> {
+    let s = core.stats;
+    let cfg = &core.cfg;
+    let log_dir = cfg.data_log_dir.as_ref().unwrap_or(&cfg.data_dir);
+    let (last, min, max) = cfg.metrics.client_response();
+    let buffers = json!({
+        "last_buffer_size": last,
+        "min_buffer_size": min,
+        "max_buffer_size": max,
+    });
+    let mut m = obj(json!({
+        "version": fourlw::full_version(),
+        "read_only": core.disk_failed.is_some(),
+        "server_stats": {
+            "packets_sent": s.sent,
+            "packets_received": s.received,
+            "fsync_threshold_exceed_count": cfg.metrics.fsync_threshold_exceed_count.get(),
+            "client_response_stats": buffers,
+            "provider_null": false,
+            "server_state": fourlw::mode(core),
+            "outstanding_requests": core.outstanding(),
+            "min_latency": s.latency.min_ms,
+            "avg_latency": (s.latency.avg() * 10_000.0).round() / 10_000.0,
+            "max_latency": s.latency.max_ms,
+            "data_dir_size": fourlw::dir_size(&cfg.data_dir),
+            "log_dir_size": fourlw::dir_size(log_dir),
+            "last_processed_zxid": core.last_zxid(),
+            "num_alive_client_connections": core.connection_count(),
+            "auth_failed_count": cfg.metrics.auth_failed_count.get(),
+            "non_mtlsremote_conn_count": 0,
+            "non_mtlslocal_conn_count": 0,
+            "uptime": crate::core::wall_ms() - fourlw::start_ms(core),
+        },
+        "client_response": buffers,
+        "node_count": fourlw::node_count(core),
+    }));
+    if with_conns {
+        let conns: Vec<Value> = fourlw::conn_ids(core)
+            .into_iter()
+            .map(|id| conn_info(core, id, false))
+            .collect();
+        m.insert("connections".into(), Value::from(conns));
+        m.insert("secure_connections".into(), json!([]));
+    }
+    m
+}
+
+/// Runs a command (by primary name) on the pipeline's state.
+pub fn run(core: &mut Core, name: &str) -> Map<String, Value> {
+    let cfg = core.cfg.clone();
+    let log_dir = cfg.data_log_dir.as_ref().unwrap_or(&cfg.data_dir);
+    match name {
+        "ruok" | "observer_connection_stat_reset" => Map::new(),
+        "connection_stat_reset" => {
+            core.reset_conn_stats();
+            Map::new()
+        }
+        "stat_reset" => {
+            core.reset_stats();
+            Map::new()
+        }
+        "configuration" => obj(json!({
+            "client_port": cfg.client_port,
+            "data_dir": fourlw::abs(&cfg.data_dir),
+            "data_log_dir": fourlw::abs(log_dir),
+            "tick_time": cfg.tick_time,
+            "max_client_cnxns": cfg.max_client_cnxns,
+            "min_session_timeout": cfg.min_session_timeout,
+            "max_session_timeout": cfg.max_session_timeout,
+            "server_id": server_id(&cfg),
+            "client_port_listen_backlog": -1,
+        })),
+        "connections" => {
+            let conns: Vec<Value> = fourlw::conn_ids(core)
+                .into_iter()
+                .map(|id| conn_info(core, id, true))
+                .collect();
+            obj(json!({ "connections": conns, "secure_connections": [] }))
+        }
+        "hash" => obj(json!({
+            "digests": [{ "zxid": core.last_zxid(), "digest": core.tree.digest() }],
+        })),
+        "dirs" => obj(json!({
+            "datadir_size": fourlw::dir_size(&cfg.data_dir),
+            "logdir_size": fourlw::dir_size(log_dir),
+        })),
+        "dump" => {
+            // Bucket times are on the pipeline's monotonic clock, which
+            // started with the server: wall time is start + t.
+            let start = fourlw::start_ms(core);
+            let mut expiry: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+            for (t, ids) in core.sessions.expiry_buckets() {
+                let mut ids: Vec<i64> = ids.iter().copied().collect();
+                ids.sort_unstable();
+                expiry.insert((start + t).to_string(), ids);
+            }
+            let mut eph: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for (sid, paths) in core.tree.ephemerals_by_session() {
+                let mut p: Vec<String> = paths.iter().cloned().collect();
+                p.sort();
+                eph.insert(sid.to_string(), p);
+            }
+            obj(json!({
+                "expiry_time_to_session_ids": expiry,
+                "session_id_to_ephemeral_paths": eph,
+            }))
+        }
+        "environment" => fourlw::env_rows()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), Value::from(v)))
+            .collect(),
+        "initial_configuration" => {
+            let text = cfg
+                .source
+                .as_ref()
+                .and_then(|p| std::fs::read_to_string(p).ok())
+                .unwrap_or_default();
+            obj(json!({ "initial_configuration": text }))
+        }
+        "is_read_only" => obj(json!({ "read_only": core.disk_failed.is_some() })),
+        "last_snapshot" => {
+            let (zxid, ts) = cfg.metrics.last_snapshot().unwrap_or((-1, -1));
+            obj(json!({ "zxid": format!("{zxid:x}"), "timestamp": ts }))
+        }
+        "leader" => {
+            // A standalone server is no quorum peer (Commands.LeaderCommand).
+            let mut m = Map::new();
+            m.insert("error".into(), Value::from("server is not initialized"));
+            m
+        }
+        "monitor" => {
+            let rows = metrics::monitor_rows(&fourlw::gauges(core), &cfg.metrics);
+            rows.into_iter().collect()
+        }
+        "server_stats" => server_stats(core, false),
+        "stats" => server_stats(core, true),
+        "observers" => obj(json!({ "synced_observers": 0, "observers": [] })),
+        "system_properties" => system_properties(&cfg),
+        "voting_view" => {
+            let view: BTreeMap<String, String> = cfg
+                .raw
+                .iter()
+                .filter_map(|(k, v)| Some((k.strip_prefix("server.")?.to_owned(), v.clone())))
+                .filter(|(k, _)| k.parse::<u64>().is_ok())
+                .collect();
+            obj(json!({ "current_config": view }))
+        }
+        "watch_summary" => {
+            let w = fourlw::watches(core);
+            let conns: std::collections::BTreeSet<i64> = w.iter().map(|(s, _)| *s).collect();
+            let paths: std::collections::BTreeSet<&String> = w.iter().map(|(_, p)| p).collect();
+            obj(json!({
+                "num_connections": conns.len(),
+                "num_paths": paths.len(),
+                "num_total_watches": w.len(),
+            }))
+        }
+        "watches" => {
+            let mut by: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for (s, p) in fourlw::watches(core) {
+                by.entry(s.to_string()).or_default().push(p);
+            }
+            obj(json!({ "session_id_to_watched_paths": by }))
+        }
+        "watches_by_path" => {
+            let mut by: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+            for (s, p) in fourlw::watches(core) {
+                by.entry(p).or_default().push(s);
+            }
+            obj(json!({ "path_to_session_ids": by }))
+        }
+        "zabstate" => obj(json!({ "voting": false, "zabstate": "" })),
+        _ => Map::new(),
+    }
+}
+
+/// myid, when the config names one (0 standalone, as ZooKeeper reports).
+fn server_id(cfg: &Config) -> i64 {
+    std::fs::read_to_string(cfg.data_dir.join("myid"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The JVM's system properties, answered for this process: every `-D` and
+/// zookeeper.* setting, plus the platform facts Java would give.
+fn system_properties(cfg: &Config) -> Map<String, Value> {
+    let mut m: Map<String, Value> = Map::new();
+    for (k, v) in fourlw::env_rows() {
+        if k.starts_with("os.") && !k.starts_with("os.memory") || k.starts_with("user.") {
+            m.insert(k.into(), Value::from(v));
+        }
+    }
+    for (k, v) in [
+        ("file.separator", "/"),
+        ("path.separator", ":"),
+        ("line.separator", "\n"),
+        ("file.encoding", "UTF-8"),
+    ] {
+        m.insert(k.into(), Value::from(v));
+    }
+    for (k, v) in &cfg.props {
+        m.insert(k.clone(), Value::from(v.clone()));
+    }
+    for key in [
+        "admin.serverAddress",
+        "admin.serverPort",
+        "admin.enableServer",
+    ] {
+        if let Some(v) = cfg.raw.get(key) {
+            m.insert(format!("zookeeper.{key}"), Value::from(v.clone()));
+        }
+    }
+    m
+}
+
+/// 3.9's `snapshot`: takes a snapshot now and streams it (unless
+/// `streaming=false`), with the snapshot's zxid and size in headers. Needs
+/// `zookeeper.admin.snapshot.enabled` (default true), an `Authorization:
+/// digest user:password` header whose identity has ALL on `/`, and at most
+/// one call per `zookeeper.admin.snapshotIntervalInMS` (default 5 min).
+async fn snapshot(
+    st: &AdminState,
+    params: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Response {
+    let fail = |status: StatusCode, error: Option<&str>| {
+        json_response(
+            status,
+            &response("snapshot", error.map(str::to_owned), Map::new()),
+        )
+    };
+    let enabled = st
+        .cfg
+        .prop("zookeeper.admin.snapshot.enabled")
+        .is_none_or(|v| !v.trim().eq_ignore_ascii_case("false"));
+    if !enabled {
+        warn!("snapshot command is disabled");
+        return fail(StatusCode::SERVICE_UNAVAILABLE, None);
+    }
+    let Some(auth) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return fail(
+            StatusCode::UNAUTHORIZED,
+            Some("Auth info is missing for the command"),
+        );
+    };
+    let ids = match auth.split_once(' ') {
+        Some(("digest", cred)) => {
+            let digest = tree::acl::digest_id(cred);
+            let mut ids = Vec::new();
+            if st.cfg.super_digest.as_deref() == Some(digest.as_str()) {
+                ids.push(jute::data::Id::new("super", ""));
+            }
+            ids.push(jute::data::Id::new("digest", &digest));
+            ids
+        }
+        _ => return fail(StatusCode::UNAUTHORIZED, Some("Not authenticated")),
+    };
+    let interval = st
+        .cfg
+        .prop("zookeeper.admin.snapshotIntervalInMS")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(300_000);
+    // Authorization and a copy of the tree, in one step on the pipeline.
+    let taken = inspect(&st.core, move |c| {
+        let root_acl = c
+            .tree
+            .node("/")
+            .map(|n| c.tree.acl_of(n))
+            .unwrap_or_default();
+        if !c.cfg.skip_acl && !tree::acl::check(&root_acl, jute::consts::perms::ALL, &ids) {
+            return None;
+        }
+        Some((c.tree.snapshot_copy(), c.last_zxid()))
+    })
+    .await;
+    let Some(taken) = taken else {
+        return fail(
+            StatusCode::OK,
+            Some("This ZooKeeper instance is not currently serving requests"),
+        );
+    };
+    let Some((tree, zxid)) = taken else {
+        return fail(StatusCode::FORBIDDEN, Some("Not authorized"));
+    };
+    {
+        let mut last = st.last_snapshot.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|t| t.elapsed() < Duration::from_millis(interval)) {
+            warn!("snapshot request was rate limited");
+            return fail(StatusCode::TOO_MANY_REQUESTS, None);
+        }
+        *last = Some(Instant::now());
+    }
+    let cfg = st.cfg.clone();
+    let written = tokio::task::spawn_blocking(move || {
+        let layout = crate::persist::Layout::new(&cfg);
+        let started = Instant::now();
+        let comp = match cfg.prop("zookeeper.snapshot.compression.method") {
+            Some("gz") => storage::snapshot::Compression::Gz,
+            Some("snappy") => storage::snapshot::Compression::Snappy,
+            _ => storage::snapshot::Compression::None,
+        };
+        let path = storage::snapshot::write_snapshot(&layout.snap_dir, &tree, zxid, comp)?;
+        cfg.metrics
+            .snapshottime
+            .observe(started.elapsed().as_millis() as u64);
+        cfg.metrics.snapshot_written(zxid);
+        anyhow::Ok(path)
+    })
+    .await;
+    let path = match written {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => {
+            warn!("snapshot command failed: {e}");
+            return fail(StatusCode::INTERNAL_SERVER_ERROR, None);
+        }
+        Err(e) => {
+            warn!("snapshot command failed: {e}");
+            return fail(StatusCode::INTERNAL_SERVER_ERROR, None);
+        }
+    };
+    let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+    let streaming = params
+        .get("streaming")
+        .is_none_or(|v| !v.trim().eq_ignore_ascii_case("false"));
+    let mut resp = if streaming {
+        match tokio::fs::read(&path).await {
+            Ok(bytes) => (
+                [(header::CONTENT_TYPE, "application/octet-stream")],
+                Body::from(bytes),
+            )
+                .into_response(),
+            Err(e) => {
+                warn!("cannot read back snapshot {}: {e}", path.display());
+                return fail(StatusCode::INTERNAL_SERVER_ERROR, None);
+            }
+        }
+    } else {
+        json_response(StatusCode::OK, &response("snapshot", None, Map::new()))
+    };
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&format!("0x{zxid:x}")) {
+        h.insert("last_zxid", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&size.to_string()) {
+        h.insert("snapshot_size", v);
+    }
+    resp
+}

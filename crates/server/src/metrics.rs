@@ -1,0 +1,421 @@
+//! Server metrics under ZooKeeper's names: counters and summaries recorded
+//! where things happen (pipeline, connections, txn-log thread), gauges read
+//! from the pipeline's state when asked. One source feeds `mntr` (4lw and
+//! admin `monitor`) and Prometheus' `/metrics`.
+//!
+//! The Prometheus text is written here rather than with prometheus-client:
+//! that crate emits OpenMetrics (counters renamed `*_total`, no summaries),
+//! while dashboards built for ZooKeeper expect the names and the summary
+//! shape of Apache's PrometheusMetricsProvider (simpleclient, text 0.0.4).
+
+use std::collections::VecDeque;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+/// A monotonically growing count.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// ZooKeeper's two summary kinds: BASIC ones export the median only (and
+/// avg/min/max/cnt/sum in mntr); ADVANCED ones more quantiles (and
+/// p50/p95/p99/p999 in mntr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    Basic,
+    Advanced,
+}
+
+/// Samples kept for quantiles: the most recent ones (Apache's summaries
+/// also describe a recent window, not the whole run).
+const WINDOW: usize = 4096;
+
+#[derive(Debug, Default)]
+struct SummaryState {
+    count: u64,
+    sum: u64,
+    min: u64,
+    max: u64,
+    recent: VecDeque<u64>,
+}
+
+/// A distribution of observed values (milliseconds, or counts).
+#[derive(Debug)]
+pub struct Summary {
+    pub name: &'static str,
+    pub detail: Detail,
+    state: Mutex<SummaryState>,
+}
+
+impl Summary {
+    const fn new(name: &'static str, detail: Detail) -> Summary {
+        Summary {
+            name,
+            detail,
+            state: Mutex::new(SummaryState {
+                count: 0,
+                sum: 0,
+                min: 0,
+                max: 0,
+                recent: VecDeque::new(),
+            }),
+        }
+    }
+
+    pub fn observe(&self, v: u64) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if s.count == 0 || v < s.min {
+            s.min = v;
+        }
+        s.max = s.max.max(v);
+        s.count += 1;
+        s.sum = s.sum.saturating_add(v);
+        if s.recent.len() == WINDOW {
+            s.recent.pop_front();
+        }
+        s.recent.push_back(v);
+    }
+
+    fn read(&self) -> SummaryView {
+        let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sorted: Vec<u64> = s.recent.iter().copied().collect();
+        sorted.sort_unstable();
+        SummaryView {
+            count: s.count,
+            sum: s.sum,
+            min: s.min,
+            max: s.max,
+            sorted,
+        }
+    }
+}
+
+struct SummaryView {
+    count: u64,
+    sum: u64,
+    min: u64,
+    max: u64,
+    sorted: Vec<u64>,
+}
+
+impl SummaryView {
+    fn quantile(&self, q: f64) -> f64 {
+        if self.sorted.is_empty() {
+            return 0.0;
+        }
+        let i = ((q * self.sorted.len() as f64).ceil() as usize).clamp(1, self.sorted.len());
+        self.sorted[i - 1] as f64
+    }
+
+    fn avg(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.sum as f64 / self.count as f64
+        }
+    }
+}
+
+/// Everything a server records as it runs. One per server (shared through
+/// its `Config`), so servers in one process keep their own figures.
+#[derive(Debug)]
+pub struct Metrics {
+    pub readlatency: Summary,
+    pub updatelatency: Summary,
+    pub fsynctime: Summary,
+    pub snapshottime: Summary,
+    pub dbinittime: Summary,
+    pub startup_snap_load_time: Summary,
+    pub startup_txns_load_time: Summary,
+    pub startup_txns_loaded: Summary,
+    pub sync_processor_batch_size: Summary,
+    pub election_time: Summary,
+    pub connection_request_count: Counter,
+    pub connection_rejected: Counter,
+    pub unsuccessful_handshake: Counter,
+    pub bytes_received_count: Counter,
+    pub auth_failed_count: Counter,
+    pub looking_count: Counter,
+    pub commit_count: Counter,
+    pub stale_sessions_expired: Counter,
+    pub fsync_threshold_exceed_count: Counter,
+    pub response_bytes: Counter,
+    /// Snapshot taken by this server (file name zxid, unix seconds).
+    last_snapshot: Mutex<Option<(i64, i64)>>,
+    /// Reply sizes: last, min, max (-1 before the first, as ZooKeeper).
+    client_response: Mutex<(i64, i64, i64)>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            readlatency: Summary::new("readlatency", Detail::Advanced),
+            updatelatency: Summary::new("updatelatency", Detail::Advanced),
+            fsynctime: Summary::new("fsynctime", Detail::Basic),
+            snapshottime: Summary::new("snapshottime", Detail::Basic),
+            dbinittime: Summary::new("dbinittime", Detail::Basic),
+            startup_snap_load_time: Summary::new("startup_snap_load_time", Detail::Basic),
+            startup_txns_load_time: Summary::new("startup_txns_load_time", Detail::Basic),
+            startup_txns_loaded: Summary::new("startup_txns_loaded", Detail::Basic),
+            sync_processor_batch_size: Summary::new("sync_processor_batch_size", Detail::Basic),
+            election_time: Summary::new("election_time", Detail::Basic),
+            connection_request_count: Counter::default(),
+            connection_rejected: Counter::default(),
+            unsuccessful_handshake: Counter::default(),
+            bytes_received_count: Counter::default(),
+            auth_failed_count: Counter::default(),
+            looking_count: Counter::default(),
+            commit_count: Counter::default(),
+            stale_sessions_expired: Counter::default(),
+            fsync_threshold_exceed_count: Counter::default(),
+            response_bytes: Counter::default(),
+            last_snapshot: Mutex::new(None),
+            client_response: Mutex::new((-1, -1, -1)),
+        }
+    }
+}
+
+/// fsyncs slower than this are counted (zookeeper.fsync.warningthresholdms).
+pub const FSYNC_WARNING_MS: u64 = 1000;
+
+impl Metrics {
+    fn summaries(&self) -> [&Summary; 10] {
+        [
+            &self.readlatency,
+            &self.updatelatency,
+            &self.fsynctime,
+            &self.snapshottime,
+            &self.dbinittime,
+            &self.startup_snap_load_time,
+            &self.startup_txns_load_time,
+            &self.startup_txns_loaded,
+            &self.sync_processor_batch_size,
+            &self.election_time,
+        ]
+    }
+
+    /// Counters exported as counters (auth_failed_count is a gauge of
+    /// ServerStats in ZooKeeper, so it is read among the gauges).
+    fn counters(&self) -> [(&'static str, &Counter); 9] {
+        [
+            ("connection_request_count", &self.connection_request_count),
+            ("connection_rejected", &self.connection_rejected),
+            ("unsuccessful_handshake", &self.unsuccessful_handshake),
+            ("bytes_received_count", &self.bytes_received_count),
+            ("looking_count", &self.looking_count),
+            ("commit_count", &self.commit_count),
+            ("stale_sessions_expired", &self.stale_sessions_expired),
+            ("response_bytes", &self.response_bytes),
+            // Also a gauge in Apache's ServerStats; a counter of events here.
+            (
+                "fsync_threshold_exceed_count",
+                &self.fsync_threshold_exceed_count,
+            ),
+        ]
+    }
+
+    /// Records a snapshot written for `zxid`, now.
+    pub fn snapshot_written(&self, zxid: i64) {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        *self.last_snapshot.lock().unwrap_or_else(|e| e.into_inner()) = Some((zxid, secs));
+    }
+
+    /// Records the size of a reply sent to a client.
+    pub fn client_response_size(&self, n: usize) {
+        let n = n as i64;
+        let mut c = self
+            .client_response
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        c.0 = n;
+        if c.1 < 0 || n < c.1 {
+            c.1 = n;
+        }
+        c.2 = c.2.max(n);
+    }
+
+    /// (last, min, max) reply sizes.
+    pub fn client_response(&self) -> (i64, i64, i64) {
+        *self
+            .client_response
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The last snapshot this server wrote: (zxid, unix seconds).
+    pub fn last_snapshot(&self) -> Option<(i64, i64)> {
+        *self.last_snapshot.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A figure read from the server's state at the moment of asking.
+#[derive(Debug, Clone)]
+pub enum Gauge {
+    Int(i64),
+    Float(f64),
+    /// Text: mntr only (Prometheus has no text values).
+    Text(String),
+}
+
+impl Gauge {
+    fn json(&self) -> Value {
+        match self {
+            Gauge::Int(v) => Value::from(*v),
+            Gauge::Float(v) => Value::from((*v * 10_000.0).round() / 10_000.0),
+            Gauge::Text(s) => Value::from(s.clone()),
+        }
+    }
+}
+
+/// mntr's rows, in order: the pipeline's gauges (read by the caller from
+/// the server's state, the way ZooKeeperServer registers them), then the
+/// counters and summaries as Apache's default metrics provider dumps them
+/// (`avg_`/`min_`/`max_`/`cnt_`/`sum_` and, for ADVANCED summaries,
+/// `p50_`/`p95_`/`p99_`/`p999_`).
+pub fn monitor_rows(gauges: &[(&'static str, Gauge)], m: &Metrics) -> Vec<(String, Value)> {
+    let mut rows: Vec<(String, Value)> = gauges
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.json()))
+        .collect();
+    for (name, c) in m.counters() {
+        rows.push((name.to_owned(), Value::from(c.get())));
+    }
+    for s in m.summaries() {
+        let v = s.read();
+        let avg = (v.avg() * 10_000.0).round() / 10_000.0;
+        rows.push((format!("avg_{}", s.name), Value::from(avg)));
+        rows.push((format!("min_{}", s.name), Value::from(v.min)));
+        rows.push((format!("max_{}", s.name), Value::from(v.max)));
+        rows.push((format!("cnt_{}", s.name), Value::from(v.count)));
+        rows.push((format!("sum_{}", s.name), Value::from(v.sum)));
+        if s.detail == Detail::Advanced {
+            for (p, q) in [("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("p999", 0.999)] {
+                rows.push((format!("{p}_{}", s.name), Value::from(v.quantile(q) as u64)));
+            }
+        }
+    }
+    rows
+}
+
+/// mntr as text: `zk_<key>\t<value>` per row.
+pub fn monitor_text(rows: &[(String, Value)]) -> String {
+    let mut out = String::new();
+    for (k, v) in rows {
+        let v = match v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) if n.is_f64() => format!("{:.4}", n.as_f64().unwrap_or(0.0)),
+            v => v.to_string(),
+        };
+        let _ = writeln!(out, "zk_{k}\t{v}");
+    }
+    out
+}
+
+fn prom_float(v: f64) -> String {
+    // simpleclient prints doubles the way Java does: 1.0, 0.5, 1.0E9.
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.1}")
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Prometheus text exposition (format 0.0.4) of every gauge, counter and
+/// summary, named as Apache's PrometheusMetricsProvider names them.
+pub fn prometheus_text(gauges: &[(&'static str, Gauge)], m: &Metrics) -> String {
+    let mut out = String::new();
+    for (name, g) in gauges {
+        let v = match g {
+            Gauge::Int(v) => *v as f64,
+            Gauge::Float(v) => *v,
+            Gauge::Text(_) => continue,
+        };
+        let _ = writeln!(out, "# HELP {name} {name}\n# TYPE {name} gauge");
+        let _ = writeln!(out, "{name} {}", prom_float(v));
+    }
+    for (name, c) in m.counters() {
+        let _ = writeln!(out, "# HELP {name} {name}\n# TYPE {name} counter");
+        let _ = writeln!(out, "{name} {}", prom_float(c.get() as f64));
+    }
+    for s in m.summaries() {
+        let v = s.read();
+        let name = s.name;
+        let _ = writeln!(out, "# HELP {name} {name}\n# TYPE {name} summary");
+        let qs: &[f64] = match s.detail {
+            Detail::Basic => &[0.5],
+            Detail::Advanced => &[0.5, 0.9, 0.99],
+        };
+        for &q in qs {
+            let _ = writeln!(
+                out,
+                "{name}{{quantile=\"{q}\",}} {}",
+                prom_float(v.quantile(q))
+            );
+        }
+        let _ = writeln!(out, "{name}_count {}", prom_float(v.count as f64));
+        let _ = writeln!(out, "{name}_sum {}", prom_float(v.sum as f64));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_quantiles_and_totals() {
+        let m = Metrics::default();
+        for v in 1..=100 {
+            m.readlatency.observe(v);
+        }
+        let v = m.readlatency.read();
+        assert_eq!((v.count, v.sum, v.min, v.max), (100, 5050, 1, 100));
+        assert_eq!(v.quantile(0.5), 50.0);
+        assert_eq!(v.quantile(0.99), 99.0);
+        let text = prometheus_text(&[("znode_count", Gauge::Int(5))], &m);
+        assert!(text.contains("znode_count 5.0\n"));
+        assert!(text.contains("readlatency{quantile=\"0.9\",} 90.0\n"));
+        assert!(text.contains("readlatency_count 100.0\n"));
+        assert!(text.contains("fsynctime{quantile=\"0.5\",} 0.0\n"));
+        assert!(!text.contains("fsynctime{quantile=\"0.9\""));
+    }
+
+    #[test]
+    fn monitor_rows_name_summaries_like_zookeeper() {
+        let m = Metrics::default();
+        m.fsynctime.observe(3);
+        let rows = monitor_rows(&[("version", Gauge::Text("x".into()))], &m);
+        let keys: Vec<&str> = rows.iter().map(|(k, _)| k.as_str()).collect();
+        for k in [
+            "version",
+            "avg_fsynctime",
+            "cnt_fsynctime",
+            "p999_readlatency",
+        ] {
+            assert!(keys.contains(&k), "{k} missing");
+        }
+        assert!(!keys.contains(&"p50_fsynctime"));
+        let text = monitor_text(&rows);
+        assert!(text.contains("zk_version\tx\n"));
+        assert!(text.contains("zk_max_fsynctime\t3\n"));
+        assert!(text.contains("zk_avg_fsynctime\t3.0000\n"));
+    }
+}

@@ -1,0 +1,460 @@
+//! AdminServer (/commands), Prometheus /metrics and the 4lw key sets,
+//! compared with Apache ZooKeeper 3.8's (tests/fixtures/admin: captured from
+//! Apache's own AdminServer, see capture_apache.py there).
+
+mod common;
+
+use std::collections::{BTreeSet, HashSet};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::{ephemeral, persistent, within};
+use serde_json::Value;
+use server::{Config, Server};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use zookeeper_client as zk;
+
+const APACHE_KEYS: &str = include_str!("fixtures/admin/apache-3.8.0-keys.json");
+const MNTR_NOT_APPLICABLE: &str = include_str!("fixtures/admin/mntr-not-applicable.txt");
+
+/// Apache keys we do not produce, per command, and why.
+fn not_applicable(cmd: &str, key: &str) -> bool {
+    match cmd {
+        // log4j's trace mask: no such thing in rookeeper.
+        "get_trace_mask" | "set_trace_mask" => true,
+        // The JVM's own system properties.
+        "system_properties" => [
+            "java.",
+            "jdk.",
+            "sun.",
+            "jetty.",
+            "native.",
+            "user.language",
+            "user.timezone",
+        ]
+        .iter()
+        .any(|p| key.starts_with(p)),
+        "monitor" => MNTR_NOT_APPLICABLE.lines().any(|l| l.trim() == key),
+        _ => false,
+    }
+}
+
+struct Running {
+    server: Server,
+    _dir: tempfile::TempDir,
+}
+
+async fn start(lines: &[&str], defines: &[(&str, &str)]) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = format!(
+        "tickTime=2000\nclientPort=0\nclientPortAddress=127.0.0.1\ndataDir={}\n\
+         admin.serverAddress=127.0.0.1\nadmin.serverPort=0\n4lw.commands.whitelist=*\n",
+        dir.path().join("data").display()
+    );
+    for l in lines {
+        text.push_str(l);
+        text.push('\n');
+    }
+    let path = dir.path().join("zoo.cfg");
+    std::fs::write(&path, text).unwrap();
+    let defines: Vec<(String, String)> = defines
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let cfg = Config::load(Some(&path), &defines).unwrap();
+    let server = within("server start", Server::start(cfg)).await.unwrap();
+    Running { server, _dir: dir }
+}
+
+/// A minimal HTTP/1.1 exchange: (status, headers, body).
+async fn http(addr: SocketAddr, path: &str, extra: &str) -> (u16, String, Vec<u8>) {
+    within("an HTTP exchange", async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.unwrap();
+        let split = buf
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("end of headers");
+        let head = String::from_utf8_lossy(&buf[..split]).into_owned();
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("status");
+        let mut body = buf[split + 4..].to_vec();
+        if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            body = dechunk(&body);
+        }
+        (status, head, body)
+    })
+    .await
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let nl = b.windows(2).position(|w| w == b"\r\n").unwrap();
+        let n = usize::from_str_radix(std::str::from_utf8(&b[..nl]).unwrap().trim(), 16).unwrap();
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[nl + 2..nl + 2 + n]);
+        b = &b[nl + 2 + n + 2..];
+    }
+}
+
+async fn command(addr: SocketAddr, name: &str) -> Value {
+    let (status, _, body) = http(addr, &format!("/commands/{name}"), "").await;
+    assert_eq!(status, 200, "{name}");
+    serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{name}: not JSON: {e}"))
+}
+
+/// The same flattening as capture_apache.py.
+fn shape(v: &Value, prefix: &str, out: &mut BTreeSet<String>) {
+    const DATA_KEYED: &[&str] = &[
+        "expiry_time_to_session_ids",
+        "session_id_to_ephemeral_paths",
+        "session_id_to_watched_paths",
+        "path_to_session_ids",
+        "current_config",
+    ];
+    match v {
+        Value::Object(m) => {
+            let last = prefix.rsplit('.').next().unwrap_or("");
+            for (k, x) in m {
+                if DATA_KEYED.contains(&last) {
+                    out.insert(format!("{prefix}.*"));
+                    continue;
+                }
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                shape(x, &p, out);
+            }
+        }
+        Value::Array(a) if a.first().is_some_and(Value::is_object) => {
+            for x in a {
+                shape(x, &format!("{prefix}[]"), out);
+            }
+        }
+        _ => {
+            out.insert(prefix.to_owned());
+        }
+    }
+}
+
+async fn four_letter(addr: SocketAddr, cmd: &str) -> String {
+    within("a four-letter word", async {
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(cmd.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        c.read_to_string(&mut out).await.unwrap();
+        out
+    })
+    .await
+}
+
+/// A client with an ephemeral node and a data watch, as when the fixture
+/// was captured (so lists and maps are not empty). The watcher must live
+/// as long as the watch is to stay registered.
+async fn busy_client(addr: SocketAddr) -> (zk::Client, zk::OneshotWatcher) {
+    let c = within(
+        "client connection",
+        zk::Client::connector()
+            .with_session_timeout(Duration::from_secs(10))
+            .connect(&addr.to_string()),
+    )
+    .await
+    .unwrap();
+    c.create("/a", b"", &persistent()).await.unwrap();
+    c.create("/a/b", b"", &persistent()).await.unwrap();
+    c.create("/a/e", b"x", &ephemeral()).await.unwrap();
+    let (_, _, watcher) = c.get_and_watch_data("/a/b").await.unwrap();
+    (c, watcher)
+}
+
+#[tokio::test]
+async fn every_admin_command_has_apache_keys() {
+    let r = start(&[], &[]).await;
+    let admin = r.server.admin_addr.expect("admin server bound");
+    let (_c, _w) = busy_client(r.server.addr).await;
+    let fixture: Value = serde_json::from_str(APACHE_KEYS).unwrap();
+
+    // The index page links every primary name Apache lists.
+    let (status, _, body) = http(admin, "/commands", "").await;
+    assert_eq!(status, 200);
+    let index = String::from_utf8(body).unwrap();
+    for n in fixture["commands"].as_array().unwrap() {
+        let n = n.as_str().unwrap();
+        if not_applicable(n, "") {
+            continue;
+        }
+        assert!(
+            index.contains(&format!("href=\"/commands/{n}\"")),
+            "index lacks {n}"
+        );
+    }
+
+    let mut missing = Vec::new();
+    for (cmd, keys) in fixture["admin"].as_object().unwrap() {
+        if matches!(cmd.as_str(), "get_trace_mask" | "set_trace_mask") {
+            continue;
+        }
+        let v = command(admin, cmd).await;
+        assert_eq!(v["command"], Value::from(cmd.as_str()), "{cmd}");
+        let mut ours = BTreeSet::new();
+        shape(&v, "", &mut ours);
+        for k in keys.as_array().unwrap() {
+            let k = k.as_str().unwrap();
+            // An empty list in Apache's answer is a leaf there; ours may
+            // hold objects (`digests[].zxid`).
+            let covered = ours.contains(k) || ours.iter().any(|o| o.starts_with(&format!("{k}[]")));
+            if !covered && !not_applicable(cmd, k) {
+                missing.push(format!("{cmd}: {k}"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "keys Apache has and we lack: {missing:#?}"
+    );
+
+    // Aliases answer as their primary name.
+    for (alias, primary) in [
+        ("srvr", "server_stats"),
+        ("mntr", "monitor"),
+        ("wchc", "watches"),
+    ] {
+        assert_eq!(command(admin, alias).await["command"], primary);
+    }
+    // Data, not just keys: the ephemeral and the watch are where a client
+    // put them.
+    let dump = command(admin, "dump").await;
+    let eph = dump["session_id_to_ephemeral_paths"].as_object().unwrap();
+    assert!(
+        eph.values().any(|p| p == &serde_json::json!(["/a/e"])),
+        "{dump}"
+    );
+    let w = command(admin, "watches_by_path").await;
+    assert!(w["path_to_session_ids"]["/a/b"].is_array(), "{w}");
+    let unknown = command(admin, "nosuch").await;
+    assert_eq!(unknown["error"], "Unknown command: nosuch");
+    r.server.stop().await;
+}
+
+#[tokio::test]
+async fn four_letter_words_have_apache_keys() {
+    let r = start(&[], &[]).await;
+    let (_c, _w) = busy_client(r.server.addr).await;
+    let fixture: Value = serde_json::from_str(APACHE_KEYS).unwrap();
+    for (w, keys) in fixture["fourlw"].as_object().unwrap() {
+        let text = four_letter(r.server.addr, w).await;
+        let ours: HashSet<String> = match w.as_str() {
+            "mntr" => text
+                .lines()
+                .filter_map(|l| l.split_once('\t').map(|(k, _)| k.to_owned()))
+                .collect(),
+            "conf" | "envi" => text
+                .lines()
+                .filter_map(|l| l.split_once('=').map(|(k, _)| k.to_owned()))
+                .collect(),
+            _ => text
+                .lines()
+                .filter(|l| l.contains(": ") && !l.starts_with(' '))
+                .filter_map(|l| l.split_once(':').map(|(k, _)| k.to_owned()))
+                .collect(),
+        };
+        for k in keys.as_array().unwrap() {
+            let k = k.as_str().unwrap();
+            let na = w == "mntr" && not_applicable("monitor", k.trim_start_matches("zk_"));
+            assert!(ours.contains(k) || na, "{w}: missing {k}\n{text}");
+        }
+    }
+    r.server.stop().await;
+}
+
+#[tokio::test]
+async fn prometheus_metrics_parse_and_agree_with_mntr() {
+    let r = start(
+        &[
+            "metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider",
+            "metricsProvider.httpHost=127.0.0.1",
+            "metricsProvider.httpPort=0",
+        ],
+        &[],
+    )
+    .await;
+    let addr = r.server.metrics_addr.expect("metrics endpoint bound");
+    let (c, _w) = busy_client(r.server.addr).await;
+    c.get_data("/a/b").await.unwrap();
+
+    let (status, head, body) = http(addr, "/metrics", "").await;
+    assert_eq!(status, 200);
+    assert!(head.to_ascii_lowercase().contains("text/plain"), "{head}");
+    let text = String::from_utf8(body).unwrap();
+    let lines: Vec<std::io::Result<String>> = text.lines().map(|l| Ok(l.to_owned())).collect();
+    let scrape = prometheus_parse::Scrape::parse(lines.into_iter()).expect("Prometheus text");
+    let value = |name: &str| -> f64 {
+        let s = scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name)
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"));
+        match s.value {
+            prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => panic!("{name} is not a plain sample"),
+        }
+    };
+    for g in [
+        "znode_count",
+        "watch_count",
+        "ephemerals_count",
+        "num_alive_connections",
+        "outstanding_requests",
+        "packets_received",
+        "packets_sent",
+        "approximate_data_size",
+        "global_sessions",
+        "open_file_descriptor_count",
+        "uptime",
+        "connection_request_count",
+        "bytes_received_count",
+    ] {
+        value(g);
+    }
+    for s in [
+        "readlatency",
+        "updatelatency",
+        "fsynctime",
+        "snapshottime",
+        "dbinittime",
+        "election_time",
+        "startup_txns_loaded",
+    ] {
+        let summary = scrape
+            .samples
+            .iter()
+            .find(|x| x.metric == s && matches!(x.value, prometheus_parse::Value::Summary(_)));
+        assert!(summary.is_some(), "summary {s} missing in\n{text}");
+        assert!(text.contains(&format!("# TYPE {s} summary")), "{s}");
+    }
+    assert_eq!(value("ephemerals_count"), 1.0);
+    assert_eq!(value("num_alive_connections"), 1.0);
+    assert_eq!(value("watch_count"), 1.0);
+    assert!(value("connection_request_count") >= 1.0);
+    // Writes were fsynced and timed; reads and writes were both timed.
+    assert!(text.contains("updatelatency_count 3.0"), "{text}");
+    assert!(!text.contains("fsynctime_count 0.0"), "{text}");
+    // mntr reads the same figures.
+    let mntr = four_letter(r.server.addr, "mntr").await;
+    let row = |k: &str| -> f64 {
+        mntr.lines()
+            .find_map(|l| l.strip_prefix(&format!("zk_{k}\t")))
+            .unwrap_or_else(|| panic!("no zk_{k} in mntr"))
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(row("znode_count"), value("znode_count"));
+    assert_eq!(row("ephemerals_count"), 1.0);
+    assert_eq!(row("cnt_updatelatency"), 3.0);
+    r.server.stop().await;
+}
+
+#[tokio::test]
+async fn admin_server_disabled_or_port_taken_leaves_clients_served() {
+    let r = start(&["admin.enableServer=false"], &[]).await;
+    assert!(r.server.admin_addr.is_none());
+    r.server.stop().await;
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let line = format!("admin.serverPort={port}");
+    let r = start(&[&line], &[]).await;
+    assert!(r.server.admin_addr.is_none());
+    let (c, _w) = busy_client(r.server.addr).await;
+    assert_eq!(c.get_data("/a/e").await.unwrap().0, b"x");
+    r.server.stop().await;
+}
+
+#[tokio::test]
+async fn snapshot_command_is_guarded_as_in_3_9() {
+    // super:secret
+    let superdigest = "super:lK75jTNcA+U9vtVEw5vB51mj/w4=";
+    let r = start(
+        &[],
+        &[(
+            "zookeeper.DigestAuthenticationProvider.superDigest",
+            superdigest,
+        )],
+    )
+    .await;
+    let admin = r.server.admin_addr.unwrap();
+    let (c, _w) = busy_client(r.server.addr).await;
+    // Only alice (and super) may do everything on the root.
+    let alice = zk::Acl::new(
+        zk::Permission::ALL,
+        zk::AuthId::new("digest", "alice:V55/p2T0OpjQ+low3NVAH4aLvm0="),
+    );
+    c.set_acl("/", &[alice], None).await.unwrap();
+    let (status, _, _) = http(admin, "/commands/snapshot", "").await;
+    assert_eq!(status, 401);
+    let wrong = "Authorization: digest alice:wrong\r\n";
+    let (status, _, _) = http(admin, "/commands/snapshot", wrong).await;
+    assert_eq!(status, 403);
+    let auth = "Authorization: digest alice:pw\r\n";
+    let (status, head, body) = http(admin, "/commands/snapshot", auth).await;
+    assert_eq!(status, 200, "{head}");
+    assert_eq!(&body[..4], b"ZKSN", "a snapshot file streams back");
+    let size: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("snapshot_size: ")
+                .map(str::to_owned)
+        })
+        .expect("snapshot_size header")
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(size, body.len());
+    assert!(
+        head.to_ascii_lowercase().contains("last_zxid: 0x"),
+        "{head}"
+    );
+    // Rate limited (one per 5 minutes by default).
+    let (status, _, _) = http(admin, "/commands/snapshot", auth).await;
+    assert_eq!(status, 429);
+    // last_snapshot reports it.
+    let l = command(admin, "lsnp").await;
+    assert_ne!(l["zxid"], "0", "{l}");
+    r.server.stop().await;
+
+    // Super may too; with the feature off, no one may.
+    let r = start(
+        &[],
+        &[(
+            "zookeeper.DigestAuthenticationProvider.superDigest",
+            superdigest,
+        )],
+    )
+    .await;
+    let super_auth = "Authorization: digest super:secret\r\n";
+    let (status, _, body) = http(r.server.admin_addr.unwrap(), "/commands/snap", super_auth).await;
+    assert_eq!((status, &body[..4]), (200, &b"ZKSN"[..]));
+    r.server.stop().await;
+    let r = start(&[], &[("zookeeper.admin.snapshot.enabled", "false")]).await;
+    let admin = r.server.admin_addr.unwrap();
+    let (status, _, _) = http(admin, "/commands/snapshot", auth).await;
+    assert_eq!(status, 503);
+    r.server.stop().await;
+}

@@ -1,0 +1,199 @@
+//! `rookeeper server start|status|stop|restart|print-cmd|version`: the
+//! zkServer.sh verbs, through the real binary, as a script would call them.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_rookeeper");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A daemon started by a test; killed if the test ends before `stop`.
+struct Daemon {
+    pid_file: PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(pid) = std::fs::read_to_string(&self.pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+        {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+        }
+    }
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env("ZOO_LOG_DIR", dir.join("logs"))
+        .env_remove("ZOOPIDFILE")
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Polls `status` until it reports a mode (the daemon loads its data after
+/// `start` returns), for at most 20 s.
+fn wait_status(dir: &Path, cfg: &str) -> Output {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let o = run(dir, &["server", "status", cfg]);
+        if o.status.success() || Instant::now() > deadline {
+            return o;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn start_status_stop_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = dir.path().join("zoo.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "tickTime=2000\nclientPort={port}\nclientPortAddress=127.0.0.1\ndataDir={}\n\
+             admin.enableServer=false\n4lw.commands.whitelist=srvr,ruok\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let cfg = cfg.to_str().unwrap();
+    let pid_file = dir.path().join("data/zookeeper_server.pid");
+    let _guard = Daemon {
+        pid_file: pid_file.clone(),
+    };
+
+    // Not running yet.
+    let o = run(dir.path(), &["server", "status", cfg]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(stdout(&o).contains(&format!(
+        "Client port found: {port}. Client address: 127.0.0.1. Client SSL: false."
+    )));
+    assert!(stdout(&o).contains("Error contacting service. It is probably not running."));
+
+    let o = run(dir.path(), &["server", "start", cfg]);
+    assert_eq!(stdout(&o), "Starting zookeeper ... STARTED\n", "{o:?}");
+    assert!(o.status.success());
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+
+    // A second start refuses, naming the running process.
+    let o = run(dir.path(), &["server", "start", cfg]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains(&format!("already running as process {pid}.")));
+
+    let o = wait_status(dir.path(), cfg);
+    assert!(o.status.success(), "{o:?}");
+    assert!(stdout(&o).ends_with("Mode: standalone\n"), "{o:?}");
+
+    // The daemon is a real server: a client session works.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    use std::io::{Read, Write};
+    s.write_all(b"ruok").unwrap();
+    let mut r = String::new();
+    s.read_to_string(&mut r).unwrap();
+    assert_eq!(r, "imok");
+
+    // Its output went to zkServer.sh's .out file under ZOO_LOG_DIR.
+    let outs: Vec<_> = std::fs::read_dir(dir.path().join("logs"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".out"))
+        .collect();
+    assert_eq!(outs.len(), 1);
+
+    let o = run(dir.path(), &["server", "restart", cfg]);
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(
+        stdout(&o),
+        "Stopping zookeeper ... STOPPED\nStarting zookeeper ... STARTED\n"
+    );
+    let o = wait_status(dir.path(), cfg);
+    assert!(o.status.success(), "{o:?}");
+
+    let o = run(dir.path(), &["server", "stop", cfg]);
+    assert_eq!(stdout(&o), "Stopping zookeeper ... STOPPED\n");
+    assert!(o.status.success());
+    assert!(!pid_file.exists());
+    let o = run(dir.path(), &["server", "status", cfg]);
+    assert_eq!(o.status.code(), Some(1));
+
+    let o = run(dir.path(), &["server", "stop", cfg]);
+    assert!(o.status.success());
+    assert!(
+        stdout(&o).starts_with("Stopping zookeeper ... no zookeeper to stop (could not find file")
+    );
+}
+
+#[test]
+fn print_cmd_version_and_failed_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("zoo.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "tickTime=2000\nclientPort={}\nclientPortAddress=127.0.0.1\ndataDir={}\n",
+            free_port(),
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let cfg = cfg.to_str().unwrap();
+    let o = run(
+        dir.path(),
+        &["server", "print-cmd", "-Dzookeeper.skipACL=yes", cfg],
+    );
+    let line = stdout(&o);
+    assert!(
+        line.contains(&format!(
+            "\"server\" \"start-foreground\" \"-Dzookeeper.skipACL=yes\" \"{cfg}\" > \""
+        )),
+        "{line}"
+    );
+    assert!(line.trim_end().ends_with("2>&1 < /dev/null"));
+
+    let o = run(dir.path(), &["server", "version"]);
+    assert!(
+        stdout(&o).starts_with("Apache ZooKeeper, version 3.8"),
+        "{o:?}"
+    );
+
+    // A port already taken: the daemon exits and start says so.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let bad = dir.path().join("bad.cfg");
+    std::fs::write(
+        &bad,
+        format!(
+            "clientPort={port}\nclientPortAddress=127.0.0.1\ndataDir={}\nadmin.enableServer=false\n",
+            dir.path().join("bad").display()
+        ),
+    )
+    .unwrap();
+    let _guard = Daemon {
+        pid_file: dir.path().join("bad/zookeeper_server.pid"),
+    };
+    let o = run(dir.path(), &["server", "start", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert_eq!(stdout(&o), "Starting zookeeper ... FAILED TO START\n");
+}

@@ -189,7 +189,7 @@ impl RunResult {
             0.0
         };
         r.error_codes = rec.error_codes.clone();
-        if total.len() == 1 {
+        if total.len() == 1 || (!total.is_empty() && total.len() < rec.rows.len()) {
             r.show_total = false;
         }
         r
@@ -279,5 +279,74 @@ impl RunResult {
             s += &format!("note: {n}\n");
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> RunResult {
+        RunResult {
+            workload: "t".into(),
+            servers: vec!["127.0.0.1:1".into()],
+            sessions: 1,
+            depth: 1,
+            payload: 0,
+            nodes: 0,
+            read_pct: None,
+            secs: 2.0,
+            ops: 0,
+            errors: 0,
+            throughput: 0.0,
+            latency_us: Latency::default(),
+            rows: vec![],
+            error_codes: BTreeMap::new(),
+            notes: vec![],
+            server_cpu_secs: None,
+            show_total: true,
+        }
+    }
+
+    #[test]
+    fn build_merges_rows_percentiles_and_errors() {
+        let mut a = Recorder::default();
+        let mut b = Recorder::default();
+        for ms in 1..=100u64 {
+            a.row("get").record(Duration::from_millis(ms));
+        }
+        b.row("set").record(Duration::from_millis(500));
+        b.error("set", jute::ErrorCode::NoNode.code());
+        b.error("get", -999);
+        a.merge(&b);
+        let r = RunResult::build(base(), &a, &[]);
+        assert_eq!(r.ops, 101);
+        assert_eq!(r.errors, 2);
+        assert!((r.throughput - 50.5).abs() < 1e-9);
+        assert_eq!(r.rows[0].name, "get");
+        assert_eq!(r.rows[0].count, 100);
+        // hdrhistogram keeps 3 significant digits.
+        let p50 = r.rows[0].latency_us.p50;
+        assert!((49_900..=50_100).contains(&p50), "{p50}");
+        assert!(r.latency_us.max >= 499_000);
+        assert_eq!(r.error_codes.get("NoNode"), Some(&1));
+        assert_eq!(r.error_codes.get("code -999"), Some(&1));
+        let t = r.table();
+        assert!(t.contains("TOTAL") && t.contains("errors: "), "{t}");
+        // Only the named rows make up the headline.
+        let r = RunResult::build(base(), &a, &["set"]);
+        assert_eq!(r.ops, 1);
+        assert!(!r.table().contains("TOTAL"));
+    }
+
+    #[test]
+    fn json_round_trips() {
+        let mut a = Recorder::default();
+        a.row("get").record(Duration::from_micros(250));
+        let r = RunResult::build(base(), &a, &[]);
+        let j = serde_json::to_string(&r).unwrap();
+        let back: RunResult = serde_json::from_str(&j).unwrap();
+        assert_eq!(back.ops, 1);
+        assert_eq!(back.rows[0].latency_us.p50, r.rows[0].latency_us.p50);
     }
 }

@@ -650,6 +650,7 @@ async fn zk_latencies(o: &RunOpts) -> Result<RunResult> {
     let mut rec = Recorder::default();
     let many = o.servers.len() > 1;
     let started = Instant::now();
+    let cpu0 = cpu_total(&o.cpu_pids);
     for server in &o.servers {
         let pre = if many {
             format!("{server} ")
@@ -732,7 +733,23 @@ async fn zk_latencies(o: &RunOpts) -> Result<RunResult> {
         c.reply_to(x).await?;
         c.close().await?;
     }
-    let mut r = RunResult::build(base_result(o, started.elapsed().as_secs_f64()), &rec, &[]);
+    let cpu1 = cpu_total(&o.cpu_pids);
+    // The headline counts requests; watch events are not requests.
+    let requests: Vec<String> = rec
+        .rows
+        .iter()
+        .map(|(n, _)| n.clone())
+        .filter(|n| !n.contains("watch event"))
+        .collect();
+    let requests: Vec<&str> = requests.iter().map(String::as_str).collect();
+    let mut r = RunResult::build(
+        base_result(o, started.elapsed().as_secs_f64()),
+        &rec,
+        &requests,
+    );
+    if !o.cpu_pids.is_empty() {
+        r.server_cpu_secs = cpu0.zip(cpu1).map(|(a, b)| b - a);
+    }
     r.sessions = 1 + m;
     r.show_total = false;
     r.notes.push(format!(

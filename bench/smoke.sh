@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# CI smoke run of the benchmark harness: every workload for a couple of
+# seconds against our server on a free loopback port. Checks that the
+# harness runs and reports (JSON parsed, operations counted, no errors);
+# it says nothing about speed.
+#
+#   bash bench/smoke.sh [path/to/rookeeper]
+#
+# Uses target/release/rookeeper unless given a binary. Prints one line per
+# workload and `bench smoke: N passed, M failed`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+BIN="${1:-$REPO/target/release/rookeeper}"
+if [ ! -x "$BIN" ]; then
+    echo "no rookeeper binary at $BIN; run: cargo build --release --bin rookeeper" >&2
+    exit 2
+fi
+start=$(date +%s)
+TMP=$(mktemp -d)
+SERVER_PID=
+cleanup() {
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cat > "$TMP/zoo.cfg" <<CFG
+tickTime=2000
+clientPort=$PORT
+clientPortAddress=127.0.0.1
+dataDir=$TMP/data
+maxClientCnxns=0
+admin.enableServer=false
+4lw.commands.whitelist=*
+CFG
+"$BIN" server "$TMP/zoo.cfg" > "$TMP/server.log" 2>&1 &
+SERVER_PID=$!
+served=0
+for _ in $(seq 1 100); do
+    if [ "$(python3 - "$PORT" <<'PY' 2>/dev/null
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)
+s.sendall(b"srvr")
+print(s.recv(64).decode(errors="replace").startswith("Zookeeper version:"))
+PY
+)" = True ]; then
+        served=1
+        break
+    fi
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then break; fi
+    sleep 0.1
+done
+if [ "$served" != 1 ]; then
+    echo "server did not start serving:" >&2
+    cat "$TMP/server.log" >&2
+    exit 2
+fi
+
+COMMON=(--servers "127.0.0.1:$PORT" --duration 2 --warmup 0.5 --quiet --json)
+# name|extra arguments|rows the result must have
+CASES=(
+    "read|--workload read --sessions 4 --depth 8 --nodes 100|getData"
+    "write|--workload write --sessions 4 --depth 8 --nodes 100|setData"
+    "create-delete|--workload create-delete --sessions 4 --depth 8|create,delete"
+    "mixed-50|--workload mixed --read-pct 50 --sessions 4 --depth 8 --nodes 100|getData,setData"
+    "zk-latencies|--workload zk-latencies --nodes 200 --watch-sessions 2 --depth 50|create,set,get,delete,create ephemeral,exists+watch,delete watched,watch event (since delete start)"
+    "watch-fanout|--workload watch-fanout --watchers 20|setData,event (each watcher),round (all W events)"
+    "churn|--workload churn --rate 20 --sessions 8|connect,create ephemeral,close,cycle"
+    "read (zookeeper-client driver)|--workload read --driver client --sessions 2 --depth 8 --nodes 100|getData"
+)
+passed=0
+failed=0
+for c in "${CASES[@]}"; do
+    IFS='|' read -r name extra rows <<< "$c"
+    # shellcheck disable=SC2086
+    if timeout 60 "$BIN" bench "${COMMON[@]}" $extra > "$TMP/out.json" 2> "$TMP/err.txt" \
+        && summary=$(python3 - "$TMP/out.json" "$rows" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+want = sys.argv[2].split(",")
+names = [row["name"] for row in r["rows"]]
+missing = [w for w in want if w not in names]
+assert not missing, f"rows missing: {missing} (have {names})"
+assert r["ops"] > 0, "no operations counted"
+assert r["errors"] == 0, f"errors: {r['error_codes']}"
+for row in r["rows"]:
+    assert row["count"] > 0, f"row {row['name']} empty"
+    l = row["latency_us"]
+    assert 0 < l["p50"] <= l["p99"] <= l["p999"] <= l["max"], f"percentiles of {row['name']}: {l}"
+print(f"{r['ops']} ops, {r['throughput']:.0f}/s, p99 {r['latency_us']['p99'] / 1000:.2f} ms")
+PY
+); then
+        passed=$((passed + 1))
+        echo "PASS $name: $summary"
+    else
+        failed=$((failed + 1))
+        echo "FAIL $name; its output:"
+        sed 's/^/    /' "$TMP/err.txt" "$TMP/out.json" | tail -40
+    fi
+done
+echo "bench smoke: $passed passed, $failed failed ($(($(date +%s) - start))s total)"
+[ "$failed" -eq 0 ]

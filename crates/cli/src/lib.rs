@@ -20,7 +20,7 @@ use rustyline::history::DefaultHistory;
 use rustyline::{Context, Editor, Helper, Highlighter, Hinter, Validator};
 use zookeeper_client::Client;
 
-use shell::{Flow, MainOpts, Out, Shell, COMMANDS};
+use shell::{Flow, MainOpts, Shell, COMMANDS};
 
 /// `MyCommandOptions.parseOptions`: unknown `-x` flags are skipped; the
 /// first word that is not a flag starts the command.
@@ -95,7 +95,11 @@ pub fn main(args: &[String]) -> i32 {
     let mut sh = Shell::new(rt, opts);
     match command {
         Some(cmd) => {
-            sh.connect(&server);
+            // An unknown command fails before zkCli's session is up, so
+            // no connection event shows.
+            if COMMANDS.iter().any(|(c, _)| *c == cmd[0]) {
+                sh.connect(&server);
+            }
             sh.process(cmd);
             // zkCli just exits; closing lets the server drop our ephemerals
             // now rather than at session expiry.
@@ -194,7 +198,13 @@ fn history_file() -> Option<std::path::PathBuf> {
 }
 
 fn interactive(sh: &mut Shell) {
-    let mut rl: Editor<ZkHelper, DefaultHistory> = match Editor::new() {
+    // Tab completes the common prefix, a second Tab lists the candidates.
+    let config = rustyline::Config::builder()
+        .completion_type(rustyline::CompletionType::List)
+        .max_history_size(1000)
+        .map(|b| b.build())
+        .unwrap_or_default();
+    let mut rl: Editor<ZkHelper, DefaultHistory> = match Editor::with_config(config) {
         Ok(rl) => rl,
         Err(e) => {
             eprintln!("cannot start the line editor: {e}");
@@ -209,9 +219,10 @@ fn interactive(sh: &mut Shell) {
     if let Some(h) = &hist {
         let _ = rl.load_history(h);
     }
-    if let Ok(p) = rl.create_external_printer() {
-        sh.sink.set_out(Out::Editor(Box::new(p)));
-    }
+    // Events print straight to the terminal, as zkCli's do (after the
+    // prompt; the line being typed stays in the editor). rustyline's
+    // external printer is not used: with it, keys that arrive together
+    // (a paste) wait in its buffer for the next keypress.
     loop {
         match rl.readline(&sh.prompt()) {
             Ok(line) => {
@@ -239,5 +250,4 @@ fn interactive(sh: &mut Shell) {
             }
         }
     }
-    sh.sink.set_out(Out::Plain);
 }

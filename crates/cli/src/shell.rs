@@ -86,69 +86,59 @@ pub enum Flow {
     Quit,
 }
 
-/// Where watch events go: straight to stdout, or through the line editor
-/// so that they do not tear the line being typed.
-pub enum Out {
-    Plain,
-    Editor(Box<dyn rustyline::ExternalPrinter + Send>),
-}
-
 /// Prints watch and session events as zkCli's default watcher does.
 pub struct Sink {
-    out: Mutex<Out>,
+    /// Held while an event prints, so that two never interleave.
+    out: Mutex<()>,
     print_watches: AtomicBool,
-    /// The last node event printed, by which watch, and when: one change
-    /// that fires several of our watches (data + child, or a oneshot and a
-    /// persistent one) prints once, as the Java client's single default
-    /// watcher does.
-    last: Mutex<Option<(String, u64, Instant)>>,
+    /// The last node event printed, by which watch, and when: a change
+    /// that fires a persistent watch and another watch prints once, as the
+    /// Java client's single default watcher does. (Oneshot watches of one
+    /// path are deduplicated exactly, in `watch_oneshot`.)
+    last: Mutex<Option<(String, u64, bool, Instant)>>,
 }
 
 impl Sink {
     fn new() -> Sink {
         Sink {
-            out: Mutex::new(Out::Plain),
+            out: Mutex::new(()),
             print_watches: AtomicBool::new(true),
             last: Mutex::new(None),
         }
-    }
-
-    pub fn set_out(&self, out: Out) {
-        *self.out.lock().unwrap_or_else(|e| e.into_inner()) = out;
     }
 
     fn print(&self, block: String) {
         if !self.print_watches.load(Ordering::SeqCst) {
             return;
         }
-        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
-        match &mut *out {
-            Out::Plain => {
-                let mut so = std::io::stdout().lock();
-                let _ = so.write_all(block.as_bytes());
-                let _ = so.flush();
-            }
-            Out::Editor(p) => {
-                let _ = p.print(block.trim_end_matches('\n').to_owned());
-            }
-        }
+        let _held = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        let mut so = std::io::stdout().lock();
+        let _ = so.write_all(block.as_bytes());
+        let _ = so.flush();
     }
 
     fn session(&self, state: &str) {
         self.print(format::watcher_block(state, "None", None));
     }
 
-    fn node(&self, watch: u64, state: &str, event_type: &str, path: &str) {
+    fn node(&self, watch: u64, persistent: bool, event_type: &str, path: &str) {
         let key = format!("{event_type} {path}");
         {
             let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((k, w, at)) = &*last {
-                if *k == key && *w != watch && at.elapsed() < Duration::from_millis(200) {
+            if let Some((k, w, p, at)) = &*last {
+                // One notification reaches all our watchers at once; a
+                // second change needs a round trip first.
+                if *k == key
+                    && *w != watch
+                    && (persistent || *p)
+                    && at.elapsed() < Duration::from_millis(30)
+                {
                     return;
                 }
             }
-            *last = Some((key, watch, Instant::now()));
+            *last = Some((key, watch, persistent, Instant::now()));
         }
+        let state = "SyncConnected";
         self.print(format::watcher_block(state, event_type, Some(path)));
     }
 }
@@ -160,6 +150,17 @@ enum Kind {
     Child,
     Persistent,
     PersistentRecursive,
+}
+
+/// Which watches of a path an event consumes (`ZKWatchManager.materialize`).
+fn triggered(kind: Kind, t: zookeeper_client::EventType) -> bool {
+    use zookeeper_client::EventType as E;
+    match t {
+        E::NodeCreated | E::NodeDataChanged => matches!(kind, Kind::Data | Kind::Exist),
+        E::NodeDeleted => matches!(kind, Kind::Data | Kind::Exist | Kind::Child),
+        E::NodeChildrenChanged => kind == Kind::Child,
+        E::Session => false,
+    }
 }
 
 struct WatchEntry {
@@ -386,8 +387,9 @@ impl Shell {
         };
         if !COMMANDS.iter().any(|(c, _)| *c == cmd) {
             Self::print_usage();
+            // CommandNotFoundException prefixes the message it is given.
             return Err(CliError {
-                msg: format!("Command not found: {cmd}"),
+                msg: format!("Command not found: Command not found {cmd}"),
                 code: 127,
             });
         }
@@ -500,9 +502,25 @@ impl Shell {
         self.rt.spawn(async move {
             tokio::select! {
                 ev = w.changed() => {
-                    watches.lock().unwrap_or_else(|e| e.into_inner()).retain(|x| x.id != id);
-                    if ev.event_type != zookeeper_client::EventType::Session {
-                        sink.node(id, "SyncConnected", format::event_type_name(ev.event_type), &ev.path);
+                    if ev.event_type == zookeeper_client::EventType::Session {
+                        return;
+                    }
+                    // The Java client consumes, for one notification, every
+                    // watch of the path that it triggers and calls the
+                    // default watcher once: the first of our watchers to
+                    // see it does the same, the others find themselves gone.
+                    let first = {
+                        let mut ws = watches.lock().unwrap_or_else(|e| e.into_inner());
+                        let present = ws.iter().any(|x| x.id == id);
+                        if present {
+                            ws.retain(|x| {
+                                x.id != id && !(x.path == ev.path && triggered(x.kind, ev.event_type))
+                            });
+                        }
+                        present
+                    };
+                    if first {
+                        sink.node(id, false, format::event_type_name(ev.event_type), &ev.path);
                     }
                 }
                 _ = cancel => {}
@@ -525,7 +543,7 @@ impl Shell {
                             }
                             continue;
                         }
-                        sink.node(id, "SyncConnected", format::event_type_name(ev.event_type), &ev.path);
+                        sink.node(id, true, format::event_type_name(ev.event_type), &ev.path);
                     }
                     _ = &mut cancel => break,
                 }
@@ -706,8 +724,9 @@ impl Shell {
             )],
         };
         if acl.is_empty() {
-            eprintln!("{}", keeper_message(&Error::InvalidAcl, Some(path)));
-            return zk_fail(Error::InvalidAcl, path);
+            // The Java client refuses an empty ACL itself, with no path.
+            eprintln!("{}", keeper_message(&Error::InvalidAcl, None));
+            return fail("Acl is not valid : null");
         }
         let acls = zookeeper_client::Acls::new(&acl);
         let mut options = mode.with_acls(acls);
@@ -749,12 +768,15 @@ impl Shell {
     }
 
     /// `ZKUtil.listSubTreeBFS`.
-    fn subtree_bfs(&self, zk: &Client, root: &str) -> Result<Vec<String>, Error> {
+    fn subtree_bfs(&self, zk: &Client, root: &str) -> R<Vec<String>> {
         let mut out = vec![root.to_owned()];
         let mut i = 0;
         while i < out.len() {
             let node = out[i].clone();
-            let children = self.rt.block_on(zk.list_children(&node))?;
+            let children = self
+                .rt
+                .block_on(zk.list_children(&node))
+                .or_else(|e| zk_fail(e, &node))?;
             for c in children {
                 out.push(join(&node, &c));
             }
@@ -777,7 +799,7 @@ impl Shell {
         };
         let path = &p.args[1];
         check_path(path)?;
-        let nodes = self.subtree_bfs(zk, path).or_else(|e| zk_fail(e, path))?;
+        let nodes = self.subtree_bfs(zk, path)?;
         if batch <= 0 {
             for n in nodes.iter().rev() {
                 self.rt
@@ -927,8 +949,7 @@ impl Shell {
                     .or_else(|e| zk_fail(e, path))?;
             }
             println!("{path}");
-            self.ls_r(zk, path, watch);
-            return Ok(());
+            return self.ls_r(zk, path, watch);
         }
         let res = if watch {
             self.rt
@@ -949,7 +970,9 @@ impl Shell {
         Ok(())
     }
 
-    fn ls_r(&self, zk: &Client, path: &str, watch: bool) {
+    /// `visitSubTreeDFSHelper`: a node gone meanwhile is skipped, other
+    /// errors end the walk.
+    fn ls_r(&self, zk: &Client, path: &str, watch: bool) -> R {
         let res = if watch {
             self.rt
                 .block_on(zk.list_and_watch_children(path))
@@ -960,16 +983,19 @@ impl Shell {
         } else {
             self.rt.block_on(zk.list_children(path))
         };
-        let Ok(mut children) = res else {
-            return;
+        let mut children = match res {
+            Ok(c) => c,
+            Err(Error::NoNode) => return Ok(()),
+            Err(e) => return zk_fail(e, path),
         };
         children.sort();
         for c in &children {
             println!("{}", join(path, c));
         }
         for c in &children {
-            self.ls_r(zk, &join(path, c), watch);
+            self.ls_r(zk, &join(path, c), watch)?;
         }
+        Ok(())
     }
 
     fn reconfig(&self, zk: &Client, args: &[String]) -> R {

@@ -104,16 +104,14 @@ impl Prep<'_> {
         acl::fixup(acl, self.ctx.auth).ok_or(ErrorCode::InvalidAcl)
     }
 
-    /// `ZooKeeperServer.checkQuota`: only when quotas are enforced, and
-    /// only hard limits refuse; a soft limit passed is logged.
+    /// `ZooKeeperServer.checkQuota`: hard limits refuse when quotas are
+    /// enforced; any limit passed and not refused is logged (ZooKeeper 3.8
+    /// logs only when enforcing; before 3.7 it always warned).
     fn check_quota(&self, p: &str, bytes_diff: i64, count_diff: i64) -> Result<(), ErrorCode> {
-        if !self.ctx.opts.enforce_quota {
-            return Ok(());
-        }
         let mut refused = false;
         for e in self.tree.quota_check(p, bytes_diff, count_diff) {
             tracing::warn!("{}", e.message);
-            refused |= e.hard;
+            refused |= e.hard && self.ctx.opts.enforce_quota;
         }
         if refused {
             Err(ErrorCode::QuotaExceeded)

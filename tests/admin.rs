@@ -46,32 +46,52 @@ struct Running {
 
 async fn start(lines: &[&str], defines: &[(&str, &str)]) -> Running {
     let dir = tempfile::tempdir().unwrap();
+    let server = start_at(dir.path(), lines, defines).await;
+    Running { server, _dir: dir }
+}
+
+/// A server on `dir` (its zoo.cfg and dataDir live there).
+async fn start_at(dir: &std::path::Path, lines: &[&str], defines: &[(&str, &str)]) -> Server {
     let mut text = format!(
         "tickTime=2000\nclientPort=0\nclientPortAddress=127.0.0.1\ndataDir={}\n\
          admin.serverAddress=127.0.0.1\nadmin.serverPort=0\n4lw.commands.whitelist=*\n",
-        dir.path().join("data").display()
+        dir.join("data").display()
     );
     for l in lines {
         text.push_str(l);
         text.push('\n');
     }
-    let path = dir.path().join("zoo.cfg");
+    let path = dir.join("zoo.cfg");
     std::fs::write(&path, text).unwrap();
     let defines: Vec<(String, String)> = defines
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     let cfg = Config::load(Some(&path), &defines).unwrap();
-    let server = within("server start", Server::start(cfg)).await.unwrap();
-    Running { server, _dir: dir }
+    within("server start", Server::start(cfg)).await.unwrap()
 }
 
-/// A minimal HTTP/1.1 exchange: (status, headers, body).
+/// A minimal HTTP/1.1 GET: (status, headers, body).
 async fn http(addr: SocketAddr, path: &str, extra: &str) -> (u16, String, Vec<u8>) {
+    exchange(addr, "GET", path, extra, &[]).await
+}
+
+async fn exchange(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    extra: &str,
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
     within("an HTTP exchange", async {
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}\r\n");
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             Content-Length: {}\r\n{extra}\r\n",
+            body.len()
+        );
         s.write_all(req.as_bytes()).await.unwrap();
+        s.write_all(body).await.unwrap();
         let mut buf = Vec::new();
         s.read_to_end(&mut buf).await.unwrap();
         let split = buf
@@ -455,6 +475,74 @@ async fn snapshot_command_is_guarded_as_in_3_9() {
     let r = start(&[], &[("zookeeper.admin.snapshot.enabled", "false")]).await;
     let admin = r.server.admin_addr.unwrap();
     let (status, _, _) = http(admin, "/commands/snapshot", auth).await;
+    assert_eq!(status, 503);
+    r.server.stop().await;
+}
+
+#[tokio::test]
+async fn restore_replaces_the_tree_durably() {
+    let superdigest = "super:lK75jTNcA+U9vtVEw5vB51mj/w4=";
+    let auth = "Authorization: digest super:secret\r\n";
+    let defines = [(
+        "zookeeper.DigestAuthenticationProvider.superDigest",
+        superdigest,
+    )];
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_at(dir.path(), &[], &defines).await;
+    let admin = server.admin_addr.unwrap();
+    let c = within(
+        "client connection",
+        zk::Client::connector()
+            .with_session_timeout(Duration::from_secs(10))
+            .connect(&server.addr.to_string()),
+    )
+    .await
+    .unwrap();
+    c.create("/keep", b"v1", &persistent()).await.unwrap();
+    let (status, _, snap) = http(admin, "/commands/snapshot", auth).await;
+    assert_eq!(status, 200);
+
+    c.set_data("/keep", b"v2", None).await.unwrap();
+    c.create("/later", b"", &persistent()).await.unwrap();
+
+    // Guards first: no auth, and a GET.
+    let (status, _, _) = exchange(admin, "POST", "/commands/restore", "", &snap).await;
+    assert_eq!(status, 401);
+    let (status, _, _) = http(admin, "/commands/restore", auth).await;
+    assert_eq!(status, 405);
+    let (status, _, body) = exchange(admin, "POST", "/commands/restore", auth, &snap).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["command"], "restore");
+    assert!(v["last_zxid"].as_i64().unwrap() > 0, "{v}");
+    // Rate limited: one restore per interval.
+    let (status, _, _) = exchange(admin, "POST", "/commands/restore", auth, &snap).await;
+    assert_eq!(status, 429);
+
+    // The session predates the snapshot: it lives on and sees the old state.
+    assert_eq!(c.get_data("/keep").await.unwrap().0, b"v1");
+    assert!(c.check_stat("/later").await.unwrap().is_none());
+    c.create("/after", b"a", &persistent()).await.unwrap();
+    drop(c);
+    server.stop().await;
+
+    // After a restart: the restored state plus what came after it.
+    let server = start_at(dir.path(), &[], &defines).await;
+    let c = within(
+        "client connection",
+        zk::Client::connector().connect(&server.addr.to_string()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(c.get_data("/keep").await.unwrap().0, b"v1");
+    assert!(c.check_stat("/later").await.unwrap().is_none());
+    assert_eq!(c.get_data("/after").await.unwrap().0, b"a");
+    drop(c);
+    server.stop().await;
+
+    let r = start(&[], &[("zookeeper.admin.restore.enabled", "false")]).await;
+    let admin = r.server.admin_addr.unwrap();
+    let (status, _, _) = exchange(admin, "POST", "/commands/restore", auth, &snap).await;
     assert_eq!(status, 503);
     r.server.stop().await;
 }

@@ -4,8 +4,8 @@
 //! Commands run on the pipeline's task (`Msg::Inspect`), in order with
 //! client requests, so they see the state a client would. Their JSON has
 //! the keys of Apache ZooKeeper 3.8's `server/admin/Commands.java`, plus
-//! 3.9's `snapshot` with its guards (feature flag, digest auth with ALL on
-//! `/`, rate limit).
+//! 3.9's `snapshot` (GET) and `restore` (POST) with their guards (feature
+//! flag, digest auth with ALL on `/`, rate limit).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -166,11 +167,13 @@ pub async fn start(
                     cfg,
                     url: url.clone(),
                     last_snapshot: Mutex::new(None),
+                    last_restore: Mutex::new(None),
                 });
                 let app = Router::new()
                     .route(url, get(index))
                     .route(&format!("{url}/"), get(index))
-                    .route(&format!("{url}/{{name}}"), get(command))
+                    .route(&format!("{url}/{{name}}"), get(command).post(post_command))
+                    .layer(DefaultBodyLimit::max(RESTORE_MAX_BYTES))
                     .with_state(state);
                 http.tasks.push(tokio::spawn(async move {
                     if let Err(e) = axum::serve(l, app).await {
@@ -193,8 +196,79 @@ struct AdminState {
     core: mpsc::Sender<Msg>,
     cfg: Arc<Config>,
     url: String,
-    /// When `snapshot` last ran (its rate limit).
+    /// When `snapshot` and `restore` last ran (their rate limits).
     last_snapshot: Mutex<Option<Instant>>,
+    last_restore: Mutex<Option<Instant>>,
+}
+
+/// The largest snapshot `restore` accepts in one request (it is held in
+/// memory while it is read).
+const RESTORE_MAX_BYTES: usize = 1 << 30;
+
+/// ZooKeeper 3.9's zookeeper.admin.rateLimiterIntervalInMS: at most one
+/// snapshot and one restore per interval. (3.9 reads it as microseconds
+/// for snapshot, a slip; milliseconds here for both.)
+fn rate_interval(cfg: &Config) -> Duration {
+    let ms = cfg
+        .prop("zookeeper.admin.rateLimiterIntervalInMS")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(300_000);
+    Duration::from_millis(ms)
+}
+
+/// Takes the rate limiter's slot, or says the caller must wait.
+fn rate_limited(last: &Mutex<Option<Instant>>, interval: Duration) -> bool {
+    let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+    if last.is_some_and(|t| t.elapsed() < interval) {
+        return true;
+    }
+    *last = Some(Instant::now());
+    false
+}
+
+/// Identities from an `Authorization: digest user:password` header (the
+/// scheme 3.9's admin commands authenticate), or the error response.
+#[allow(clippy::result_large_err)]
+fn admin_ids(
+    cfg: &Config,
+    cmd: &str,
+    headers: &HeaderMap,
+) -> Result<Vec<jute::data::Id>, Response> {
+    let fail = |status: StatusCode, error: &str| {
+        json_response(status, &response(cmd, Some(error.into()), Map::new()))
+    };
+    let Some(auth) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Err(fail(
+            StatusCode::UNAUTHORIZED,
+            "Auth info is missing for the command",
+        ));
+    };
+    match auth.split_once(' ') {
+        Some(("digest", cred)) => {
+            let digest = tree::acl::digest_id(cred);
+            let mut ids = Vec::new();
+            if cfg.super_digest.as_deref() == Some(digest.as_str()) {
+                ids.push(jute::data::Id::new("super", ""));
+            }
+            ids.push(jute::data::Id::new("digest", &digest));
+            Ok(ids)
+        }
+        _ => Err(fail(StatusCode::UNAUTHORIZED, "Not authenticated")),
+    }
+}
+
+/// Do these identities have ALL on `/` (3.9's AuthRequest for snapshot
+/// and restore)?
+fn may_admin(c: &Core, ids: &[jute::data::Id]) -> bool {
+    let root_acl = c
+        .tree
+        .node("/")
+        .map(|n| c.tree.acl_of(n))
+        .unwrap_or_default();
+    c.cfg.skip_acl || tree::acl::check(&root_acl, jute::consts::perms::ALL, ids)
 }
 
 /// Runs `f` on the pipeline; None if the server is shutting down.
@@ -255,6 +329,7 @@ const COMMANDS: &[&[&str]] = &[
     &["watch_summary", "wchs"],
     &["zabstate"],
     &["snapshot", "snap"],
+    &["restore", "rest"],
 ];
 
 /// The primary name of a command given by any of its names.
@@ -308,6 +383,14 @@ async fn command(
     };
     if primary == "snapshot" {
         return snapshot(&st, &params, &headers).await;
+    }
+    if primary == "restore" {
+        let v = response(
+            primary,
+            Some("restore is a POST command".into()),
+            Map::new(),
+        );
+        return json_response(StatusCode::METHOD_NOT_ALLOWED, &v);
     }
     match inspect(&st.core, move |c| run(c, primary)).await {
         Some(data) => json_response(StatusCode::OK, &response(primary, None, data)),
@@ -577,7 +660,7 @@ fn system_properties(cfg: &Config) -> Map<String, Value> {
 /// `streaming=false`), with the snapshot's zxid and size in headers. Needs
 /// `zookeeper.admin.snapshot.enabled` (default true), an `Authorization:
 /// digest user:password` header whose identity has ALL on `/`, and at most
-/// one call per `zookeeper.admin.snapshotIntervalInMS` (default 5 min).
+/// one call per `zookeeper.admin.rateLimiterIntervalInMS` (default 5 min).
 async fn snapshot(
     st: &AdminState,
     params: &HashMap<String, String>,
@@ -597,43 +680,13 @@ async fn snapshot(
         warn!("snapshot command is disabled");
         return fail(StatusCode::SERVICE_UNAVAILABLE, None);
     }
-    let Some(auth) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return fail(
-            StatusCode::UNAUTHORIZED,
-            Some("Auth info is missing for the command"),
-        );
+    let ids = match admin_ids(&st.cfg, "snapshot", headers) {
+        Ok(ids) => ids,
+        Err(r) => return r,
     };
-    let ids = match auth.split_once(' ') {
-        Some(("digest", cred)) => {
-            let digest = tree::acl::digest_id(cred);
-            let mut ids = Vec::new();
-            if st.cfg.super_digest.as_deref() == Some(digest.as_str()) {
-                ids.push(jute::data::Id::new("super", ""));
-            }
-            ids.push(jute::data::Id::new("digest", &digest));
-            ids
-        }
-        _ => return fail(StatusCode::UNAUTHORIZED, Some("Not authenticated")),
-    };
-    let interval = st
-        .cfg
-        .prop("zookeeper.admin.snapshotIntervalInMS")
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(300_000);
     // Authorization and a copy of the tree, in one step on the pipeline.
     let taken = inspect(&st.core, move |c| {
-        let root_acl = c
-            .tree
-            .node("/")
-            .map(|n| c.tree.acl_of(n))
-            .unwrap_or_default();
-        if !c.cfg.skip_acl && !tree::acl::check(&root_acl, jute::consts::perms::ALL, &ids) {
-            return None;
-        }
-        Some((c.tree.snapshot_copy(), c.last_zxid()))
+        may_admin(c, &ids).then(|| (c.tree.snapshot_copy(), c.last_zxid()))
     })
     .await;
     let Some(taken) = taken else {
@@ -645,23 +698,15 @@ async fn snapshot(
     let Some((tree, zxid)) = taken else {
         return fail(StatusCode::FORBIDDEN, Some("Not authorized"));
     };
-    {
-        let mut last = st.last_snapshot.lock().unwrap_or_else(|e| e.into_inner());
-        if last.is_some_and(|t| t.elapsed() < Duration::from_millis(interval)) {
-            warn!("snapshot request was rate limited");
-            return fail(StatusCode::TOO_MANY_REQUESTS, None);
-        }
-        *last = Some(Instant::now());
+    if rate_limited(&st.last_snapshot, rate_interval(&st.cfg)) {
+        warn!("snapshot request was rate limited");
+        return fail(StatusCode::TOO_MANY_REQUESTS, None);
     }
     let cfg = st.cfg.clone();
     let written = tokio::task::spawn_blocking(move || {
         let layout = crate::persist::Layout::new(&cfg);
         let started = Instant::now();
-        let comp = match cfg.prop("zookeeper.snapshot.compression.method") {
-            Some("gz") => storage::snapshot::Compression::Gz,
-            Some("snappy") => storage::snapshot::Compression::Snappy,
-            _ => storage::snapshot::Compression::None,
-        };
+        let comp = crate::persist::compression(&cfg);
         let path = storage::snapshot::write_snapshot(&layout.snap_dir, &tree, zxid, comp)?;
         cfg.metrics
             .snapshottime
@@ -708,4 +753,128 @@ async fn snapshot(
         h.insert("snapshot_size", v);
     }
     resp
+}
+
+/// POST commands: 3.9's `restore`, whose body is a snapshot (as `snapshot`
+/// streams it). Same guards as `snapshot`, with
+/// `zookeeper.admin.restore.enabled`.
+async fn post_command(
+    State(st): State<Arc<AdminState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some(primary) = primary_name(&name) else {
+        let v = response(&name, Some(format!("Unknown command: {name}")), Map::new());
+        return json_response(StatusCode::OK, &v);
+    };
+    if primary != "restore" {
+        let v = response(primary, Some("Method not allowed".into()), Map::new());
+        return json_response(StatusCode::METHOD_NOT_ALLOWED, &v);
+    }
+    let fail = |status: StatusCode, error: Option<String>| {
+        json_response(status, &response("restore", error, Map::new()))
+    };
+    let enabled = st
+        .cfg
+        .prop("zookeeper.admin.restore.enabled")
+        .is_none_or(|v| !v.trim().eq_ignore_ascii_case("false"));
+    if !enabled {
+        warn!("restore command is disabled");
+        return fail(StatusCode::SERVICE_UNAVAILABLE, None);
+    }
+    if fourlw::quorum_size(&st.cfg) > 0 {
+        // One member restored alone would leave the ensemble diverged.
+        return fail(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Some("restore is only supported on a standalone server".into()),
+        );
+    }
+    let ids = match admin_ids(&st.cfg, "restore", &headers) {
+        Ok(ids) => ids,
+        Err(r) => return r,
+    };
+    if body.is_empty() {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            Some("no snapshot in the request".into()),
+        );
+    }
+    let allowed = {
+        let ids = ids.clone();
+        inspect(&st.core, move |c| may_admin(c, &ids)).await
+    };
+    match allowed {
+        None => {
+            return fail(
+                StatusCode::OK,
+                Some("This ZooKeeper instance is not currently serving requests".into()),
+            )
+        }
+        Some(false) => return fail(StatusCode::FORBIDDEN, Some("Not authorized".into())),
+        Some(true) => {}
+    }
+    if rate_limited(&st.last_restore, rate_interval(&st.cfg)) {
+        warn!("restore request was rate limited");
+        return fail(StatusCode::TOO_MANY_REQUESTS, None);
+    }
+    // Read the snapshot off the pipeline: a file in snapDir named for its
+    // compression (told by its magic), read as recovery reads snapshots.
+    let cfg = st.cfg.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        let layout = crate::persist::Layout::new(&cfg);
+        let ext = if body.starts_with(&[0x1f, 0x8b]) {
+            ".gz"
+        } else if body.starts_with(b"\x82SNAPPY\x00") {
+            ".snappy"
+        } else {
+            ""
+        };
+        // In a directory of its own under snapDir (recovery only looks at
+        // snapDir itself), under a snapshot's name, as the reader wants.
+        let tmp_dir = layout
+            .snap_dir
+            .join(format!("restore.{}.tmp", std::process::id()));
+        std::fs::create_dir_all(&tmp_dir)?;
+        let tmp = tmp_dir.join(format!("snapshot.0{ext}"));
+        let r = std::fs::write(&tmp, &body)
+            .map_err(anyhow::Error::from)
+            .and_then(|_| Ok(storage::snapshot::read_snapshot(&tmp, cfg.extended_types)?));
+        let _ = std::fs::remove_dir_all(&tmp_dir);
+        anyhow::Ok(r?.0)
+    })
+    .await;
+    let tree = match read {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => {
+            warn!("restore: the request holds no valid snapshot: {e}");
+            return fail(StatusCode::INTERNAL_SERVER_ERROR, Some(e.to_string()));
+        }
+        Err(e) => return fail(StatusCode::INTERNAL_SERVER_ERROR, Some(e.to_string())),
+    };
+    // Authorized again with the restore itself: the root's ACL may have
+    // changed meanwhile.
+    let done = inspect(&st.core, move |c| {
+        if !may_admin(c, &ids) {
+            return Err(None);
+        }
+        c.restore(tree).map_err(|e| Some(e.to_string()))
+    })
+    .await;
+    match done {
+        Some(Ok(zxid)) => {
+            let mut m = Map::new();
+            m.insert("last_zxid".into(), Value::from(zxid));
+            json_response(StatusCode::OK, &response("restore", None, m))
+        }
+        Some(Err(None)) => fail(StatusCode::FORBIDDEN, Some("Not authorized".into())),
+        Some(Err(Some(e))) => {
+            warn!("restore failed: {e}");
+            fail(StatusCode::INTERNAL_SERVER_ERROR, Some(e))
+        }
+        None => fail(
+            StatusCode::OK,
+            Some("This ZooKeeper instance is not currently serving requests".into()),
+        ),
+    }
 }

@@ -880,6 +880,62 @@ impl Core {
         }
     }
 
+    /// The AdminServer's `restore` (ZooKeeper 3.9): the tree becomes
+    /// `restored`. It is made durable first as a snapshot one zxid past
+    /// every txn handed out so far, so recovery loads it and replays only
+    /// what comes after; the old log's txns are superseded. Connections of
+    /// sessions the snapshot does not know are closed, its own sessions get
+    /// a full timeout, and watches stay registered. Blocks the pipeline
+    /// while the snapshot is written, as ZooKeeper holds requests during a
+    /// restore. Returns the zxid the server goes on from.
+    pub fn restore(&mut self, mut restored: DataTree) -> anyhow::Result<i64> {
+        let zxid = self.zxid + 1;
+        restored.set_last_zxid(zxid);
+        let started = Instant::now();
+        storage::snapshot::write_snapshot(
+            &self.layout.snap_dir,
+            &restored,
+            zxid,
+            persist::compression(&self.cfg),
+        )?;
+        self.cfg.metrics.snapshot_written(zxid);
+        info!(
+            "restored {} znodes and {} sessions from a snapshot, going on from zxid 0x{zxid:x} ({:?})",
+            restored.node_count(),
+            restored.sessions().len(),
+            started.elapsed()
+        );
+        let gone: Vec<i64> = self
+            .tree
+            .sessions()
+            .keys()
+            .filter(|s| !restored.sessions().contains_key(s))
+            .copied()
+            .collect();
+        restored.adopt_watches(&mut self.tree);
+        self.tree = restored;
+        self.pending = Pending::default();
+        self.zxid = zxid;
+        self.since_snapshot = 0;
+        for sid in gone {
+            self.sessions.remove(sid);
+            if let Some(conn) = self.by_session.remove(&sid) {
+                self.drop_conn(conn);
+            }
+        }
+        let now = self.now();
+        let known: Vec<(i64, i32)> = self.tree.sessions().iter().map(|(s, t)| (*s, *t)).collect();
+        for (sid, timeout) in known {
+            if self.sessions.timeout(sid).is_none() {
+                self.sessions.add(sid, timeout, now);
+            }
+        }
+        // The snapshot stands for every txn up to here: what waited for
+        // the log may go.
+        self.on_durable(zxid);
+        Ok(zxid)
+    }
+
     /// Replies and notifications waiting for their txns to be durable.
     pub fn outstanding(&self) -> usize {
         self.held.len()

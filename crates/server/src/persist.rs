@@ -67,7 +67,7 @@ impl Persister {
     }
 }
 
-fn compression(cfg: &Config) -> Compression {
+pub(crate) fn compression(cfg: &Config) -> Compression {
     match cfg.prop("zookeeper.snapshot.compression.method") {
         Some("gz") => Compression::Gz,
         Some("snappy") => Compression::Snappy,

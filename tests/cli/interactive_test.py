@@ -107,7 +107,7 @@ def main():
     with open(cfg, "w") as f:
         f.write(f"tickTime=2000\nclientPort={port}\nclientPortAddress=127.0.0.1\ndataDir={work}/data\n")
     log = open(os.path.join(work, "server.log"), "w")
-    server = subprocess.Popen([binary, "server", cfg], stdout=log, stderr=subprocess.STDOUT)
+    servers = [subprocess.Popen([binary, "server", cfg], stdout=log, stderr=subprocess.STDOUT)]
     hist = os.path.join(work, "history")
     env = dict(os.environ, TERM="xterm", ROOKEEPER_CLI_HISTORY=hist, TZ="UTC")
     passed = failed = 0
@@ -125,7 +125,7 @@ def main():
             raise
 
     try:
-        wait_serving(port, WAIT, server)
+        wait_serving(port, WAIT, servers[0])
         for p in ["/pty-alpha", "/pty-beta", "/other"]:
             r = one_shot(binary, addr, "create", p, "v")
             assert r.returncode == 0, r
@@ -191,6 +191,18 @@ def main():
             r = one_shot(binary, addr, "stat", "/never")
             assert r.returncode == 1 and "Node does not exist: /never" in r.stderr, r
 
+        def reconnect():
+            # The server goes away and comes back on the same dataDir: the
+            # shell shows both state changes and the session carries on.
+            servers[-1].terminate()
+            servers[-1].wait(timeout=WAIT)
+            t.expect(r"WatchedEvent state:Disconnected type:None path:null")
+            servers.append(subprocess.Popen([binary, "server", cfg], stdout=log, stderr=subprocess.STDOUT))
+            wait_serving(port, WAIT, servers[-1])
+            t.expect(r"WatchedEvent state:SyncConnected type:None path:null")
+            t.type("ls /\r")
+            t.expect(r"\[other, pty-alpha, pty-beta, zookeeper\]")
+
         def ctrl_d():
             t.type("create -e /pty-eph x\r")
             t.expect(r"Created /pty-eph")
@@ -224,6 +236,7 @@ def main():
         check("history: Up recalls the last command", history_up)
         check("watch event printed at the prompt", watch_event)
         check("Ctrl-C drops the line", ctrl_c)
+        check("connection loss and reconnection shown", reconnect)
         check("Ctrl-D leaves and closes the session", ctrl_d)
         check("history file kept across sessions", history_kept)
     except AssertionError as e:
@@ -233,11 +246,13 @@ def main():
     finally:
         for t in terms:
             t.close()
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        for server in servers:
+            if server.poll() is None:
+                server.terminate()
+                try:
+                    server.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    server.kill()
         log.close()
     if failed:
         print(open(os.path.join(work, "server.log")).read()[-3000:], file=sys.stderr)

@@ -193,6 +193,10 @@ pub struct Shell {
     history: BTreeMap<i64, String>,
     pub count: i64,
     pub exit_code: i32,
+    /// The last connect failed: commands fail with ConnectionLoss (as
+    /// zkCli's do once its retries time out) rather than "Not connected",
+    /// which is for a session closed on purpose.
+    connect_failed: bool,
 }
 
 impl Shell {
@@ -210,6 +214,7 @@ impl Shell {
             history: BTreeMap::new(),
             count: 0,
             exit_code: 0,
+            connect_failed: false,
         }
     }
 
@@ -287,10 +292,12 @@ impl Shell {
                     }
                 }));
                 *self.client.lock().unwrap_or_else(|e| e.into_inner()) = Some(client);
+                self.connect_failed = false;
             }
             Err(e) => {
                 eprintln!("Unable to connect to {host}: {}", keeper_message(&e, None));
                 self.state = None;
+                self.connect_failed = true;
             }
         }
     }
@@ -439,6 +446,14 @@ impl Shell {
             _ => {}
         }
         if !self.alive() {
+            if self.connect_failed
+                && !matches!(
+                    cmd.as_str(),
+                    "connect" | "history" | "printwatches" | "redo"
+                )
+            {
+                return fail(keeper_message(&Error::ConnectionLoss, None));
+            }
             println!("Not connected");
             return Ok(Flow::Continue);
         }

@@ -29,6 +29,9 @@ cargo build --release --bin rookeeper
 step "recipe examples (the seed documents' scenarios) against our server"
 bash scripts/examples-smoke.sh
 
+step "benchmark harness smoke run (every workload ~2 s against our server; not a speed test)"
+bash bench/smoke.sh "$REPO/target/release/rookeeper"
+
 if [ "${SKIP_FUZZ:-0}" != 1 ] && [ -x fuzz/run.sh ]; then
     step "fuzz (short run of every decoder target)"
     FUZZ_SECONDS="${FUZZ_SECONDS:-20}" fuzz/run.sh

@@ -13,6 +13,7 @@ pub(crate) const USAGE: &str = "usage:
   rookeeper purge DATALOGDIR [SNAPDIR] -n COUNT
   rookeeper cli [-server host:port[,...][/chroot]] [-timeout ms] [-r] [COMMAND ARGS...]
   rookeeper bench --servers host:port[,...] --workload W ...
+  rookeeper bench compare [--ensemble] [--duration S] ...   (rookeeper vs Apache 3.8, report in bench/results)
   rookeeper version
 
 With no zoo.cfg the server runs standalone on port 2181 with ZooKeeper's

@@ -102,6 +102,11 @@ pub struct CompareOpts {
     /// 3-server ensembles on loopback instead of standalone servers.
     #[arg(long)]
     pub ensemble: bool,
+    /// Pin the servers to these CPUs (taskset -c LIST), e.g. "0-3"; run
+    /// the harness itself under `taskset -c` on other CPUs, so that load
+    /// generator and server do not compete.
+    #[arg(long)]
+    pub server_cpus: Option<String>,
     /// Marks the report as a short validation run, not a measurement.
     #[arg(long)]
     pub validation: bool,
@@ -211,6 +216,13 @@ impl Servers {
                     "org.apache.zookeeper.server.quorum.QuorumPeerMain".into(),
                 ]
             }
+        };
+        let cmd = match &o.server_cpus {
+            Some(cpus) => ["taskset".to_owned(), "-c".into(), cpus.clone()]
+                .into_iter()
+                .chain(cmd)
+                .collect(),
+            None => cmd,
         };
         Ok(Servers { kind, members, cmd })
     }
@@ -700,6 +712,7 @@ struct Agg {
     max: Vec<f64>,
     errors: u64,
     cpu_per_100k: Vec<f64>,
+    bench_cpu_pct: Vec<f64>,
     failed: Vec<String>,
 }
 
@@ -737,6 +750,11 @@ impl Report<'_> {
                     a.p999.push(l.p999 as f64 / 1000.0);
                     a.max.push(l.max as f64 / 1000.0);
                     a.errors += x.errors;
+                    if let Some(c) = x.bench_cpu_secs {
+                        if x.secs > 0.0 {
+                            a.bench_cpu_pct.push(c * 100.0 / x.secs);
+                        }
+                    }
                     if let Some(c) = x.server_cpu_secs {
                         if x.ops > 0 {
                             a.cpu_per_100k.push(c * 1e5 / x.ops as f64);
@@ -801,6 +819,7 @@ impl Report<'_> {
             ("topology", if o.ensemble { "3-server ensembles on loopback".into() } else { "standalone servers on loopback".into() }),
             ("rookeeper", format!("{} (commit {})", self.versions.get(&Kind::Rookeeper).cloned().unwrap_or_default(), sh("git rev-parse --short HEAD 2>/dev/null"))),
             ("Apache", format!("{} on {}; heap -Xms{h} -Xmx{h}", self.versions.get(&Kind::Apache).cloned().unwrap_or_default(), sh(&format!("{} -version 2>&1 | head -1", o.java)), h = o.heap)),
+            ("CPU pinning", o.server_cpus.as_ref().map(|c| format!("servers on CPUs {c} (taskset)")).unwrap_or_else(|| "none: servers and load generator share all cores".into())),
             ("settings (both)", format!("tickTime={}, forceSync=yes (fsync on), maxClientCnxns=0, snapCount default, admin server off", o.tick_time)),
             ("load", format!("{} sessions × {} outstanding, {} B payload, {} nodes; {} s warm-up + {} s measured per run; {} rounds A/B/A/B (rookeeper first)", o.sessions, o.depth, o.payload, o.nodes, o.warmup, o.duration, o.rounds)),
             ("other workloads", format!("zk-latencies N={} M={}; watch fan-out W={}; churn {}/s", o.zkl_nodes, o.watch_sessions, o.watchers, o.churn_rate)),
@@ -825,13 +844,16 @@ impl Report<'_> {
             md,
             "Throughput is the mean over rounds (min–max in brackets); latencies (ms) are the \
              means over rounds of each run's percentile; CPU is the server processes' user+system \
-             time in the measured window per 100k operations. For watch fan-out an operation is \
+             time in the measured window per 100k operations (from /proc/<pid>/stat, in 10 ms \
+             ticks, so short runs are coarse); bench CPU is the load generator's own CPU in the \
+             window, in % of one core (near the machine's core count means the generator, not \
+             the server, may be the limit). For watch fan-out an operation is \
              a round (one set, every watcher's event); for churn, a connect–create–close cycle; \
              for zk-latencies, the requests of all phases (per-phase figures below).\n"
         );
         let _ = writeln!(
             md,
-            "| workload | server | ops/s | p50 | p99 | p99.9 | max | errors | CPU s/100k ops |\n|---|---|---:|---:|---:|---:|---:|---:|---:|"
+            "| workload | server | ops/s | p50 | p99 | p99.9 | max | errors | CPU s/100k ops | bench CPU % |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for l in &labels {
             for k in kinds {
@@ -852,7 +874,7 @@ impl Report<'_> {
                 };
                 let _ = writeln!(
                     md,
-                    "| {l} | {} | {}{spread} | {} | {} | {} | {} | {}{failed} | {} |",
+                    "| {l} | {} | {}{spread} | {} | {} | {} | {} | {}{failed} | {} | {} |",
                     k.name(),
                     fmt_opt(mean(&a.tputs), 0),
                     fmt_opt(mean(&a.p50), 2),
@@ -861,6 +883,7 @@ impl Report<'_> {
                     fmt_opt(mean(&a.max), 2),
                     a.errors,
                     fmt_opt(mean(&a.cpu_per_100k), 2),
+                    fmt_opt(mean(&a.bench_cpu_pct), 0),
                 );
             }
         }

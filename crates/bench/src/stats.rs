@@ -146,6 +146,9 @@ pub struct RunResult {
     /// CPU seconds (user+system) the server processes used in the measured
     /// window, when their pids were known.
     pub server_cpu_secs: Option<f64>,
+    /// CPU seconds this load generator used in the same window.
+    #[serde(default)]
+    pub bench_cpu_secs: Option<f64>,
     /// Whether the table's TOTAL line means anything for this workload.
     #[serde(skip)]
     pub show_total: bool,
@@ -275,6 +278,16 @@ impl RunResult {
                 }
             );
         }
+        if let Some(c) = self.bench_cpu_secs {
+            s += &format!(
+                "load generator CPU: {c:.2} s in the window ({:.0}% of one core)\n",
+                if self.secs > 0.0 {
+                    c * 100.0 / self.secs
+                } else {
+                    0.0
+                }
+            );
+        }
         for n in &self.notes {
             s += &format!("note: {n}\n");
         }
@@ -304,6 +317,7 @@ mod tests {
             error_codes: BTreeMap::new(),
             notes: vec![],
             server_cpu_secs: None,
+            bench_cpu_secs: None,
             show_total: true,
         }
     }

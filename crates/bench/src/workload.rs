@@ -123,36 +123,59 @@ pub fn cpu_secs(pid: u32) -> Option<f64> {
 }
 
 fn clock_ticks() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
     // USER_HZ: 100 on every Linux architecture in use; getconf confirms.
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
 
 fn cpu_total(pids: &[u32]) -> Option<f64> {
     pids.iter().map(|&p| cpu_secs(p)).sum()
 }
 
-/// Samples the servers' CPU seconds at `from` and at `to`; yields the
-/// difference.
+/// CPU seconds used in the measured window: the servers' (when their pids
+/// are known) and this load generator's own, which shows whether the
+/// generator had room to spare.
+#[derive(Default, Clone, Copy)]
+struct CpuWindow {
+    server: Option<f64>,
+    bench: Option<f64>,
+}
+
+/// Samples CPU times at `from` and at `to`.
 fn spawn_cpu_sampler(
     pids: Vec<u32>,
     from: Instant,
     to: Instant,
-) -> tokio::task::JoinHandle<Option<f64>> {
+) -> tokio::task::JoinHandle<CpuWindow> {
     tokio::spawn(async move {
-        if pids.is_empty() {
-            return None;
-        }
+        let me = std::process::id();
         tokio::time::sleep_until(from.into()).await;
-        let a = cpu_total(&pids)?;
+        let (s0, b0) = (cpu_total(&pids), cpu_secs(me));
         tokio::time::sleep_until(to.into()).await;
-        let b = cpu_total(&pids)?;
-        Some(b - a)
+        let (s1, b1) = (cpu_total(&pids), cpu_secs(me));
+        CpuWindow {
+            server: if pids.is_empty() {
+                None
+            } else {
+                s0.zip(s1).map(|(a, b)| b - a)
+            },
+            bench: b0.zip(b1).map(|(a, b)| b - a),
+        }
     })
+}
+
+impl RunResult {
+    fn set_cpu(&mut self, w: CpuWindow) {
+        self.server_cpu_secs = w.server;
+        self.bench_cpu_secs = w.bench;
+    }
 }
 
 /// Live counters for the progress line.
@@ -515,6 +538,7 @@ fn base_result(o: &RunOpts, secs: f64) -> RunResult {
         error_codes: Default::default(),
         notes: vec![],
         server_cpu_secs: None,
+        bench_cpu_secs: None,
         show_total: true,
     }
 }
@@ -628,7 +652,7 @@ async fn closed_loop(o: &RunOpts) -> Result<RunResult> {
         cleanup(o, &base, 0).await?;
     }
     let mut r = RunResult::build(base_result(o, o.duration), &rec, &[]);
-    r.server_cpu_secs = cpu.await.ok().flatten();
+    r.set_cpu(cpu.await.unwrap_or_default());
     if o.driver == Driver::Client {
         r.notes.push("driver: zookeeper-client crate".into());
     }
@@ -650,7 +674,7 @@ async fn zk_latencies(o: &RunOpts) -> Result<RunResult> {
     let mut rec = Recorder::default();
     let many = o.servers.len() > 1;
     let started = Instant::now();
-    let cpu0 = cpu_total(&o.cpu_pids);
+    let cpu0 = (cpu_total(&o.cpu_pids), cpu_secs(std::process::id()));
     for server in &o.servers {
         let pre = if many {
             format!("{server} ")
@@ -733,7 +757,7 @@ async fn zk_latencies(o: &RunOpts) -> Result<RunResult> {
         c.reply_to(x).await?;
         c.close().await?;
     }
-    let cpu1 = cpu_total(&o.cpu_pids);
+    let cpu1 = (cpu_total(&o.cpu_pids), cpu_secs(std::process::id()));
     // The headline counts requests; watch events are not requests.
     let requests: Vec<String> = rec
         .rows
@@ -747,9 +771,14 @@ async fn zk_latencies(o: &RunOpts) -> Result<RunResult> {
         &rec,
         &requests,
     );
-    if !o.cpu_pids.is_empty() {
-        r.server_cpu_secs = cpu0.zip(cpu1).map(|(a, b)| b - a);
-    }
+    r.set_cpu(CpuWindow {
+        server: if o.cpu_pids.is_empty() {
+            None
+        } else {
+            cpu0.0.zip(cpu1.0).map(|(a, b)| b - a)
+        },
+        bench: cpu0.1.zip(cpu1.1).map(|(a, b)| b - a),
+    });
     r.sessions = 1 + m;
     r.show_total = false;
     r.notes.push(format!(
@@ -905,7 +934,7 @@ async fn watch_fanout(o: &RunOpts) -> Result<RunResult> {
     let mut r = RunResult::build(base_result(o, o.duration), &rec, &["round (all W events)"]);
     r.sessions = o.watchers;
     r.depth = 1;
-    r.server_cpu_secs = cpu.await.ok().flatten();
+    r.set_cpu(cpu.await.unwrap_or_default());
     r.notes.push(format!(
         "{} watching sessions; throughput = rounds/s; latency = set sent -> last event received",
         o.watchers
@@ -1020,7 +1049,7 @@ async fn churn(o: &RunOpts) -> Result<RunResult> {
         c.close().await?;
     }
     let mut r = RunResult::build(base_result(o, o.duration), &rec, &["cycle"]);
-    r.server_cpu_secs = cpu.await.ok().flatten();
+    r.set_cpu(cpu.await.unwrap_or_default());
     r.notes.push(format!(
         "target rate {}/s, at most {} cycles at once; {skipped} cycles skipped because {} were still running",
         o.rate, o.sessions, o.sessions

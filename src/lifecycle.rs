@@ -174,13 +174,16 @@ fn pid_file(cfg: &server::Config) -> PathBuf {
         .unwrap_or_else(|| cfg.data_dir.join("zookeeper_server.pid"))
 }
 
-/// Where a daemon's stdout and stderr go (zkServer.sh's _ZOO_DAEMON_OUT).
+/// Where a daemon's stdout and stderr go (zkServer.sh's _ZOO_DAEMON_OUT):
+/// ZOO_LOG_DIR, else zookeeper.log.dir, else the current directory.
 fn daemon_out(cfg: &server::Config) -> PathBuf {
     let user = std::env::var("USER").unwrap_or_else(|_| "user".into());
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_owned())
         .unwrap_or_else(|_| "localhost".into());
-    log_dir(cfg).join(format!("zookeeper-{user}-server-{host}.out"))
+    // zkServer.sh puts it in $ZOO_LOG_DIR, whatever -D says.
+    let dir = std::env::var_os("ZOO_LOG_DIR").map_or_else(|| log_dir(cfg), PathBuf::from);
+    dir.join(format!("zookeeper-{user}-server-{host}.out"))
 }
 
 fn daemon_args(defines: &Defines, cfg_path: Option<&Path>) -> Result<Vec<String>> {

@@ -87,7 +87,19 @@ fn start_status_stop_round_trip() {
     )));
     assert!(stdout(&o).contains("Error contacting service. It is probably not running."));
 
-    let o = run(dir.path(), &["server", "start", cfg]);
+    // Logging as log4j's properties say: INFO to a file in zookeeper.log.dir.
+    let log_dir = dir.path().join("zklogs");
+    let log_dir_arg = format!("-Dzookeeper.log.dir={}", log_dir.display());
+    let o = run(
+        dir.path(),
+        &[
+            "server",
+            "start",
+            "-Dzookeeper.root.logger=INFO,ROLLINGFILE",
+            &log_dir_arg,
+            cfg,
+        ],
+    );
     assert_eq!(stdout(&o), "Starting zookeeper ... STARTED\n", "{o:?}");
     assert!(o.status.success());
     let pid: i32 = std::fs::read_to_string(&pid_file)
@@ -105,6 +117,9 @@ fn start_status_stop_round_trip() {
     let o = wait_status(dir.path(), cfg);
     assert!(o.status.success(), "{o:?}");
     assert!(stdout(&o).ends_with("Mode: standalone\n"), "{o:?}");
+    let log = std::fs::read_to_string(log_dir.join("zookeeper.log")).unwrap();
+    assert!(log.contains("INFO"), "{log}");
+    assert!(log.contains("serving clients on 127.0.0.1:"), "{log}");
 
     // The daemon is a real server: a client session works.
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();

@@ -878,3 +878,69 @@ async fn post_command(
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(text: &str, defines: &[(&str, &str)]) -> Config {
+        let dir = std::env::temp_dir().join(format!("rk-admin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(format!("zoo-{}.cfg", text.len()));
+        std::fs::write(&p, text).unwrap();
+        let d: Vec<(String, String)> = defines
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::load(Some(&p), &d).unwrap()
+    }
+
+    #[test]
+    fn defaults_are_apaches() {
+        let s = HttpSettings::from_config(&Config::default()).unwrap();
+        assert_eq!(
+            s.admin,
+            Some(("0.0.0.0:8080".parse().unwrap(), "/commands".to_owned()))
+        );
+        assert_eq!(s.metrics, None);
+        let s = HttpSettings::from_config(&cfg(
+            &format!("metricsProvider.className={PROMETHEUS_PROVIDER}\n"),
+            &[],
+        ))
+        .unwrap();
+        assert_eq!(s.metrics, Some("0.0.0.0:7000".parse().unwrap()));
+    }
+
+    #[test]
+    fn settings_from_zoo_cfg_and_properties() {
+        let c = cfg(
+            "admin.serverPort=9090\nadmin.serverAddress=127.0.0.1\nadmin.commandURL=/cmds/\n\
+             metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n\
+             metricsProvider.httpPort=7070\nmetricsProvider.httpHost=127.0.0.2\n",
+            &[("zookeeper.admin.serverPort", "9191")],
+        );
+        let s = HttpSettings::from_config(&c).unwrap();
+        // -D wins over zoo.cfg, as a system property does in ZooKeeper.
+        assert_eq!(
+            s.admin,
+            Some(("127.0.0.1:9191".parse().unwrap(), "/cmds".to_owned()))
+        );
+        assert_eq!(s.metrics, Some("127.0.0.2:7070".parse().unwrap()));
+        let off = cfg("admin.enableServer=false\n", &[]);
+        assert_eq!(HttpSettings::from_config(&off).unwrap().admin, None);
+        let bad = cfg("admin.serverPort=http\n", &[]);
+        assert!(HttpSettings::from_config(&bad).is_err());
+        let other = cfg("metricsProvider.className=com.example.Nope\n", &[]);
+        assert!(HttpSettings::from_config(&other).is_err());
+    }
+
+    #[test]
+    fn names_and_aliases() {
+        assert_eq!(primary_name("mntr"), Some("monitor"));
+        assert_eq!(primary_name("config"), Some("configuration"));
+        assert_eq!(primary_name("rest"), Some("restore"));
+        assert_eq!(primary_name("nosuch"), None);
+        let names = primary_names();
+        assert!(names.windows(2).all(|w| w[0] < w[1]));
+    }
+}

@@ -375,8 +375,12 @@ fn status(cfg: &server::Config) -> i32 {
 /// Asks `srvr` and returns its "Mode: ..." line.
 fn srvr(addr: &str, port: u16) -> Option<String> {
     let timeout = Duration::from_secs(5);
-    let sa = (addr, port).to_socket_addrs().ok()?.next()?;
-    let mut s = TcpStream::connect_timeout(&sa, timeout).ok()?;
+    // "localhost" may name ::1 first while the server listens on IPv4
+    // only: try every address, as a client does.
+    let mut s = (addr, port)
+        .to_socket_addrs()
+        .ok()?
+        .find_map(|sa| TcpStream::connect_timeout(&sa, timeout).ok())?;
     s.set_read_timeout(Some(timeout)).ok()?;
     s.write_all(b"srvr").ok()?;
     let mut text = String::new();

@@ -212,3 +212,34 @@ fn print_cmd_version_and_failed_start() {
     assert_eq!(o.status.code(), Some(1), "{o:?}");
     assert_eq!(stdout(&o), "Starting zookeeper ... FAILED TO START\n");
 }
+
+#[test]
+fn status_asks_localhost_without_client_port_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = dir.path().join("zoo.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "clientPort={port}\ndataDir={}\nadmin.enableServer=false\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let cfg = cfg.to_str().unwrap();
+    let _guard = Daemon {
+        pid_file: dir.path().join("data/zookeeper_server.pid"),
+    };
+    let o = run(dir.path(), &["server", "start", cfg]);
+    assert!(o.status.success(), "{o:?}");
+    let o = wait_status(dir.path(), cfg);
+    assert_eq!(
+        stdout(&o),
+        format!(
+            "Client port found: {port}. Client address: localhost. Client SSL: false.\n\
+             Mode: standalone\n"
+        )
+    );
+    let o = run(dir.path(), &["server", "stop", cfg]);
+    assert_eq!(stdout(&o), "Stopping zookeeper ... STOPPED\n");
+}

@@ -53,6 +53,9 @@ if [ "${SKIP_KAZOO:-0}" != 1 ]; then
     step "Apache ZooKeeper 3.8 and rookeeper on one dataDir, both directions"
     bash tests/interop/run.sh "$REPO/target/release/rookeeper"
 
+    step "ensembles: 3 and 5 rookeeper servers, mixed with Apache ZooKeeper 3.8 (leader on either side), rolling replacement"
+    bash tests/ensemble/run.sh "$REPO/target/release/rookeeper"
+
     step "SIGKILL crash loop: every acknowledged write survives (30 kills)"
     bash tests/crash/run.sh "$REPO/target/release/rookeeper" "${CRASH_CYCLES:-30}"
 

@@ -135,6 +135,8 @@ pub struct Config {
     pub source: Option<PathBuf>,
     /// Keys given that we do not know (warned about at startup).
     pub unknown: Vec<String>,
+    /// `server.N` lines and myid: this server is one of an ensemble.
+    pub ensemble: Option<crate::ensemble::Setup>,
     /// This server's metrics (crate::metrics), shared by everything that
     /// records or reports them.
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
@@ -208,6 +210,7 @@ impl Config {
                 }
             }
         }
+        c.ensemble = crate::ensemble::Setup::from_config(&c)?;
         Ok(c)
     }
 
@@ -358,6 +361,7 @@ impl Config {
             props,
             source,
             unknown,
+            ensemble: None,
             metrics: Default::default(),
         })
     }

@@ -86,6 +86,8 @@ pub enum Msg {
         cmd: String,
         reply: oneshot::Sender<String>,
     },
+    /// From the ensemble's tasks (election, quorum links, ticks).
+    Quorum(crate::ensemble::QMsg),
     /// Runs a closure on the pipeline's state, in order with requests (the
     /// AdminServer and /metrics read the server this way).
     Inspect(Inspect),
@@ -161,29 +163,33 @@ pub struct ServerStats {
 pub struct Core {
     pub cfg: Arc<Config>,
     pub tree: DataTree,
-    pending: Pending,
-    opts: Options,
+    pub(crate) pending: Pending,
+    pub(crate) opts: Options,
     pub sessions: SessionTracker,
     pub conns: HashMap<ConnId, Conn>,
     by_session: HashMap<i64, ConnId>,
     /// The last zxid handed to a txn.
-    zxid: i64,
+    pub(crate) zxid: i64,
     /// The last zxid known to be on disk.
-    durable: i64,
+    pub(crate) durable: i64,
     /// Replies and notifications waiting for durability, in send order.
     held: VecDeque<Held>,
-    persist: Persister,
-    layout: Layout,
+    pub(crate) persist: Persister,
+    pub(crate) layout: Layout,
     /// For restarting the log thread after a disk failure.
-    events_tx: mpsc::UnboundedSender<Event>,
+    pub(crate) events_tx: mpsc::UnboundedSender<Event>,
     /// Set while the txn log cannot be written: writes are refused with
     /// NotReadOnly, reads go on, until the disk takes writes again.
     pub disk_failed: Option<String>,
     /// Txns since the last snapshot, and when the next one is due.
     since_snapshot: u64,
     snapshot_at: u64,
-    start: Instant,
+    pub(crate) start: Instant,
     pub stats: ServerStats,
+    /// Set when this server is one of an ensemble.
+    pub(crate) ens: Option<Box<crate::ensemble::State>>,
+    /// Left a role: reload the tree once the log is durable.
+    pub(crate) reload_pending: bool,
     /// Connections accepted but not yet past the handshake (for `cons`).
     pub started_at: SystemTime,
 }
@@ -220,7 +226,9 @@ impl Core {
             reconfig_enabled: cfg.reconfig_enabled,
             enforce_quota: cfg.enforce_quota,
         };
-        let first = session::initial_session_id(0, wall_ms());
+        // Session ids carry the server id in their top byte.
+        let my_id = cfg.ensemble.as_ref().map_or(0, |e| e.my_id as i64);
+        let first = session::initial_session_id(my_id, wall_ms());
         let mut sessions = SessionTracker::new(cfg.tick_time as i64, first);
         // Sessions of the previous run get a full timeout to come back.
         for (&sid, &timeout) in tree.sessions() {
@@ -247,6 +255,8 @@ impl Core {
             start: Instant::now(),
             stats: ServerStats::default(),
             started_at: SystemTime::now(),
+            ens: None,
+            reload_pending: false,
             cfg,
         }
     }
@@ -304,6 +314,10 @@ impl Core {
                 tx,
                 auth,
             } => {
+                if self.ens.is_some() {
+                    self.ensemble_connect(conn, remote, req, legacy, tx, auth);
+                    return;
+                }
                 self.connect(conn, remote, req, legacy, tx);
                 if let Some(c) = self.conns.get_mut(&conn) {
                     for id in auth {
@@ -321,6 +335,7 @@ impl Core {
                 received,
             } => self.request(conn, xid, op, body, received),
             Msg::Closed { conn } => self.drop_conn(conn),
+            Msg::Quorum(m) => self.ensemble_msg(m),
             Msg::Command { cmd, reply } => {
                 let _ = reply.send(fourlw::run(self, &cmd));
             }
@@ -338,7 +353,8 @@ impl Core {
         c.stats.sent += 1;
         self.stats.sent += 1;
         self.cfg.metrics.response_bytes.add(b.len() as u64);
-        if self.held.is_empty() && self.durable >= self.zxid {
+        // In an ensemble nothing uncommitted is ever applied: no holding.
+        if self.held.is_empty() && (self.durable >= self.zxid || self.ens.is_some()) {
             let tx = c.tx.clone();
             self.deliver(conn, &tx, b);
         } else {
@@ -353,6 +369,12 @@ impl Core {
 
     fn on_durable(&mut self, zxid: i64) {
         self.durable = self.durable.max(zxid);
+        if self.ens.is_some() {
+            self.leader_durable(zxid);
+            self.follower_durable(zxid);
+            self.reload_if_durable();
+            return;
+        }
         while self.held.front().is_some_and(|h| h.after <= self.durable) {
             let h = self.held.pop_front().expect("checked");
             self.deliver(h.conn, &h.tx, h.frame);
@@ -422,7 +444,7 @@ impl Core {
     /// Forgets a connection: its watches go, and dropping its sender closes
     /// the socket once queued frames are written. The session lives on
     /// until it expires or is closed.
-    fn drop_conn(&mut self, conn: ConnId) {
+    pub(crate) fn drop_conn(&mut self, conn: ConnId) {
         if let Some(c) = self.conns.remove(&conn) {
             self.tree.remove_watcher(conn);
             if self.by_session.get(&c.session) == Some(&conn) {
@@ -484,6 +506,21 @@ impl Core {
             }
             (sid, ok)
         };
+        self.answer_connect(conn, remote, legacy, tx, session, timeout, valid);
+    }
+
+    /// Answers a handshake; a valid session gets its connection registered.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn answer_connect(
+        &mut self,
+        conn: ConnId,
+        remote: SocketAddr,
+        legacy: bool,
+        tx: mpsc::Sender<Bytes>,
+        session: i64,
+        timeout: i32,
+        valid: bool,
+    ) {
         let resp = ConnectResponse {
             protocol_version: 0,
             time_out: if valid { timeout } else { 0 },
@@ -539,6 +576,11 @@ impl Core {
 
     /// Assigns a zxid, applies the txn and delivers the watches it fires.
     fn write_txn(&mut self, session: i64, cxid: i32, body: TxnBody) -> tree::ApplyResult {
+        if self.ens.is_some() {
+            // Leader only (expiry, containers): applied once committed.
+            self.propose(session, cxid, body);
+            return tree::ApplyResult::default();
+        }
         debug_assert!(
             self.disk_failed.is_none(),
             "no txn may be made while the log cannot be written"
@@ -561,16 +603,22 @@ impl Core {
                 tree_digest: self.tree.digest(),
             }),
         });
+        self.count_for_snapshot();
+        self.deliver_watches();
+        rc
+    }
+
+    /// Every snapCount/2..snapCount txns, a snapshot in the background.
+    pub(crate) fn count_for_snapshot(&mut self) {
         self.since_snapshot += 1;
         if self.since_snapshot >= self.snapshot_at {
             self.since_snapshot = 0;
             self.snapshot_at = next_snapshot_point(&self.cfg);
             // The copy costs a pause proportional to the tree; a persistent
             // map would make it O(1) (later, with the benchmark's numbers).
-            self.persist.snapshot(self.tree.snapshot_copy(), self.zxid);
+            self.persist
+                .snapshot(self.tree.snapshot_copy(), self.tree.last_zxid());
         }
-        self.deliver_watches();
-        rc
     }
 
     fn prepare_and_apply(
@@ -591,7 +639,7 @@ impl Core {
         self.write_txn(session, cxid, body)
     }
 
-    fn deliver_watches(&mut self) {
+    pub(crate) fn deliver_watches(&mut self) {
         for f in self.tree.take_fired() {
             let Some(c) = self.conns.get(&f.watcher) else {
                 continue;
@@ -617,7 +665,7 @@ impl Core {
         }
     }
 
-    fn reply(&mut self, conn: ConnId, xid: i32, err: i32, body: &Response) {
+    pub(crate) fn reply(&mut self, conn: ConnId, xid: i32, err: i32, body: &Response) {
         let zxid = self.tree.last_zxid();
         let b = frame(ReplyHeader { xid, zxid, err }, |w| {
             if err == 0 {
@@ -638,6 +686,9 @@ impl Core {
         self.stats.received += 1;
         let now = self.now();
         self.sessions.touch(session, timeout, now);
+        if let Some(e) = self.ens.as_mut() {
+            e.touched.insert(session, timeout);
+        }
 
         let req = match body {
             Body::Ok(r) => r,
@@ -662,6 +713,11 @@ impl Core {
             }
         };
         let auth = self.conns[&conn].auth.clone();
+        if self.ens.is_some() && !matches!(req, Request::Ping | Request::Auth(_) | Request::Sasl(_))
+        {
+            self.ensemble_request(conn, xid, opc, req, received);
+            return;
+        }
         let (err, resp) = match &req {
             Request::Ping => {
                 let zxid = self.tree.last_zxid();
@@ -736,7 +792,13 @@ impl Core {
         }
     }
 
-    fn finish(&mut self, conn: ConnId, last_op: &'static str, cxid: i32, received: Instant) {
+    pub(crate) fn finish(
+        &mut self,
+        conn: ConnId,
+        last_op: &'static str,
+        cxid: i32,
+        received: Instant,
+    ) {
         let ms = received.elapsed().as_millis() as u64;
         self.stats.latency.add(ms);
         let zxid = self.tree.last_zxid();
@@ -844,6 +906,9 @@ impl Core {
     }
 
     fn expire_sessions(&mut self) {
+        if !self.may_write() {
+            return;
+        }
         let now = self.now();
         for sid in self.sessions.expire(now) {
             let timeout = self.sessions.timeout(sid).unwrap_or(0);
@@ -858,7 +923,19 @@ impl Core {
 
     /// ZooKeeper's ContainerManager: removes empty containers and expired
     /// TTL nodes, at most maxPerMinute per minute.
+    /// Standalone, or the leader of a serving ensemble: the one who makes
+    /// txns on its own (expiry, container cleanup).
+    fn may_write(&self) -> bool {
+        match self.ens.as_ref() {
+            None => true,
+            Some(e) => matches!(e.role, crate::ensemble::Role::Leading(_)) && e.serving(),
+        }
+    }
+
     fn clean_containers(&mut self) {
+        if !self.may_write() {
+            return;
+        }
         let interval = self.cfg.container_check_interval_ms;
         let budget = (self.cfg.container_max_per_minute * interval / 60_000).max(1) as usize;
         let candidates = self
@@ -941,6 +1018,11 @@ impl Core {
         self.held.len()
     }
 
+    /// Answering clients: standalone, or a leader or learner in sync.
+    pub fn serving(&self) -> bool {
+        self.ens.as_ref().is_none_or(|e| e.serving())
+    }
+
     pub fn connection_count(&self) -> usize {
         self.conns.len()
     }
@@ -985,7 +1067,7 @@ fn next_snapshot_point(cfg: &Config) -> u64 {
 }
 
 /// The four-letter abbreviations `cons` shows as lop.
-fn short_op(opc: i32) -> &'static str {
+pub(crate) fn short_op(opc: i32) -> &'static str {
     match opc {
         op::CREATE | op::CREATE2 | op::CREATE_TTL | op::CREATE_CONTAINER => "CREA",
         op::DELETE => "DELE",

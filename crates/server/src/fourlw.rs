@@ -130,6 +130,10 @@ pub(crate) fn watches(core: &Core) -> BTreeSet<(i64, String)> {
 /// Runs a whitelisted command (the caller checked the whitelist).
 pub fn run(core: &mut Core, cmd: &str) -> String {
     let mut out = String::new();
+    // An ensemble member between roles: as Apache's commands say then.
+    if !core.serving() && !matches!(cmd, "ruok" | "envi" | "conf" | "dirs" | "isro") {
+        return "This ZooKeeper instance is not currently serving requests\n".to_owned();
+    }
     match cmd {
         "ruok" => out.push_str("imok"),
         "isro" => out.push_str(if core.disk_failed.is_some() {
@@ -402,9 +406,12 @@ pub(crate) fn node_count(core: &Core) -> usize {
     core.tree.node_count() + 1
 }
 
-/// Standalone, or read-only while the txn log cannot be written.
+/// Standalone, or read-only while the txn log cannot be written; in an
+/// ensemble the role.
 pub(crate) fn mode(core: &Core) -> &'static str {
-    if core.disk_failed.is_some() {
+    if let Some(e) = core.ens.as_ref() {
+        e.role.name()
+    } else if core.disk_failed.is_some() {
         "read-only"
     } else {
         "standalone"

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod config;
 pub mod conn;
 pub mod core;
+pub mod ensemble;
 pub mod fourlw;
 pub mod metrics;
 pub mod persist;
@@ -91,9 +92,21 @@ impl Server {
             persist::start(&cfg, &layout, tree.last_zxid(), ev_tx.clone())?;
         let cfg = Arc::new(cfg);
         let (tx, rx) = mpsc::channel(PIPELINE_QUEUE);
-        let core = tokio::spawn(
-            core::Core::new(cfg.clone(), tree, persister, layout, ev_tx).run(rx, ev_rx),
-        );
+        let last_zxid = tree.last_zxid();
+        let mut pipeline = core::Core::new(cfg.clone(), tree, persister, layout.clone(), ev_tx);
+        if let Some(setup) = cfg.ensemble.clone() {
+            pipeline.ens = Some(
+                ensemble::start(
+                    Arc::new(setup),
+                    &layout,
+                    last_zxid,
+                    tx.clone(),
+                    cfg.tick_time,
+                )
+                .await?,
+            );
+        }
+        let core = tokio::spawn(pipeline.run(rx, ev_rx));
         let http = admin::start(&http_settings, cfg.clone(), tx.clone()).await?;
         let secure_accept = secure
             .map(|(l, tls)| tokio::spawn(conn::accept_loop(l, tx.clone(), cfg.clone(), Some(tls))));

@@ -1,0 +1,842 @@
+//! Leading: discovery (FOLLOWERINFO -> LEADERINFO -> ACKEPOCH, the new
+//! epoch one past every accepted epoch of a quorum), synchronisation (DIFF,
+//! TRUNC or SNAP, then NEWLEADER; UPTODATE once a quorum acked it) and
+//! broadcast (PROPOSAL, ACK from a quorum, COMMIT; INFORM to observers), as
+//! Apache's Leader and LearnerHandler speak them.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use jute::codec::{Reader, Record, Writer as _};
+use jute::consts::{op, ErrorCode};
+use jute::quorum::{LearnerInfo, QuorumPacket};
+use jute::request::Request;
+use jute::txn::{CreateSessionTxn, ErrorTxn, Txn, TxnBody};
+use tracing::{info, warn};
+use zab::ack::AckTracker;
+use zab::sync::{plan, SyncPlan};
+use zab::wire::{self, packet};
+use zab::{epoch_of, make_zxid};
+
+use super::link::{self, Link};
+use super::{LinkId, QMsg, Role};
+use crate::core::{Core, Msg};
+
+static NEXT_LINK: AtomicU64 = AtomicU64::new(1);
+
+pub fn next_link() -> LinkId {
+    NEXT_LINK.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Committed txns kept in memory for DIFFs (Apache keeps 500).
+const COMMITTED_LOG: usize = 20_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Connected; FOLLOWERINFO not yet seen.
+    Info,
+    /// LEADERINFO sent (or due); waiting for ACKEPOCH.
+    Epoch,
+    /// ACKEPOCH seen; waiting for the epoch to be established to sync.
+    AwaitSync,
+    /// Sync packets and NEWLEADER sent; waiting for its ACK.
+    Syncing,
+    /// UPTODATE sent: a member of the broadcast.
+    Synced,
+}
+
+pub struct Learner {
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    sock: TcpStream,
+    sid: Option<u64>,
+    observer: bool,
+    phase: Phase,
+    last_zxid: i64,
+    last_heard: i64,
+}
+
+/// Where a forwarded or local sync answers once its point commits.
+enum SyncFor {
+    Learner(LinkId),
+    Local { session: i64, xid: i32 },
+}
+
+pub struct Leader {
+    /// The new epoch, once a quorum's accepted epochs are known (else 0).
+    epoch: i64,
+    /// A quorum acked NEWLEADER: serving.
+    established: bool,
+    /// Accepted epochs from voters (us included) while choosing the epoch.
+    accepted: HashMap<u64, i64>,
+    max_accepted: i64,
+    epoch_acked: BTreeSet<u64>,
+    newleader_acked: BTreeSet<u64>,
+    learners: HashMap<LinkId, Learner>,
+    acks: AckTracker,
+    /// Proposed, not yet committed, in order.
+    proposals: VecDeque<Txn>,
+    /// Recent committed history, for DIFFs.
+    committed: VecDeque<Txn>,
+    syncs: Vec<(i64, SyncFor)>,
+    deadline: i64,
+    listener: tokio::task::JoinHandle<()>,
+    /// Our own (current epoch, last zxid) when discovery began.
+    my_summary: (i64, i64),
+}
+
+impl Leader {
+    pub fn serving(&self) -> bool {
+        self.established
+    }
+
+    pub fn synced_followers(&self) -> usize {
+        self.learners
+            .values()
+            .filter(|l| l.phase == Phase::Synced && !l.observer)
+            .count()
+    }
+
+    pub fn learner_count(&self) -> usize {
+        self.learners.len()
+    }
+
+    pub fn outstanding(&self) -> usize {
+        self.proposals.len()
+    }
+
+    fn send(&self, link: LinkId, b: Bytes) {
+        if let Some(l) = self.learners.get(&link) {
+            let _ = l.tx.try_send(b);
+        }
+    }
+}
+
+impl Drop for Leader {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+fn int_data(v: i32) -> Bytes {
+    Bytes::copy_from_slice(&v.to_be_bytes())
+}
+
+fn txn_bytes(t: &Txn) -> Bytes {
+    let mut b = BytesMut::with_capacity(128);
+    t.write(&mut b);
+    b.freeze()
+}
+
+impl Core {
+    fn leader(&mut self) -> Option<&mut Leader> {
+        match self.ens.as_mut().map(|e| &mut e.role) {
+            Some(Role::Leading(l)) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// The election chose us: open the quorum port and begin discovery.
+    pub(crate) fn become_leader(&mut self) {
+        let now = self.now_ms();
+        let ens = self.ens.as_mut().expect("ensemble");
+        let setup = ens.setup.clone();
+        let me = setup.me().clone();
+        let host = if setup.listen_all {
+            "0.0.0.0".to_owned()
+        } else {
+            me.host.clone()
+        };
+        let listener = match std::net::TcpListener::bind((host.as_str(), me.quorum_port))
+            .and_then(|l| l.set_nonblocking(true).map(|_| l))
+            .and_then(tokio::net::TcpListener::from_std)
+        {
+            Ok(l) => l,
+            Err(e) => {
+                warn!("cannot bind the quorum port {}: {e}", me.quorum_addr());
+                self.become_looking("quorum port unavailable");
+                return;
+            }
+        };
+        let core_tx = ens.core_tx.clone();
+        let max = self.cfg.max_buffer + 64 * 1024;
+        let ext = self.cfg.extended_types;
+        let listener = tokio::spawn(async move {
+            loop {
+                let Ok((s, remote)) = listener.accept().await else {
+                    continue;
+                };
+                let id = next_link();
+                let std = match s
+                    .into_std()
+                    .and_then(|s| s.set_nonblocking(false).map(|_| s))
+                {
+                    Ok(s) => s,
+                    Err(e) => {
+                        warn!("learner connection from {remote}: {e}");
+                        continue;
+                    }
+                };
+                match link::spawn(std, id, core_tx.clone(), false, max, ext) {
+                    Ok(l) => {
+                        let _ = core_tx
+                            .send(Msg::Quorum(QMsg::LearnerConnected { link: id, conn: l }))
+                            .await;
+                    }
+                    Err(e) => warn!("learner connection from {remote}: {e}"),
+                }
+            }
+        });
+        let init = (ens.setup.init_limit as i64) * self.cfg.tick_time as i64;
+        let my_id = setup.my_id;
+        let accepted_epoch = ens.accepted_epoch;
+        let summary = (ens.current_epoch, self.tree.last_zxid());
+        let committed = self.read_history();
+        info!(
+            "LEADING: quorum port {}, last zxid 0x{:x}, {} txns of history for DIFFs",
+            me.quorum_addr(),
+            summary.1,
+            committed.len()
+        );
+        let mut l = Leader {
+            epoch: 0,
+            established: false,
+            accepted: HashMap::from([(my_id, accepted_epoch)]),
+            max_accepted: accepted_epoch,
+            epoch_acked: BTreeSet::from([my_id]),
+            newleader_acked: BTreeSet::from([my_id]),
+            learners: HashMap::new(),
+            acks: AckTracker::new(self.tree.last_zxid()),
+            proposals: VecDeque::new(),
+            committed,
+            syncs: Vec::new(),
+            deadline: now + init,
+            listener,
+            my_summary: summary,
+        };
+        if !setup.quorum.is_voter(my_id) {
+            l.accepted.clear();
+        }
+        self.ens.as_mut().expect("ensemble").role = Role::Leading(Box::new(l));
+        self.ens.as_mut().expect("ensemble").since = now;
+        // A leader alone is a quorum only in a one-voter ensemble.
+        self.maybe_choose_epoch();
+    }
+
+    /// The txns of our log, newest last (bounded), for DIFFs.
+    fn read_history(&self) -> VecDeque<Txn> {
+        let mut out = VecDeque::new();
+        let reader = match storage::txnlog::LogReader::from_dir(&self.layout.log_dir, 0) {
+            Ok(r) => r,
+            Err(e) => {
+                warn!("cannot read the txn log for DIFFs ({e}); learners behind get SNAPs");
+                return out;
+            }
+        };
+        let last = self.tree.last_zxid();
+        for e in reader {
+            match e {
+                Ok(e) if e.txn.header.zxid <= last => {
+                    // After a TRUNC earlier files may hold an abandoned
+                    // branch: keep the history contiguous and increasing.
+                    while out
+                        .back()
+                        .is_some_and(|t: &Txn| t.header.zxid >= e.txn.header.zxid)
+                    {
+                        out.pop_back();
+                    }
+                    out.push_back(e.txn);
+                    if out.len() > COMMITTED_LOG {
+                        out.pop_front();
+                    }
+                }
+                Ok(_) => break,
+                Err(e) => {
+                    warn!("reading the txn log for DIFFs: {e}");
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    pub(crate) fn leader_msg(&mut self, m: QMsg) {
+        match m {
+            QMsg::LearnerConnected { link, conn } => {
+                let now = self.now_ms();
+                let Some(l) = self.leader() else { return };
+                let Link { tx, sock } = conn;
+                l.learners.insert(
+                    link,
+                    Learner {
+                        tx,
+                        sock,
+                        sid: None,
+                        observer: false,
+                        phase: Phase::Info,
+                        last_zxid: -1,
+                        last_heard: now,
+                    },
+                );
+            }
+            QMsg::Packet { link, pkt } => self.learner_packet(link, pkt),
+            QMsg::LinkClosed { link, why } => {
+                if let Some(l) = self.leader() {
+                    if let Some(gone) = l.learners.remove(&link) {
+                        if let Some(sid) = gone.sid {
+                            info!("learner {sid} disconnected: {why}");
+                            l.acks.forget(sid);
+                        }
+                    }
+                }
+            }
+            QMsg::Tick => self.leader_tick(),
+            _ => {}
+        }
+    }
+
+    fn learner_packet(&mut self, link: LinkId, pkt: QuorumPacket) {
+        let now = self.now_ms();
+        let quorum = self.ens.as_ref().expect("ensemble").setup.quorum.clone();
+        let Some(l) = self.leader() else { return };
+        let Some(lr) = l.learners.get_mut(&link) else {
+            return;
+        };
+        lr.last_heard = now;
+        match pkt.packet_type {
+            packet::FOLLOWERINFO | packet::OBSERVERINFO if lr.phase == Phase::Info => {
+                let info = match LearnerInfo::read(&mut Reader::new(pkt.data.clone())) {
+                    Ok(i) => i,
+                    Err(e) => {
+                        warn!("bad LearnerInfo on link {link}: {e}");
+                        l.learners.remove(&link);
+                        return;
+                    }
+                };
+                let sid = info.server_id as u64;
+                lr.sid = Some(sid);
+                lr.observer = pkt.packet_type == packet::OBSERVERINFO || !quorum.is_voter(sid);
+                lr.phase = Phase::Epoch;
+                let acc = epoch_of(pkt.zxid);
+                info!(
+                    "{} {sid} connected (accepted epoch {acc})",
+                    if lr.observer { "observer" } else { "follower" }
+                );
+                if l.epoch == 0 {
+                    l.max_accepted = l.max_accepted.max(acc);
+                    if quorum.is_voter(sid) {
+                        l.accepted.insert(sid, acc);
+                    }
+                    self.maybe_choose_epoch();
+                } else {
+                    let b = link::encode(
+                        packet::LEADERINFO,
+                        make_zxid(l.epoch, 0),
+                        int_data(wire::ZAB_PROTOCOL_VERSION),
+                        vec![],
+                    );
+                    l.send(link, b);
+                }
+            }
+            packet::ACKEPOCH if lr.phase == Phase::Epoch => {
+                let cur = pkt
+                    .data
+                    .get(..4)
+                    .map(|b| i32::from_be_bytes(b.try_into().unwrap()))
+                    .unwrap_or(-1);
+                lr.last_zxid = pkt.zxid;
+                lr.phase = Phase::AwaitSync;
+                let sid = lr.sid.unwrap_or(0);
+                let observer = lr.observer;
+                if cur != -1 {
+                    let (my_epoch, my_zxid) = l.my_summary;
+                    let cur = cur as i64;
+                    if cur > my_epoch || (cur == my_epoch && pkt.zxid > my_zxid) {
+                        let why = format!(
+                            "follower {sid} is ahead of the leader: its epoch {cur} zxid 0x{:x}, ours {my_epoch} 0x{my_zxid:x}",
+                            pkt.zxid
+                        );
+                        warn!("{why}");
+                        self.become_looking(&why);
+                        return;
+                    }
+                    if !observer {
+                        l.epoch_acked.insert(sid);
+                    }
+                }
+                if quorum.is_quorum(&l.epoch_acked) {
+                    self.sync_waiting_learners();
+                }
+            }
+            packet::ACK => {
+                let sid = lr.sid.unwrap_or(0);
+                if lr.phase == Phase::Syncing && zab::counter_of(pkt.zxid) == 0 {
+                    if !lr.observer {
+                        l.newleader_acked.insert(sid);
+                    }
+                    if l.established {
+                        lr.phase = Phase::Synced;
+                        let b = link::encode(packet::UPTODATE, -1, Bytes::new(), vec![]);
+                        l.send(link, b);
+                        info!("learner {sid} is up to date");
+                    } else if quorum.is_quorum(&l.newleader_acked) {
+                        self.establish();
+                    }
+                } else if lr.phase == Phase::Synced && zab::counter_of(pkt.zxid) != 0 {
+                    let done = l.acks.ack(&quorum, sid, pkt.zxid);
+                    self.commit(done);
+                }
+            }
+            packet::PING => {
+                let touches = wire::decode_touches(&pkt.data);
+                for (sid, to) in touches {
+                    self.sessions.touch(sid, to, now);
+                }
+            }
+            packet::REVALIDATE => {
+                let d = &pkt.data;
+                if d.len() < 12 {
+                    return;
+                }
+                let sid = i64::from_be_bytes(d[..8].try_into().unwrap());
+                let to = i32::from_be_bytes(d[8..12].try_into().unwrap());
+                let valid = self.sessions.touch(sid, to, now);
+                let mut b = BytesMut::with_capacity(9);
+                b.put_i64(sid);
+                b.put_u8(valid as u8);
+                info!(
+                    "revalidated session 0x{sid:x}: {}",
+                    if valid { "valid" } else { "invalid" }
+                );
+                if let Some(l) = self.leader() {
+                    let pkt = link::encode(packet::REVALIDATE, -1, b.freeze(), vec![]);
+                    l.send(link, pkt);
+                }
+            }
+            packet::REQUEST => {
+                if lr.phase == Phase::Synced {
+                    self.forwarded_request(link, pkt);
+                }
+            }
+            t => warn!(
+                "unexpected {} from learner on link {link} in phase {:?}",
+                packet::name(t),
+                lr.phase
+            ),
+        }
+    }
+
+    /// A quorum of accepted epochs is in: the new epoch is one past all.
+    fn maybe_choose_epoch(&mut self) {
+        let quorum = self.ens.as_ref().expect("ensemble").setup.quorum.clone();
+        let Some(l) = self.leader() else { return };
+        if l.epoch != 0 {
+            return;
+        }
+        let ids: BTreeSet<u64> = l.accepted.keys().copied().collect();
+        if !quorum.is_quorum(&ids) {
+            return;
+        }
+        let epoch = l.max_accepted + 1;
+        l.epoch = epoch;
+        let waiting: Vec<LinkId> = l
+            .learners
+            .iter()
+            .filter(|(_, x)| x.phase == Phase::Epoch)
+            .map(|(k, _)| *k)
+            .collect();
+        for link in waiting {
+            let b = link::encode(
+                packet::LEADERINFO,
+                make_zxid(epoch, 0),
+                int_data(wire::ZAB_PROTOCOL_VERSION),
+                vec![],
+            );
+            l.send(link, b);
+        }
+        info!("proposing epoch {epoch}");
+        let snap_dir = self.layout.snap_dir.clone();
+        if let Err(e) = super::write_epoch(&snap_dir, "acceptedEpoch", epoch) {
+            warn!("{e}");
+            self.become_looking("cannot write acceptedEpoch");
+            return;
+        }
+        self.ens.as_mut().expect("ensemble").accepted_epoch = epoch;
+        let quorum_acked = self
+            .leader()
+            .is_some_and(|l| quorum.is_quorum(&l.epoch_acked));
+        if quorum_acked {
+            self.sync_waiting_learners();
+        }
+    }
+
+    fn sync_waiting_learners(&mut self) {
+        let Some(l) = self.leader() else { return };
+        if l.epoch == 0 {
+            return;
+        }
+        let waiting: Vec<LinkId> = l
+            .learners
+            .iter()
+            .filter(|(_, x)| x.phase == Phase::AwaitSync)
+            .map(|(k, _)| *k)
+            .collect();
+        for link in waiting {
+            self.sync_learner(link);
+        }
+    }
+
+    /// DIFF, TRUNC or SNAP as the learner's last zxid asks, the proposals
+    /// in flight, then NEWLEADER.
+    fn sync_learner(&mut self, link: LinkId) {
+        let leader_last = self.tree.last_zxid();
+        let config = self
+            .ens
+            .as_ref()
+            .expect("ensemble")
+            .setup
+            .quorum
+            .to_string();
+        // Serialised before borrowing the leader: a SNAP needs the tree.
+        let peer_last = match self.leader().and_then(|l| l.learners.get(&link)) {
+            Some(x) => x.last_zxid,
+            None => return,
+        };
+        let zxids: Vec<i64> = self
+            .leader()
+            .map(|l| l.committed.iter().map(|t| t.header.zxid).collect())
+            .unwrap_or_default();
+        let p = plan(peer_last, &zxids, leader_last);
+        let snap = if p == SyncPlan::Snap {
+            let mut w = BytesMut::new().writer();
+            if let Err(e) = storage::snapshot::serialize_snapshot_stream(&mut w, &self.tree) {
+                warn!("cannot serialise the database for a SNAP: {e}");
+                return;
+            }
+            let mut b = w.into_inner();
+            b.put_string(wire::SNAP_SIGNATURE);
+            Some(b.freeze())
+        } else {
+            None
+        };
+        let Some(l) = self.leader() else { return };
+        let epoch = l.epoch;
+        let Some(lr) = l.learners.get_mut(&link) else {
+            return;
+        };
+        let sid = lr.sid.unwrap_or(0);
+        let observer = lr.observer;
+        lr.phase = Phase::Syncing;
+        let mut out: Vec<Bytes> = Vec::new();
+        let from = match &p {
+            SyncPlan::Diff { from } => {
+                out.push(link::encode(
+                    packet::DIFF,
+                    leader_last,
+                    Bytes::new(),
+                    vec![],
+                ));
+                Some(*from)
+            }
+            SyncPlan::Trunc { to, from } => {
+                out.push(link::encode(packet::TRUNC, *to, Bytes::new(), vec![]));
+                Some(*from)
+            }
+            SyncPlan::Snap => {
+                out.push(link::encode(
+                    packet::SNAP,
+                    leader_last,
+                    Bytes::new(),
+                    vec![],
+                ));
+                out.push(snap.expect("serialised above"));
+                None
+            }
+        };
+        info!(
+            "syncing learner {sid} (last zxid 0x{peer_last:x}) with {:?}, leader at 0x{leader_last:x}",
+            p
+        );
+        if let Some(from) = from {
+            for t in l.committed.iter().skip(from) {
+                out.push(link::encode(
+                    packet::PROPOSAL,
+                    t.header.zxid,
+                    txn_bytes(t),
+                    vec![],
+                ));
+                out.push(link::encode(
+                    packet::COMMIT,
+                    t.header.zxid,
+                    Bytes::new(),
+                    vec![],
+                ));
+            }
+        }
+        if !observer {
+            // In flight: their COMMITs follow as for every follower.
+            for t in &l.proposals {
+                out.push(link::encode(
+                    packet::PROPOSAL,
+                    t.header.zxid,
+                    txn_bytes(t),
+                    vec![],
+                ));
+            }
+        }
+        out.push(link::encode(
+            packet::NEWLEADER,
+            make_zxid(epoch, 0),
+            Bytes::from(config),
+            vec![],
+        ));
+        for b in out {
+            l.send(link, b);
+        }
+    }
+
+    /// A quorum acked NEWLEADER: our history is theirs; serve.
+    fn establish(&mut self) {
+        let snap_dir = self.layout.snap_dir.clone();
+        let tick = self.cfg.tick_time as u64;
+        let sync_limit = self.ens.as_ref().expect("ensemble").setup.sync_limit as u64;
+        let Some(l) = self.leader() else { return };
+        let epoch = l.epoch;
+        l.established = true;
+        let ready: Vec<LinkId> = l
+            .learners
+            .iter()
+            .filter(|(_, x)| {
+                x.phase == Phase::Syncing && x.sid.is_some_and(|s| l.newleader_acked.contains(&s))
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for link in &ready {
+            if let Some(x) = l.learners.get_mut(link) {
+                x.phase = Phase::Synced;
+                link::set_timeout(&x.sock, Duration::from_millis(tick * sync_limit));
+            }
+            l.send(
+                *link,
+                link::encode(packet::UPTODATE, -1, Bytes::new(), vec![]),
+            );
+        }
+        if let Err(e) = super::write_epoch(&snap_dir, "currentEpoch", epoch) {
+            warn!("{e}");
+            self.become_looking("cannot write currentEpoch");
+            return;
+        }
+        let ens = self.ens.as_mut().expect("ensemble");
+        ens.current_epoch = epoch;
+        let _ = ens.election.send(super::ElectionCmd::Synced { epoch });
+        self.zxid = make_zxid(epoch, 0);
+        self.durable = self.zxid;
+        let now = self.now_ms();
+        // Sessions of the history get a full timeout to come back here.
+        let sessions: Vec<(i64, i32)> =
+            self.tree.sessions().iter().map(|(k, v)| (*k, *v)).collect();
+        for (sid, to) in sessions {
+            self.sessions.add(sid, to, now);
+        }
+        info!(
+            "leader of epoch {epoch} is serving ({} learners up to date)",
+            ready.len()
+        );
+    }
+
+    /// A write (or createSession, closeSession, deleteContainer) becomes a
+    /// proposal: logged here, sent to the followers, applied on commit.
+    pub(crate) fn propose(&mut self, session: i64, cxid: i32, body: TxnBody) {
+        self.zxid += 1;
+        let txn = Txn {
+            header: jute::txn::TxnHeader {
+                client_id: session,
+                cxid,
+                zxid: self.zxid,
+                time: crate::core::wall_ms(),
+                op: body.op(),
+            },
+            body,
+            // The digest of the tree after this txn is not known before it
+            // is applied; Apache accepts proposals without one.
+            digest: None,
+        };
+        self.persist.append(txn.clone());
+        let zxid = txn.header.zxid;
+        let Some(l) = self.leader() else { return };
+        let b = link::encode(packet::PROPOSAL, zxid, txn_bytes(&txn), vec![]);
+        for (link, x) in &l.learners {
+            if !x.observer && matches!(x.phase, Phase::Syncing | Phase::Synced) {
+                let _ = x.tx.try_send(b.clone());
+            }
+            let _ = link;
+        }
+        l.acks.propose(zxid);
+        l.proposals.push_back(txn);
+    }
+
+    /// Our own log is durable up to `zxid`: that is our ACK.
+    pub(crate) fn leader_durable(&mut self, zxid: i64) {
+        let quorum = self.ens.as_ref().expect("ensemble").setup.quorum.clone();
+        let my_id = self.ens.as_ref().expect("ensemble").setup.my_id;
+        let Some(l) = self.leader() else { return };
+        if !l.established {
+            return;
+        }
+        let done = l.acks.ack(&quorum, my_id, zxid);
+        self.commit(done);
+    }
+
+    fn commit(&mut self, zxids: Vec<i64>) {
+        for z in zxids {
+            let Some(l) = self.leader() else { return };
+            let Some(txn) = l.proposals.pop_front() else {
+                return;
+            };
+            debug_assert_eq!(txn.header.zxid, z);
+            let commit = link::encode(packet::COMMIT, z, Bytes::new(), vec![]);
+            let inform = link::encode(packet::INFORM, z, txn_bytes(&txn), vec![]);
+            for x in l.learners.values() {
+                match (x.observer, x.phase) {
+                    (false, Phase::Syncing | Phase::Synced) => {
+                        let _ = x.tx.try_send(commit.clone());
+                    }
+                    (true, Phase::Synced) => {
+                        let _ = x.tx.try_send(inform.clone());
+                    }
+                    _ => {}
+                }
+            }
+            l.committed.push_back(txn.clone());
+            if l.committed.len() > COMMITTED_LOG {
+                l.committed.pop_front();
+            }
+            self.apply_committed(txn);
+        }
+        self.answer_syncs();
+    }
+
+    fn answer_syncs(&mut self) {
+        let Some(l) = self.leader() else { return };
+        let done = l.acks.last_committed();
+        let mut ready = Vec::new();
+        l.syncs.retain_mut(|(at, f)| {
+            if *at <= done {
+                ready.push(std::mem::replace(f, SyncFor::Learner(0)));
+                false
+            } else {
+                true
+            }
+        });
+        for f in ready {
+            match f {
+                SyncFor::Learner(link) => {
+                    if let Some(l) = self.leader() {
+                        l.send(link, link::encode(packet::SYNC, 0, Bytes::new(), vec![]));
+                    }
+                }
+                SyncFor::Local { session, xid } => self.sync_done(session, xid),
+            }
+        }
+    }
+
+    /// A sync from a local client: answered once what was proposed before
+    /// it has committed.
+    pub(crate) fn leader_sync(&mut self, session: i64, xid: i32) {
+        let Some(l) = self.leader() else { return };
+        let at = l.acks.last_proposed();
+        l.syncs.push((at, SyncFor::Local { session, xid }));
+        self.answer_syncs();
+    }
+
+    fn forwarded_request(&mut self, link: LinkId, pkt: QuorumPacket) {
+        let (session, cxid, opc, body) = match wire::decode_request(&pkt.data) {
+            Ok(r) => r,
+            Err(e) => {
+                warn!("bad forwarded request on link {link}: {e}");
+                return;
+            }
+        };
+        let now = self.now_ms();
+        match opc {
+            op::CREATE_SESSION => {
+                let Some(b) = body.get(..4) else { return };
+                let to = i32::from_be_bytes(b.try_into().unwrap());
+                self.sessions.add(session, to, now);
+                self.propose(
+                    session,
+                    cxid,
+                    TxnBody::CreateSession(CreateSessionTxn { time_out: to }),
+                );
+            }
+            op::SYNC => {
+                let Some(l) = self.leader() else { return };
+                let at = l.acks.last_proposed();
+                l.syncs.push((at, SyncFor::Learner(link)));
+                self.answer_syncs();
+            }
+            _ => {
+                let req = if opc == op::CLOSE_SESSION {
+                    Ok(Request::CloseSession)
+                } else {
+                    Request::read(opc, &mut Reader::new(body))
+                };
+                let body = match req {
+                    Err(e) => {
+                        warn!("malformed forwarded {} request: {e}", op::name(opc));
+                        TxnBody::Error(ErrorTxn {
+                            err: ErrorCode::MarshallingError.code(),
+                        })
+                    }
+                    Ok(_) if self.sessions.timeout(session).is_none() => TxnBody::Error(ErrorTxn {
+                        err: ErrorCode::SessionExpired.code(),
+                    }),
+                    Ok(r) => self.prepare(session, &pkt.auth_info, &r),
+                };
+                if opc == op::CLOSE_SESSION {
+                    self.sessions.remove(session);
+                }
+                self.propose(session, cxid, body);
+            }
+        }
+    }
+
+    fn leader_tick(&mut self) {
+        let now = self.now_ms();
+        let ens = self.ens.as_ref().expect("ensemble");
+        let quorum = ens.setup.quorum.clone();
+        let my_id = ens.setup.my_id;
+        let sync_ms = ens.setup.sync_limit as i64 * self.cfg.tick_time as i64;
+        let Some(l) = self.leader() else { return };
+        let ping = link::encode(packet::PING, l.acks.last_proposed(), Bytes::new(), vec![]);
+        for x in l.learners.values() {
+            if matches!(x.phase, Phase::Syncing | Phase::Synced) {
+                let _ = x.tx.try_send(ping.clone());
+            }
+        }
+        if !l.established {
+            if now > l.deadline {
+                let why = if l.epoch == 0 {
+                    "timeout while waiting for a quorum of followers to connect"
+                } else {
+                    "timeout while waiting for a quorum to sync"
+                };
+                self.become_looking(why);
+            }
+            return;
+        }
+        let mut synced: BTreeSet<u64> = l
+            .learners
+            .values()
+            .filter(|x| x.phase == Phase::Synced && !x.observer && now - x.last_heard <= sync_ms)
+            .filter_map(|x| x.sid)
+            .collect();
+        synced.insert(my_id);
+        if !quorum.is_quorum(&synced) {
+            let why = format!("not sufficient followers synced, only synced with sids: {synced:?}");
+            self.become_looking(&why);
+        }
+    }
+}

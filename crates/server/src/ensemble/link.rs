@@ -1,0 +1,231 @@
+//! Quorum-port connections: QuorumPackets as jute records back to back
+//! (no frame length, as BinaryOutputArchive writes them), on a blocking
+//! socket with a reader and a writer thread. The reader turns a SNAP and
+//! the database streamed after it into one message.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use jute::codec::Record;
+use jute::data::Id;
+use jute::quorum::QuorumPacket;
+use tokio::sync::mpsc;
+use tracing::debug;
+
+use super::{LinkId, QMsg};
+use crate::core::Msg;
+
+/// Packets queued towards one peer before it counts as stalled.
+const LINK_QUEUE: usize = 1 << 16;
+
+/// Most auth ids a packet may carry.
+const MAX_AUTH_IDS: i32 = 1024;
+
+/// A connection's sending side, and a handle to change its read timeout.
+#[derive(Debug)]
+pub struct Link {
+    pub tx: mpsc::Sender<Bytes>,
+    pub sock: TcpStream,
+}
+
+/// Encodes a packet for [`Link::tx`].
+pub fn encode(packet_type: i32, zxid: i64, data: Bytes, auth_info: Vec<Id>) -> Bytes {
+    let mut b = BytesMut::with_capacity(24 + data.len());
+    QuorumPacket {
+        packet_type,
+        zxid,
+        data,
+        auth_info,
+    }
+    .write(&mut b);
+    b.freeze()
+}
+
+fn read_exact_vec<R: Read>(r: &mut R, n: usize) -> std::io::Result<Vec<u8>> {
+    let mut v = vec![0u8; n];
+    r.read_exact(&mut v)?;
+    Ok(v)
+}
+
+fn read_i32<R: Read>(r: &mut R) -> std::io::Result<i32> {
+    let mut b = [0u8; 4];
+    r.read_exact(&mut b)?;
+    Ok(i32::from_be_bytes(b))
+}
+
+fn read_i64<R: Read>(r: &mut R) -> std::io::Result<i64> {
+    let mut b = [0u8; 8];
+    r.read_exact(&mut b)?;
+    Ok(i64::from_be_bytes(b))
+}
+
+fn bad(msg: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, msg)
+}
+
+fn read_string<R: Read>(r: &mut R, max: usize) -> std::io::Result<String> {
+    let n = read_i32(r)?;
+    if n < 0 {
+        return Ok(String::new());
+    }
+    if n as usize > max {
+        return Err(bad(format!("string of {n} bytes exceeds {max}")));
+    }
+    String::from_utf8(read_exact_vec(r, n as usize)?).map_err(|_| bad("string is not UTF-8".into()))
+}
+
+/// Reads one packet, every length bounded by `max` before allocating.
+pub fn read_packet<R: Read>(r: &mut R, max: usize) -> std::io::Result<QuorumPacket> {
+    let packet_type = read_i32(r)?;
+    let zxid = read_i64(r)?;
+    let n = read_i32(r)?;
+    let data = if n < 0 {
+        Bytes::new()
+    } else if n as usize > max {
+        return Err(bad(format!(
+            "{} packet of {n} bytes exceeds the limit of {max}",
+            zab::wire::packet::name(packet_type)
+        )));
+    } else {
+        Bytes::from(read_exact_vec(r, n as usize)?)
+    };
+    let count = read_i32(r)?;
+    if count > MAX_AUTH_IDS {
+        return Err(bad(format!("{count} auth ids in one packet")));
+    }
+    let mut auth_info = Vec::new();
+    for _ in 0..count.max(0) {
+        let scheme = read_string(r, 4096)?;
+        let id = read_string(r, 4096)?;
+        auth_info.push(Id { scheme, id });
+    }
+    Ok(QuorumPacket {
+        packet_type,
+        zxid,
+        data,
+        auth_info,
+    })
+}
+
+/// Starts the threads of a connected quorum socket. Packets go to the
+/// pipeline as [`QMsg::Packet`]; the end of the connection as
+/// [`QMsg::LinkClosed`]. On a learner's side a SNAP is followed by the
+/// leader's database, read here into a tree ([`QMsg::Snap`]).
+pub fn spawn(
+    stream: TcpStream,
+    link: LinkId,
+    core: mpsc::Sender<Msg>,
+    learner_side: bool,
+    max_packet: usize,
+    extended_types: bool,
+) -> std::io::Result<Link> {
+    stream.set_nodelay(true)?;
+    let reader = stream.try_clone()?;
+    let mut writer = stream.try_clone()?;
+    let (tx, mut rx) = mpsc::channel::<Bytes>(LINK_QUEUE);
+    let to_core = core.clone();
+    std::thread::Builder::new()
+        .name(format!("quorum-read-{link}"))
+        .spawn(move || {
+            let why = read_loop(
+                reader,
+                link,
+                &to_core,
+                learner_side,
+                max_packet,
+                extended_types,
+            );
+            let _ = to_core.blocking_send(Msg::Quorum(QMsg::LinkClosed { link, why }));
+        })?;
+    std::thread::Builder::new()
+        .name(format!("quorum-write-{link}"))
+        .spawn(move || {
+            let mut out = std::io::BufWriter::with_capacity(64 * 1024, &mut writer);
+            while let Some(b) = rx.blocking_recv() {
+                if out.write_all(&b).is_err() {
+                    break;
+                }
+                // Flush when nothing else is queued: batches under load.
+                if rx.is_empty() && out.flush().is_err() {
+                    break;
+                }
+            }
+            let _ = out.flush();
+            drop(out);
+            let _ = writer.shutdown(Shutdown::Both);
+            debug!("quorum link {link} writer done");
+        })?;
+    Ok(Link { tx, sock: stream })
+}
+
+fn read_loop(
+    sock: TcpStream,
+    link: LinkId,
+    core: &mpsc::Sender<Msg>,
+    learner_side: bool,
+    max_packet: usize,
+    extended_types: bool,
+) -> String {
+    let mut r = BufReader::with_capacity(256 * 1024, sock);
+    loop {
+        let pkt = match read_packet(&mut r, max_packet) {
+            Ok(p) => p,
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return "closed by peer".into()
+            }
+            Err(e) => return e.to_string(),
+        };
+        if learner_side && pkt.packet_type == zab::wire::packet::SNAP {
+            let zxid = pkt.zxid;
+            match read_snap(&mut r, zxid, max_packet, extended_types) {
+                Ok(tree) => {
+                    if core
+                        .blocking_send(Msg::Quorum(QMsg::Snap {
+                            link,
+                            zxid,
+                            tree: Box::new(tree),
+                        }))
+                        .is_err()
+                    {
+                        return "pipeline gone".into();
+                    }
+                }
+                Err(e) => return format!("bad SNAP from the leader: {e}"),
+            }
+            continue;
+        }
+        if core
+            .blocking_send(Msg::Quorum(QMsg::Packet { link, pkt }))
+            .is_err()
+        {
+            return "pipeline gone".into();
+        }
+    }
+}
+
+fn read_snap<R: BufRead>(
+    r: &mut R,
+    zxid: i64,
+    max: usize,
+    extended_types: bool,
+) -> anyhow::Result<tree::DataTree> {
+    let opts = storage::snapshot::ReadOptions {
+        extended_types,
+        max_buffer: max,
+    };
+    let (tree, r) =
+        storage::snapshot::read_snapshot_stream(r, Path::new("<leader's SNAP>"), zxid, &opts)?;
+    let sig = read_string(r, 64)?;
+    if sig != zab::wire::SNAP_SIGNATURE {
+        anyhow::bail!("missing signature after the database (got {sig:?})");
+    }
+    Ok(tree)
+}
+
+/// Sets how long a read may wait before the link counts as dead.
+pub fn set_timeout(sock: &TcpStream, d: Duration) {
+    let _ = sock.set_read_timeout(Some(d.max(Duration::from_millis(1))));
+}

@@ -1,0 +1,329 @@
+//! The replicated ensemble: this server as one of `server.N` peers.
+//!
+//! - `cnx`: the election port (QuorumCnxManager's connections and
+//!   handshake) and the task running [`zab::Election`].
+//! - `link`: quorum-port connections (leader <-> learner), QuorumPackets
+//!   on blocking sockets in two threads each, so a SNAP's database can be
+//!   read straight off the stream.
+//! - `leader`, `follower`: the ZAB phases, as methods of the request
+//!   pipeline ([`crate::core::Core`]), which owns the tree in every role.
+//! - `serve`: client requests and sessions while in an ensemble: reads
+//!   served locally in per-session order, writes proposed (leader) or
+//!   forwarded (learners) and answered once committed.
+
+pub mod cnx;
+pub mod follower;
+pub mod leader;
+pub mod link;
+pub mod serve;
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use jute::quorum::QuorumPacket;
+use tokio::sync::mpsc;
+use zab::{LearnerType, QuorumConfig, ServerState, Vote};
+
+use crate::config::{parse_properties, Config};
+
+/// The ensemble settings of this server.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub my_id: u64,
+    pub quorum: QuorumConfig,
+    pub init_limit: u32,
+    pub sync_limit: u32,
+    /// quorumListenOnAllIPs: bind the quorum and election ports on 0.0.0.0.
+    pub listen_all: bool,
+}
+
+impl Setup {
+    /// `None` for a standalone server: no `server.N` lines, or exactly one
+    /// with standaloneEnabled (the default), as QuorumPeerConfig decides.
+    pub fn from_config(c: &Config) -> Result<Option<Setup>> {
+        let pairs: Vec<(&str, &str)> = c
+            .raw
+            .iter()
+            .filter(|(k, _)| k.starts_with("server.") || k.as_str() == "version")
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        if pairs.iter().all(|(k, _)| !k.starts_with("server.")) {
+            return Ok(None);
+        }
+        if c.raw
+            .keys()
+            .any(|k| k.starts_with("group.") || k.starts_with("weight."))
+        {
+            bail!("hierarchical quorums (group.N / weight.N) are not supported yet");
+        }
+        let quorum = QuorumConfig::from_pairs(pairs).map_err(anyhow::Error::msg)?;
+        let standalone_enabled = !c
+            .raw
+            .get("standaloneEnabled")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("false"));
+        if quorum.members.len() == 1 && standalone_enabled {
+            return Ok(None);
+        }
+        let myid_path = c.data_dir.join("myid");
+        let text = std::fs::read_to_string(&myid_path).with_context(|| {
+            format!(
+                "{} file is missing (each server of an ensemble needs one)",
+                myid_path.display()
+            )
+        })?;
+        let my_id: u64 = text.trim().parse().with_context(|| {
+            format!(
+                "serverid {:?} in {} is not a number",
+                text.trim(),
+                myid_path.display()
+            )
+        })?;
+        let Some(me) = quorum.members.get(&my_id) else {
+            bail!("myid {my_id} has no server.{my_id} line in the configuration");
+        };
+        if let Some(pt) = c.raw.get("peerType") {
+            let want = match pt.trim() {
+                "observer" => LearnerType::Observer,
+                "participant" => LearnerType::Participant,
+                other => bail!("unrecognised peerType {other:?}"),
+            };
+            if want != me.kind {
+                tracing::warn!(
+                    "peerType={} differs from the server.{my_id} line; the line wins",
+                    pt.trim()
+                );
+            }
+        }
+        let limit = |k: &str, d: u32| -> Result<u32> {
+            match c.raw.get(k) {
+                None => Ok(d),
+                Some(v) => v
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("invalid {k}: {v:?}")),
+            }
+        };
+        if quorum.voter_count() == 0 {
+            bail!("the ensemble has no participants");
+        }
+        Ok(Some(Setup {
+            my_id,
+            init_limit: limit("initLimit", 10)?.max(1),
+            sync_limit: limit("syncLimit", 5)?.max(1),
+            listen_all: c
+                .raw
+                .get("quorumListenOnAllIPs")
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
+            quorum,
+        }))
+    }
+
+    pub fn me(&self) -> &zab::Member {
+        &self.quorum.members[&self.my_id]
+    }
+
+    pub fn is_observer(&self) -> bool {
+        self.me().kind == LearnerType::Observer
+    }
+}
+
+/// Reads a dynamic config file's `server.N` lines (for tests and tools).
+pub fn parse_dynamic(text: &str) -> Result<QuorumConfig> {
+    let props = parse_properties(text);
+    QuorumConfig::from_pairs(props.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .map_err(anyhow::Error::msg)
+}
+
+/// `acceptedEpoch` / `currentEpoch` in the snapshot directory, as decimal
+/// text (QuorumPeer.writeLongToFile). A missing file means "the epoch of
+/// the last logged zxid", as Apache assumes on first start.
+pub fn read_epoch(dir: &Path, name: &str, last_zxid: i64) -> Result<i64> {
+    let p = dir.join(name);
+    match std::fs::read_to_string(&p) {
+        Ok(t) => t
+            .trim()
+            .parse()
+            .with_context(|| format!("{} does not hold a number: {:?}", p.display(), t.trim())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(zab::epoch_of(last_zxid)),
+        Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", p.display())),
+    }
+}
+
+/// Writes an epoch file atomically (temp file, fsync, rename), as
+/// AtomicFileOutputStream does.
+pub fn write_epoch(dir: &Path, name: &str, value: i64) -> Result<()> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let p = dir.join(name);
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    writeln!(f, "{value}")?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, &p).with_context(|| format!("cannot write {}", p.display()))?;
+    Ok(())
+}
+
+/// Identifies one quorum-port connection.
+pub type LinkId = u64;
+
+/// Messages into the pipeline from the ensemble's tasks.
+#[derive(Debug)]
+pub enum QMsg {
+    /// The election ended.
+    Decided { state: ServerState, vote: Vote },
+    /// Every half tick: pings, deadlines.
+    Tick,
+    /// Leader side: a learner connected to the quorum port.
+    LearnerConnected { link: LinkId, conn: link::Link },
+    /// Learner side: connected to the leader.
+    LeaderConnected { link: LinkId, conn: link::Link },
+    /// A packet on a link.
+    Packet { link: LinkId, pkt: QuorumPacket },
+    /// Learner side: the database a SNAP carried.
+    Snap {
+        link: LinkId,
+        zxid: i64,
+        tree: Box<tree::DataTree>,
+    },
+    /// A link closed or failed.
+    LinkClosed { link: LinkId, why: String },
+}
+
+/// Commands to the election task.
+#[derive(Debug)]
+pub enum ElectionCmd {
+    /// Look for a leader with this history.
+    Look { last_zxid: i64, current_epoch: i64 },
+    /// Synced with a leader of this epoch (updates the vote others see).
+    Synced { epoch: i64 },
+}
+
+/// A client request in an ensemble, in its session's order.
+#[derive(Debug)]
+pub struct Queued {
+    pub conn: crate::core::ConnId,
+    pub xid: i32,
+    pub opc: i32,
+    pub req: jute::request::Request,
+    pub received: std::time::Instant,
+    /// A write (or sync) handed to the leader: wait for its outcome.
+    pub submitted: bool,
+    /// The outcome of a write once its txn is applied.
+    pub result: Option<tree::ApplyResult>,
+    /// A sync whose point has been reached.
+    pub synced: bool,
+}
+
+/// A connect waiting for the ensemble: a new session's txn to commit, or
+/// the leader to revalidate a returning one.
+#[derive(Debug)]
+pub struct PendingConnect {
+    pub conn: crate::core::ConnId,
+    pub remote: std::net::SocketAddr,
+    pub legacy: bool,
+    pub tx: mpsc::Sender<Bytes>,
+    pub timeout: i32,
+    pub auth: Vec<jute::data::Id>,
+}
+
+/// The ensemble half of the pipeline's state.
+pub struct State {
+    pub setup: std::sync::Arc<Setup>,
+    pub election: mpsc::UnboundedSender<ElectionCmd>,
+    /// For links and listeners to reach the pipeline.
+    pub core_tx: mpsc::Sender<Msg>,
+    pub role: Role,
+    pub accepted_epoch: i64,
+    pub current_epoch: i64,
+    pub next_link: LinkId,
+    /// Per session: requests in arrival order while a write is pending.
+    pub queued: std::collections::HashMap<i64, std::collections::VecDeque<Queued>>,
+    pub connecting: std::collections::HashMap<i64, PendingConnect>,
+    /// Learners: sessions active since the last PING (with timeouts).
+    pub touched: std::collections::HashMap<i64, i32>,
+    /// When the current role was taken, in pipeline milliseconds.
+    pub since: i64,
+}
+
+pub enum Role {
+    Looking,
+    Leading(Box<leader::Leader>),
+    Following(Box<follower::Follower>),
+}
+
+impl Role {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Role::Looking => "looking",
+            Role::Leading(_) => "leader",
+            Role::Following(f) if f.observer => "observer",
+            Role::Following(_) => "follower",
+        }
+    }
+}
+
+impl State {
+    /// Serving clients: a leader or learner past UPTODATE.
+    pub fn serving(&self) -> bool {
+        match &self.role {
+            Role::Looking => false,
+            Role::Leading(l) => l.serving(),
+            Role::Following(f) => f.serving(),
+        }
+    }
+}
+
+use crate::core::Msg;
+
+/// Starts the election port and the pipeline's tick for an ensemble
+/// member recovered to `last_zxid`; it begins looking at once.
+pub async fn start(
+    setup: std::sync::Arc<Setup>,
+    layout: &crate::persist::Layout,
+    last_zxid: i64,
+    core_tx: mpsc::Sender<Msg>,
+    tick_time: u32,
+) -> Result<Box<State>> {
+    let current_epoch = read_epoch(&layout.snap_dir, "currentEpoch", last_zxid)?;
+    let accepted_epoch =
+        read_epoch(&layout.snap_dir, "acceptedEpoch", last_zxid)?.max(current_epoch);
+    let election = cnx::start(setup.clone(), core_tx.clone(), last_zxid, current_epoch).await?;
+    let _ = election.send(ElectionCmd::Look {
+        last_zxid,
+        current_epoch,
+    });
+    let ticks = core_tx.clone();
+    tokio::spawn(async move {
+        let mut t = tokio::time::interval(std::time::Duration::from_millis(
+            (tick_time as u64 / 2).max(1),
+        ));
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            t.tick().await;
+            if ticks.send(Msg::Quorum(QMsg::Tick)).await.is_err() {
+                return;
+            }
+        }
+    });
+    tracing::info!(
+        "server {} of an ensemble of {} ({} voters); current epoch {current_epoch}, accepted epoch {accepted_epoch}",
+        setup.my_id,
+        setup.quorum.members.len(),
+        setup.quorum.voter_count()
+    );
+    Ok(Box::new(State {
+        setup,
+        election,
+        core_tx,
+        role: Role::Looking,
+        accepted_epoch,
+        current_epoch,
+        next_link: 1,
+        queued: Default::default(),
+        connecting: Default::default(),
+        touched: Default::default(),
+        since: 0,
+    }))
+}

@@ -1,0 +1,468 @@
+//! Clients of a server in an ensemble. Reads are answered from the local
+//! tree, which holds committed txns only; writes are proposed (leader) or
+//! forwarded (learners) and answered when their txn is applied. A
+//! session's requests are answered in order: once a write is pending,
+//! everything after it waits (CommitProcessor's rule), which is what lets
+//! a client read its own writes through any server.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use jute::consts::op;
+use jute::data::Id;
+use jute::proto::ConnectRequest;
+use jute::request::Request;
+use jute::txn::{Txn, TxnBody};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+use tree::ops::{self, Caller, Response};
+use tree::session::{self, SessionTracker};
+
+use super::{PendingConnect, QMsg, Queued, Role};
+use crate::core::{ConnId, Core};
+
+impl Core {
+    /// Pipeline milliseconds (the monotonic clock sessions use).
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.start.elapsed().as_millis() as i64
+    }
+
+    pub(crate) fn ensemble_msg(&mut self, m: QMsg) {
+        match m {
+            QMsg::Decided { state, vote } => {
+                if !matches!(self.ens.as_ref().map(|e| &e.role), Some(Role::Looking)) {
+                    return;
+                }
+                match state {
+                    zab::ServerState::Leading => self.become_leader(),
+                    zab::ServerState::Following | zab::ServerState::Observing => {
+                        self.become_follower(vote.leader as u64)
+                    }
+                    zab::ServerState::Looking => {}
+                }
+            }
+            m => match self.ens.as_ref().map(|e| &e.role) {
+                Some(Role::Leading(_)) => self.leader_msg(m),
+                Some(Role::Following(_)) => self.follower_msg(m),
+                _ => {}
+            },
+        }
+    }
+
+    /// Leaves the current role: clients are disconnected (they reconnect,
+    /// here or elsewhere, with their sessions), links close, and once the
+    /// log is on disk the tree is reloaded from it and the election starts.
+    pub(crate) fn become_looking(&mut self, why: &str) {
+        let Some(ens) = self.ens.as_mut() else { return };
+        info!("LOOKING ({why}); was {}", ens.role.name());
+        ens.role = Role::Looking;
+        ens.queued.clear();
+        ens.connecting.clear();
+        ens.touched.clear();
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        for c in conns {
+            self.drop_conn(c);
+        }
+        self.reload_pending = true;
+        self.reload_if_durable();
+    }
+
+    /// After leaving a role: once every txn handed to the log is durable,
+    /// reload the tree from disk and look for a leader.
+    pub(crate) fn reload_if_durable(&mut self) {
+        if !self.reload_pending || self.durable < self.zxid {
+            return;
+        }
+        self.reload_pending = false;
+        let tree = match crate::persist::load(&self.cfg, &self.layout) {
+            Ok(t) => t,
+            Err(e) => {
+                // Nothing safe to do but stop: our history is unreadable.
+                tracing::error!("cannot reload the dataDir: {e}");
+                std::process::exit(14);
+            }
+        };
+        self.replace_tree(tree);
+        let ens = self.ens.as_mut().expect("ensemble");
+        let _ = ens.election.send(super::ElectionCmd::Look {
+            last_zxid: self.tree.last_zxid(),
+            current_epoch: ens.current_epoch,
+        });
+    }
+
+    /// Installs `tree` (reloaded, or a leader's SNAP) with fresh pending
+    /// state and a session table rebuilt from its sessions.
+    pub(crate) fn replace_tree(&mut self, tree: tree::DataTree) {
+        self.tree = tree;
+        self.zxid = self.tree.last_zxid();
+        self.durable = self.durable.max(self.zxid);
+        self.pending = tree::prep::Pending::default();
+        let my_id = self.ens.as_ref().map_or(0, |e| e.setup.my_id as i64);
+        let mut s = SessionTracker::new(
+            self.cfg.tick_time as i64,
+            session::initial_session_id(my_id, crate::core::wall_ms()),
+        );
+        let now = self.now_ms();
+        for (&sid, &to) in self.tree.sessions() {
+            s.add(sid, to, now);
+        }
+        self.sessions = s;
+    }
+
+    /// Cuts the txn log after `zxid` and starts a new log writer.
+    pub(crate) fn truncate_log_after(&mut self, zxid: i64) {
+        if let Err(e) = storage::txnlog::truncate_after(&self.layout.log_dir, zxid) {
+            warn!("cannot truncate the txn log after 0x{zxid:x}: {e}");
+            return;
+        }
+        match crate::persist::start(&self.cfg, &self.layout, zxid, self.events_tx.clone()) {
+            Ok((p, _thread)) => self.persist = p,
+            Err(e) => warn!("cannot restart the txn log: {e}"),
+        }
+        self.zxid = zxid.min(self.zxid).max(self.tree.last_zxid());
+        self.durable = self.zxid;
+    }
+
+    /// A snapshot of the tree now, written before returning.
+    pub(crate) fn snapshot_now(&mut self) -> anyhow::Result<()> {
+        let comp = crate::persist::compression(&self.cfg);
+        let p = storage::snapshot::write_snapshot(
+            &self.layout.snap_dir,
+            &self.tree,
+            self.tree.last_zxid(),
+            comp,
+        )?;
+        info!("wrote snapshot {}", p.display());
+        Ok(())
+    }
+
+    /// Request -> txn body, against the tree and what is in flight.
+    pub(crate) fn prepare(&mut self, session: i64, auth: &[Id], req: &Request) -> TxnBody {
+        let ctx = tree::prep::Ctx {
+            session_id: session,
+            auth,
+            zxid: self.zxid + 1,
+            time: crate::core::wall_ms(),
+            opts: &self.opts,
+        };
+        tree::prep::prepare(&self.tree, &mut self.pending, ctx, req)
+    }
+
+    /// A committed txn: applied, its watches delivered, its client (if
+    /// ours) answered.
+    pub(crate) fn apply_committed(&mut self, txn: Txn) {
+        let hdr = txn.header;
+        let rc = self.tree.apply(&hdr, &txn.body);
+        self.pending.applied(hdr.zxid);
+        self.zxid = self.zxid.max(hdr.zxid);
+        self.deliver_watches();
+        self.count_for_snapshot();
+        let session = hdr.client_id;
+        match &txn.body {
+            TxnBody::CreateSession(_) => {
+                if let Some(ens) = self.ens.as_mut() {
+                    if let Some(pc) = ens.connecting.remove(&session) {
+                        ens.touched.insert(session, pc.timeout);
+                        self.finish_connect(pc, session, true);
+                    }
+                }
+            }
+            TxnBody::CloseSession(_) => {
+                self.sessions.remove(session);
+                let ours = self.session_conn(session);
+                let asked = self.ens.as_ref().is_some_and(|e| {
+                    e.queued.get(&session).is_some_and(|q| {
+                        q.iter().any(|x| {
+                            x.submitted
+                                && x.xid == hdr.cxid
+                                && matches!(x.req, Request::CloseSession)
+                        })
+                    })
+                });
+                if !asked {
+                    if let Some(c) = ours {
+                        info!("session 0x{session:x} closed by the leader (expired)");
+                        self.drop_conn(c);
+                    }
+                    if let Some(e) = self.ens.as_mut() {
+                        e.queued.remove(&session);
+                    }
+                    return;
+                }
+            }
+            _ => {}
+        }
+        let Some(ens) = self.ens.as_mut() else { return };
+        if let Some(q) = ens.queued.get_mut(&session) {
+            if let Some(x) = q.iter_mut().find(|x| {
+                x.submitted
+                    && x.result.is_none()
+                    && x.xid == hdr.cxid
+                    && !matches!(x.req, Request::Sync(_))
+            }) {
+                x.result = Some(rc);
+            }
+        }
+        self.drain_session(session);
+    }
+
+    pub(crate) fn sync_done(&mut self, session: i64, xid: i32) {
+        let Some(ens) = self.ens.as_mut() else { return };
+        if let Some(q) = ens.queued.get_mut(&session) {
+            if let Some(x) = q
+                .iter_mut()
+                .find(|x| x.xid == xid && matches!(x.req, Request::Sync(_)))
+            {
+                x.synced = true;
+            }
+        }
+        self.drain_session(session);
+    }
+
+    pub(crate) fn revalidated(&mut self, session: i64, valid: bool) {
+        let Some(ens) = self.ens.as_mut() else { return };
+        if let Some(pc) = ens.connecting.remove(&session) {
+            if valid {
+                ens.touched.insert(session, pc.timeout);
+            }
+            self.finish_connect(pc, session, valid);
+        }
+    }
+
+    fn finish_connect(&mut self, pc: PendingConnect, session: i64, valid: bool) {
+        if valid {
+            if let Some(old) = self.session_conn(session) {
+                if old != pc.conn {
+                    self.drop_conn(old);
+                }
+            }
+        }
+        self.answer_connect(
+            pc.conn, pc.remote, pc.legacy, pc.tx, session, pc.timeout, valid,
+        );
+        if let Some(c) = self.conns.get_mut(&pc.conn) {
+            for id in pc.auth {
+                if !c.auth.contains(&id) {
+                    c.auth.push(id);
+                }
+            }
+        }
+    }
+
+    /// A client's handshake while in an ensemble.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn ensemble_connect(
+        &mut self,
+        conn: ConnId,
+        remote: SocketAddr,
+        req: ConnectRequest,
+        legacy: bool,
+        tx: mpsc::Sender<Bytes>,
+        auth: Vec<Id>,
+    ) {
+        let Some(ens) = self.ens.as_ref() else { return };
+        if !ens.serving() {
+            // As ZooKeeperServer does when not running: close at once.
+            return;
+        }
+        let leading = matches!(ens.role, Role::Leading(_));
+        let last = self.tree.last_zxid();
+        if req.last_zxid_seen > last {
+            info!(
+                "refusing session request for client {remote} as it has seen zxid 0x{:x}, our last zxid is 0x{last:x}; client must try another server",
+                req.last_zxid_seen
+            );
+            return;
+        }
+        let timeout = req
+            .time_out
+            .clamp(self.cfg.min_session_timeout, self.cfg.max_session_timeout);
+        let now = self.now_ms();
+        let pc = PendingConnect {
+            conn,
+            remote,
+            legacy,
+            tx,
+            timeout,
+            auth,
+        };
+        if req.session_id == 0 {
+            let sid = self.sessions.next_session_id();
+            self.ens
+                .as_mut()
+                .expect("ensemble")
+                .connecting
+                .insert(sid, pc);
+            if leading {
+                self.sessions.add(sid, timeout, now);
+                self.propose(
+                    sid,
+                    0,
+                    TxnBody::CreateSession(jute::txn::CreateSessionTxn { time_out: timeout }),
+                );
+            } else {
+                self.forward(
+                    sid,
+                    0,
+                    op::CREATE_SESSION,
+                    Bytes::copy_from_slice(&timeout.to_be_bytes()),
+                    vec![],
+                );
+            }
+            info!("creating session 0x{sid:x} for client {remote}");
+            return;
+        }
+        let sid = req.session_id;
+        if req.passwd.as_ref() != session::password(sid) {
+            info!("invalid session 0x{sid:x} for client {remote}: wrong password");
+            self.finish_connect(pc, sid, false);
+            return;
+        }
+        if leading {
+            let ok = self.sessions.touch(sid, timeout, now);
+            self.finish_connect(pc, sid, ok);
+        } else {
+            self.ens
+                .as_mut()
+                .expect("ensemble")
+                .connecting
+                .insert(sid, pc);
+            self.revalidate(sid, timeout);
+        }
+    }
+
+    /// A client request while in an ensemble (pings and auth are handled
+    /// as standalone).
+    pub(crate) fn ensemble_request(
+        &mut self,
+        conn: ConnId,
+        xid: i32,
+        opc: i32,
+        req: Request,
+        received: Instant,
+    ) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let session = c.session;
+        let auth = c.auth.clone();
+        let Some(ens) = self.ens.as_mut() else { return };
+        if !ens.serving() {
+            self.drop_conn(conn);
+            return;
+        }
+        let leading = matches!(ens.role, Role::Leading(_));
+        let is_sync = matches!(req, Request::Sync(_));
+        let write = req.is_write() || is_sync;
+        let busy = ens.queued.get(&session).is_some_and(|q| !q.is_empty());
+        if !write && !busy {
+            self.answer_read(conn, xid, opc, &req, received);
+            return;
+        }
+        let mut submitted = false;
+        if write {
+            submitted = true;
+            if leading {
+                if is_sync {
+                    // Answered once what came before it has committed.
+                } else {
+                    let body = self.prepare(session, &auth, &req);
+                    if matches!(req, Request::CloseSession) {
+                        self.sessions.remove(session);
+                    }
+                    self.propose(session, xid, body);
+                }
+            } else {
+                let mut b = BytesMut::new();
+                req.write(&mut b);
+                let opc = if matches!(req, Request::CloseSession) {
+                    op::CLOSE_SESSION
+                } else {
+                    opc
+                };
+                if is_sync {
+                    if let Some(f) = self.follower() {
+                        f.syncs.push_back((session, xid));
+                    }
+                }
+                self.forward(session, xid, opc, b.freeze(), auth);
+            }
+        }
+        let ens = self.ens.as_mut().expect("ensemble");
+        ens.queued.entry(session).or_default().push_back(Queued {
+            conn,
+            xid,
+            opc,
+            req,
+            received,
+            submitted,
+            result: None,
+            synced: false,
+        });
+        if leading && is_sync {
+            self.leader_sync(session, xid);
+        }
+    }
+
+    fn answer_read(&mut self, conn: ConnId, xid: i32, opc: i32, req: &Request, received: Instant) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let auth = c.auth.clone();
+        let session = c.session;
+        let caller = Caller {
+            session_id: session,
+            watcher: conn,
+            auth: &auth,
+            skip_acl: self.opts.skip_acl,
+        };
+        let res = ops::read(&mut self.tree, &caller, req);
+        self.deliver_watches();
+        let (err, resp) = match res {
+            Ok(r) => (0, r),
+            Err(e) => (e.code(), Response::Empty),
+        };
+        self.reply(conn, xid, err, &resp);
+        self.finish(conn, crate::core::short_op(opc), xid, received);
+    }
+
+    /// Answers a session's requests from the front while they can be.
+    pub(crate) fn drain_session(&mut self, session: i64) {
+        // Bounded by the queue's length: each turn pops one entry.
+        loop {
+            let Some(ens) = self.ens.as_mut() else { return };
+            let Some(q) = ens.queued.get_mut(&session) else {
+                return;
+            };
+            let ready = match q.front() {
+                None => {
+                    ens.queued.remove(&session);
+                    return;
+                }
+                Some(x) if !x.submitted => true,
+                Some(x) if matches!(x.req, Request::Sync(_)) => x.synced,
+                Some(x) => x.result.is_some(),
+            };
+            if !ready {
+                return;
+            }
+            let x = q.pop_front().expect("checked");
+            if !self.conns.contains_key(&x.conn) {
+                continue;
+            }
+            if !x.submitted || matches!(x.req, Request::Sync(_)) {
+                self.answer_read(x.conn, x.xid, x.opc, &x.req, x.received);
+                continue;
+            }
+            let rc = x.result.expect("checked");
+            let (err, resp) = ops::write_reply(&rc);
+            self.reply(x.conn, x.xid, err, &resp);
+            self.finish(x.conn, crate::core::short_op(x.opc), x.xid, x.received);
+            if matches!(x.req, Request::CloseSession) {
+                info!("closed session 0x{session:x}");
+                self.drop_conn(x.conn);
+            }
+        }
+    }
+}

@@ -1,0 +1,279 @@
+"""Ensembles of real processes on loopback: rookeeper alone, and mixed with
+Apache ZooKeeper 3.8 (Debian's package), through kazoo.
+
+  ensemble_test.py PATH/TO/rookeeper [scenario ...]
+
+Scenarios: three (failover and catch-up), five (sequential start elects
+server 3), mixed-rk-leader, mixed-apache-leader, rolling (Apache ensemble
+replaced by rookeeper one server at a time, clients connected, no write
+lost). Each failure prints the servers' logs; every wait is bounded and
+every process is stopped.
+"""
+
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cluster import Cluster  # noqa: E402
+
+from kazoo.client import KazooClient  # noqa: E402
+from kazoo.exceptions import KazooException  # noqa: E402
+from kazoo.retry import KazooRetry  # noqa: E402
+
+BINARY = None
+WAIT = 60
+
+
+def client(hosts, timeout=10.0):
+    c = KazooClient(
+        hosts=hosts,
+        timeout=timeout,
+        connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=1),
+        command_retry=KazooRetry(max_tries=20, delay=0.1, max_delay=1),
+    )
+    c.start(timeout=WAIT)
+    return c
+
+
+def dump(zk, path="/", out=None):
+    out = {} if out is None else out
+    data, stat = zk.get(path)
+    out[path] = (data, stat.version, stat.czxid, stat.mzxid, stat.ephemeralOwner)
+    for ch in sorted(zk.get_children(path)):
+        p = path.rstrip("/") + "/" + ch
+        if p.startswith("/zookeeper"):
+            continue
+        dump(zk, p, out)
+    return out
+
+
+def same_everywhere(c, ids=None):
+    """Every server's tree (synced first) is the same."""
+    ids = ids or [i for i, s in c.servers.items() if s.running()]
+    dumps = {}
+    for i in ids:
+        z = client(c.hosts([i]))
+        try:
+            z.sync("/")
+            dumps[i] = dump(z)
+        finally:
+            z.stop()
+            z.close()
+    first = dumps[ids[0]]
+    for i in ids[1:]:
+        if dumps[i] != first:
+            missing = set(first) ^ set(dumps[i])
+            diff = [p for p in first if p in dumps[i] and first[p] != dumps[i][p]]
+            raise AssertionError(f"server {i} differs from {ids[0]}: {sorted(missing)[:5]} {diff[:5]}")
+    return len(first)
+
+
+def wait_for(pred, what, timeout=WAIT):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def three(work):
+    c = Cluster(["rookeeper"] * 3, BINARY, work)
+    try:
+        c.start_all()
+        c.wait_serving()
+        zks = {i: client(c.hosts([i])) for i in c.servers}
+        for i, z in zks.items():
+            z.ensure_path("/t")
+            for j in range(20):
+                z.create(f"/t/s{i}-{j}", f"{i}-{j}".encode())
+        eph = client(c.hosts())
+        eph.create("/t/eph", b"e", ephemeral=True)
+        # Everyone sees everyone's writes after sync.
+        for z in zks.values():
+            z.sync("/t")
+            assert len(z.get_children("/t")) == 61
+        leader = c.leader()
+        c.servers[leader].kill()
+        zks.pop(leader).stop()
+        rest = [i for i in c.servers if i != leader]
+        c.wait_serving(ids=rest)
+        new_leader = c.leader()
+        assert new_leader in rest, (leader, new_leader)
+        # Writes go on through the survivors; the ephemeral's session moved.
+        for i in rest:
+            zks[i].create(f"/t/after-{i}", b"x")
+        assert eph.exists("/t/eph") is not None
+        eph.set("/t/eph", b"still mine")
+        # The killed server comes back and catches up.
+        c.servers[leader].start()
+        c.wait_serving()
+        n = same_everywhere(c)
+        assert n >= 64, n
+        # A follower restarted misses writes and catches up too.
+        f = [i for i in c.servers if c.servers[i].mode() == "follower"][0]
+        c.servers[f].kill()
+        zks.pop(f, None)
+        alive = [i for i in c.servers if i != f]
+        z = client(c.hosts(alive))
+        for j in range(30):
+            z.create(f"/t/while-down-{j}", b"y")
+        z.stop()
+        c.servers[f].start()
+        c.wait_serving()
+        same_everywhere(c)
+        for z in list(zks.values()) + [eph]:
+            z.stop()
+            z.close()
+    finally:
+        c.stop_all()
+
+
+def five(work):
+    c = Cluster(["rookeeper"] * 5, BINARY, work)
+    try:
+        for i in (1, 2):
+            c.servers[i].start()
+            time.sleep(1.0)
+        assert c.servers[1].mode() is None and c.servers[2].mode() is None, c.modes()
+        c.servers[3].start()
+        c.wait_serving(ids=[1, 2, 3])
+        assert c.leader() == 3, c.modes()
+        for i in (4, 5):
+            c.servers[i].start()
+        m = c.wait_serving()
+        assert m == {1: "follower", 2: "follower", 3: "leader", 4: "follower", 5: "follower"}, m
+    finally:
+        c.stop_all()
+
+
+def mixed(work, kinds, first):
+    """`first` starts alone first so that, with the largest id among the
+    first two, it leads; then the leader is killed twice to move it."""
+    c = Cluster(kinds, BINARY, work)
+    try:
+        c.servers[first].start()
+        time.sleep(3 if kinds[first - 1] == "apache" else 0.5)
+        for i in c.servers:
+            if i != first:
+                c.servers[i].start()
+        c.wait_serving()
+        moves = []
+        for round_ in range(3):
+            leader = c.leader()
+            moves.append((leader, c.servers[leader].kind))
+            zks = {i: client(c.hosts([i])) for i in c.servers if c.servers[i].running()}
+            for i, z in zks.items():
+                z.ensure_path("/m")
+                z.create(f"/m/r{round_}-s{i}", f"{c.servers[i].kind}".encode())
+            for i, z in zks.items():
+                z.sync("/m")
+                names = z.get_children("/m")
+                assert all(f"r{round_}-s{j}" in names for j in zks), (i, names)
+            for z in zks.values():
+                z.stop()
+                z.close()
+            same_everywhere(c)
+            if round_ == 2:
+                break
+            c.servers[leader].stop()
+            c.wait_serving(ids=[i for i in c.servers if i != leader])
+            c.servers[leader].start()
+            c.wait_serving()
+        return moves
+    finally:
+        c.stop_all()
+
+
+def rolling(work):
+    """Three Apache servers replaced by rookeeper one by one, on the same
+    dataDirs, with a client writing throughout: no acknowledged write lost."""
+    c = Cluster(["apache"] * 3, BINARY, work)
+    acked = []
+    errors = []
+    stop = threading.Event()
+
+    def writer():
+        z = client(c.hosts(), timeout=20.0)
+        z.ensure_path("/roll")
+        k = 0
+        while not stop.is_set():
+            try:
+                z.create(f"/roll/w{k:06d}", str(k).encode())
+                acked.append(k)
+            except KazooException as e:
+                errors.append(repr(e))
+                time.sleep(0.1)
+            k += 1
+            time.sleep(0.01)
+        z.stop()
+        z.close()
+
+    try:
+        c.start_all()
+        c.wait_serving()
+        t = threading.Thread(target=writer, daemon=True)
+        t.start()
+        wait_for(lambda: len(acked) > 20, "first writes")
+        # Followers first, the leader last (as an operator would).
+        order = [i for i in c.servers if i != c.leader()] + [c.leader()]
+        for i in order:
+            s = c.servers[i]
+            s.stop()
+            s.kind = "rookeeper"
+            s.start()
+            c.wait_serving()
+            before = len(acked)
+            wait_for(lambda: len(acked) > before + 10, f"writes after replacing server {i}")
+        stop.set()
+        t.join(timeout=60)
+        assert all(s.kind == "rookeeper" for s in c.servers.values())
+        z = client(c.hosts())
+        z.sync("/roll")
+        have = {int(n[1:]) for n in z.get_children("/roll")}
+        lost = [k for k in acked if k not in have]
+        assert not lost, f"acknowledged writes lost: {lost[:10]}"
+        z.stop()
+        z.close()
+        same_everywhere(c)
+        return len(acked), len(errors)
+    finally:
+        stop.set()
+        c.stop_all()
+
+
+SCENARIOS = {
+    "three": three,
+    "five": five,
+    "mixed-rk-leader": lambda w: mixed(w, ["apache", "apache", "rookeeper"], 3),
+    "mixed-apache-leader": lambda w: mixed(w, ["rookeeper", "rookeeper", "apache"], 3),
+    "rolling": rolling,
+}
+
+
+def main():
+    global BINARY
+    BINARY = sys.argv[1]
+    names = sys.argv[2:] or list(SCENARIOS)
+    failed = 0
+    for name in names:
+        work = tempfile.mkdtemp(prefix=f"rk-ens-{name}-")
+        t0 = time.time()
+        try:
+            r = SCENARIOS[name](work)
+            print(f"ok: {name} ({time.time() - t0:.1f}s){'' if r is None else f' {r}'}", flush=True)
+            shutil.rmtree(work, ignore_errors=True)
+        except Exception as e:  # report, keep the directory, go on
+            failed += 1
+            print(f"FAILED: {name} ({time.time() - t0:.1f}s): {e}\n(logs kept in {work})", file=sys.stderr, flush=True)
+    print(f"ensemble: {len(names) - failed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

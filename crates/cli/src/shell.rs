@@ -295,7 +295,12 @@ impl Shell {
                 self.connect_failed = false;
             }
             Err(e) => {
-                eprintln!("Unable to connect to {host}: {}", keeper_message(&e, None));
+                let why = match &e {
+                    // Says what is wrong with the connect string.
+                    Error::BadArguments(_) => e.to_string(),
+                    e => keeper_message(e, None),
+                };
+                eprintln!("Unable to connect to {host}: {why}");
                 self.state = None;
                 self.connect_failed = true;
             }

@@ -10,8 +10,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use jute::consts::{op, xid};
 use jute::data::{Acl, Stat};
 use jute::proto::{
-    ConnectRequest, ConnectResponse, CreateRequest, DeleteRequest, GetDataRequest, ReplyHeader,
-    RequestHeader, SetDataRequest, WatcherEvent,
+    ConnectRequest, ConnectResponse, CreateRequest, DeleteRequest, GetDataRequest, PathRequest,
+    ReplyHeader, RequestHeader, SetDataRequest, WatcherEvent,
 };
 use jute::{Reader, Record};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
@@ -161,6 +161,24 @@ impl Conn {
             version: -1,
         };
         self.push(op::DELETE, &req)
+    }
+
+    /// Waits until the server this session is on has caught up with the
+    /// leader (matters in an ensemble: the data set was made through
+    /// another member).
+    pub async fn sync(&mut self, path: &str) -> Result<()> {
+        let x = self.push(
+            op::SYNC,
+            &PathRequest {
+                path: path.to_owned(),
+            },
+        );
+        self.flush().await?;
+        let r = self.reply_to(x).await?;
+        if r.err != 0 {
+            bail!("sync {path} on {}: error {}", self.addr, r.err);
+        }
+        Ok(())
     }
 
     pub async fn flush(&mut self) -> Result<()> {

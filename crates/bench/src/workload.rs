@@ -470,6 +470,7 @@ async fn client_session(sid: usize, server: String, ctx: Arc<LoadCtx>) -> Result
         .connect(&server)
         .await
         .with_context(|| format!("zookeeper-client connect to {server}"))?;
+    client.sync(&ctx.base).await?;
     let mut rec = Recorder::default();
     let mut rng = Rng::new(sid as u64 + 1);
     let mut inflight: std::collections::VecDeque<(Fut, Instant, OpKind)> = Default::default();
@@ -595,7 +596,9 @@ async fn closed_loop(o: &RunOpts) -> Result<RunResult> {
     if o.driver == Driver::Raw {
         for i in 0..o.sessions {
             let s = &o.servers[i % o.servers.len()];
-            conns.push(Conn::connect(s, o.session_timeout_ms).await?);
+            let mut c = Conn::connect(s, o.session_timeout_ms).await?;
+            c.sync(&base).await?;
+            conns.push(c);
         }
     }
     let start = Instant::now();
@@ -812,7 +815,9 @@ async fn watch_fanout(o: &RunOpts) -> Result<RunResult> {
     let mut conns = Vec::new();
     for i in 0..o.watchers {
         let s = &o.servers[i % o.servers.len()];
-        conns.push(Conn::connect(s, o.session_timeout_ms).await?);
+        let mut c = Conn::connect(s, o.session_timeout_ms).await?;
+        c.sync(&node).await?;
+        conns.push(c);
     }
     let mut tasks = Vec::new();
     for mut w in conns {
@@ -827,7 +832,10 @@ async fn watch_fanout(o: &RunOpts) -> Result<RunResult> {
                 loop {
                     let x = w.push_get(&node, true);
                     w.flush().await?;
-                    w.reply_to(x).await?;
+                    let r = w.reply_to(x).await?;
+                    if r.err != 0 {
+                        bail!("getData {node} with watch: error {}", r.err);
+                    }
                     let _ = armed_tx.send(());
                     loop {
                         let r: Reply = w.read_within(Duration::from_secs(120)).await?;

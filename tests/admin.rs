@@ -546,3 +546,179 @@ async fn restore_replaces_the_tree_durably() {
     assert_eq!(status, 503);
     r.server.stop().await;
 }
+
+const APACHE_LEADER_KEYS: &str =
+    include_str!("fixtures/admin/apache-3.8.0-ensemble-leader-keys.json");
+const APACHE_FOLLOWER_KEYS: &str =
+    include_str!("fixtures/admin/apache-3.8.0-ensemble-follower-keys.json");
+
+/// Ensemble keys of Apache's that we do not report: per-learner queue
+/// statistics (`<sid>_learner_handler_qp_*`), per-namespace write sizes,
+/// pending syncs.
+fn ensemble_not_applicable(cmd: &str, key: &str) -> bool {
+    let k = key.trim_start_matches("zk_");
+    not_applicable(cmd, k)
+        || k.contains("learner_handler_qp")
+        || k.contains("_per_namespace")
+        || k == "pending_syncs"
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ensemble_members_answer_with_apache_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+    let servers_text: String = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (q, e))| format!("server.{}=127.0.0.1:{q}:{e}\n", i + 1))
+        .collect();
+    let mut servers = Vec::new();
+    for id in 1..=3 {
+        let d = dir.path().join(format!("s{id}"));
+        std::fs::create_dir_all(d.join("data")).unwrap();
+        std::fs::write(d.join("data/myid"), format!("{id}\n")).unwrap();
+        let lines = ["tickTime=200", "initLimit=10", "syncLimit=5", &servers_text];
+        servers.push(start_at(&d, &lines, &[]).await);
+    }
+    // Wait (bounded) until one leads and two follow, all serving.
+    let mut leader = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut modes = Vec::new();
+        for s in &servers {
+            let srvr = four_letter(s.addr, "srvr").await;
+            modes.push(
+                srvr.lines()
+                    .find_map(|l| l.strip_prefix("Mode: "))
+                    .unwrap_or("")
+                    .to_owned(),
+            );
+        }
+        let leaders: Vec<usize> = (0..3).filter(|&i| modes[i] == "leader").collect();
+        let followers = modes.iter().filter(|m| *m == "follower").count();
+        if leaders.len() == 1 && followers == 2 {
+            leader = Some(leaders[0]);
+            break;
+        }
+        if tokio::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let leader = leader.expect("an elected leader and two followers within 30s");
+    let follower = (leader + 1) % 3;
+    // A write, so proposal sizes and commits are there to report.
+    let c = within(
+        "client connection",
+        zk::Client::connector().connect(&servers[leader].addr.to_string()),
+    )
+    .await
+    .unwrap();
+    c.create("/w", b"x", &persistent()).await.unwrap();
+    // And, on each member looked at, an ephemeral and a watch.
+    let _busy: Vec<_> = {
+        let mut v = Vec::new();
+        for (i, idx) in [leader, (leader + 1) % 3].into_iter().enumerate() {
+            let b = within(
+                "client connection",
+                zk::Client::connector()
+                    .with_session_timeout(Duration::from_secs(10))
+                    .connect(&servers[idx].addr.to_string()),
+            )
+            .await
+            .unwrap();
+            let p = format!("/e{i}");
+            b.create(&p, b"", &ephemeral()).await.unwrap();
+            let (_, _, w) = b.get_and_watch_data("/w").await.unwrap();
+            v.push((b, w));
+        }
+        v
+    };
+
+    for (idx, fixture, role) in [
+        (leader, APACHE_LEADER_KEYS, "leader"),
+        (follower, APACHE_FOLLOWER_KEYS, "follower"),
+    ] {
+        let admin = servers[idx].admin_addr.unwrap();
+        let fixture: Value = serde_json::from_str(fixture).unwrap();
+        let mut missing = Vec::new();
+        for (cmd, keys) in fixture["admin"].as_object().unwrap() {
+            if matches!(cmd.as_str(), "get_trace_mask" | "set_trace_mask") {
+                continue;
+            }
+            let v = command(admin, cmd).await;
+            let mut ours = BTreeSet::new();
+            shape(&v, "", &mut ours);
+            for k in keys.as_array().unwrap() {
+                let k = k.as_str().unwrap();
+                let covered =
+                    ours.contains(k) || ours.iter().any(|o| o.starts_with(&format!("{k}[]")));
+                if !covered && !ensemble_not_applicable(cmd, k) {
+                    missing.push(format!("{role} {cmd}: {k}"));
+                }
+            }
+        }
+        for (w, keys) in fixture["fourlw"].as_object().unwrap() {
+            let text = four_letter(servers[idx].addr, w).await;
+            for k in keys.as_array().unwrap() {
+                let k = k.as_str().unwrap();
+                if !text.contains(k) && !ensemble_not_applicable("monitor", k) {
+                    missing.push(format!("{role} 4lw {w}: {k}"));
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "keys Apache has and we lack: {missing:#?}"
+        );
+    }
+
+    // Values, not only keys.
+    let ladmin = servers[leader].admin_addr.unwrap();
+    let fadmin = servers[follower].admin_addr.unwrap();
+    let l = command(ladmin, "leader").await;
+    let f = command(fadmin, "leader").await;
+    assert_eq!(l["is_leader"], true);
+    assert_eq!(f["is_leader"], false);
+    assert_eq!(l["leader_id"], (leader + 1) as i64);
+    assert_eq!(f["leader_id"], (leader + 1) as i64);
+    assert_eq!(f["leader_ip"], "127.0.0.1");
+    let z = command(fadmin, "zabstate").await;
+    assert_eq!(z["zabstate"], "broadcast");
+    assert_eq!(z["myid"], (follower + 1) as i64);
+    assert_eq!(z["voting"], true);
+    let view = command(ladmin, "voting_view").await;
+    assert_eq!(view["current_config"].as_object().unwrap().len(), 3);
+    let (q, e) = ports[follower];
+    let fv = &view["current_config"][(follower + 1).to_string()];
+    assert_eq!(fv["server_addresses"][0], format!("127.0.0.1:{q}"));
+    assert_eq!(fv["election_addresses"][0], format!("127.0.0.1:{e}"));
+    let m = command(ladmin, "monitor").await;
+    assert_eq!(m["peer_state"], "leading - broadcast");
+    assert_eq!(m["quorum_size"], 3);
+    assert_eq!(m["learners"], 2);
+    assert_eq!(m["synced_followers"], 2);
+    assert!(m["cnt_election_time"].as_u64().unwrap() >= 1, "{m}");
+    assert!(m["commit_count"].as_u64().unwrap() >= 1, "{m}");
+    assert!(m["last_proposal_size"].as_i64().unwrap() > 0, "{m}");
+    let fm = command(fadmin, "monitor").await;
+    assert_eq!(fm["peer_state"], "following - broadcast");
+    let conf = four_letter(servers[follower].addr, "conf").await;
+    assert!(
+        conf.contains(&format!("serverId={}\n", follower + 1)),
+        "{conf}"
+    );
+    assert!(conf.contains(&format!("quorumPort={q}\n")), "{conf}");
+    drop(c);
+    for s in servers {
+        s.stop().await;
+    }
+}

@@ -26,6 +26,7 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::core::{Core, Inspect, Msg};
+use crate::ensemble::Role;
 use crate::fourlw;
 use crate::metrics;
 
@@ -392,7 +393,17 @@ async fn command(
         );
         return json_response(StatusCode::METHOD_NOT_ALLOWED, &v);
     }
-    match inspect(&st.core, move |c| run(c, primary)).await {
+    // As Commands.runCommand: most commands need a serving server (an
+    // ensemble member between roles is not); these few do not.
+    let needs_server = !matches!(
+        primary,
+        "environment" | "monitor" | "system_properties" | "zabstate"
+    );
+    let out = inspect(&st.core, move |c| {
+        (c.serving() || !needs_server).then(|| run(c, primary))
+    })
+    .await;
+    match out.flatten() {
         Some(data) => json_response(StatusCode::OK, &response(primary, None, data)),
         None => json_response(
             StatusCode::OK,
@@ -476,6 +487,10 @@ fn server_stats(core: &Core, with_conns: bool) -> Map<String, Value> {
         "client_response": buffers,
         "node_count": fourlw::node_count(core),
     }));
+    if let Some((last, min, max)) = fourlw::leader_proposals(core) {
+        let p = json!({ "last_buffer_size": last, "min_buffer_size": min, "max_buffer_size": max });
+        m.insert("proposal_stats".into(), p);
+    }
     if with_conns {
         let conns: Vec<Value> = fourlw::conn_ids(core)
             .into_iter()
@@ -564,27 +579,72 @@ pub fn run(core: &mut Core, name: &str) -> Map<String, Value> {
             let (zxid, ts) = cfg.metrics.last_snapshot().unwrap_or((-1, -1));
             obj(json!({ "zxid": format!("{zxid:x}"), "timestamp": ts }))
         }
-        "leader" => {
-            // A standalone server is no quorum peer (Commands.LeaderCommand).
-            let mut m = Map::new();
-            m.insert("error".into(), Value::from("server is not initialized"));
-            m
-        }
+        "leader" => match core.ens.as_ref() {
+            Some(e) => {
+                let leader_id = match &e.role {
+                    Role::Leading(_) => Some(e.setup.my_id),
+                    Role::Following(f) => Some(f.leader_id),
+                    Role::Looking => None,
+                };
+                let leader_ip = leader_id
+                    .and_then(|id| e.setup.quorum.members.get(&id))
+                    .map_or(String::new(), |m| m.host.clone());
+                obj(json!({
+                    "is_leader": matches!(e.role, Role::Leading(_)),
+                    "leader_id": leader_id.map_or(-1, |id| id as i64),
+                    "leader_ip": leader_ip,
+                }))
+            }
+            None => {
+                // A standalone server is no quorum peer.
+                let mut m = Map::new();
+                m.insert("error".into(), Value::from("server is not initialized"));
+                m
+            }
+        },
         "monitor" => {
             let rows = metrics::monitor_rows(&fourlw::gauges(core), &cfg.metrics);
             rows.into_iter().collect()
         }
         "server_stats" => server_stats(core, false),
         "stats" => server_stats(core, true),
-        "observers" => obj(json!({ "synced_observers": 0, "observers": [] })),
+        "observers" => {
+            let synced = match core.ens.as_ref().map(|e| &e.role) {
+                Some(Role::Leading(l)) => l.synced_observers(),
+                _ => 0,
+            };
+            // Apache lists each observer's connection details; the count
+            // is what we track.
+            obj(json!({ "synced_observers": synced, "observers": [] }))
+        }
         "system_properties" => system_properties(&cfg),
         "voting_view" => {
-            let view: BTreeMap<String, String> = cfg
-                .raw
-                .iter()
-                .filter_map(|(k, v)| Some((k.strip_prefix("server.")?.to_owned(), v.clone())))
-                .filter(|(k, _)| k.parse::<u64>().is_ok())
-                .collect();
+            let view: Map<String, Value> = match core.ens.as_ref() {
+                None => Map::new(),
+                Some(e) => e
+                    .setup
+                    .quorum
+                    .members
+                    .values()
+                    .filter(|m| m.kind == zab::LearnerType::Participant)
+                    .map(|m| {
+                        let client = if m.id == e.setup.my_id {
+                            client_address(&cfg)
+                        } else {
+                            m.client
+                                .as_ref()
+                                .map_or(String::new(), |(h, p)| format!("{h}:{p}"))
+                        };
+                        let v = json!({
+                            "server_addresses": [format!("{}:{}", m.host, m.quorum_port)],
+                            "election_addresses": [format!("{}:{}", m.host, m.election_port)],
+                            "client_address": client,
+                            "learner_type": "participant",
+                        });
+                        (m.id.to_string(), v)
+                    })
+                    .collect(),
+            };
             obj(json!({ "current_config": view }))
         }
         "watch_summary" => {
@@ -611,9 +671,53 @@ pub fn run(core: &mut Core, name: &str) -> Map<String, Value> {
             }
             obj(json!({ "path_to_session_ids": by }))
         }
-        "zabstate" => obj(json!({ "voting": false, "zabstate": "" })),
+        "zabstate" => match core.ens.as_ref() {
+            None => obj(json!({ "voting": false, "zabstate": "" })),
+            Some(e) => {
+                let me = e.setup.me();
+                let zxid = core.last_zxid();
+                obj(json!({
+                    "myid": e.setup.my_id,
+                    "is_leader": matches!(e.role, Role::Leading(_)),
+                    "quorum_address": multiple_addresses(&me.host, me.quorum_port),
+                    "election_address": multiple_addresses(&me.host, me.election_port),
+                    "client_address": client_address(&cfg),
+                    "voting": e.setup.quorum.is_voter(e.setup.my_id),
+                    "last_zxid": format!("0x{zxid:x}"),
+                    "zab_epoch": zxid >> 32,
+                    "zab_counter": zxid & 0xffff_ffff,
+                    "zabstate": fourlw::zab_state(core),
+                }))
+            }
+        },
         _ => Map::new(),
     }
+}
+
+/// This server's client address as QuorumPeer reports it.
+fn client_address(cfg: &Config) -> String {
+    let ip = cfg
+        .client_port_address
+        .map_or("0.0.0.0".to_owned(), |a| a.to_string());
+    format!("{ip}:{}", cfg.client_port)
+}
+
+/// How Jackson renders ZooKeeper's MultipleAddresses (a bean, so every
+/// getter becomes a key) for one address.
+fn multiple_addresses(host: &str, port: u16) -> Value {
+    let a = format!("{host}:{port}");
+    json!({
+        "empty": false,
+        "all_addresses": [a],
+        "all_reachable_addresses": [a],
+        "one": a,
+        "reachable_address": a,
+        "wildcard_addresses": [format!("0.0.0.0:{port}")],
+        "all_ports": [port],
+        "all_host_strings": [host],
+        "all_reachable_addresses_or_all": [a],
+        "reachable_or_one": a,
+    })
 }
 
 /// myid, when the config names one (0 standalone, as ZooKeeper reports).
@@ -652,6 +756,10 @@ fn system_properties(cfg: &Config) -> Map<String, Value> {
         if let Some(v) = cfg.raw.get(key) {
             m.insert(format!("zookeeper.{key}"), Value::from(v.clone()));
         }
+    }
+    // QuorumPeerConfig turns the server.N lines into properties too.
+    for (k, v) in cfg.raw.iter().filter(|(k, _)| k.starts_with("server.")) {
+        m.insert(format!("zookeeper.{k}"), Value::from(v.clone()));
     }
     m
 }

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 use crate::core::{wall_ms, Core};
+use crate::ensemble::Role;
 use crate::metrics::{self, Gauge};
 
 /// The ZooKeeper release we report: the reference we test against
@@ -74,6 +75,14 @@ fn server_stats(core: &Core, out: &mut String) {
     let _ = writeln!(out, "Outstanding: {}", core.outstanding());
     let _ = writeln!(out, "Zxid: 0x{:x}", core.last_zxid());
     let _ = writeln!(out, "Mode: {}", mode(core));
+}
+
+/// A leader's proposal sizes (srvr's last line, admin's proposal_stats).
+pub(crate) fn leader_proposals(core: &Core) -> Option<(i64, i64, i64)> {
+    match core.ens.as_ref().map(|e| &e.role) {
+        Some(Role::Leading(_)) => Some(core.cfg.metrics.proposals()),
+        _ => None,
+    }
 }
 
 fn conn_line(core: &Core, id: u64, brief: bool, out: &mut String) {
@@ -153,6 +162,9 @@ pub fn run(core: &mut Core, cmd: &str) -> String {
             }
             server_stats(core, &mut out);
             let _ = writeln!(out, "Node count: {}", node_count(core));
+            if let Some((last, min, max)) = leader_proposals(core) {
+                let _ = writeln!(out, "Proposal sizes last/min/max: {last}/{min}/{max}");
+            }
         }
         "cons" => {
             for id in conn_ids(core) {
@@ -183,7 +195,25 @@ pub fn run(core: &mut Core, cmd: &str) -> String {
             let _ = writeln!(out, "minSessionTimeout={}", cfg.min_session_timeout);
             let _ = writeln!(out, "maxSessionTimeout={}", cfg.max_session_timeout);
             let _ = writeln!(out, "clientPortListenBacklog=-1");
-            let _ = writeln!(out, "serverId=0");
+            match core.ens.as_ref() {
+                None => {
+                    let _ = writeln!(out, "serverId=0");
+                }
+                Some(e) => {
+                    // QuorumPeer's conf: the quorum settings and membership.
+                    let s = &e.setup;
+                    let me = s.me();
+                    let _ = writeln!(out, "serverId={}", s.my_id);
+                    let _ = writeln!(out, "initLimit={}", s.init_limit);
+                    let _ = writeln!(out, "syncLimit={}", s.sync_limit);
+                    let _ = writeln!(out, "electionAlg=3");
+                    let _ = writeln!(out, "electionPort={}", me.election_port);
+                    let _ = writeln!(out, "quorumPort={}", me.quorum_port);
+                    let _ = writeln!(out, "peerType={}", u8::from(s.is_observer()));
+                    let _ = writeln!(out, "membership: ");
+                    let _ = writeln!(out, "{}", s.quorum);
+                }
+            }
         }
         "envi" => {
             out.push_str("Environment:\n");
@@ -385,7 +415,46 @@ pub fn gauges(core: &Core) -> Vec<(&'static str, Gauge)> {
     if voters > 0 {
         g.push(("quorum_size", Gauge::Int(voters as i64)));
     }
+    if let Some(e) = core.ens.as_ref() {
+        g.push(("peer_state", Gauge::Text(peer_state(core))));
+        if let Role::Leading(l) = &e.role {
+            g.push(("learners", Gauge::Int(l.learner_count() as i64)));
+            g.push(("synced_followers", Gauge::Int(l.synced_followers() as i64)));
+            // Every participant votes here (no reconfig yet).
+            g.push(("synced_non_voting_followers", Gauge::Int(0)));
+            g.push(("synced_observers", Gauge::Int(l.synced_observers() as i64)));
+            let up = core.start.elapsed().as_millis() as i64 - e.since;
+            g.push(("leader_uptime", Gauge::Int(up.max(0))));
+            let (last, min, max) = core.cfg.metrics.proposals();
+            g.push(("last_proposal_size", Gauge::Int(last)));
+            g.push(("min_proposal_size", Gauge::Int(min)));
+            g.push(("max_proposal_size", Gauge::Int(max)));
+        }
+    }
     g
+}
+
+/// ZooKeeper's ZabState, lower case: election while looking, broadcast
+/// once serving, synchronization in between.
+pub(crate) fn zab_state(core: &Core) -> &'static str {
+    match core.ens.as_ref().map(|e| &e.role) {
+        None => "",
+        Some(Role::Looking) => "election",
+        Some(_) if core.serving() => "broadcast",
+        Some(_) => "synchronization",
+    }
+}
+
+/// QuorumPeer's detailed state: "following - broadcast", "looking", ...
+pub(crate) fn peer_state(core: &Core) -> String {
+    let state = match core.ens.as_ref().map(|e| &e.role) {
+        None => return String::new(),
+        Some(Role::Looking) => return "looking".into(),
+        Some(Role::Leading(_)) => "leading",
+        Some(Role::Following(f)) if f.observer => "observing",
+        Some(Role::Following(_)) => "following",
+    };
+    format!("{state} - {}", zab_state(core))
 }
 
 /// Voting members named by `server.N` lines (observers do not vote).

@@ -95,6 +95,8 @@ impl Server {
         let last_zxid = tree.last_zxid();
         let mut pipeline = core::Core::new(cfg.clone(), tree, persister, layout.clone(), ev_tx);
         if let Some(setup) = cfg.ensemble.clone() {
+            // Every member starts by looking (election_time, looking_count).
+            cfg.metrics.election_started();
             pipeline.ens = Some(
                 ensemble::start(
                     Arc::new(setup),

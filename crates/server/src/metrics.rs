@@ -160,6 +160,10 @@ pub struct Metrics {
     last_snapshot: Mutex<Option<(i64, i64)>>,
     /// Reply sizes: last, min, max (-1 before the first, as ZooKeeper).
     client_response: Mutex<(i64, i64, i64)>,
+    /// Proposal sizes (a leader's): last, min, max.
+    proposals: Mutex<(i64, i64, i64)>,
+    /// When this ensemble member began looking, if it is.
+    looking_since: Mutex<Option<std::time::Instant>>,
 }
 
 impl Default for Metrics {
@@ -187,8 +191,20 @@ impl Default for Metrics {
             response_bytes: Counter::default(),
             last_snapshot: Mutex::new(None),
             client_response: Mutex::new((-1, -1, -1)),
+            proposals: Mutex::new((-1, -1, -1)),
+            looking_since: Mutex::new(None),
         }
     }
+}
+
+fn buffer_size(stats: &Mutex<(i64, i64, i64)>, n: usize) {
+    let n = n as i64;
+    let mut c = stats.lock().unwrap_or_else(|e| e.into_inner());
+    c.0 = n;
+    if c.1 < 0 || n < c.1 {
+        c.1 = n;
+    }
+    c.2 = c.2.max(n);
 }
 
 /// fsyncs slower than this are counted (zookeeper.fsync.warningthresholdms).
@@ -240,16 +256,37 @@ impl Metrics {
 
     /// Records the size of a reply sent to a client.
     pub fn client_response_size(&self, n: usize) {
-        let n = n as i64;
-        let mut c = self
-            .client_response
+        buffer_size(&self.client_response, n);
+    }
+
+    /// Records the size of a proposal's txn (a leader's proposal_stats).
+    pub fn proposal_size(&self, n: usize) {
+        buffer_size(&self.proposals, n);
+    }
+
+    /// (last, min, max) proposal sizes.
+    pub fn proposals(&self) -> (i64, i64, i64) {
+        *self.proposals.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An ensemble member starts looking for a leader.
+    pub fn election_started(&self) {
+        self.looking_count.inc();
+        *self.looking_since.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(std::time::Instant::now());
+    }
+
+    /// It found one (leading or following): election_time is the time spent
+    /// looking.
+    pub fn election_finished(&self) {
+        let since = self
+            .looking_since
             .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        c.0 = n;
-        if c.1 < 0 || n < c.1 {
-            c.1 = n;
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(t) = since {
+            self.election_time.observe(t.elapsed().as_millis() as u64);
         }
-        c.2 = c.2.max(n);
     }
 
     /// (last, min, max) reply sizes.

@@ -135,6 +135,7 @@ impl Core {
                 why: format!("cannot connect to the leader at {addr}: {last_err}"),
             }));
         });
+        self.cfg.metrics.election_finished();
         let ens = self.ens.as_mut().expect("ensemble");
         ens.role = Role::Following(Box::new(Follower {
             observer,

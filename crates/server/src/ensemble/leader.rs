@@ -99,6 +99,14 @@ impl Leader {
             .count()
     }
 
+    /// Observers past UPTODATE (mntr's synced_observers).
+    pub fn synced_observers(&self) -> usize {
+        self.learners
+            .values()
+            .filter(|l| l.phase == Phase::Synced && l.observer)
+            .count()
+    }
+
     pub fn learner_count(&self) -> usize {
         self.learners.len()
     }
@@ -219,6 +227,7 @@ impl Core {
         if !setup.quorum.is_voter(my_id) {
             l.accepted.clear();
         }
+        self.cfg.metrics.election_finished();
         self.ens.as_mut().expect("ensemble").role = Role::Leading(Box::new(l));
         self.ens.as_mut().expect("ensemble").since = now;
         // A leader alone is a quorum only in a one-voter ensemble.
@@ -665,8 +674,10 @@ impl Core {
         };
         self.persist.append(txn.clone());
         let zxid = txn.header.zxid;
+        let data = txn_bytes(&txn);
+        self.cfg.metrics.proposal_size(data.len());
         let Some(l) = self.leader() else { return };
-        let b = link::encode(packet::PROPOSAL, zxid, txn_bytes(&txn), vec![]);
+        let b = link::encode(packet::PROPOSAL, zxid, data, vec![]);
         for (link, x) in &l.learners {
             if !x.observer && matches!(x.phase, Phase::Syncing | Phase::Synced) {
                 let _ = x.tx.try_send(b.clone());
@@ -690,6 +701,7 @@ impl Core {
     }
 
     fn commit(&mut self, zxids: Vec<i64>) {
+        self.cfg.metrics.commit_count.add(zxids.len() as u64);
         for z in zxids {
             let Some(l) = self.leader() else { return };
             let Some(txn) = l.proposals.pop_front() else {

@@ -57,6 +57,7 @@ impl Core {
         let Some(ens) = self.ens.as_mut() else { return };
         info!("LOOKING ({why}); was {}", ens.role.name());
         ens.role = Role::Looking;
+        self.cfg.metrics.election_started();
         ens.queued.clear();
         ens.connecting.clear();
         ens.touched.clear();

@@ -685,6 +685,7 @@ pub async fn run(o: CompareOpts) -> Result<()> {
         versions: &versions,
         load_before,
         wall: started.elapsed(),
+        exe: exe.clone(),
     };
     let path = report.write()?;
     println!("report: {}", path.display());
@@ -700,6 +701,7 @@ struct Report<'a> {
     versions: &'a BTreeMap<Kind, String>,
     load_before: String,
     wall: Duration,
+    exe: PathBuf,
 }
 
 /// Figures of one (workload, server) over its rounds.
@@ -817,7 +819,7 @@ impl Report<'_> {
                 ),
             ),
             ("topology", if o.ensemble { "3-server ensembles on loopback".into() } else { "standalone servers on loopback".into() }),
-            ("rookeeper", format!("{} (commit {})", self.versions.get(&Kind::Rookeeper).cloned().unwrap_or_default(), sh("git rev-parse --short HEAD 2>/dev/null"))),
+            ("rookeeper", format!("{} (binary {}; source tree {})", self.versions.get(&Kind::Rookeeper).cloned().unwrap_or_default(), self.exe.display(), sh("git describe --always --dirty 2>/dev/null"))),
             ("Apache", format!("{} on {}; heap -Xms{h} -Xmx{h}", self.versions.get(&Kind::Apache).cloned().unwrap_or_default(), sh(&format!("{} -version 2>&1 | head -1", o.java)), h = o.heap)),
             ("CPU pinning", o.server_cpus.as_ref().map(|c| format!("servers on CPUs {c} (taskset)")).unwrap_or_else(|| "none: servers and load generator share all cores".into())),
             ("settings (both)", format!("tickTime={}, forceSync=yes (fsync on), maxClientCnxns=0, snapCount default, admin server off", o.tick_time)),

@@ -246,7 +246,7 @@ impl Conn {
 
     /// Closes the session (closeSession request, wait for its reply).
     pub async fn close(mut self) -> Result<()> {
-        self.next_xid += 1;
+        self.next_xid = self.next_xid.wrapping_add(1).max(1);
         let hdr = RequestHeader {
             xid: self.next_xid,
             op: op::CLOSE_SESSION,

@@ -64,11 +64,12 @@ struct TlsServer {
 fn config(lines: &[String], plain: bool) -> (TempDir, Config) {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut text = format!(
-        "tickTime=2000\ndataDir={}\nsecureClientPort=0\nsecureClientPortAddress=127.0.0.1\n",
+        "tickTime=2000\ndataDir={}\nsecureClientPort=0\nsecureClientPortAddress=127.0.0.1\n\
+         admin.enableServer=false\n",
         dir.path().join("data").display()
     );
     if plain {
-        text.push_str("clientPort=0\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n");
+        text.push_str("clientPort=0\nclientPortAddress=127.0.0.1\n");
     }
     for l in lines {
         text.push_str(l);

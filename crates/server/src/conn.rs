@@ -155,6 +155,7 @@ async fn serve_tls(
     tls: &Tls,
 ) -> anyhow::Result<()> {
     let _ = stream.set_nodelay(true);
+    let handshaking = cfg.metrics.tls_handshake_started();
     let stream =
         match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream)).await {
             Ok(Ok(s)) => s,
@@ -165,9 +166,11 @@ async fn serve_tls(
             }
             Err(_) => {
                 warn!("TLS handshake with {remote} timed out");
+                cfg.metrics.unsuccessful_handshake.inc();
                 return Ok(());
             }
         };
+    drop(handshaking);
     let auth = tls.peer_ids(stream.get_ref().1);
     for a in &auth {
         info!(

@@ -406,6 +406,10 @@ pub fn gauges(core: &Core) -> Vec<(&'static str, Gauge)> {
         ("max_client_response_size", Gauge::Int(max)),
         ("min_client_response_size", Gauge::Int(min)),
         (
+            "outstanding_tls_handshake",
+            Gauge::Int(m.outstanding_tls_handshakes() as i64),
+        ),
+        (
             "auth_failed_count",
             Gauge::Int(m.auth_failed_count.get() as i64),
         ),

@@ -164,6 +164,17 @@ pub struct Metrics {
     proposals: Mutex<(i64, i64, i64)>,
     /// When this ensemble member began looking, if it is.
     looking_since: Mutex<Option<std::time::Instant>>,
+    /// TLS handshakes under way on the secure client port.
+    tls_handshakes: std::sync::Arc<AtomicU64>,
+}
+
+/// Counts a TLS handshake as outstanding until dropped.
+pub struct Handshaking(std::sync::Arc<AtomicU64>);
+
+impl Drop for Handshaking {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Default for Metrics {
@@ -193,6 +204,7 @@ impl Default for Metrics {
             client_response: Mutex::new((-1, -1, -1)),
             proposals: Mutex::new((-1, -1, -1)),
             looking_since: Mutex::new(None),
+            tls_handshakes: Default::default(),
         }
     }
 }
@@ -267,6 +279,17 @@ impl Metrics {
     /// (last, min, max) proposal sizes.
     pub fn proposals(&self) -> (i64, i64, i64) {
         *self.proposals.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A TLS handshake begins; it is outstanding until the guard drops.
+    pub fn tls_handshake_started(&self) -> Handshaking {
+        self.tls_handshakes.fetch_add(1, Ordering::Relaxed);
+        Handshaking(self.tls_handshakes.clone())
+    }
+
+    /// TLS handshakes under way.
+    pub fn outstanding_tls_handshakes(&self) -> u64 {
+        self.tls_handshakes.load(Ordering::Relaxed)
     }
 
     /// An ensemble member starts looking for a leader.
@@ -433,6 +456,18 @@ mod tests {
         assert!(text.contains("readlatency_count 100.0\n"));
         assert!(text.contains("fsynctime{quantile=\"0.5\",} 0.0\n"));
         assert!(!text.contains("fsynctime{quantile=\"0.9\""));
+    }
+
+    #[test]
+    fn tls_handshakes_are_outstanding_until_done() {
+        let m = Metrics::default();
+        let a = m.tls_handshake_started();
+        let b = m.tls_handshake_started();
+        assert_eq!(m.outstanding_tls_handshakes(), 2);
+        drop(a);
+        assert_eq!(m.outstanding_tls_handshakes(), 1);
+        drop(b);
+        assert_eq!(m.outstanding_tls_handshakes(), 0);
     }
 
     #[test]

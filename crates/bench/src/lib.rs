@@ -36,8 +36,26 @@ struct CompareCli {
     opts: compare::CompareOpts,
 }
 
+/// Raises the soft open-file limit to the hard one: a run holds a socket per
+/// session (1000 watchers in the comparison's fan-out), and the servers
+/// `bench compare` starts inherit the limit.
+fn raise_nofile_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read/write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
 /// Runs the bench command with the arguments after `bench`.
 pub fn main(args: &[String]) -> anyhow::Result<()> {
+    raise_nofile_limit();
     let rt = tokio::runtime::Runtime::new()?;
     if args.first().map(String::as_str) == Some("compare") {
         let cli = CompareCli::parse_from(

@@ -722,3 +722,95 @@ async fn ensemble_members_answer_with_apache_keys() {
         s.stop().await;
     }
 }
+
+#[tokio::test]
+async fn connections_on_the_secure_port_are_listed_as_secure() {
+    use jute::codec::Record;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    let fixture = |n: &str| {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/tls")
+            .join(n)
+    };
+    let lines = [
+        format!(
+            "ssl.keyStore.location={}",
+            fixture("keystore.jks").display()
+        ),
+        "ssl.keyStore.password=apassword".to_owned(),
+        format!(
+            "ssl.trustStore.location={}",
+            fixture("truststore.jks").display()
+        ),
+        "ssl.trustStore.password=apassword".to_owned(),
+        "secureClientPort=0".to_owned(),
+        "secureClientPortAddress=127.0.0.1".to_owned(),
+    ];
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let r = start(&lines, &[]).await;
+    let admin = r.server.admin_addr.unwrap();
+    let (_plain, _w) = busy_client(r.server.addr).await;
+
+    // A TLS client (with the test CA's client certificate) and a session.
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(fixture("ca.pem")).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(fixture("client.pem"))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(fixture("client-key.pem")).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, key)
+        .unwrap();
+    let tcp = tokio::net::TcpStream::connect(r.server.secure_addr.unwrap())
+        .await
+        .unwrap();
+    let mut s = within(
+        "TLS handshake",
+        tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls))
+            .connect(ServerName::try_from("localhost").unwrap(), tcp),
+    )
+    .await
+    .unwrap();
+    let req = jute::proto::ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: 0,
+        time_out: 10_000,
+        session_id: 0,
+        passwd: bytes::Bytes::from_static(&[0u8; 16]),
+        read_only: false,
+    }
+    .to_bytes();
+    s.write_all(&(req.len() as i32).to_be_bytes())
+        .await
+        .unwrap();
+    s.write_all(&req).await.unwrap();
+    let mut len = [0u8; 4];
+    within("connect response", s.read_exact(&mut len))
+        .await
+        .unwrap();
+    let mut resp = vec![0u8; i32::from_be_bytes(len) as usize];
+    within("connect response", s.read_exact(&mut resp))
+        .await
+        .unwrap();
+    let resp =
+        jute::proto::ConnectResponse::read(&mut jute::codec::Reader::new(resp.into())).unwrap();
+
+    let cons = command(admin, "cons").await;
+    let secure = cons["secure_connections"].as_array().unwrap();
+    let plain = cons["connections"].as_array().unwrap();
+    assert_eq!(secure.len(), 1, "{cons}");
+    assert_eq!(plain.len(), 1, "{cons}");
+    assert_eq!(secure[0]["session_id"], resp.session_id);
+    let stat = command(admin, "stat").await;
+    assert_eq!(stat["secure_connections"].as_array().unwrap().len(), 1);
+    drop(s);
+    r.server.stop().await;
+}

@@ -451,6 +451,19 @@ fn conn_info(core: &Core, id: u64, full: bool) -> Value {
     Value::Object(m)
 }
 
+/// Client connections as (plain port, secure port) lists.
+fn connections(core: &Core, full: bool) -> (Vec<Value>, Vec<Value>) {
+    let (mut plain, mut secure) = (Vec::new(), Vec::new());
+    for id in fourlw::conn_ids(core) {
+        let v = conn_info(core, id, full);
+        match crate::conn::is_secure(id) {
+            true => secure.push(v),
+            false => plain.push(v),
+        }
+    }
+    (plain, secure)
+}
+
 fn server_stats(core: &Core, with_conns: bool) -> Map<String, Value> {
     let s = core.stats;
     let cfg = &core.cfg;
@@ -492,12 +505,9 @@ fn server_stats(core: &Core, with_conns: bool) -> Map<String, Value> {
         m.insert("proposal_stats".into(), p);
     }
     if with_conns {
-        let conns: Vec<Value> = fourlw::conn_ids(core)
-            .into_iter()
-            .map(|id| conn_info(core, id, false))
-            .collect();
-        m.insert("connections".into(), Value::from(conns));
-        m.insert("secure_connections".into(), json!([]));
+        let (plain, secure) = connections(core, false);
+        m.insert("connections".into(), Value::from(plain));
+        m.insert("secure_connections".into(), Value::from(secure));
     }
     m
 }
@@ -528,11 +538,8 @@ pub fn run(core: &mut Core, name: &str) -> Map<String, Value> {
             "client_port_listen_backlog": -1,
         })),
         "connections" => {
-            let conns: Vec<Value> = fourlw::conn_ids(core)
-                .into_iter()
-                .map(|id| conn_info(core, id, true))
-                .collect();
-            obj(json!({ "connections": conns, "secure_connections": [] }))
+            let (plain, secure) = connections(core, true);
+            obj(json!({ "connections": plain, "secure_connections": secure }))
         }
         "hash" => obj(json!({
             "digests": [{ "zxid": core.last_zxid(), "digest": core.tree.digest() }],

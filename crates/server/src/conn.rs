@@ -26,6 +26,41 @@ use crate::tls::Tls;
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
+/// Connections on a secure client port (ids are unique in the process),
+/// for the AdminServer's `secure_connections`.
+static SECURE: Mutex<Option<std::collections::HashSet<ConnId>>> = Mutex::new(None);
+
+/// Is this connection on a secure client port?
+pub fn is_secure(id: ConnId) -> bool {
+    SECURE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .is_some_and(|s| s.contains(&id))
+}
+
+/// Marks a connection secure while it lives.
+struct SecureMark(ConnId);
+
+impl SecureMark {
+    fn new(id: ConnId) -> SecureMark {
+        SECURE
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(Default::default)
+            .insert(id);
+        SecureMark(id)
+    }
+}
+
+impl Drop for SecureMark {
+    fn drop(&mut self) {
+        if let Some(s) = SECURE.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            s.remove(&self.0);
+        }
+    }
+}
+
 /// Open connections per client address (maxClientCnxns).
 type PerIp = Arc<Mutex<HashMap<IpAddr, usize>>>;
 
@@ -179,6 +214,7 @@ async fn serve_tls(
         );
     }
     let (rd, wr) = tokio::io::split(stream);
+    let _secure = SecureMark::new(id);
     serve_conn(id, rd, wr, remote, core, cfg, auth).await
 }
 

@@ -14,6 +14,7 @@
 pub mod ack;
 pub mod config;
 pub mod election;
+pub mod peer;
 pub mod sync;
 pub mod wire;
 

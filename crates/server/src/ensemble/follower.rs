@@ -51,6 +51,9 @@ pub struct Follower {
     unacked: VecDeque<i64>,
     /// ACK NEWLEADER once everything before it is durable.
     newleader_ack_after: Option<i64>,
+    /// Between NEWLEADER and UPTODATE proposals are logged as they come
+    /// (and acked once serving).
+    newleader_seen: bool,
     /// Syncs forwarded to the leader, answered in order.
     pub syncs: VecDeque<(i64, i32)>,
     deadline: i64,
@@ -151,6 +154,7 @@ impl Core {
             committed_in_sync: Vec::new(),
             unacked: VecDeque::new(),
             newleader_ack_after: None,
+            newleader_seen: false,
             syncs: VecDeque::new(),
             deadline: now + init_ms as i64 * 2,
         }));
@@ -275,6 +279,13 @@ impl Core {
                 self.replace_tree(tree);
             }
             (Phase::Syncing, packet::PROPOSAL) => match Txn::read(&mut Reader::new(pkt.data)) {
+                Ok(t) if f.newleader_seen => {
+                    let z = t.header.zxid;
+                    f.unacked.push_back(z);
+                    f.proposals.push_back(t.clone());
+                    self.persist.append(t);
+                    self.zxid = self.zxid.max(z);
+                }
                 Ok(t) => f.proposals.push_back(t),
                 Err(e) => {
                     warn!("malformed proposal from the leader: {e}");
@@ -400,9 +411,12 @@ impl Core {
         self.ens.as_mut().expect("ensemble").current_epoch = new_epoch;
         let Some(f) = self.follower() else { return };
         f.write_to_log = true;
-        // Everything proposed so far goes to the log before we ACK.
+        f.newleader_seen = true;
+        // Everything proposed so far goes to the log before we ACK; each
+        // is acked on its own once we serve (the leader counts those).
         let pending: Vec<Txn> = f.proposals.iter().cloned().collect();
         let last = pending.last().map(|t| t.header.zxid);
+        f.unacked.extend(pending.iter().map(|t| t.header.zxid));
         for t in pending {
             self.zxid = self.zxid.max(t.header.zxid);
             self.persist.append(t);
@@ -440,6 +454,9 @@ impl Core {
         for t in done {
             self.apply_committed(t);
         }
+        // What became durable before UPTODATE is acked now.
+        let durable = self.durable;
+        self.follower_durable(durable);
         let ens = self.ens.as_mut().expect("ensemble");
         let _ = ens.election.send(ElectionCmd::Synced { epoch });
         info!("synced with the leader in epoch {epoch}: serving");
@@ -462,6 +479,9 @@ impl Core {
         }
         if f.observer {
             f.unacked.clear();
+            return;
+        }
+        if f.phase != Phase::Broadcast {
             return;
         }
         while f.unacked.front().is_some_and(|&z| z <= zxid) {

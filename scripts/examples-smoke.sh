@@ -43,6 +43,7 @@ tickTime=2000
 clientPort=$PORT
 clientPortAddress=127.0.0.1
 dataDir=$TMP/data
+admin.enableServer=false
 CFG
 "$BIN" server "$TMP/zoo.cfg" > "$TMP/server.log" 2>&1 &
 SERVER_PID=$!

@@ -105,7 +105,8 @@ def main():
     addr = f"127.0.0.1:{port}"
     cfg = os.path.join(work, "zoo.cfg")
     with open(cfg, "w") as f:
-        f.write(f"tickTime=2000\nclientPort={port}\nclientPortAddress=127.0.0.1\ndataDir={work}/data\n")
+        f.write(f"tickTime=2000\nclientPort={port}\nclientPortAddress=127.0.0.1\ndataDir={work}/data\n"
+                "admin.enableServer=false\n")
     log = open(os.path.join(work, "server.log"), "w")
     servers = [subprocess.Popen([binary, "server", cfg], stdout=log, stderr=subprocess.STDOUT)]
     hist = os.path.join(work, "history")

@@ -825,13 +825,14 @@ impl Report<'_> {
             ("settings (both)", format!("tickTime={}, forceSync=yes (fsync on), maxClientCnxns=0, snapCount default, admin server off", o.tick_time)),
             ("load", format!("{} sessions × {} outstanding, {} B payload, {} nodes; {} s warm-up + {} s measured per run; {} rounds A/B/A/B (rookeeper first)", o.sessions, o.depth, o.payload, o.nodes, o.warmup, o.duration, o.rounds)),
             ("other workloads", format!("zk-latencies N={} M={}; watch fan-out W={}; churn {}/s", o.zkl_nodes, o.watch_sessions, o.watchers, o.churn_rate)),
+            ("command", format!("`{}`", std::env::args().collect::<Vec<_>>().join(" ").replace('|', "\\|"))),
             ("wall time of the run", format!("{:.0} s", self.wall.as_secs_f64())),
         ];
         for (k, v) in rows {
             let _ = writeln!(md, "| {k} | {v} |");
         }
         if let Some(n) = &o.note {
-            let _ = writeln!(md, "| note | {n} |");
+            let _ = writeln!(md, "| note | {} |", n.replace('|', "\\|"));
         }
         md.push('\n');
         for n in self.notes {

@@ -104,12 +104,13 @@ fn conn_line(core: &Core, id: u64, brief: bool, out: &mut String) {
         }
         let _ = write!(
             out,
-            ",lzxid=0x{:x},lresp={},llat={},minlat={},avglat={:.4},maxlat={}",
+            ",lzxid=0x{:x},lresp={},llat={},minlat={},avglat={},maxlat={}",
             st.last_zxid,
             st.last_response_ms,
             st.last_latency_ms,
             st.latency.min_ms,
-            st.latency.avg(),
+            // A whole number, as ZooKeeper's getAvgLatency.
+            st.latency.avg() as u64,
             st.latency.max_ms
         );
     }
@@ -262,11 +263,26 @@ pub fn run(core: &mut Core, cmd: &str) -> String {
         }
         "dump" => {
             out.push_str("SessionTracker dump:\n");
-            let _ = writeln!(out, "Global Sessions({}):", core.sessions.len());
-            let mut sids: Vec<(&i64, &i32)> = core.tree.sessions().iter().collect();
-            sids.sort();
-            for (sid, to) in sids {
-                let _ = writeln!(out, "0x{sid:x}\t{to}ms");
+            let learner = matches!(core.ens.as_ref().map(|e| &e.role), Some(Role::Following(_)));
+            if learner {
+                // A learner's tracker: sessions and their timeouts.
+                let _ = writeln!(out, "Global Sessions({}):", core.tree.sessions().len());
+                let mut sids: Vec<(&i64, &i32)> = core.tree.sessions().iter().collect();
+                sids.sort();
+                for (sid, to) in sids {
+                    let _ = writeln!(out, "0x{sid:x}\t{to}ms");
+                }
+            } else {
+                // SessionTrackerImpl's expiry queue: buckets by expiry time.
+                let buckets = expiry_buckets(core);
+                let n: usize = buckets.iter().map(|(_, ids)| ids.len()).sum();
+                let _ = writeln!(out, "Session Sets ({})/({n}):", buckets.len());
+                for (t, ids) in &buckets {
+                    let _ = writeln!(out, "{} expire at {}:", ids.len(), java_date(*t));
+                    for id in ids {
+                        let _ = writeln!(out, "\t0x{id:x}");
+                    }
+                }
             }
             out.push_str("ephemeral nodes dump:\n");
             let eph = core.tree.ephemerals_by_session();
@@ -280,11 +296,25 @@ pub fn run(core: &mut Core, cmd: &str) -> String {
                 }
             }
             out.push_str("Connections dump:\n");
-            let n = core.connection_count();
-            let _ = writeln!(out, "Connections Sets ({n})/({n})");
+            // ZooKeeper expires idle connections with their sessions; here
+            // a connection is bucketed with its session's expiry.
+            let when: BTreeMap<i64, i64> = expiry_buckets(core)
+                .into_iter()
+                .flat_map(|(t, ids)| ids.into_iter().map(move |id| (id, t)))
+                .collect();
+            let mut by: BTreeMap<i64, Vec<u64>> = BTreeMap::new();
             for id in conn_ids(core) {
-                let c = &core.conns[&id];
-                let _ = writeln!(out, "0x{:x}", c.session);
+                let t = when.get(&core.conns[&id].session).copied().unwrap_or(0);
+                by.entry(t).or_default().push(id);
+            }
+            let n = core.connection_count();
+            let _ = writeln!(out, "Connections Sets ({})/({n}):", by.len());
+            for (t, ids) in by {
+                let _ = writeln!(out, "{} expire at {}:", ids.len(), java_date(t));
+                for id in ids {
+                    let c = &core.conns[&id];
+                    let _ = writeln!(out, "\tip: /{} sessionId: 0x{:x}", c.remote, c.session);
+                }
             }
         }
         "dirs" => {
@@ -300,6 +330,52 @@ pub fn run(core: &mut Core, cmd: &str) -> String {
         _ => {}
     }
     out
+}
+
+/// Session expiry buckets as (wall-clock ms, sorted session ids), in time
+/// order. The tracker's clock starts with the pipeline.
+pub(crate) fn expiry_buckets(core: &Core) -> Vec<(i64, Vec<i64>)> {
+    let start = start_ms(core);
+    let mut v: Vec<(i64, Vec<i64>)> = core
+        .sessions
+        .expiry_buckets()
+        .map(|(t, ids)| {
+            let mut ids: Vec<i64> = ids.iter().copied().collect();
+            ids.sort_unstable();
+            (start + t, ids)
+        })
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+/// java.util.Date's toString, in UTC: "Sun Nov 22 06:21:07 UTC 2026".
+pub(crate) fn java_date(ms: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let tod = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{} {} {day:02} {:02}:{:02}:{:02} UTC {year}",
+        DAYS[days.rem_euclid(7) as usize],
+        MONTHS[(month - 1) as usize],
+        tod / 3600,
+        tod % 3600 / 60,
+        tod % 60
+    )
 }
 
 /// `envi`'s rows (the AdminServer's `environment` too): the JVM's keys,
@@ -512,4 +588,17 @@ pub(crate) fn max_fds() -> u64 {
         })
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::java_date;
+
+    #[test]
+    fn dates_print_as_java_does() {
+        assert_eq!(java_date(0), "Thu Jan 01 00:00:00 UTC 1970");
+        // The capture of Apache's dump: Sun Nov 22 06:21:07 UTC 2026.
+        assert_eq!(java_date(1_795_328_467_000), "Sun Nov 22 06:21:07 UTC 2026");
+        assert_eq!(java_date(951_782_400_000), "Tue Feb 29 00:00:00 UTC 2000");
+    }
 }

@@ -48,8 +48,9 @@ def mode(port):
 
 
 class Server:
-    def __init__(self, sid, kind, work, binary, ports, servers_text, tick=200):
+    def __init__(self, sid, kind, work, binary, ports, servers_text, tick=200, props=()):
         self.sid, self.kind, self.binary = sid, kind, binary
+        self.props = [f"-D{p}" for p in props]
         self.dir = os.path.join(work, f"s{sid}")
         self.client_port = ports[0]
         self.proc = None
@@ -79,10 +80,11 @@ class Server:
                 "java", "-Xmx256m", "-cp", APACHE_CP,
                 f"-Dlog4j.configuration=file:{self.dir}/log4j.properties",
                 "-Dzookeeper.admin.enableServer=false",
+                *self.props,
                 "org.apache.zookeeper.server.quorum.QuorumPeerMain", self.cfg,
             ]
         else:
-            cmd = [self.binary, "server", self.cfg]
+            cmd = [self.binary, "server", *self.props, self.cfg]
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
 
     def kill(self):
@@ -116,7 +118,7 @@ class Server:
 
 
 class Cluster:
-    def __init__(self, kinds, binary, work, observers=(), tick=200):
+    def __init__(self, kinds, binary, work, observers=(), tick=200, props=()):
         self.work = work
         ports = {i: (free_port(), free_port(), free_port()) for i in range(1, len(kinds) + 1)}
         lines = []
@@ -125,7 +127,7 @@ class Cluster:
             lines.append(f"server.{i}=127.0.0.1:{q}:{e}:{role};127.0.0.1:{c}\n")
         text = "".join(lines)
         self.servers = {
-            i: Server(i, kind, work, binary, ports[i], text, tick)
+            i: Server(i, kind, work, binary, ports[i], text, tick, props)
             for i, kind in enumerate(kinds, start=1)
         }
 

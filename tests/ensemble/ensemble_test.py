@@ -4,7 +4,7 @@ Apache ZooKeeper 3.8 (Debian's package), through kazoo.
   ensemble_test.py PATH/TO/rookeeper [scenario ...]
 
 Scenarios: three (failover and catch-up), five (sequential start elects
-server 3), mixed-rk-leader, mixed-apache-leader, rolling (Apache ensemble
+server 3), observer, read-only, mixed-rk-leader, mixed-apache-leader, rolling (Apache ensemble
 replaced by rookeeper one server at a time, clients connected, no write
 lost). Each failure prints the servers' logs; every wait is bounded and
 every process is stopped.
@@ -18,7 +18,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import Cluster  # noqa: E402
+from cluster import Cluster, four  # noqa: E402
 
 from kazoo.client import KazooClient  # noqa: E402
 from kazoo.exceptions import KazooException  # noqa: E402
@@ -130,6 +130,98 @@ def three(work):
         for z in list(zks.values()) + [eph]:
             z.stop()
             z.close()
+    finally:
+        c.stop_all()
+
+
+def observer(work):
+    """Three participants and an observer: the observer serves reads, its
+    writes go through the leader, it follows a new leader, and its vote
+    never counts."""
+    c = Cluster(["rookeeper"] * 4, BINARY, work, observers=(4,))
+    try:
+        c.start_all()
+        m = c.wait_serving()
+        assert m[4] == "observer", m
+        assert c.leader() != 4
+        zo = client(c.hosts([4]))
+        zo.create("/obs", b"from-observer")
+        zl = client(c.hosts([c.leader()]))
+        zl.sync("/obs")
+        assert zl.get("/obs")[0] == b"from-observer"
+        zl.set("/obs", b"from-leader")
+        zo.sync("/obs")
+        assert zo.get("/obs")[0] == b"from-leader"
+        zl.stop()
+        leader = c.leader()
+        c.servers[leader].kill()
+        c.wait_serving(ids=[i for i in c.servers if i != leader])
+        assert c.servers[4].mode() == "observer"
+        zo.set("/obs", b"after failover")
+        # With two participants down there is no quorum: the observer's
+        # presence does not make one.
+        other = [i for i in c.servers if i not in (leader, 4, c.leader())][0]
+        c.servers[other].kill()
+        wait_for(lambda: c.servers[4].mode() is None, "the observer to stop serving without a quorum")
+        zo.stop()
+        zo.close()
+    finally:
+        c.stop_all()
+
+
+def read_only(work, kinds=("rookeeper",) * 3):
+    """readonlymode.enabled: a server cut off from the quorum serves reads
+    to read-only clients, refuses their writes, says `ro`, and rejoins."""
+    from kazoo.exceptions import NotReadOnlyCallError
+    from kazoo.protocol.states import KeeperState
+
+    c = Cluster(list(kinds), BINARY, work, props=["readonlymode.enabled=true"])
+    try:
+        c.start_all()
+        c.wait_serving()
+        z = client(c.hosts())
+        z.create("/ro", b"before")
+        z.stop()
+        z.close()
+        survivor = [i for i in c.servers if i != c.leader()][0]
+        for i in c.servers:
+            if i != survivor:
+                c.servers[i].stop()
+        s = c.servers[survivor]
+        wait_for(lambda: four(s.client_port, "isro") == "ro", "isro to say ro")
+        assert s.mode() == "read-only", s.mode()
+        states = []
+        ro = KazooClient(hosts=c.hosts([survivor]), timeout=10, read_only=True)
+        ro.add_listener(lambda st: states.append(ro.client_state))
+        ro.start(timeout=WAIT)
+        assert ro.client_state == KeeperState.CONNECTED_RO, ro.client_state
+        assert ro.get("/ro")[0] == b"before"
+        try:
+            ro.create("/nope", b"x")
+            raise AssertionError("a write succeeded on a read-only server")
+        except NotReadOnlyCallError:
+            pass
+        ro.stop()
+        ro.close()
+        # A client that does not allow read-only mode is not served.
+        rw = KazooClient(hosts=c.hosts([survivor]), timeout=5)
+        try:
+            rw.start(timeout=3)
+            raise AssertionError("a read-write client was served without a quorum")
+        except Exception as e:  # kazoo's timeout
+            assert "time" in repr(e).lower(), repr(e)
+        finally:
+            rw.stop()
+            rw.close()
+        for i in c.servers:
+            if i != survivor:
+                c.servers[i].start()
+        c.wait_serving()
+        assert four(s.client_port, "isro") == "rw"
+        z = client(c.hosts([survivor]))
+        z.create("/rw-again", b"y")
+        z.stop()
+        z.close()
     finally:
         c.stop_all()
 
@@ -250,6 +342,8 @@ def rolling(work):
 SCENARIOS = {
     "three": three,
     "five": five,
+    "observer": observer,
+    "read-only": read_only,
     "mixed-rk-leader": lambda w: mixed(w, ["apache", "apache", "rookeeper"], 3),
     "mixed-apache-leader": lambda w: mixed(w, ["rookeeper", "rookeeper", "apache"], 3),
     "rolling": rolling,

@@ -530,7 +530,8 @@ impl Core {
             } else {
                 Bytes::from_static(&[0u8; 16])
             },
-            read_only: false,
+            // A minority member in read-only mode says so.
+            read_only: self.ens.as_ref().is_some_and(|e| e.read_only()),
         };
         let mut b = BytesMut::with_capacity(64);
         b.put_i32(0);
@@ -1020,7 +1021,9 @@ impl Core {
 
     /// Answering clients: standalone, or a leader or learner in sync.
     pub fn serving(&self) -> bool {
-        self.ens.as_ref().is_none_or(|e| e.serving())
+        self.ens
+            .as_ref()
+            .is_none_or(|e| e.serving() || e.read_only())
     }
 
     pub fn connection_count(&self) -> usize {

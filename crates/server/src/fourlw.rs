@@ -146,11 +146,13 @@ pub fn run(core: &mut Core, cmd: &str) -> String {
     }
     match cmd {
         "ruok" => out.push_str("imok"),
-        "isro" => out.push_str(if core.disk_failed.is_some() {
-            "ro"
-        } else {
-            "rw"
-        }),
+        "isro" => out.push_str(
+            if core.disk_failed.is_some() || core.ens.as_ref().is_some_and(|e| e.read_only()) {
+                "ro"
+            } else {
+                "rw"
+            },
+        ),
         "srvr" | "stat" => {
             let _ = writeln!(out, "Zookeeper version: {}", full_version());
             if cmd == "stat" {
@@ -559,7 +561,11 @@ pub(crate) fn node_count(core: &Core) -> usize {
 /// ensemble the role.
 pub(crate) fn mode(core: &Core) -> &'static str {
     if let Some(e) = core.ens.as_ref() {
-        e.role.name()
+        if e.read_only() {
+            "read-only"
+        } else {
+            e.role.name()
+        }
     } else if core.disk_failed.is_some() {
         "read-only"
     } else {

@@ -104,6 +104,7 @@ impl Server {
                     last_zxid,
                     tx.clone(),
                     cfg.tick_time,
+                    cfg.read_only_mode,
                 )
                 .await?,
             );

@@ -245,6 +245,8 @@ pub struct State {
     pub touched: std::collections::HashMap<i64, i32>,
     /// When the current role was taken, in pipeline milliseconds.
     pub since: i64,
+    /// readonlymode.enabled: without a quorum, serve read-only clients.
+    pub read_only_mode: bool,
 }
 
 pub enum Role {
@@ -265,6 +267,12 @@ impl Role {
 }
 
 impl State {
+    /// Without a quorum, with readonlymode.enabled: reads for clients
+    /// that asked for a read-only session (ReadOnlyZooKeeperServer).
+    pub fn read_only(&self) -> bool {
+        self.read_only_mode && matches!(self.role, Role::Looking)
+    }
+
     /// Serving clients: a leader or learner past UPTODATE.
     pub fn serving(&self) -> bool {
         match &self.role {
@@ -285,6 +293,7 @@ pub async fn start(
     last_zxid: i64,
     core_tx: mpsc::Sender<Msg>,
     tick_time: u32,
+    read_only_mode: bool,
 ) -> Result<Box<State>> {
     let current_epoch = read_epoch(&layout.snap_dir, "currentEpoch", last_zxid)?;
     let accepted_epoch =
@@ -325,5 +334,6 @@ pub async fn start(
         connecting: Default::default(),
         touched: Default::default(),
         since: 0,
+        read_only_mode,
     }))
 }

@@ -34,6 +34,11 @@ impl Core {
                 if !matches!(self.ens.as_ref().map(|e| &e.role), Some(Role::Looking)) {
                     return;
                 }
+                // Read-only sessions end with the read-only server.
+                let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+                for c in conns {
+                    self.drop_conn(c);
+                }
                 match state {
                     zab::ServerState::Leading => self.become_leader(),
                     zab::ServerState::Following | zab::ServerState::Observing => {
@@ -263,6 +268,10 @@ impl Core {
         auth: Vec<Id>,
     ) {
         let Some(ens) = self.ens.as_ref() else { return };
+        if ens.read_only() {
+            self.read_only_connect(conn, remote, req, legacy, tx, auth);
+            return;
+        }
         if !ens.serving() {
             // As ZooKeeperServer does when not running: close at once.
             return;
@@ -349,6 +358,10 @@ impl Core {
         let session = c.session;
         let auth = c.auth.clone();
         let Some(ens) = self.ens.as_mut() else { return };
+        if ens.read_only() {
+            self.read_only_request(conn, xid, opc, req, received);
+            return;
+        }
         if !ens.serving() {
             self.drop_conn(conn);
             return;
@@ -464,6 +477,78 @@ impl Core {
                 info!("closed session 0x{session:x}");
                 self.drop_conn(x.conn);
             }
+        }
+    }
+
+    /// A handshake to a read-only server: only clients that allow it, with
+    /// sessions of their own (not replicated), or ones the tree knows.
+    fn read_only_connect(
+        &mut self,
+        conn: ConnId,
+        remote: SocketAddr,
+        req: ConnectRequest,
+        legacy: bool,
+        tx: mpsc::Sender<Bytes>,
+        auth: Vec<Id>,
+    ) {
+        if !req.read_only {
+            info!("refusing session request for not-read-only client {remote}");
+            return;
+        }
+        let timeout = req
+            .time_out
+            .clamp(self.cfg.min_session_timeout, self.cfg.max_session_timeout);
+        let now = self.now_ms();
+        let (sid, valid) = if req.session_id == 0 {
+            let sid = self.sessions.next_session_id();
+            self.sessions.add(sid, timeout, now);
+            (sid, true)
+        } else {
+            let sid = req.session_id;
+            let known =
+                self.tree.sessions().contains_key(&sid) || self.sessions.timeout(sid).is_some();
+            (sid, known && req.passwd.as_ref() == session::password(sid))
+        };
+        let pc = PendingConnect {
+            conn,
+            remote,
+            legacy,
+            tx,
+            timeout,
+            auth,
+        };
+        self.finish_connect(pc, sid, valid);
+    }
+
+    /// Reads answered; writes refused with NotReadOnly, as Apache's
+    /// read-only server does.
+    fn read_only_request(
+        &mut self,
+        conn: ConnId,
+        xid: i32,
+        opc: i32,
+        req: Request,
+        received: Instant,
+    ) {
+        match req {
+            Request::CloseSession => {
+                if let Some(c) = self.conns.get(&conn) {
+                    let s = c.session;
+                    self.sessions.remove(s);
+                }
+                self.reply(conn, xid, 0, &Response::Empty);
+                self.drop_conn(conn);
+            }
+            r if r.is_write() => {
+                self.reply(
+                    conn,
+                    xid,
+                    jute::consts::ErrorCode::NotReadOnly.code(),
+                    &Response::Empty,
+                );
+                self.finish(conn, crate::core::short_op(opc), xid, received);
+            }
+            r => self.answer_read(conn, xid, opc, &r, received),
         }
     }
 }

@@ -204,7 +204,7 @@ async fn busy_client(addr: SocketAddr) -> (zk::Client, zk::OneshotWatcher) {
 #[tokio::test]
 async fn every_admin_command_has_apache_keys() {
     let r = start(&[], &[]).await;
-    let admin = r.server.admin_addr.expect("admin server bound");
+    let admin = r.server.admin_addr().expect("admin server bound");
     let (_c, _w) = busy_client(r.server.addr).await;
     let fixture: Value = serde_json::from_str(APACHE_KEYS).unwrap();
 
@@ -312,7 +312,7 @@ async fn prometheus_metrics_parse_and_agree_with_mntr() {
         &[],
     )
     .await;
-    let addr = r.server.metrics_addr.expect("metrics endpoint bound");
+    let addr = r.server.metrics_addr().expect("metrics endpoint bound");
     let (c, _w) = busy_client(r.server.addr).await;
     c.get_data("/a/b").await.unwrap();
 
@@ -393,14 +393,14 @@ async fn prometheus_metrics_parse_and_agree_with_mntr() {
 #[tokio::test]
 async fn admin_server_disabled_or_port_taken_leaves_clients_served() {
     let r = start(&["admin.enableServer=false"], &[]).await;
-    assert!(r.server.admin_addr.is_none());
+    assert!(r.server.admin_addr().is_none());
     r.server.stop().await;
 
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let line = format!("admin.serverPort={port}");
     let r = start(&[&line], &[]).await;
-    assert!(r.server.admin_addr.is_none());
+    assert!(r.server.admin_addr().is_none());
     let (c, _w) = busy_client(r.server.addr).await;
     assert_eq!(c.get_data("/a/e").await.unwrap().0, b"x");
     r.server.stop().await;
@@ -418,7 +418,7 @@ async fn snapshot_command_is_guarded_as_in_3_9() {
         )],
     )
     .await;
-    let admin = r.server.admin_addr.unwrap();
+    let admin = r.server.admin_addr().unwrap();
     let (c, _w) = busy_client(r.server.addr).await;
     // Only alice (and super) may do everything on the root.
     let alice = zk::Acl::new(
@@ -469,11 +469,12 @@ async fn snapshot_command_is_guarded_as_in_3_9() {
     )
     .await;
     let super_auth = "Authorization: digest super:secret\r\n";
-    let (status, _, body) = http(r.server.admin_addr.unwrap(), "/commands/snap", super_auth).await;
+    let (status, _, body) =
+        http(r.server.admin_addr().unwrap(), "/commands/snap", super_auth).await;
     assert_eq!((status, &body[..4]), (200, &b"ZKSN"[..]));
     r.server.stop().await;
     let r = start(&[], &[("zookeeper.admin.snapshot.enabled", "false")]).await;
-    let admin = r.server.admin_addr.unwrap();
+    let admin = r.server.admin_addr().unwrap();
     let (status, _, _) = http(admin, "/commands/snapshot", auth).await;
     assert_eq!(status, 503);
     r.server.stop().await;
@@ -489,7 +490,7 @@ async fn restore_replaces_the_tree_durably() {
     )];
     let dir = tempfile::tempdir().unwrap();
     let server = start_at(dir.path(), &[], &defines).await;
-    let admin = server.admin_addr.unwrap();
+    let admin = server.admin_addr().unwrap();
     let c = within(
         "client connection",
         zk::Client::connector()
@@ -541,7 +542,7 @@ async fn restore_replaces_the_tree_durably() {
     server.stop().await;
 
     let r = start(&[], &[("zookeeper.admin.restore.enabled", "false")]).await;
-    let admin = r.server.admin_addr.unwrap();
+    let admin = r.server.admin_addr().unwrap();
     let (status, _, _) = exchange(admin, "POST", "/commands/restore", auth, &snap).await;
     assert_eq!(status, 503);
     r.server.stop().await;
@@ -647,7 +648,7 @@ async fn ensemble_members_answer_with_apache_keys() {
         (leader, APACHE_LEADER_KEYS, "leader"),
         (follower, APACHE_FOLLOWER_KEYS, "follower"),
     ] {
-        let admin = servers[idx].admin_addr.unwrap();
+        let admin = servers[idx].admin_addr().unwrap();
         let fixture: Value = serde_json::from_str(fixture).unwrap();
         let mut missing = Vec::new();
         for (cmd, keys) in fixture["admin"].as_object().unwrap() {
@@ -682,8 +683,8 @@ async fn ensemble_members_answer_with_apache_keys() {
     }
 
     // Values, not only keys.
-    let ladmin = servers[leader].admin_addr.unwrap();
-    let fadmin = servers[follower].admin_addr.unwrap();
+    let ladmin = servers[leader].admin_addr().unwrap();
+    let fadmin = servers[follower].admin_addr().unwrap();
     let l = command(ladmin, "leader").await;
     let f = command(fadmin, "leader").await;
     assert_eq!(l["is_leader"], true);
@@ -749,7 +750,7 @@ async fn connections_on_the_secure_port_are_listed_as_secure() {
     ];
     let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
     let r = start(&lines, &[]).await;
-    let admin = r.server.admin_addr.unwrap();
+    let admin = r.server.admin_addr().unwrap();
     let (_plain, _w) = busy_client(r.server.addr).await;
 
     // A TLS client (with the test CA's client certificate) and a session.

@@ -33,11 +33,9 @@ pub struct Server {
     pub addr: SocketAddr,
     /// The secure (TLS) client port, when secureClientPort is set.
     pub secure_addr: Option<SocketAddr>,
-    /// The AdminServer, when enabled and bound.
-    pub admin_addr: Option<SocketAddr>,
-    /// Prometheus /metrics, with PrometheusMetricsProvider.
-    pub metrics_addr: Option<SocketAddr>,
-    http: admin::Http,
+    /// The AdminServer and /metrics (boxed: a Server is often held by
+    /// value in enums).
+    http: Box<admin::Http>,
     accept: tokio::task::JoinHandle<()>,
     secure_accept: Option<tokio::task::JoinHandle<()>>,
     /// The txn-log thread: it drains what was queued, then ends, once the
@@ -104,7 +102,6 @@ impl Server {
                     last_zxid,
                     tx.clone(),
                     cfg.tick_time,
-                    cfg.read_only_mode,
                 )
                 .await?,
             );
@@ -120,14 +117,22 @@ impl Server {
         Ok(Server {
             addr,
             secure_addr,
-            admin_addr: http.admin_addr,
-            metrics_addr: http.metrics_addr,
-            http,
+            http: Box::new(http),
             accept,
             secure_accept,
             log_thread: Some(log_thread),
             core,
         })
+    }
+
+    /// The AdminServer's address, when enabled and bound.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.http.admin_addr
+    }
+
+    /// Prometheus /metrics' address, with PrometheusMetricsProvider.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.http.metrics_addr
     }
 
     /// Stops accepting and drops every connection and session.

@@ -95,6 +95,12 @@ impl Server {
         if let Some(setup) = cfg.ensemble.clone() {
             // Every member starts by looking (election_time, looking_count).
             cfg.metrics.election_started();
+            // /zookeeper/config shows the ensemble, as on Apache's servers.
+            pipeline.tree.set_config_node(
+                &setup.quorum.to_string(),
+                setup.quorum.version,
+                core::wall_ms(),
+            );
             pipeline.ens = Some(
                 ensemble::start(
                     Arc::new(setup),
@@ -102,6 +108,7 @@ impl Server {
                     last_zxid,
                     tx.clone(),
                     cfg.tick_time,
+                    cfg.read_only_mode,
                 )
                 .await?,
             );

@@ -680,6 +680,25 @@ impl DataTree {
         Ok(())
     }
 
+    /// /zookeeper/config as an ensemble member holds it
+    /// (ZKDatabase.initConfigInZKDatabase): the configuration's text, mzxid
+    /// its version, version -1. Not a txn: every member sets it from its own
+    /// configuration whenever it loads or receives a tree.
+    pub fn set_config_node(&mut self, text: &str, config_version: i64, time: i64) {
+        if let Some(n) = self.nodes.get_mut(CONFIG) {
+            let old_len = n.data_len();
+            let before = crate::digest::of(CONFIG, n);
+            n.data = Some(Bytes::copy_from_slice(text.as_bytes()));
+            n.stat.mtime = time;
+            n.stat.mzxid = config_version;
+            n.stat.version = -1;
+            let new_len = n.data_len();
+            self.data_bytes = (self.data_bytes + new_len as u64).saturating_sub(old_len as u64);
+            self.digest = self.digest.wrapping_sub(before);
+            self.digest = self.digest.wrapping_add(crate::digest::of(CONFIG, n));
+        }
+    }
+
     fn set_data(
         &mut self,
         path: &str,

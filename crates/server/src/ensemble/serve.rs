@@ -101,6 +101,11 @@ impl Core {
     /// state and a session table rebuilt from its sessions.
     pub(crate) fn replace_tree(&mut self, tree: tree::DataTree) {
         self.tree = tree;
+        if let Some(e) = self.ens.as_ref() {
+            let q = &e.setup.quorum;
+            self.tree
+                .set_config_node(&q.to_string(), q.version, crate::core::wall_ms());
+        }
         self.zxid = self.tree.last_zxid();
         self.durable = self.durable.max(self.zxid);
         self.pending = tree::prep::Pending::default();

@@ -48,7 +48,7 @@ def mode(port):
 
 
 class Server:
-    def __init__(self, sid, kind, work, binary, ports, servers_text, tick=200, props=()):
+    def __init__(self, sid, kind, work, binary, ports, servers_text, tick=200, props=(), extra=""):
         self.sid, self.kind, self.binary = sid, kind, binary
         self.props = [f"-D{p}" for p in props]
         self.dir = os.path.join(work, f"s{sid}")
@@ -64,6 +64,7 @@ class Server:
                 f"dataDir={self.dir}/data\nclientPort={self.client_port}\n"
                 "clientPortAddress=127.0.0.1\nadmin.enableServer=false\n"
                 "4lw.commands.whitelist=*\nmaxSessionTimeout=60000\n"
+                + extra
                 + servers_text
             )
         with open(os.path.join(self.dir, "log4j.properties"), "w") as f:
@@ -118,7 +119,7 @@ class Server:
 
 
 class Cluster:
-    def __init__(self, kinds, binary, work, observers=(), tick=200, props=()):
+    def __init__(self, kinds, binary, work, observers=(), tick=200, props=(), extra=""):
         self.work = work
         ports = {i: (free_port(), free_port(), free_port()) for i in range(1, len(kinds) + 1)}
         lines = []
@@ -127,7 +128,7 @@ class Cluster:
             lines.append(f"server.{i}=127.0.0.1:{q}:{e}:{role};127.0.0.1:{c}\n")
         text = "".join(lines)
         self.servers = {
-            i: Server(i, kind, work, binary, ports[i], text, tick, props)
+            i: Server(i, kind, work, binary, ports[i], text, tick, props, extra)
             for i, kind in enumerate(kinds, start=1)
         }
 

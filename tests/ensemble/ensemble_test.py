@@ -4,7 +4,8 @@ Apache ZooKeeper 3.8 (Debian's package), through kazoo.
   ensemble_test.py PATH/TO/rookeeper [scenario ...]
 
 Scenarios: three (failover and catch-up), five (sequential start elects
-server 3), observer, read-only, mixed-rk-leader, mixed-apache-leader, rolling (Apache ensemble
+server 3), observer, read-only, reconfig (and reconfig-apache, the same
+checks on Apache's servers), mixed-rk-leader, mixed-apache-leader, rolling (Apache ensemble
 replaced by rookeeper one server at a time, clients connected, no write
 lost). Each failure prints the servers' logs; every wait is bounded and
 every process is stopped.
@@ -226,6 +227,63 @@ def read_only(work, kinds=("rookeeper",) * 3):
         c.stop_all()
 
 
+def reconfig(work, kinds=("rookeeper",) * 3):
+    """Incremental reconfig as kazoo's TestReconfig drives it: only the super
+    user may, bad input is BadArguments, an observer joins and leaves, a
+    stale config version is BadVersion; the new config reaches every
+    server's /zookeeper/config."""
+    from kazoo.exceptions import BadArgumentsError, BadVersionError, NoAuthError
+
+    c = Cluster(
+        list(kinds),
+        BINARY,
+        work,
+        props=["zookeeper.DigestAuthenticationProvider.superDigest=super:D/InIHSb7yEEbrWz8b9l71RjZJU="],
+        extra="reconfigEnabled=true\n",
+    )
+    try:
+        c.start_all()
+        c.wait_serving()
+        plain = client(c.hosts([1]))
+        su = KazooClient(hosts=c.hosts([2]), timeout=10, auth_data=[("digest", "super:test")])
+        su.start(timeout=WAIT)
+        from cluster import free_port
+
+        p1, p2, p3 = free_port(), free_port(), free_port()
+        joining = f"server.100=0.0.0.0:{p1}:{p2}:observer;0.0.0.0:{p3}"
+        try:
+            plain.reconfig(joining=joining, leaving=None, new_members=None)
+            raise AssertionError("reconfig without super succeeded")
+        except NoAuthError:
+            pass
+        try:
+            plain.reconfig(joining="some thing", leaving=None, new_members=None)
+            raise AssertionError("bad reconfig input accepted")
+        except BadArgumentsError:
+            pass
+        data, _ = su.reconfig(joining=joining, leaving=None, new_members=None)
+        assert joining.encode() in data, data
+        for i in c.servers:
+            z = client(c.hosts([i]))
+            z.sync("/zookeeper/config")
+            assert joining.encode() in z.get("/zookeeper/config")[0], i
+            z.stop()
+            z.close()
+        data, _ = su.reconfig(joining=None, leaving="100", new_members=None)
+        assert joining.encode() not in data
+        curver = int(data.decode().split("\n")[-1].split("=")[1], base=16)
+        try:
+            su.reconfig(joining=joining, leaving=None, new_members=None, from_config=curver + 1)
+            raise AssertionError("stale config version accepted")
+        except BadVersionError:
+            pass
+        for z in (plain, su):
+            z.stop()
+            z.close()
+    finally:
+        c.stop_all()
+
+
 def five(work):
     c = Cluster(["rookeeper"] * 5, BINARY, work)
     try:
@@ -360,6 +418,8 @@ SCENARIOS = {
     "five": five,
     "observer": observer,
     "read-only": read_only,
+    "reconfig": reconfig,
+    "reconfig-apache": lambda w: reconfig(w, ("apache",) * 3),
     "mixed-rk-leader": lambda w: mixed(w, ["apache", "apache", "rookeeper"], 3),
     "mixed-apache-leader": lambda w: mixed(w, ["rookeeper", "rookeeper", "apache"], 3),
     "rolling": rolling,

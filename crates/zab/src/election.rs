@@ -166,6 +166,12 @@ impl Election {
         &self.cfg
     }
 
+    /// A reconfiguration was activated: votes are counted over `cfg` now.
+    pub fn set_config(&mut self, cfg: QuorumConfig) {
+        self.config_text = Bytes::from(cfg.to_string());
+        self.cfg = cfg;
+    }
+
     fn participant(&self) -> bool {
         self.cfg.is_voter(self.my_id)
     }

@@ -180,6 +180,10 @@ impl Manager {
                         self.act(outs).await;
                     }
                     Some(ElectionCmd::Synced { epoch }) => self.election.set_vote_epoch(epoch),
+                    Some(ElectionCmd::Config(setup)) => {
+                        self.election.set_config(setup.quorum.clone());
+                        self.setup = setup;
+                    }
                     // The pipeline is gone: so are we.
                     None => return,
                 },

@@ -292,7 +292,7 @@ impl Core {
                     self.become_looking("malformed proposal");
                 }
             },
-            (Phase::Syncing, packet::COMMIT) => {
+            (Phase::Syncing, packet::COMMIT | packet::COMMITANDACTIVATE) => {
                 if f.write_to_log {
                     f.committed_in_sync.push(pkt.zxid);
                 } else if f
@@ -332,7 +332,7 @@ impl Core {
                     self.become_looking("malformed proposal");
                 }
             },
-            (Phase::Broadcast, packet::COMMIT) => {
+            (Phase::Broadcast, packet::COMMIT | packet::COMMITANDACTIVATE) => {
                 let mut done = Vec::new();
                 while f
                     .proposals
@@ -343,6 +343,21 @@ impl Core {
                 }
                 for t in done {
                     self.apply_committed(t);
+                }
+            }
+            (Phase::Broadcast | Phase::Syncing, packet::INFORMANDACTIVATE) => {
+                // The designated leader's id, then the txn.
+                let txn = pkt
+                    .data
+                    .get(8..)
+                    .map(|d| Txn::read(&mut Reader::new(Bytes::copy_from_slice(d))));
+                match txn {
+                    Some(Ok(t)) => {
+                        self.persist.append(t.clone());
+                        self.zxid = self.zxid.max(t.header.zxid);
+                        self.apply_committed(t);
+                    }
+                    _ => warn!("malformed INFORMANDACTIVATE from the leader"),
                 }
             }
             (Phase::Broadcast, packet::INFORM) => match Txn::read(&mut Reader::new(pkt.data)) {

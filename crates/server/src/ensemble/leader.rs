@@ -81,6 +81,8 @@ pub struct Leader {
     /// Recent committed history, for DIFFs.
     committed: VecDeque<Txn>,
     syncs: Vec<(i64, SyncFor)>,
+    /// A reconfig proposed and not yet committed (one at a time).
+    reconfig_in_flight: bool,
     deadline: i64,
     listener: tokio::task::JoinHandle<()>,
     /// Our own (current epoch, last zxid) when discovery began.
@@ -220,6 +222,7 @@ impl Core {
             proposals: VecDeque::new(),
             committed,
             syncs: Vec::new(),
+            reconfig_in_flight: false,
             deadline: now + init,
             listener,
             my_summary: summary,
@@ -702,14 +705,30 @@ impl Core {
 
     fn commit(&mut self, zxids: Vec<i64>) {
         self.cfg.metrics.commit_count.add(zxids.len() as u64);
+        let my_id = self.ens.as_ref().map_or(0, |e| e.setup.my_id);
         for z in zxids {
             let Some(l) = self.leader() else { return };
             let Some(txn) = l.proposals.pop_front() else {
                 return;
             };
             debug_assert_eq!(txn.header.zxid, z);
-            let commit = link::encode(packet::COMMIT, z, Bytes::new(), vec![]);
-            let inform = link::encode(packet::INFORM, z, txn_bytes(&txn), vec![]);
+            let (commit, inform) = if matches!(txn.body, TxnBody::Reconfig(_)) {
+                // Learners activate the new configuration with the commit;
+                // the data names the leader it designates (us).
+                l.reconfig_in_flight = false;
+                let me = Bytes::copy_from_slice(&(my_id as i64).to_be_bytes());
+                let mut inf = BytesMut::from(&me[..]);
+                txn.write(&mut inf);
+                (
+                    link::encode(packet::COMMITANDACTIVATE, z, me, vec![]),
+                    link::encode(packet::INFORMANDACTIVATE, z, inf.freeze(), vec![]),
+                )
+            } else {
+                (
+                    link::encode(packet::COMMIT, z, Bytes::new(), vec![]),
+                    link::encode(packet::INFORM, z, txn_bytes(&txn), vec![]),
+                )
+            };
             for x in l.learners.values() {
                 match (x.observer, x.phase) {
                     (false, Phase::Syncing | Phase::Synced) => {
@@ -805,6 +824,7 @@ impl Core {
                     Ok(_) if self.sessions.timeout(session).is_none() => TxnBody::Error(ErrorTxn {
                         err: ErrorCode::SessionExpired.code(),
                     }),
+                    Ok(Request::Reconfig(r)) => self.prepare_reconfig(&pkt.auth_info, &r),
                     Ok(r) => self.prepare(session, &pkt.auth_info, &r),
                 };
                 if opc == op::CLOSE_SESSION {
@@ -850,5 +870,132 @@ impl Core {
             let why = format!("not sufficient followers synced, only synced with sids: {synced:?}");
             self.become_looking(&why);
         }
+    }
+
+    /// reconfig (PrepRequestProcessor's checks, in its order): the next
+    /// configuration as a txn setting /zookeeper/config, or an Error txn.
+    pub(crate) fn prepare_reconfig(
+        &mut self,
+        auth: &[jute::data::Id],
+        r: &jute::proto::ReconfigRequest,
+    ) -> TxnBody {
+        match self.reconfig_txn(auth, r) {
+            Ok(b) => b,
+            Err(e) => {
+                info!("reconfig refused: {e:?}");
+                TxnBody::Error(ErrorTxn { err: e.code() })
+            }
+        }
+    }
+
+    fn reconfig_txn(
+        &mut self,
+        auth: &[jute::data::Id],
+        r: &jute::proto::ReconfigRequest,
+    ) -> Result<TxnBody, ErrorCode> {
+        use zab::{Member, QuorumConfig};
+        if !self.cfg.reconfig_enabled {
+            return Err(ErrorCode::ReconfigDisabled);
+        }
+        let zxid = self.zxid + 1;
+        let now = self.now_ms();
+        let ens = self.ens.as_ref().expect("ensemble");
+        let cur = ens.setup.quorum.clone();
+        let my_id = ens.setup.my_id;
+        let standalone_enabled = !self
+            .cfg
+            .raw
+            .get("standaloneEnabled")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("false"));
+        let sync_ms = ens.setup.sync_limit as i64 * self.cfg.tick_time as i64;
+        let Some(l) = self.leader() else {
+            return Err(ErrorCode::Unimplemented);
+        };
+        if l.reconfig_in_flight {
+            return Err(ErrorCode::ReconfigInProgress);
+        }
+        if r.cur_config_id != -1 && r.cur_config_id != cur.version {
+            return Err(ErrorCode::BadVersion);
+        }
+        let mut next = if !r.new_members.is_empty() {
+            QuorumConfig::parse(&r.new_members.replace(',', "\n"))
+                .map_err(|_| ErrorCode::BadArguments)?
+        } else {
+            let mut m = cur.members.clone();
+            for leaving in r
+                .leaving_servers
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+            {
+                let sid: u64 = leaving.parse().map_err(|_| ErrorCode::BadArguments)?;
+                m.remove(&sid);
+            }
+            for joiner in r
+                .joining_servers
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+            {
+                let parts: Vec<&str> = joiner.split('=').filter(|s| !s.is_empty()).collect();
+                let [k, v] = parts[..] else {
+                    return Err(ErrorCode::BadArguments);
+                };
+                let sid: u64 = k
+                    .rsplit('.')
+                    .next()
+                    .and_then(|s| s.trim().parse().ok())
+                    .ok_or(ErrorCode::BadArguments)?;
+                let mem = Member::parse(sid, v).map_err(|_| ErrorCode::BadArguments)?;
+                if mem.client.is_none() {
+                    return Err(ErrorCode::BadArguments);
+                }
+                for o in m.values().filter(|o| o.id != sid) {
+                    let clash = [o.quorum_addr(), o.election_addr()];
+                    if clash.contains(&mem.quorum_addr()) || clash.contains(&mem.election_addr()) {
+                        return Err(ErrorCode::BadArguments);
+                    }
+                }
+                m.insert(sid, mem);
+            }
+            QuorumConfig {
+                members: m,
+                version: 0,
+            }
+        };
+        next.version = zxid;
+        let voters = next.voter_count();
+        if (standalone_enabled && voters < 2) || voters < 1 {
+            return Err(ErrorCode::BadArguments);
+        }
+        // A quorum of the new configuration must be with us now.
+        let mut synced: BTreeSet<u64> = l
+            .learners
+            .values()
+            .filter(|x| x.phase == Phase::Synced && now - x.last_heard <= sync_ms)
+            .filter_map(|x| x.sid)
+            .collect();
+        synced.insert(my_id);
+        if !next.is_quorum(&synced) {
+            return Err(ErrorCode::NewConfigNoQuorum);
+        }
+        if !self.opts.skip_acl {
+            let node = self
+                .tree
+                .node(tree::tree::CONFIG)
+                .ok_or(ErrorCode::NoNode)?;
+            let acl = self.tree.acl_of(node);
+            if !tree::acl::check(&acl, jute::consts::perms::WRITE, auth) {
+                return Err(ErrorCode::NoAuth);
+            }
+        }
+        if let Some(l) = self.leader() {
+            l.reconfig_in_flight = true;
+        }
+        Ok(TxnBody::Reconfig(jute::txn::SetDataTxn {
+            path: tree::tree::CONFIG.to_owned(),
+            data: Some(Bytes::from(next.to_string())),
+            version: -1,
+        }))
     }
 }

@@ -198,6 +198,8 @@ pub enum ElectionCmd {
     Look { last_zxid: i64, current_epoch: i64 },
     /// Synced with a leader of this epoch (updates the vote others see).
     Synced { epoch: i64 },
+    /// A reconfiguration was activated.
+    Config(std::sync::Arc<Setup>),
 }
 
 /// A client request in an ensemble, in its session's order.

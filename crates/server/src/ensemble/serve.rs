@@ -170,6 +170,10 @@ impl Core {
         self.deliver_watches();
         self.count_for_snapshot();
         let session = hdr.client_id;
+        if let TxnBody::Reconfig(t) = &txn.body {
+            let text = t.data.as_deref().unwrap_or(&[]);
+            self.activate_config(&String::from_utf8_lossy(text));
+        }
         match &txn.body {
             TxnBody::CreateSession(_) => {
                 if let Some(ens) = self.ens.as_mut() {
@@ -385,6 +389,9 @@ impl Core {
             if leading {
                 if is_sync {
                     // Answered once what came before it has committed.
+                } else if let Request::Reconfig(r) = &req {
+                    let body = self.prepare_reconfig(&auth, r);
+                    self.propose(session, xid, body);
                 } else {
                     let body = self.prepare(session, &auth, &req);
                     if matches!(req, Request::CloseSession) {
@@ -475,7 +482,17 @@ impl Core {
                 continue;
             }
             let rc = x.result.expect("checked");
-            let (err, resp) = ops::write_reply(&rc);
+            let (err, resp) = match (&x.req, rc.err) {
+                // reconfig answers with the new configuration and its Stat.
+                (Request::Reconfig(_), 0) => match self.tree.node(tree::tree::CONFIG) {
+                    Some(n) => (
+                        0,
+                        Response::GetData(n.data.clone(), n.stat(self.opts.extended_types)),
+                    ),
+                    None => ops::write_reply(&rc),
+                },
+                _ => ops::write_reply(&rc),
+            };
             self.reply(x.conn, x.xid, err, &resp);
             self.finish(x.conn, crate::core::short_op(x.opc), x.xid, x.received);
             if matches!(x.req, Request::CloseSession) {
@@ -554,6 +571,30 @@ impl Core {
                 self.finish(conn, crate::core::short_op(opc), xid, received);
             }
             r => self.answer_read(conn, xid, opc, &r, received),
+        }
+    }
+
+    /// A committed reconfig: the new membership counts from now on (quorums,
+    /// elections, what notifications and NEWLEADER carry).
+    fn activate_config(&mut self, text: &str) {
+        let Some(ens) = self.ens.as_mut() else { return };
+        match zab::QuorumConfig::parse(text) {
+            Ok(q) => {
+                info!(
+                    "activating configuration version 0x{:x}: {} members",
+                    q.version,
+                    q.members.len()
+                );
+                if !q.members.contains_key(&ens.setup.my_id) {
+                    warn!("this server is not in the new configuration; it keeps serving until restarted");
+                }
+                let mut s = (*ens.setup).clone();
+                s.quorum = q;
+                let s = std::sync::Arc::new(s);
+                ens.setup = s.clone();
+                let _ = ens.election.send(super::ElectionCmd::Config(s));
+            }
+            Err(e) => warn!("cannot activate the committed configuration: {e}"),
         }
     }
 }

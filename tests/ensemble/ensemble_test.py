@@ -280,6 +280,18 @@ def reconfig(work, kinds=("rookeeper",) * 3):
         for z in (plain, su):
             z.stop()
             z.close()
+        # The configuration survives a restart of every server (zoo.cfg now
+        # points at the dynamic file written by the reconfig).
+        c.stop_all()
+        c.start_all()
+        c.wait_serving()
+        for i in c.servers:
+            z = client(c.hosts([i]))
+            got = z.get("/zookeeper/config")[0].decode()
+            z.stop()
+            z.close()
+            assert got.split("\n")[-1] == f"version={curver:x}", (i, got)
+            assert "dynamicConfigFile=" in open(c.servers[i].cfg).read()
     finally:
         c.stop_all()
 

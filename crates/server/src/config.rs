@@ -205,12 +205,36 @@ impl Config {
                 dp
             };
             if let Ok(text) = std::fs::read_to_string(&dp) {
-                for (k, v) in parse_properties(&text) {
+                let props = parse_properties(&text);
+                // Written after a reconfig, the version is the name's suffix.
+                if !props.contains_key("version") {
+                    if let Some(v) = dp
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .and_then(|n| n.rsplit_once(".dynamic."))
+                        .map(|(_, v)| v.to_owned())
+                    {
+                        c.raw.entry("version".into()).or_insert(v);
+                    }
+                }
+                for (k, v) in props {
                     c.raw.entry(k).or_insert(v);
                 }
             }
         }
         c.ensemble = crate::ensemble::Setup::from_config(&c)?;
+        // After a reconfig the client address may live only on the server
+        // line (Apache erases clientPort from zoo.cfg then).
+        if let Some(e) = &c.ensemble {
+            if !c.raw.contains_key("clientPort") {
+                if let Some((h, p)) = &e.me().client {
+                    c.client_port = *p;
+                    if c.client_port_address.is_none() && h != "0.0.0.0" {
+                        c.client_port_address = h.parse().ok();
+                    }
+                }
+            }
+        }
         Ok(c)
     }
 

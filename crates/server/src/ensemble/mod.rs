@@ -165,6 +165,50 @@ pub fn write_epoch(dir: &Path, name: &str, value: i64) -> Result<()> {
     Ok(())
 }
 
+/// After a reconfig, as QuorumPeer.setQuorumVerifier does: the members go
+/// to `<zoo.cfg>.dynamic.<version>` (no version line: the name carries it)
+/// and zoo.cfg keeps only the static settings plus `dynamicConfigFile`
+/// (clientPort too goes when our server line has a client address). Both
+/// written to a temp file and renamed.
+pub fn write_dynamic_config(static_cfg: &Path, q: &QuorumConfig, my_id: u64) -> Result<()> {
+    let dyn_path =
+        std::path::PathBuf::from(format!("{}.dynamic.{:x}", static_cfg.display(), q.version));
+    let mut text = String::new();
+    for m in q.members.values() {
+        text.push_str(&format!("server.{}={}\n", m.id, m));
+    }
+    atomic_write(&dyn_path, &text)?;
+    let erase_client = q.members.get(&my_id).is_some_and(|m| m.client.is_some());
+    let old = std::fs::read_to_string(static_cfg)
+        .with_context(|| format!("cannot read {}", static_cfg.display()))?;
+    let mut out = String::new();
+    for (k, v) in parse_properties(&old) {
+        let drop = k.starts_with("server.")
+            || k.starts_with("group")
+            || k.starts_with("weight")
+            || k.starts_with("dynamicConfigFile")
+            || k.starts_with("peerType")
+            || (erase_client && k.starts_with("clientPort"));
+        if !drop {
+            out.push_str(&format!("{k}={v}\n"));
+        }
+    }
+    let abs = std::path::absolute(&dyn_path).unwrap_or(dyn_path);
+    out.push_str(&format!("dynamicConfigFile={}\n", abs.display()));
+    atomic_write(static_cfg, &out)
+}
+
+fn atomic_write(p: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    let tmp = p.with_extension("tmp-rookeeper");
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, p).with_context(|| format!("cannot write {}", p.display()))?;
+    Ok(())
+}
+
 /// Identifies one quorum-port connection.
 pub type LinkId = u64;
 

@@ -588,6 +588,13 @@ impl Core {
                 if !q.members.contains_key(&ens.setup.my_id) {
                     warn!("this server is not in the new configuration; it keeps serving until restarted");
                 }
+                if self.cfg.reconfig_enabled {
+                    if let Some(src) = self.cfg.source.as_deref() {
+                        if let Err(e) = super::write_dynamic_config(src, &q, ens.setup.my_id) {
+                            warn!("cannot write the dynamic configuration file: {e}");
+                        }
+                    }
+                }
                 let mut s = (*ens.setup).clone();
                 s.quorum = q;
                 let s = std::sync::Arc::new(s);

@@ -4,7 +4,7 @@ Apache ZooKeeper 3.8 (Debian's package), through kazoo.
   ensemble_test.py PATH/TO/rookeeper [scenario ...]
 
 Scenarios: three (failover and catch-up), five (sequential start elects
-server 3), observer, read-only, reconfig (and reconfig-apache, the same
+server 3), observer, read-only, kill-under-load, reconfig (and reconfig-apache, the same
 checks on Apache's servers), mixed-rk-leader, mixed-apache-leader, rolling (Apache ensemble
 replaced by rookeeper one server at a time, clients connected, no write
 lost). Each failure prints the servers' logs; every wait is bounded and
@@ -368,6 +368,58 @@ def mixed(work, kinds, first):
         c.stop_all()
 
 
+def kill_under_load(work, kinds=("rookeeper",) * 3, kills=4):
+    """SIGKILL the leader again and again while a client writes through
+    every server: every acknowledged write survives, everywhere."""
+    c = Cluster(list(kinds), BINARY, work)
+    acked = []
+    stop = threading.Event()
+
+    def writer():
+        z = client(c.hosts(), timeout=20.0)
+        z.ensure_path("/load")
+        k = 0
+        while not stop.is_set():
+            try:
+                z.create(f"/load/w{k:06d}", str(k).encode())
+                acked.append(k)
+            except KazooException:
+                time.sleep(0.05)
+            k += 1
+        z.stop()
+        z.close()
+
+    try:
+        c.start_all()
+        c.wait_serving()
+        t = threading.Thread(target=writer, daemon=True)
+        t.start()
+        for _ in range(kills):
+            before = len(acked)
+            wait_for(lambda: len(acked) > before + 30, "writes before the kill")
+            leader = c.leader()
+            c.servers[leader].kill()
+            c.wait_serving(ids=[i for i in c.servers if i != leader])
+            c.servers[leader].start()
+            c.wait_serving()
+        before = len(acked)
+        wait_for(lambda: len(acked) > before + 30, "writes after the last kill")
+        stop.set()
+        t.join(timeout=60)
+        z = client(c.hosts())
+        z.sync("/load")
+        have = {int(n[1:]) for n in z.get_children("/load")}
+        z.stop()
+        z.close()
+        lost = [k for k in acked if k not in have]
+        assert not lost, f"acknowledged writes lost: {lost[:10]}"
+        same_everywhere(c)
+        return len(acked)
+    finally:
+        stop.set()
+        c.stop_all()
+
+
 def rolling(work):
     """Three Apache servers replaced by rookeeper one by one, on the same
     dataDirs, with a client writing throughout: no acknowledged write lost."""
@@ -435,6 +487,7 @@ SCENARIOS = {
     "mixed-rk-leader": lambda w: mixed(w, ["apache", "apache", "rookeeper"], 3),
     "mixed-apache-leader": lambda w: mixed(w, ["rookeeper", "rookeeper", "apache"], 3),
     "rolling": rolling,
+    "kill-under-load": kill_under_load,
 }
 
 

@@ -25,7 +25,14 @@
 # not counted.  In apache mode the exit status is 0 when pytest ran to the end
 # (test failures are expected: they are the yardstick), non-zero on a harness
 # problem or timeout; KAZOO_UPDATE_BASELINE=1 also copies passed.txt over
-# tests/kazoo/apache-passing.txt.
+# the baseline.  The baseline is tests/kazoo/apache-passing.txt for
+# ZOOKEEPER_CLUSTER_SIZE=1 and apache-passing-cluster<N>.txt for N servers
+# (KAZOO_BASELINE overrides).
+#
+# Server logs: kazoo deletes each server's temp dir (and its zookeeper.log)
+# when a test class ends; keep_server_logs.py (a pytest plugin) appends every
+# log to $RESULTS/server-logs/<tmpdir>-server<id>.log first and writes
+# $RESULTS/server-logs/timeline.txt (UTC time, test, outcome, log files).
 #
 # Environment (defaults in brackets):
 #   KAZOO_VENV            [$REPO/target/kazoo-venv]
@@ -41,6 +48,11 @@
 #                         sleeps 15 s first).  Set KAZOO_CI=false to unset CI.
 #   ROOKEEPER_BIN         [$REPO/target/release/rookeeper, else .../debug/...]
 #   ZOOKEEPER_CLUSTER_SIZE [1]   ZOOKEEPER_VERSION [3.8.0]
+#                         (size N > 1: servers 1..N form one ensemble; the
+#                         zoo.cfg kazoo writes has server.N lines and data/myid)
+#   KAZOO_BASELINE        [apache-passing.txt, or apache-passing-cluster<N>.txt]
+#   KAZOO_SERVER_LOGS     [$RESULTS/server-logs] where server logs are kept;
+#                         "none" keeps none
 #   ZOOKEEPER_PORT_OFFSET  [20000] - server i (0-based) uses offset+10*i+0..4:
 #                         +0 clientPort, +1 election, +2 leader (quorum only),
 #                         +3 admin.serverPort, +4 secureClientPort.
@@ -73,6 +85,11 @@ SITE="$("$PY" -c 'import os, kazoo; print(os.path.dirname(os.path.dirname(kazoo.
 # ---------------------------------------------------------- harness env
 export ZOOKEEPER_VERSION="${ZOOKEEPER_VERSION:-3.8.0}"
 export ZOOKEEPER_CLUSTER_SIZE="${ZOOKEEPER_CLUSTER_SIZE:-1}"
+if [ "$ZOOKEEPER_CLUSTER_SIZE" = 1 ]; then
+    BASELINE="${KAZOO_BASELINE:-$HERE/apache-passing.txt}"
+else
+    BASELINE="${KAZOO_BASELINE:-$HERE/apache-passing-cluster$ZOOKEEPER_CLUSTER_SIZE.txt}"
+fi
 export ZOOKEEPER_PORT_OFFSET="${ZOOKEEPER_PORT_OFFSET:-20000}"
 # These are set and cleared by individual tests (test_sasl, TestReadOnlyMode);
 # a stray value would reconfigure the whole run.
@@ -150,13 +167,22 @@ fi
 # ---------------------------------------------------------- run pytest
 mkdir -p "$RESULTS"
 rm -f "$RESULTS/junit.xml" "$RESULTS/summary.md" "$RESULTS/passed.txt"
+plugin_args=()
+SERVER_LOGS="${KAZOO_SERVER_LOGS:-$RESULTS/server-logs}"
+if [ "$SERVER_LOGS" != none ]; then
+    rm -rf "$SERVER_LOGS"
+    mkdir -p "$SERVER_LOGS"
+    export KAZOO_SERVER_LOGS="$SERVER_LOGS"
+    export PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}"
+    plugin_args=(-p keep_server_logs)
+fi
 
 targets=(kazoo/tests)
 for a in "$@"; do
     case "$a" in kazoo/*) targets=(); break ;; esac
 done
 
-log "mode=$MODE server=$SERVER_DESC"
+log "mode=$MODE server=$SERVER_DESC cluster_size=$ZOOKEEPER_CLUSTER_SIZE"
 log "results in $RESULTS; per-test timeout ${TEST_TIMEOUT}s, suite timeout ${SUITE_TIMEOUT}s"
 
 start=$(date +%s)
@@ -169,7 +195,7 @@ cd "$SITE" || exit 2
 # SIGKILL 30 s after that.
 timeout -s INT -k 30 "$((SUITE_TIMEOUT + 120))" \
     "$PY" -m pytest -c "$HERE/pytest.ini" --rootdir="$SITE" \
-        -p no:cacheprovider \
+        -p no:cacheprovider "${plugin_args[@]}" \
         --timeout="$TEST_TIMEOUT" --session-timeout="$SUITE_TIMEOUT" \
         --junitxml="$RESULTS/junit.xml" \
         -v -rfEs --color=no \
@@ -193,6 +219,7 @@ cd "$REPO" || exit 2
     echo "duration_s: $((end - start))"
     echo "date: $(date -u +%FT%TZ)"
     echo "pytest args: ${targets[*]} $*"
+    echo "cluster size: $ZOOKEEPER_CLUSTER_SIZE"
 } > "$RESULTS/meta.txt"
 
 if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
@@ -214,8 +241,17 @@ head -n -1 "$RESULTS/summary.md" | sed -e '/^Failed \/ errored tests:/,$d' -e '/
 
 if [ "$MODE" = apache ]; then
     if [ "${KAZOO_UPDATE_BASELINE:-0}" = 1 ]; then
-        cp "$RESULTS/passed.txt" "$HERE/apache-passing.txt"
-        log "updated $HERE/apache-passing.txt ($(wc -l < "$HERE/apache-passing.txt") tests)"
+        # A header saying how the list was made (compare.py skips '#').
+        sizevar=""
+        [ "$ZOOKEEPER_CLUSTER_SIZE" = 1 ] || sizevar="ZOOKEEPER_CLUSTER_SIZE=$ZOOKEEPER_CLUSTER_SIZE "
+        {
+            echo "# kazoo $("$PY" -c 'import importlib.metadata as m; print(m.version("kazoo"))') tests that pass against $SERVER_DESC"
+            echo "# with $ZOOKEEPER_CLUSTER_SIZE server(s): the yardstick for \`${sizevar}tests/kazoo/run.sh rookeeper\`."
+            echo "# Produced by \`${sizevar}KAZOO_UPDATE_BASELINE=1 tests/kazoo/run.sh apache\` on $(date -u +%F)"
+            echo "# (CI=${CI:-unset}, per-test timeout ${TEST_TIMEOUT} s): $(tail -n 1 "$RESULTS/summary.md"), $((end - start)) s."
+            cat "$RESULTS/passed.txt"
+        } > "$BASELINE.tmp" && mv "$BASELINE.tmp" "$BASELINE"
+        log "updated $BASELINE ($(grep -vc '^#' "$BASELINE") tests)"
     fi
     tail -n 1 "$RESULTS/summary.md"
     case "$rc" in 0|1) exit 0 ;; *) exit "$rc" ;; esac
@@ -223,6 +259,6 @@ fi
 
 gate_args=()
 [ $# -gt 0 ] && gate_args+=(--ignore-missing)
-"$PY" "$HERE/compare.py" "${gate_args[@]}" "$RESULTS/junit.xml" "$HERE/apache-passing.txt"
+"$PY" "$HERE/compare.py" "${gate_args[@]}" "$RESULTS/junit.xml" "$BASELINE"
 grc=$?
 case "$rc" in 0|1) exit "$grc" ;; *) [ "$grc" = 0 ] && exit "$rc"; exit "$grc" ;; esac

@@ -4,7 +4,7 @@ Apache ZooKeeper 3.8 (Debian's package), through kazoo.
   ensemble_test.py PATH/TO/rookeeper [scenario ...]
 
 Scenarios: three (failover and catch-up), five (sequential start elects
-server 3), observer, read-only, kill-under-load, reconfig (and reconfig-apache, the same
+server 3), observer, expiry, read-only, kill-under-load, reconfig (and reconfig-apache, the same
 checks on Apache's servers), mixed-rk-leader, mixed-apache-leader, rolling (Apache ensemble
 replaced by rookeeper one server at a time, clients connected, no write
 lost). Each failure prints the servers' logs; every wait is bounded and
@@ -296,6 +296,41 @@ def reconfig(work, kinds=("rookeeper",) * 3):
         c.stop_all()
 
 
+def expiry(work):
+    """A client that dies holding an ephemeral on a follower: the leader
+    expires its session and the ephemeral disappears on every server."""
+    import subprocess
+
+    c = Cluster(["rookeeper"] * 3, BINARY, work)
+    try:
+        c.start_all()
+        c.wait_serving()
+        f = [i for i in c.servers if c.servers[i].mode() == "follower"][0]
+        code = (
+            "import sys, time\n"
+            "from kazoo.client import KazooClient\n"
+            f"z = KazooClient(hosts='{c.hosts([f])}', timeout=2.0)\n"
+            "z.start(timeout=30)\n"
+            "z.create('/doomed', b'x', ephemeral=True)\n"
+            "print('ready', flush=True)\n"
+            "time.sleep(600)\n"
+        )
+        p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        try:
+            assert p.stdout.readline().strip() == "ready"
+        finally:
+            p.kill()
+            p.wait()
+        watchers = {i: client(c.hosts([i])) for i in c.servers}
+        for i, z in watchers.items():
+            wait_for(lambda z=z: z.exists("/doomed") is None, f"the ephemeral to go on server {i}", timeout=30)
+        for z in watchers.values():
+            z.stop()
+            z.close()
+    finally:
+        c.stop_all()
+
+
 def five(work):
     c = Cluster(["rookeeper"] * 5, BINARY, work)
     try:
@@ -481,6 +516,7 @@ SCENARIOS = {
     "three": three,
     "five": five,
     "observer": observer,
+    "expiry": expiry,
     "read-only": read_only,
     "reconfig": reconfig,
     "reconfig-apache": lambda w: reconfig(w, ("apache",) * 3),

@@ -53,6 +53,7 @@ class Server:
         self.props = [f"-D{p}" for p in props]
         self.dir = os.path.join(work, f"s{sid}")
         self.client_port = ports[0]
+        self.ports = ports
         self.proc = None
         os.makedirs(os.path.join(self.dir, "data"), exist_ok=True)
         with open(os.path.join(self.dir, "data", "myid"), "w") as f:

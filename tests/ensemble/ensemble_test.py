@@ -280,6 +280,19 @@ def reconfig(work, kinds=("rookeeper",) * 3):
         for z in (plain, su):
             z.stop()
             z.close()
+        # A follower becomes an observer (and the ensemble goes on).
+        f = [i for i in c.servers if c.servers[i].mode() == "follower"][0]
+        cp, qp, ep = c.servers[f].ports
+        su = KazooClient(hosts=c.hosts([c.leader()]), timeout=10, auth_data=[("digest", "super:test")])
+        su.start(timeout=WAIT)
+        spec = f"server.{f}=127.0.0.1:{qp}:{ep}:observer;127.0.0.1:{cp}"
+        data, _ = su.reconfig(joining=spec, leaving=None, new_members=None)
+        assert spec.encode() in data, data
+        curver = int(data.decode().split("\n")[-1].split("=")[1], base=16)
+        wait_for(lambda: c.servers[f].mode() == "observer", f"server {f} to observe")
+        su.create("/after-role-change", b"z")
+        su.stop()
+        su.close()
         # The configuration survives a restart of every server (zoo.cfg now
         # points at the dynamic file written by the reconfig).
         c.stop_all()

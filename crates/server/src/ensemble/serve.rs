@@ -595,11 +595,24 @@ impl Core {
                         }
                     }
                 }
+                // Apache's processReconfig: a change of our own kind, or of
+                // the leader's membership, means a new election.
+                let me = ens.setup.my_id;
+                let kind = |c: &zab::QuorumConfig, id: u64| c.members.get(&id).map(|m| m.kind);
+                let mut major = kind(&ens.setup.quorum, me) != kind(&q, me);
+                match &ens.role {
+                    Role::Following(f) => major |= !q.is_voter(f.leader_id),
+                    Role::Leading(_) => major |= !q.is_voter(me),
+                    Role::Looking => {}
+                }
                 let mut s = (*ens.setup).clone();
                 s.quorum = q;
                 let s = std::sync::Arc::new(s);
                 ens.setup = s.clone();
                 let _ = ens.election.send(super::ElectionCmd::Config(s));
+                if major {
+                    self.become_looking("the new configuration changes roles");
+                }
             }
             Err(e) => warn!("cannot activate the committed configuration: {e}"),
         }

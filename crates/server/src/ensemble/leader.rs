@@ -278,8 +278,16 @@ impl Core {
         match m {
             QMsg::LearnerConnected { link, conn } => {
                 let now = self.now_ms();
+                let init_ms = self
+                    .ens
+                    .as_ref()
+                    .map_or(20_000, |e| e.setup.init_limit as u64)
+                    * self.cfg.tick_time as u64;
                 let Some(l) = self.leader() else { return };
                 let Link { tx, sock } = conn;
+                // A learner that goes silent is noticed (LearnerHandler's
+                // socket timeout): initLimit ticks until it is synced.
+                link::set_timeout(&sock, Duration::from_millis(init_ms));
                 l.learners.insert(
                     link,
                     Learner {
@@ -312,6 +320,8 @@ impl Core {
     fn learner_packet(&mut self, link: LinkId, pkt: QuorumPacket) {
         let now = self.now_ms();
         let quorum = self.ens.as_ref().expect("ensemble").setup.quorum.clone();
+        let sync_ms =
+            self.cfg.tick_time as u64 * self.ens.as_ref().map_or(5, |e| e.setup.sync_limit as u64);
         let Some(l) = self.leader() else { return };
         let Some(lr) = l.learners.get_mut(&link) else {
             return;
@@ -390,6 +400,7 @@ impl Core {
                     }
                     if l.established {
                         lr.phase = Phase::Synced;
+                        link::set_timeout(&lr.sock, Duration::from_millis(sync_ms));
                         let b = link::encode(packet::UPTODATE, -1, Bytes::new(), vec![]);
                         l.send(link, b);
                         info!("learner {sid} is up to date");

@@ -50,6 +50,8 @@
 #   ZOOKEEPER_CLUSTER_SIZE [1]   ZOOKEEPER_VERSION [3.8.0]
 #                         (size N > 1: servers 1..N form one ensemble; the
 #                         zoo.cfg kazoo writes has server.N lines and data/myid)
+#   KAZOO_OBSERVER_START_ID [-1] servers with this id and above are observers
+#                         (e.g. size 4, id 4: 3 voters and 1 observer)
 #   KAZOO_BASELINE        [apache-passing.txt, or apache-passing-cluster<N>.txt]
 #   KAZOO_SERVER_LOGS     [$RESULTS/server-logs] where server logs are kept;
 #                         "none" keeps none
@@ -93,7 +95,10 @@ fi
 export ZOOKEEPER_PORT_OFFSET="${ZOOKEEPER_PORT_OFFSET:-20000}"
 # These are set and cleared by individual tests (test_sasl, TestReadOnlyMode);
 # a stray value would reconfigure the whole run.
-unset ZOOKEEPER_JAAS_AUTH ZOOKEEPER_LOCAL_SESSION_RO ZOOKEEPER_OBSERVER_START_ID
+unset ZOOKEEPER_JAAS_AUTH ZOOKEEPER_LOCAL_SESSION_RO
+# Servers with id >= ZOOKEEPER_OBSERVER_START_ID are observers (kazoo's
+# harness; -1 = none): only a deliberate KAZOO_OBSERVER_START_ID sets it.
+export ZOOKEEPER_OBSERVER_START_ID="${KAZOO_OBSERVER_START_ID:--1}"
 unset KRB5_TEST_ENV  # Kerberos test needs a KDC we do not set up: skip it
 if [ "${KAZOO_CI:-true}" = true ]; then export CI=true; else unset CI; fi
 
@@ -219,7 +224,7 @@ cd "$REPO" || exit 2
     echo "duration_s: $((end - start))"
     echo "date: $(date -u +%FT%TZ)"
     echo "pytest args: ${targets[*]} $*"
-    echo "cluster size: $ZOOKEEPER_CLUSTER_SIZE"
+    echo "cluster size: $ZOOKEEPER_CLUSTER_SIZE (observers from id $ZOOKEEPER_OBSERVER_START_ID)"
 } > "$RESULTS/meta.txt"
 
 if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then

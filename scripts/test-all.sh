@@ -61,6 +61,9 @@ if [ "${SKIP_KAZOO:-0}" != 1 ]; then
 
     step "kazoo 2.11.0 test suite against rookeeper"
     ROOKEEPER_BIN="$REPO/target/release/rookeeper" bash tests/kazoo/run.sh rookeeper
+
+    step "kazoo 2.11.0 test suite against a 3-server rookeeper ensemble (gate: tests/kazoo/apache-passing-cluster3.txt)"
+    ZOOKEEPER_CLUSTER_SIZE=3 ROOKEEPER_BIN="$REPO/target/release/rookeeper" bash tests/kazoo/run.sh rookeeper
 fi
 
 echo "all tests passed in $(( $(date +%s) - start ))s"

@@ -154,7 +154,10 @@ fn init_logging(cfg: &server::Config) -> Result<()> {
             .with_writer(std::sync::Mutex::new(file))
             .init();
     } else {
-        builder.with_writer(std::io::stderr).init();
+        // Colours only for a terminal: logs redirected to files stay plain.
+        use std::io::IsTerminal;
+        let ansi = std::io::stderr().is_terminal();
+        builder.with_ansi(ansi).with_writer(std::io::stderr).init();
     }
     Ok(())
 }

@@ -476,7 +476,7 @@ fn server_stats(core: &Core, with_conns: bool) -> Map<String, Value> {
     });
     let mut m = obj(json!({
         "version": fourlw::full_version(),
-        "read_only": core.disk_failed.is_some(),
+        "read_only": core.disk_failed.is_some() || core.ens.as_ref().is_some_and(|e| e.read_only()),
         "server_stats": {
             "packets_sent": s.sent,
             "packets_received": s.received,
@@ -581,7 +581,9 @@ pub fn run(core: &mut Core, name: &str) -> Map<String, Value> {
                 .unwrap_or_default();
             obj(json!({ "initial_configuration": text }))
         }
-        "is_read_only" => obj(json!({ "read_only": core.disk_failed.is_some() })),
+        "is_read_only" => obj(json!({
+            "read_only": core.disk_failed.is_some() || core.ens.as_ref().is_some_and(|e| e.read_only())
+        })),
         "last_snapshot" => {
             let (zxid, ts) = cfg.metrics.last_snapshot().unwrap_or((-1, -1));
             obj(json!({ "zxid": format!("{zxid:x}"), "timestamp": ts }))

@@ -60,13 +60,23 @@ pub(crate) fn abs(p: &std::path::Path) -> String {
         .to_string()
 }
 
+/// A double as Java's Double.toString prints it (0.0, 1.3333333333333333),
+/// which Apache's srvr uses for the average latency.
+pub(crate) fn java_double(v: f64) -> String {
+    if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e7 {
+        format!("{v:.1}")
+    } else {
+        format!("{v}")
+    }
+}
+
 fn server_stats(core: &Core, out: &mut String) {
     let s = &core.stats;
     let _ = writeln!(
         out,
-        "Latency min/avg/max: {}/{:.4}/{}",
+        "Latency min/avg/max: {}/{}/{}",
         s.latency.min_ms,
-        s.latency.avg(),
+        java_double(s.latency.avg()),
         s.latency.max_ms
     );
     let _ = writeln!(out, "Received: {}", s.received);
@@ -146,15 +156,21 @@ pub fn run(core: &mut Core, cmd: &str) -> String {
     }
     match cmd {
         "ruok" => out.push_str("imok"),
+        // An ensemble member serving nobody answers null, as Apache does.
         "isro" => out.push_str(
             if core.disk_failed.is_some() || core.ens.as_ref().is_some_and(|e| e.read_only()) {
                 "ro"
+            } else if !core.serving() {
+                "null"
             } else {
                 "rw"
             },
         ),
         "srvr" | "stat" => {
             let _ = writeln!(out, "Zookeeper version: {}", full_version());
+            if core.ens.as_ref().is_some_and(|e| e.read_only()) {
+                out.push_str("READ-ONLY mode; serving only read-only clients\n");
+            }
             if cmd == "stat" {
                 out.push_str("Clients:\n");
                 for id in conn_ids(core) {

@@ -23,7 +23,7 @@ use zab::{epoch_of, make_zxid};
 
 use super::link::{self, Link};
 use super::{LinkId, QMsg, Role};
-use crate::core::{Core, Msg};
+use crate::core::Core;
 
 static NEXT_LINK: AtomicU64 = AtomicU64::new(1);
 
@@ -189,13 +189,8 @@ impl Core {
                         continue;
                     }
                 };
-                match link::spawn(std, id, core_tx.clone(), false, max, ext) {
-                    Ok(l) => {
-                        let _ = core_tx
-                            .send(Msg::Quorum(QMsg::LearnerConnected { link: id, conn: l }))
-                            .await;
-                    }
-                    Err(e) => warn!("learner connection from {remote}: {e}"),
+                if let Err(e) = link::spawn_announced(std, id, core_tx.clone(), max, ext) {
+                    warn!("learner connection from {remote}: {e}");
                 }
             }
         });

@@ -122,14 +122,56 @@ pub fn spawn(
     max_packet: usize,
     extended_types: bool,
 ) -> std::io::Result<Link> {
+    start(
+        stream,
+        link,
+        core,
+        learner_side,
+        max_packet,
+        extended_types,
+        false,
+    )
+    .map(|l| l.expect("not announced"))
+}
+
+/// As [`spawn`] for a learner's connection to the leader: the reader thread
+/// itself hands the link to the pipeline ([`QMsg::LearnerConnected`]) before
+/// its first read, so no packet can arrive ahead of the link.
+pub fn spawn_announced(
+    stream: TcpStream,
+    link: LinkId,
+    core: mpsc::Sender<Msg>,
+    max_packet: usize,
+    extended_types: bool,
+) -> std::io::Result<()> {
+    start(stream, link, core, false, max_packet, extended_types, true).map(|_| ())
+}
+
+fn start(
+    stream: TcpStream,
+    link: LinkId,
+    core: mpsc::Sender<Msg>,
+    learner_side: bool,
+    max_packet: usize,
+    extended_types: bool,
+    announce: bool,
+) -> std::io::Result<Option<Link>> {
     stream.set_nodelay(true)?;
     let reader = stream.try_clone()?;
     let mut writer = stream.try_clone()?;
     let (tx, mut rx) = mpsc::channel::<Bytes>(LINK_QUEUE);
     let to_core = core.clone();
+    let mut handle = Some(Link { tx, sock: stream });
+    let announced = if announce { handle.take() } else { None };
     std::thread::Builder::new()
         .name(format!("quorum-read-{link}"))
         .spawn(move || {
+            if let Some(conn) = announced {
+                let m = Msg::Quorum(QMsg::LearnerConnected { link, conn });
+                if to_core.blocking_send(m).is_err() {
+                    return;
+                }
+            }
             let why = read_loop(
                 reader,
                 link,
@@ -158,7 +200,7 @@ pub fn spawn(
             let _ = writer.shutdown(Shutdown::Both);
             debug!("quorum link {link} writer done");
         })?;
-    Ok(Link { tx, sock: stream })
+    Ok(handle)
 }
 
 fn read_loop(

@@ -293,6 +293,9 @@ pub struct State {
     pub since: i64,
     /// readonlymode.enabled: without a quorum, serve read-only clients.
     pub read_only_mode: bool,
+    /// Looking for long enough (max(2 s, tickTime), as QuorumPeer waits)
+    /// that the read-only server runs.
+    pub read_only_active: bool,
 }
 
 pub enum Role {
@@ -316,7 +319,7 @@ impl State {
     /// Without a quorum, with readonlymode.enabled: reads for clients
     /// that asked for a read-only session (ReadOnlyZooKeeperServer).
     pub fn read_only(&self) -> bool {
-        self.read_only_mode && matches!(self.role, Role::Looking)
+        self.read_only_active && matches!(self.role, Role::Looking)
     }
 
     /// Serving clients: a leader or learner past UPTODATE.
@@ -381,5 +384,6 @@ pub async fn start(
         touched: Default::default(),
         since: 0,
         read_only_mode,
+        read_only_active: false,
     }))
 }

@@ -47,6 +47,16 @@ impl Core {
                     zab::ServerState::Looking => {}
                 }
             }
+            QMsg::Tick if matches!(self.ens.as_ref().map(|e| &e.role), Some(Role::Looking)) => {
+                let now = self.now_ms();
+                let grace = (self.cfg.tick_time as i64).max(2000);
+                if let Some(e) = self.ens.as_mut() {
+                    if e.read_only_mode && !e.read_only_active && now - e.since >= grace {
+                        info!("no quorum: serving read-only clients");
+                        e.read_only_active = true;
+                    }
+                }
+            }
             m => match self.ens.as_ref().map(|e| &e.role) {
                 Some(Role::Leading(_)) => self.leader_msg(m),
                 Some(Role::Following(_)) => self.follower_msg(m),
@@ -62,6 +72,8 @@ impl Core {
         let Some(ens) = self.ens.as_mut() else { return };
         info!("LOOKING ({why}); was {}", ens.role.name());
         ens.role = Role::Looking;
+        ens.read_only_active = false;
+        ens.since = self.start.elapsed().as_millis() as i64;
         self.cfg.metrics.election_started();
         ens.queued.clear();
         ens.connecting.clear();
@@ -561,7 +573,8 @@ impl Core {
                 self.reply(conn, xid, 0, &Response::Empty);
                 self.drop_conn(conn);
             }
-            r if r.is_write() => {
+            // sync too: there is no leader to catch up with.
+            r if r.is_write() || matches!(r, Request::Sync(_)) => {
                 self.reply(
                     conn,
                     xid,

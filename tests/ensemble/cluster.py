@@ -9,35 +9,18 @@ Every wait is bounded; stop_all() always leaves no process behind.
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
-from loopback import free_port  # noqa: E402
+from loopback import four, free_port  # noqa: E402  (four: re-exported)
 
 J = "/usr/share/java"
 APACHE_CP = ":".join(
     f"{J}/{j}.jar"
     for j in ["zookeeper", "netty-codec", "netty-resolver", "servlet-api", "slf4j-log4j12", "log4j-1.2"]
 )
-
-
-def four(port, cmd, timeout=2.0):
-    """A four-letter word's answer, or '' if none."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-            s.sendall(cmd.encode())
-            out = b""
-            while True:
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                out += chunk
-        return out.decode(errors="replace")
-    except OSError:
-        return ""
 
 
 def mode(port):

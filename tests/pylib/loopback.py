@@ -39,18 +39,23 @@ def wait_serving(port, timeout, proc=None):
     while time.time() < deadline:
         if proc is not None and proc.poll() is not None:
             raise AssertionError(f"server exited with {proc.returncode} before serving on {port}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
-                s.sendall(b"srvr")
-                reply = b""
-                while True:
-                    chunk = s.recv(4096)
-                    if not chunk:
-                        break
-                    reply += chunk
-            if reply.startswith(b"Zookeeper version:"):
-                return
-        except OSError:
-            pass
+        if four(port, "srvr").startswith("Zookeeper version:"):
+            return
         time.sleep(0.1)
     raise AssertionError(f"server on port {port} not serving within {timeout}s")
+
+
+def four(port, cmd, timeout=2.0):
+    """A four-letter word's answer from 127.0.0.1:port, or '' if none."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(cmd.encode())
+            out = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                out += chunk
+        return out.decode(errors="replace")
+    except OSError:
+        return ""

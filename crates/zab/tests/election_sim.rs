@@ -7,33 +7,11 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
 use zab::election::Out;
+mod common;
+
+use common::{config, Rng};
 use zab::wire::Notification;
-use zab::{Election, QuorumConfig, ServerState};
-
-/// splitmix64: small, deterministic, good enough for fault schedules.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn chance(&mut self, pct: u64) -> bool {
-        self.below(100) < pct
-    }
-}
-
-fn config(n: u64) -> QuorumConfig {
-    let lines: Vec<String> = (1..=n)
-        .map(|i| format!("server.{i}=127.0.0.1:{}:{}", 2000 + i, 3000 + i))
-        .collect();
-    QuorumConfig::parse(&lines.join("\n")).unwrap()
-}
+use zab::{Election, ServerState};
 
 /// (delivery time, sequence, from, to, encoded notification).
 type InFlight = Reverse<(i64, u64, u64, u64, Vec<u8>)>;
@@ -92,7 +70,7 @@ impl Sim {
         for o in outs {
             match o {
                 Out::Send { to, n } => {
-                    if self.rng.chance(self.loss_pct) || !self.connected(from, to) {
+                    if self.rng.chance(self.loss_pct * 10) || !self.connected(from, to) {
                         continue;
                     }
                     let at = self.now + 1 + self.rng.below(self.max_delay as u64) as i64;
@@ -246,7 +224,7 @@ impl Sim {
 
 fn run_seed(seed: u64) {
     let mut rng = Rng(seed ^ 0xdead_beef);
-    let n = if rng.chance(50) { 3 } else { 5 };
+    let n = if rng.chance(500) { 3 } else { 5 };
     let loss = rng.below(20);
     let delay = 1 + rng.below(50) as i64;
     let mut sim = Sim::new(seed, n, loss, delay);
@@ -256,7 +234,7 @@ fn run_seed(seed: u64) {
             sim.start(id);
         }
         // A partition for a while, then healed.
-        if rng.chance(40) {
+        if rng.chance(400) {
             let a = 1 + rng.below(n);
             for b in 1..=n {
                 if b != a {

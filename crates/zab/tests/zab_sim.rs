@@ -13,25 +13,11 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use zab::peer::{Disk, Entry, Out, Packet, Peer};
+mod common;
+
+use common::{config, Rng};
 use zab::wire::Notification;
 use zab::{QuorumConfig, ServerState};
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn chance(&mut self, per_mille: u64) -> bool {
-        self.below(1000) < per_mille
-    }
-}
 
 const TICK: i64 = 100;
 
@@ -98,10 +84,7 @@ struct Sim {
 
 impl Sim {
     fn new(seed: u64, n: u64) -> Sim {
-        let lines: Vec<String> = (1..=n)
-            .map(|i| format!("server.{i}=127.0.0.1:{}:{}", 2000 + i, 3000 + i))
-            .collect();
-        let cfg = QuorumConfig::parse(&lines.join("\n")).unwrap();
+        let cfg = config(n);
         Sim {
             rng: Rng(seed),
             now: 0,

@@ -416,32 +416,41 @@ def mixed(work, kinds, first):
         c.stop_all()
 
 
+def start_writer(c, path, acked, errors, stop, pause=0.0):
+    """A thread creating path/wNNNNNN through every server until `stop`:
+    the numbers acknowledged go to `acked`, failures to `errors`."""
+
+    def run():
+        z = client(c.hosts(), timeout=20.0)
+        z.ensure_path(path)
+        k = 0
+        while not stop.is_set():
+            try:
+                z.create(f"{path}/w{k:06d}", str(k).encode())
+                acked.append(k)
+            except KazooException as e:
+                errors.append(repr(e))
+                time.sleep(0.1)
+            k += 1
+            time.sleep(pause)
+        z.stop()
+        z.close()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
 def kill_under_load(work, kinds=("rookeeper",) * 3, kills=4):
     """SIGKILL the leader again and again while a client writes through
     every server: every acknowledged write survives, everywhere."""
     c = Cluster(list(kinds), BINARY, work)
-    acked = []
+    acked, errors = [], []
     stop = threading.Event()
-
-    def writer():
-        z = client(c.hosts(), timeout=20.0)
-        z.ensure_path("/load")
-        k = 0
-        while not stop.is_set():
-            try:
-                z.create(f"/load/w{k:06d}", str(k).encode())
-                acked.append(k)
-            except KazooException:
-                time.sleep(0.05)
-            k += 1
-        z.stop()
-        z.close()
-
     try:
         c.start_all()
         c.wait_serving()
-        t = threading.Thread(target=writer, daemon=True)
-        t.start()
+        t = start_writer(c, "/load", acked, errors, stop)
         for _ in range(kills):
             before = len(acked)
             wait_for(lambda: len(acked) > before + 30, "writes before the kill")
@@ -472,31 +481,12 @@ def rolling(work):
     """Three Apache servers replaced by rookeeper one by one, on the same
     dataDirs, with a client writing throughout: no acknowledged write lost."""
     c = Cluster(["apache"] * 3, BINARY, work)
-    acked = []
-    errors = []
+    acked, errors = [], []
     stop = threading.Event()
-
-    def writer():
-        z = client(c.hosts(), timeout=20.0)
-        z.ensure_path("/roll")
-        k = 0
-        while not stop.is_set():
-            try:
-                z.create(f"/roll/w{k:06d}", str(k).encode())
-                acked.append(k)
-            except KazooException as e:
-                errors.append(repr(e))
-                time.sleep(0.1)
-            k += 1
-            time.sleep(0.01)
-        z.stop()
-        z.close()
-
     try:
         c.start_all()
         c.wait_serving()
-        t = threading.Thread(target=writer, daemon=True)
-        t.start()
+        t = start_writer(c, "/roll", acked, errors, stop, pause=0.01)
         wait_for(lambda: len(acked) > 20, "first writes")
         # Followers first, the leader last (as an operator would).
         order = [i for i in c.servers if i != c.leader()] + [c.leader()]

@@ -768,21 +768,7 @@ impl Core {
                 let rc = self.prepare_and_apply(session, xid, &auth, r);
                 ops::write_reply(&rc)
             }
-            r => {
-                let caller = Caller {
-                    session_id: session,
-                    watcher: conn,
-                    auth: &auth,
-                    skip_acl: self.opts.skip_acl,
-                };
-                let res = ops::read(&mut self.tree, &caller, r);
-                // setWatches may have found events the client missed.
-                self.deliver_watches();
-                match res {
-                    Ok(resp) => (0, resp),
-                    Err(e) => (e.code(), Response::Empty),
-                }
-            }
+            r => self.read_result(conn, session, &auth, r),
         };
         self.reply(conn, xid, err, &resp);
         self.finish(conn, short_op(opc), xid, received);
@@ -790,6 +776,30 @@ impl Core {
         match req.is_write() {
             true => self.cfg.metrics.updatelatency.observe(ms),
             false => self.cfg.metrics.readlatency.observe(ms),
+        }
+    }
+
+    /// A read against the tree (ACL check, watch registration) as
+    /// (error code, response); events setWatches finds go out first.
+    pub(crate) fn read_result(
+        &mut self,
+        conn: ConnId,
+        session: i64,
+        auth: &[Id],
+        req: &Request,
+    ) -> (i32, Response) {
+        let caller = Caller {
+            session_id: session,
+            watcher: conn,
+            auth,
+            skip_acl: self.opts.skip_acl,
+        };
+        let res = ops::read(&mut self.tree, &caller, req);
+        // setWatches may have found events the client missed.
+        self.deliver_watches();
+        match res {
+            Ok(resp) => (0, resp),
+            Err(e) => (e.code(), Response::Empty),
         }
     }
 

@@ -88,6 +88,9 @@ impl Server {
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let (persister, log_thread) =
             persist::start(&cfg, &layout, tree.last_zxid(), ev_tx.clone())?;
+        // Once per process: log writers restarted later (a disk that came
+        // back, a follower's TRUNC) do not start another purger.
+        persist::start_autopurge(&cfg, &layout);
         let cfg = Arc::new(cfg);
         let (tx, rx) = mpsc::channel(PIPELINE_QUEUE);
         let last_zxid = tree.last_zxid();

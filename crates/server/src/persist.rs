@@ -237,7 +237,7 @@ fn truncate_at_damage(
 
 /// `autopurge.purgeInterval` (hours; 0 = off) and `autopurge.snapRetainCount`:
 /// purge at startup and then every interval, on a thread of its own.
-fn start_autopurge(cfg: &Config, layout: &Layout) {
+pub fn start_autopurge(cfg: &Config, layout: &Layout) {
     let hours = cfg
         .raw
         .get("autopurge.purgeInterval")
@@ -294,7 +294,6 @@ pub fn start(
         warn!("forceSync=no: acknowledged writes can be lost in a power failure");
     }
     let writer = TxnLogWriter::open(layout.log_dir.clone(), prealloc)?;
-    start_autopurge(cfg, layout);
     let (tx, rx) = std_mpsc::channel();
     let snap_dir = layout.snap_dir.clone();
     let comp = compression(cfg);

@@ -16,7 +16,7 @@ use crate::ack::AckTracker;
 use crate::election::{Election, Out as ElectionOut, ServerState};
 use crate::sync::{plan, SyncPlan};
 use crate::wire::Notification;
-use crate::{epoch_of, make_zxid, QuorumConfig};
+use crate::{make_zxid, QuorumConfig};
 
 /// A logged txn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -827,10 +827,5 @@ impl Peer {
             self.applied = upto;
             out.push(Out::Applied(newly));
         }
-    }
-
-    /// The epoch of the newest logged entry (for checks).
-    pub fn last_epoch(&self) -> i64 {
-        epoch_of(self.last_zxid())
     }
 }

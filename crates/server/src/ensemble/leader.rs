@@ -113,10 +113,6 @@ impl Leader {
         self.learners.len()
     }
 
-    pub fn outstanding(&self) -> usize {
-        self.proposals.len()
-    }
-
     fn send(&self, link: LinkId, b: Bytes) {
         if let Some(l) = self.learners.get(&link) {
             let _ = l.tx.try_send(b);

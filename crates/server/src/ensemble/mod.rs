@@ -128,13 +128,6 @@ impl Setup {
     }
 }
 
-/// Reads a dynamic config file's `server.N` lines (for tests and tools).
-pub fn parse_dynamic(text: &str) -> Result<QuorumConfig> {
-    let props = parse_properties(text);
-    QuorumConfig::from_pairs(props.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .map_err(anyhow::Error::msg)
-}
-
 /// `acceptedEpoch` / `currentEpoch` in the snapshot directory, as decimal
 /// text (QuorumPeer.writeLongToFile). A missing file means "the epoch of
 /// the last logged zxid", as Apache assumes on first start.
@@ -153,16 +146,8 @@ pub fn read_epoch(dir: &Path, name: &str, last_zxid: i64) -> Result<i64> {
 /// Writes an epoch file atomically (temp file, fsync, rename), as
 /// AtomicFileOutputStream does.
 pub fn write_epoch(dir: &Path, name: &str, value: i64) -> Result<()> {
-    use std::io::Write;
     std::fs::create_dir_all(dir)?;
-    let p = dir.join(name);
-    let tmp = dir.join(format!("{name}.tmp"));
-    let mut f =
-        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-    writeln!(f, "{value}")?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, &p).with_context(|| format!("cannot write {}", p.display()))?;
-    Ok(())
+    atomic_write(&dir.join(name), &format!("{value}\n"))
 }
 
 /// After a reconfig, as QuorumPeer.setQuorumVerifier does: the members go
@@ -283,7 +268,6 @@ pub struct State {
     pub role: Role,
     pub accepted_epoch: i64,
     pub current_epoch: i64,
-    pub next_link: LinkId,
     /// Per session: requests in arrival order while a write is pending.
     pub queued: std::collections::HashMap<i64, std::collections::VecDeque<Queued>>,
     pub connecting: std::collections::HashMap<i64, PendingConnect>,
@@ -378,7 +362,6 @@ pub async fn start(
         role: Role::Looking,
         accepted_epoch,
         current_epoch,
-        next_link: 1,
         queued: Default::default(),
         connecting: Default::default(),
         touched: Default::default(),

@@ -16,7 +16,7 @@ use jute::request::Request;
 use jute::txn::{Txn, TxnBody};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
-use tree::ops::{self, Caller, Response};
+use tree::ops::{self, Response};
 use tree::session::{self, SessionTracker};
 
 use super::{PendingConnect, QMsg, Queued, Role};
@@ -449,18 +449,7 @@ impl Core {
         };
         let auth = c.auth.clone();
         let session = c.session;
-        let caller = Caller {
-            session_id: session,
-            watcher: conn,
-            auth: &auth,
-            skip_acl: self.opts.skip_acl,
-        };
-        let res = ops::read(&mut self.tree, &caller, req);
-        self.deliver_watches();
-        let (err, resp) = match res {
-            Ok(r) => (0, r),
-            Err(e) => (e.code(), Response::Empty),
-        };
+        let (err, resp) = self.read_result(conn, session, &auth, req);
         self.reply(conn, xid, err, &resp);
         self.finish(conn, crate::core::short_op(opc), xid, received);
     }

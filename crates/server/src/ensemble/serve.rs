@@ -139,6 +139,22 @@ impl Core {
             warn!("cannot truncate the txn log after 0x{zxid:x}: {e}");
             return;
         }
+        // A snapshot past the cut holds the txns just removed: reloading
+        // from it would bring the abandoned branch back.
+        match storage::snapshot::list_snapshots(&self.layout.snap_dir) {
+            Ok(snaps) => {
+                for (z, path) in snaps.into_iter().filter(|(z, _)| *z > zxid) {
+                    match std::fs::remove_file(&path) {
+                        Ok(()) => info!(
+                            "removed snapshot {} (0x{z:x} is past the truncation)",
+                            path.display()
+                        ),
+                        Err(e) => warn!("cannot remove snapshot {}: {e}", path.display()),
+                    }
+                }
+            }
+            Err(e) => warn!("cannot list snapshots to truncate after 0x{zxid:x}: {e}"),
+        }
         match crate::persist::start(&self.cfg, &self.layout, zxid, self.events_tx.clone()) {
             Ok((p, _thread)) => self.persist = p,
             Err(e) => warn!("cannot restart the txn log: {e}"),

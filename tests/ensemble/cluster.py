@@ -8,6 +8,7 @@ Every wait is bounded; stop_all() always leaves no process behind.
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -123,6 +124,20 @@ class Cluster:
     def stop_all(self):
         for s in self.servers.values():
             s.stop()
+
+    def dump_stacks(self):
+        """Thread stacks of every live rookeeper server into sN/stacks.txt
+        (for a scenario that failed: a stall shows where it waits)."""
+        if not shutil.which("gdb"):
+            return
+        for s in self.servers.values():
+            if s.kind != "rookeeper" or not s.running():
+                continue
+            with open(os.path.join(s.dir, "stacks.txt"), "w") as out:
+                subprocess.run(
+                    ["gdb", "-batch", "-p", str(s.proc.pid), "-ex", "thread apply all bt"],
+                    stdout=out, stderr=subprocess.STDOUT, timeout=120, check=False,
+                )
 
     def hosts(self, ids=None):
         ids = ids or list(self.servers)

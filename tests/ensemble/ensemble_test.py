@@ -4,7 +4,8 @@ Apache ZooKeeper 3.8 (Debian's package), through kazoo.
   ensemble_test.py PATH/TO/rookeeper [scenario ...]
 
 Scenarios: three (failover and catch-up), five (sequential start elects
-server 3), observer, expiry, read-only, kill-under-load, reconfig (and reconfig-apache, the same
+server 3), observer, expiry, read-only, kill-under-load, trunc (and
+trunc-apache-leader, trunc-rk-leader), reconfig (and reconfig-apache, the same
 checks on Apache's servers), mixed-rk-leader, mixed-apache-leader, rolling (Apache ensemble
 replaced by rookeeper one server at a time, clients connected, no write
 lost). Each failure prints the servers' logs; every wait is bounded and
@@ -20,6 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cluster import Cluster, four  # noqa: E402
+from loopback import wait_serving  # noqa: E402
 
 from kazoo.client import KazooClient  # noqa: E402
 from kazoo.exceptions import KazooException  # noqa: E402
@@ -441,10 +443,7 @@ def start_writer(c, path, acked, errors, stop, pause=0.0):
     return t
 
 
-# Open bug (see the session notes): after a TRUNC sync a follower's pipeline
-# can stall (about 1 run in 10 with 4 kills); 2 kills keep CI's exposure low
-# until it is found. KILLS=4 reproduces it.
-def kill_under_load(work, kinds=("rookeeper",) * 3, kills=int(os.environ.get("KILLS", "2"))):
+def kill_under_load(work, kinds=("rookeeper",) * 3, kills=int(os.environ.get("KILLS", "4"))):
     """SIGKILL the leader again and again while a client writes through
     every server: every acknowledged write survives, everywhere."""
     c = Cluster(list(kinds), BINARY, work)
@@ -475,6 +474,9 @@ def kill_under_load(work, kinds=("rookeeper",) * 3, kills=int(os.environ.get("KI
         assert not lost, f"acknowledged writes lost: {lost[:10]}"
         same_everywhere(c)
         return len(acked)
+    except Exception:
+        c.dump_stacks()
+        raise
     finally:
         stop.set()
         c.stop_all()
@@ -518,6 +520,68 @@ def rolling(work):
         c.stop_all()
 
 
+def trunc(work, kinds=("rookeeper",) * 3):
+    """A server holding a txn the others never saw (written while it ran
+    alone, as a leader's unreplicated proposal would be) rejoins after the
+    others moved to a new epoch: it is told to TRUNC, drops that txn, takes
+    the new epoch's txns, serves, and every tree is the same."""
+    c = Cluster(list(kinds), BINARY, work)
+    try:
+        c.start_all()
+        c.wait_serving()
+        z = client(c.hosts())
+        for i in range(10):
+            z.create(f"/t{i}", b"x")
+        z.stop()
+        z.close()
+        c.stop_all()
+        a = c.servers[1]
+        solo = os.path.join(a.dir, "solo.cfg")
+        with open(a.cfg) as f:
+            text = "".join(line for line in f if not line.startswith("server."))
+        with open(solo, "w") as f:
+            f.write(text)
+        ensemble_cfg, a.cfg = a.cfg, solo
+        a.start()
+        try:
+            wait_serving(a.client_port, WAIT, a.proc)
+            z = client(c.hosts([1]))
+            z.create("/abandoned", b"only on server 1")
+            z.stop()
+            z.close()
+        finally:
+            a.stop()
+            a.cfg = ensemble_cfg
+        for i in (2, 3):
+            c.servers[i].start()
+        c.wait_serving(ids=[2, 3])
+        z = client(c.hosts([2, 3]))
+        for i in range(5):
+            z.create(f"/new{i}", b"y")
+        z.stop()
+        z.close()
+        a.start()
+        c.wait_serving()
+        z = client(c.hosts([1]))
+        z.sync("/")
+        assert z.exists("/abandoned") is None, "the abandoned txn survived the TRUNC"
+        assert z.exists("/new4") is not None, "the new epoch's txns did not arrive"
+        z.create("/after", b"z")
+        z.stop()
+        z.close()
+        same_everywhere(c)
+        # After a restart it comes back from its own disk the same way.
+        a.stop()
+        a.start()
+        c.wait_serving()
+        return same_everywhere(c)
+    except Exception:
+        c.dump_stacks()
+        raise
+    finally:
+        c.stop_all()
+
+
 SCENARIOS = {
     "three": three,
     "five": five,
@@ -530,6 +594,10 @@ SCENARIOS = {
     "mixed-apache-leader": lambda w: mixed(w, ["rookeeper", "rookeeper", "apache"], 3),
     "rolling": rolling,
     "kill-under-load": kill_under_load,
+    "trunc": trunc,
+    # Apache's leader tells our server to TRUNC; ours tells Apache's.
+    "trunc-apache-leader": lambda w: trunc(w, ("rookeeper", "apache", "apache")),
+    "trunc-rk-leader": lambda w: trunc(w, ("apache", "rookeeper", "rookeeper")),
 }
 
 

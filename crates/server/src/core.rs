@@ -41,7 +41,7 @@ pub const OUTBOX_FRAMES: usize = 1 << 16;
 
 /// Txns applied but not yet fsynced before the pipeline stops taking new
 /// requests (backpressure while the disk catches up).
-const MAX_UNSYNCED: i64 = 50_000;
+const MAX_UNSYNCED: usize = 50_000;
 
 /// A frame that may only go out once every txn up to `after` is durable.
 struct Held {
@@ -282,7 +282,7 @@ impl Core {
         let mut probe = tokio::time::interval(Duration::from_secs(1));
         probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let room = self.zxid - self.durable < MAX_UNSYNCED;
+            let room = self.persist.backlog() < MAX_UNSYNCED;
             tokio::select! {
                 m = rx.recv(), if room => match m {
                     Some(m) => self.handle(m),

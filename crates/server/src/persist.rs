@@ -3,6 +3,7 @@
 //! that depend on it are held until this thread reports it fsynced.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use std::thread;
@@ -54,12 +55,22 @@ enum LogMsg {
 /// The pipeline's handle on the log thread.
 pub struct Persister {
     tx: std_mpsc::Sender<LogMsg>,
+    /// Txns handed over and not yet fsynced. Counted, not derived from
+    /// zxids: zxids jump at every epoch, and a follower syncing by TRUNC or
+    /// SNAP applies txns that reach the disk by snapshot, not by this log.
+    backlog: Arc<AtomicUsize>,
 }
 
 impl Persister {
     pub fn append(&self, txn: Txn) {
+        self.backlog.fetch_add(1, Ordering::AcqRel);
         // The thread only stops after reporting Failed; nothing to do then.
         let _ = self.tx.send(LogMsg::Txn(Box::new(txn)));
+    }
+
+    /// How many appended txns are not yet on disk.
+    pub fn backlog(&self) -> usize {
+        self.backlog.load(Ordering::Acquire)
     }
 
     pub fn snapshot(&self, tree: DataTree, zxid: i64) {
@@ -298,14 +309,16 @@ pub fn start(
     let snap_dir = layout.snap_dir.clone();
     let comp = compression(cfg);
     let metrics = cfg.metrics.clone();
+    let backlog = Arc::new(AtomicUsize::new(0));
+    let counted = backlog.clone();
     let handle = thread::Builder::new()
         .name("txnlog".into())
         .spawn(move || {
             log_loop(
-                writer, rx, events, force_sync, snap_dir, comp, last_zxid, metrics,
+                writer, rx, events, force_sync, snap_dir, comp, last_zxid, metrics, counted,
             )
         })?;
-    Ok((Persister { tx }, handle))
+    Ok((Persister { tx, backlog }, handle))
 }
 
 /// Most txns written between two fsyncs.
@@ -321,6 +334,7 @@ fn log_loop(
     comp: Compression,
     mut durable: i64,
     metrics: Arc<Metrics>,
+    backlog: Arc<AtomicUsize>,
 ) {
     let mut snapper: Option<thread::JoinHandle<()>> = None;
     while let Ok(first) = rx.recv() {
@@ -336,6 +350,7 @@ fn log_loop(
             .sync_processor_batch_size
             .observe(batch.len() as u64);
         let mut last = durable;
+        let txns = batch.iter().filter(|m| matches!(m, LogMsg::Txn(_))).count();
         let mut snaps = Vec::new();
         let mut result = Ok(());
         for m in batch {
@@ -374,6 +389,8 @@ fn log_loop(
             return;
         }
         durable = last;
+        // Before the report, so that the pipeline sees the room it makes.
+        backlog.fetch_sub(txns, Ordering::AcqRel);
         if events.send(Event::Durable(durable)).is_err() {
             return;
         }

@@ -417,6 +417,8 @@ impl Core {
                 self.become_looking("snapshot after sync failed");
                 return;
             }
+            // The snapshot, not the log, holds what the sync applied.
+            self.durable = self.durable.max(self.tree.last_zxid());
         }
         if let Err(e) = super::write_epoch(&snap_dir, "currentEpoch", new_epoch) {
             warn!("{e}");

@@ -363,21 +363,23 @@ impl Core {
                 lr.phase = Phase::AwaitSync;
                 let sid = lr.sid.unwrap_or(0);
                 let observer = lr.observer;
-                if cur != -1 {
+                // As Apache's waitForEpochAck: once a quorum acked the epoch,
+                // a learner ahead of us only has txns no quorum took (it
+                // gets a TRUNC); before that, it is turned away alone.
+                if cur != -1 && !quorum.is_quorum(&l.epoch_acked) {
                     let (my_epoch, my_zxid) = l.my_summary;
                     let cur = cur as i64;
                     if cur > my_epoch || (cur == my_epoch && pkt.zxid > my_zxid) {
-                        let why = format!(
-                            "follower {sid} is ahead of the leader: its epoch {cur} zxid 0x{:x}, ours {my_epoch} 0x{my_zxid:x}",
+                        warn!(
+                            "follower {sid} is ahead of the leader (its epoch {cur} zxid 0x{:x}, ours {my_epoch} 0x{my_zxid:x}): dropping it",
                             pkt.zxid
                         );
-                        warn!("{why}");
-                        self.become_looking(&why);
+                        l.learners.remove(&link);
                         return;
                     }
-                    if !observer {
-                        l.epoch_acked.insert(sid);
-                    }
+                }
+                if cur != -1 && !observer {
+                    l.epoch_acked.insert(sid);
                 }
                 if quorum.is_quorum(&l.epoch_acked) {
                     self.sync_waiting_learners();

@@ -6,7 +6,7 @@
 //! a client read its own writes through any server.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use jute::consts::op;
@@ -87,9 +87,11 @@ impl Core {
     }
 
     /// After leaving a role: once every txn handed to the log is durable,
-    /// reload the tree from disk and look for a leader.
+    /// reload the tree from disk and look for a leader. (Not `durable <
+    /// zxid`: txns applied during a TRUNC or SNAP sync never go through the
+    /// log, and are rightly forgotten by the reload.)
     pub(crate) fn reload_if_durable(&mut self) {
-        if !self.reload_pending || self.durable < self.zxid {
+        if !self.reload_pending || self.persist.backlog() > 0 {
             return;
         }
         self.reload_pending = false;
@@ -135,6 +137,12 @@ impl Core {
 
     /// Cuts the txn log after `zxid` and starts a new log writer.
     pub(crate) fn truncate_log_after(&mut self, zxid: i64) {
+        // The writer must not append to a file being cut. It never waits on
+        // us, so this ends; a sync starts with an empty backlog anyway.
+        let t0 = Instant::now();
+        while self.persist.backlog() > 0 && t0.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         if let Err(e) = storage::txnlog::truncate_after(&self.layout.log_dir, zxid) {
             warn!("cannot truncate the txn log after 0x{zxid:x}: {e}");
             return;

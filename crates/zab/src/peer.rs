@@ -91,6 +91,10 @@ pub enum Out {
     },
     /// Drop every quorum link (leaving a role).
     CloseLinks,
+    /// Drop one learner's link (turned away).
+    CloseLink {
+        link: u64,
+    },
     /// Fsync the log (the environment answers with `durable`).
     Sync,
     /// Entries became committed and applied, in order.
@@ -511,11 +515,17 @@ impl Peer {
                 x.last_zxid = last_zxid;
                 x.phase = LPhase::AwaitSync;
                 let sid = x.sid;
-                if current_epoch != -1 {
+                // Apache's waitForEpochAck: before a quorum acked the
+                // epoch, a learner ahead of us is turned away; after, it
+                // only holds txns no quorum took, and is told to TRUNC.
+                if current_epoch != -1 && !self.cfg.is_quorum(&l.epoch_acked) {
                     let (e, z) = l.summary;
                     if current_epoch > e || (current_epoch == e && last_zxid > z) {
-                        return self.look(now);
+                        l.learners.remove(&link);
+                        return vec![Out::CloseLink { link }];
                     }
+                }
+                if current_epoch != -1 {
                     l.epoch_acked.insert(sid);
                 }
                 if self.cfg.is_quorum(&l.epoch_acked) {

@@ -227,6 +227,7 @@ impl Sim {
                     self.at(t, to, Ev::Packet { link, p });
                 }
                 Out::CloseLinks => self.break_links_of(id),
+                Out::CloseLink { link } => self.break_link(link),
                 Out::Sync => {
                     let len = match self.peers.get(&id) {
                         Some(Some(p)) => p.disk.log.len(),

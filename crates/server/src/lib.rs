@@ -79,7 +79,7 @@ impl Server {
         };
         // Recovery before serving: the tree comes back from the dataDir.
         let layout = persist::Layout::new(&cfg);
-        let tree = {
+        let (tree, snapshot_after) = {
             let cfg = cfg.clone();
             let layout = layout.clone();
             // Recovery reads whole files: keep it off the async workers.
@@ -88,6 +88,10 @@ impl Server {
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let (persister, log_thread) =
             persist::start(&cfg, &layout, tree.last_zxid(), ev_tx.clone())?;
+        if snapshot_after {
+            // The startup snapshot, written while we already serve.
+            persister.snapshot(tree.snapshot_copy(), tree.last_zxid());
+        }
         // Once per process: log writers restarted later (a disk that came
         // back, a follower's TRUNC) do not start another purger.
         persist::start_autopurge(&cfg, &layout);

@@ -88,11 +88,18 @@ pub(crate) fn compression(cfg: &Config) -> Compression {
 
 /// Loads the newest valid snapshot and replays the log after it. A torn
 /// tail is truncated; corruption anywhere else stops startup with the file
-/// and offset. Always leaves a snapshot of the recovered state behind (as
-/// ZooKeeper does at startup), so a dataDir is never logs without a
-/// snapshot.
-pub fn recover(cfg: &Config, layout: &Layout) -> anyhow::Result<DataTree> {
-    let tree = load(cfg, layout)?;
+/// and offset. Like ZooKeeper, a snapshot of the recovered state is left
+/// behind, so a dataDir is never logs without a snapshot: written here when
+/// there was none; when there was one and txns were replayed, the second
+/// value asks the caller to have the log thread write it while we serve
+/// (the one on disk plus the log already hold the state; no replay: the
+/// snapshot on disk is that state).
+pub fn recover(cfg: &Config, layout: &Layout) -> anyhow::Result<(DataTree, bool)> {
+    let (tree, snapshot_zxid) = load_from(cfg, layout)?;
+    if let Some(z) = snapshot_zxid {
+        let replayed = z != tree.last_zxid();
+        return Ok((tree, replayed));
+    }
     let started = Instant::now();
     let path =
         snapshot::write_snapshot(&layout.snap_dir, &tree, tree.last_zxid(), compression(cfg))?;
@@ -101,18 +108,24 @@ pub fn recover(cfg: &Config, layout: &Layout) -> anyhow::Result<DataTree> {
         .observe(started.elapsed().as_millis() as u64);
     cfg.metrics.snapshot_written(tree.last_zxid());
     info!("wrote startup snapshot {}", path.display());
-    Ok(tree)
+    Ok((tree, false))
 }
 
 /// The state on disk: newest valid snapshot plus the log after it (a torn
 /// tail truncated). Writes nothing else, so it also works on a full disk.
 pub fn load(cfg: &Config, layout: &Layout) -> anyhow::Result<DataTree> {
+    Ok(load_from(cfg, layout)?.0)
+}
+
+/// `load`, also telling the zxid of the snapshot it started from.
+fn load_from(cfg: &Config, layout: &Layout) -> anyhow::Result<(DataTree, Option<i64>)> {
     for d in [&layout.snap_dir, &layout.log_dir] {
         std::fs::create_dir_all(d)
             .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", d.display()))?;
     }
     let started = Instant::now();
     let mut tree = None;
+    let mut snapshot_zxid = None;
     // Like ZooKeeper, fall back to older snapshots if the newest is bad.
     for (i, (_, path)) in snapshot::list_snapshots(&layout.snap_dir)?
         .into_iter()
@@ -124,6 +137,7 @@ pub fn load(cfg: &Config, layout: &Layout) -> anyhow::Result<DataTree> {
         match snapshot::read_snapshot(&path, cfg.extended_types) {
             Ok((t, zxid)) => {
                 info!("loaded snapshot {} (zxid 0x{zxid:x})", path.display());
+                snapshot_zxid = Some(zxid);
                 tree = Some(t);
                 break;
             }
@@ -181,7 +195,7 @@ pub fn load(cfg: &Config, layout: &Layout) -> anyhow::Result<DataTree> {
         tree.last_zxid(),
         started.elapsed()
     );
-    Ok(tree)
+    Ok((tree, snapshot_zxid))
 }
 
 /// Can the log directory take writes again? Writes, syncs and removes a

@@ -275,7 +275,7 @@ fn write_file(tmp: &Path, tree: &DataTree, zxid: i64, compression: Compression) 
 pub fn serialize_snapshot<W: Write>(w: W, tree: &DataTree, zxid: i64) -> io::Result<W> {
     let mut out = Checked {
         inner: w,
-        adler: adler2::Adler32::new(),
+        adler: Sum::default(),
     };
     let mut b: Vec<u8> = Vec::with_capacity(64 * 1024);
     FileHeader {
@@ -347,7 +347,37 @@ fn len_i32(n: usize) -> io::Result<i32> {
 /// A writer keeping the Adler32 of everything written (`CheckedOutputStream`).
 struct Checked<W> {
     inner: W,
-    adler: adler2::Adler32,
+    adler: Sum,
+}
+
+/// Adler32 of a stream, fed in large blocks: updating it per field (a
+/// snapshot has millions of 4- and 8-byte fields) cost more than the sum.
+#[derive(Default)]
+struct Sum {
+    sum: simd_adler32::Adler32,
+    pending: Vec<u8>,
+}
+
+impl Sum {
+    const BLOCK: usize = 256 * 1024;
+
+    fn update(&mut self, b: &[u8]) {
+        if self.pending.is_empty() && b.len() >= Self::BLOCK {
+            self.sum.write(b);
+            return;
+        }
+        self.pending.extend_from_slice(b);
+        if self.pending.len() >= Self::BLOCK {
+            self.sum.write(&self.pending);
+            self.pending.clear();
+        }
+    }
+
+    fn checksum(&mut self) -> u32 {
+        self.sum.write(&self.pending);
+        self.pending.clear();
+        self.sum.finish()
+    }
 }
 
 impl<W: Write> Checked<W> {
@@ -363,7 +393,7 @@ impl<W: Write> Checked<W> {
 impl<W: Write> Write for Checked<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.adler.write_slice(&buf[..n]);
+        self.adler.update(&buf[..n]);
         Ok(n)
     }
 
@@ -376,7 +406,7 @@ impl<W: Write> Write for Checked<W> {
 /// keeping the Adler32 and the offset of what has been read.
 struct Input<'p, R> {
     r: R,
-    adler: adler2::Adler32,
+    adler: Sum,
     pos: u64,
     file: &'p Path,
     max_buffer: usize,
@@ -408,7 +438,7 @@ impl<R: BufRead> Input<'_, R> {
     fn exact(&mut self, buf: &mut [u8], what: &str) -> Result<()> {
         let at = self.pos;
         self.r.read_exact(buf).map_err(|e| self.err(at, what, e))?;
-        self.adler.write_slice(buf);
+        self.adler.update(buf);
         self.pos += buf.len() as u64;
         Ok(())
     }
@@ -573,7 +603,7 @@ pub fn read_snapshot_stream<R: BufRead>(
 ) -> Result<(DataTree, R)> {
     let mut i = Input {
         r,
-        adler: adler2::Adler32::new(),
+        adler: Sum::default(),
         pos: 0,
         file: what,
         max_buffer: opts.max_buffer,
@@ -588,7 +618,7 @@ pub fn read_snapshot_stream<R: BufRead>(
 fn decode<R: BufRead>(r: R, file: &Path, zxid: i64, opts: &ReadOptions) -> Result<Snapshot> {
     let mut i = Input {
         r,
-        adler: adler2::Adler32::new(),
+        adler: Sum::default(),
         pos: 0,
         file,
         max_buffer: opts.max_buffer,

@@ -144,7 +144,7 @@ fn padded_size(position: u64, file_size: u64, prealloc: u64) -> u64 {
 }
 
 fn adler32(bytes: &[u8]) -> i64 {
-    i64::from(adler2::adler32_slice(bytes))
+    i64::from(simd_adler32::adler32(&bytes))
 }
 
 fn corrupt(file: &Path, offset: u64, reason: impl Into<String>) -> StorageError {

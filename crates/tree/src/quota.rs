@@ -136,7 +136,7 @@ impl DataTree {
             if cur == "/" {
                 return None;
             }
-            if self.nodes.contains_key(&limit_path(cur)) {
+            if self.nodes.contains_key(limit_path(cur).as_str()) {
                 return Some(cur.to_owned());
             }
             cur = path::parent(cur)?;
@@ -209,7 +209,7 @@ impl DataTree {
     /// ZooKeeper's in-place updates do. Nodes under /zookeeper/ are outside
     /// the digest, so only the size count changes.
     fn put_stats(&mut self, node: &str, st: &StatsTrack) {
-        if let Some(n) = self.nodes.get_mut(node) {
+        if let Some(n) = crate::tree::node_mut(&mut self.nodes, node) {
             let new = Bytes::from(st.to_string());
             self.data_bytes =
                 (self.data_bytes + new.len() as u64).saturating_sub(n.data_len() as u64);
@@ -232,7 +232,7 @@ impl DataTree {
         let (mut count, mut bytes) = (0i64, 0i64);
         let mut stack = vec![p.to_owned()];
         while let Some(cur) = stack.pop() {
-            if let Some(n) = self.nodes.get(&cur) {
+            if let Some(n) = self.nodes.get(cur.as_str()) {
                 count += 1;
                 bytes += n.data_len() as i64;
                 stack.extend(n.children.iter().map(|c| path::join(&cur, c)));

@@ -101,6 +101,15 @@ impl Node {
     }
 }
 
+/// The node at `path` to change, copied first if a snapshot holds it.
+/// (On the map, not the tree, so other fields stay borrowable.)
+pub(crate) fn node_mut<'a>(
+    nodes: &'a mut HashMap<Arc<str>, Arc<Node>, ahash::RandomState>,
+    path: &str,
+) -> Option<&'a mut Node> {
+    nodes.get_mut(path).map(Arc::make_mut)
+}
+
 /// A watch notification produced by applying a txn or by setWatches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fired {
@@ -124,7 +133,11 @@ pub struct ApplyResult {
 #[derive(Debug, Clone)]
 pub struct DataTree {
     // pub(crate): snapshot restore and digest live in sibling modules.
-    pub(crate) nodes: HashMap<String, Node>,
+    /// Shared pointers, so that a snapshot's copy of the tree costs a
+    /// table of pointers, not a second tree (a node is cloned only when
+    /// written while a copy holds it). ahash, not SipHash: hashing paths was
+    /// a tenth of a restart; its keys are still random per process.
+    pub(crate) nodes: HashMap<Arc<str>, Arc<Node>, ahash::RandomState>,
     pub(crate) acls: AclCache,
     pub(crate) ephemerals: HashMap<i64, BTreeSet<String>>,
     pub(crate) containers: HashSet<String>,
@@ -150,7 +163,7 @@ impl Default for DataTree {
 impl DataTree {
     pub fn new(extended_types: bool) -> DataTree {
         let mut t = DataTree {
-            nodes: HashMap::new(),
+            nodes: HashMap::default(),
             acls: AclCache::default(),
             ephemerals: HashMap::new(),
             containers: HashSet::new(),
@@ -170,11 +183,11 @@ impl DataTree {
         let mut zk = Node::new(Some(Bytes::new()), OPEN_UNSAFE_ACL_ID, blank);
         zk.children.insert("quota".into());
         zk.children.insert("config".into());
-        t.nodes.insert("/".into(), root);
-        t.nodes.insert(ZOOKEEPER.into(), zk);
+        t.nodes.insert("/".into(), Arc::new(root));
+        t.nodes.insert(ZOOKEEPER.into(), Arc::new(zk));
         t.nodes.insert(
             QUOTA.into(),
-            Node::new(Some(Bytes::new()), OPEN_UNSAFE_ACL_ID, blank),
+            Arc::new(Node::new(Some(Bytes::new()), OPEN_UNSAFE_ACL_ID, blank)),
         );
         // As ZooKeeper: world-readable, set with aversion -1.
         let cfg_acl = t.acls.intern(&[Acl::new(perms::READ, "world", "anyone")]);
@@ -182,7 +195,7 @@ impl DataTree {
         cfg_stat.aversion = -1;
         t.nodes.insert(
             CONFIG.into(),
-            Node::new(Some(Bytes::new()), cfg_acl, cfg_stat),
+            Arc::new(Node::new(Some(Bytes::new()), cfg_acl, cfg_stat)),
         );
         t.digest = t.compute_digest();
         t
@@ -191,7 +204,7 @@ impl DataTree {
     // ---- queries ----
 
     pub fn node(&self, path: &str) -> Option<&Node> {
-        self.nodes.get(path)
+        self.nodes.get(path).map(|n| &**n)
     }
 
     pub fn acl_of(&self, node: &Node) -> Arc<Vec<Acl>> {
@@ -235,8 +248,8 @@ impl DataTree {
         &self.ephemerals
     }
 
-    pub fn nodes(&self) -> impl Iterator<Item = (&String, &Node)> {
-        self.nodes.iter()
+    pub fn nodes(&self) -> impl Iterator<Item = (&str, &Node)> {
+        self.nodes.iter().map(|(k, v)| (&**k, &**v))
     }
 
     /// Number of descendants of `path` (not counting it).
@@ -244,7 +257,7 @@ impl DataTree {
         let mut n = 0;
         let mut stack = vec![path.to_owned()];
         while let Some(p) = stack.pop() {
-            if let Some(node) = self.nodes.get(&p) {
+            if let Some(node) = self.nodes.get(p.as_str()) {
                 for c in &node.children {
                     n += 1;
                     stack.push(path::join(&p, c));
@@ -260,7 +273,7 @@ impl DataTree {
     pub fn expiry_candidates(&self, now: i64, max_never_used_ms: i64) -> Vec<String> {
         let mut out = Vec::new();
         for p in &self.containers {
-            if let Some(n) = self.nodes.get(p) {
+            if let Some(n) = self.nodes.get(p.as_str()) {
                 if n.children.is_empty()
                     && (n.stat.cversion > 0
                         || (max_never_used_ms != 0 && now - n.stat.mtime > max_never_used_ms))
@@ -270,7 +283,7 @@ impl DataTree {
             }
         }
         for p in &self.ttls {
-            if let Some(n) = self.nodes.get(p) {
+            if let Some(n) = self.nodes.get(p.as_str()) {
                 if let OwnerKind::Ttl(ttl) = owner_kind(n.stat.ephemeral_owner, self.extended_types)
                 {
                     if n.children.is_empty() && ttl != 0 && now - n.stat.mtime > ttl {
@@ -551,7 +564,8 @@ impl DataTree {
     ) -> Result<Stat, ErrorCode> {
         let parent_path = path::parent(path).ok_or(ErrorCode::NoNode)?;
         let name = path::name(path);
-        let parent = self.nodes.get_mut(parent_path).ok_or(ErrorCode::NoNode)?;
+        let parent =
+            crate::tree::node_mut(&mut self.nodes, parent_path).ok_or(ErrorCode::NoNode)?;
         // Interned before the existence check, as ZooKeeper does: replaying
         // a create over a fuzzy snapshot whose node refers to an ACL the
         // snapshot's ACL map lacks then adds that ACL under the same id.
@@ -592,7 +606,7 @@ impl DataTree {
         let node = Node::new(data, acl_id, stat);
         self.digest = self.digest.wrapping_add(crate::digest::of(path, &node));
         let out = node.stat(self.extended_types);
-        if let Some(old) = self.nodes.insert(path.to_owned(), node) {
+        if let Some(old) = self.nodes.insert(path.into(), Arc::new(node)) {
             // An orphan left by deleting a parent that had children (which
             // prep refuses): replaced, as NodeHashMapImpl.put does.
             self.digest = self.digest.wrapping_sub(crate::digest::of(path, &old));
@@ -630,7 +644,8 @@ impl DataTree {
     fn delete_node(&mut self, path: &str, zxid: i64) -> Result<(), ErrorCode> {
         let parent_path = path::parent(path).ok_or(ErrorCode::NoNode)?;
         let name = path::name(path);
-        let parent = self.nodes.get_mut(parent_path).ok_or(ErrorCode::NoNode)?;
+        let parent =
+            crate::tree::node_mut(&mut self.nodes, parent_path).ok_or(ErrorCode::NoNode)?;
         let before = crate::digest::of(parent_path, parent);
         parent.children.remove(name);
         if zxid > parent.stat.pzxid {
@@ -685,7 +700,7 @@ impl DataTree {
     /// its version, version -1. Not a txn: every member sets it from its own
     /// configuration whenever it loads or receives a tree.
     pub fn set_config_node(&mut self, text: &str, config_version: i64, time: i64) {
-        if let Some(n) = self.nodes.get_mut(CONFIG) {
+        if let Some(n) = crate::tree::node_mut(&mut self.nodes, CONFIG) {
             let old_len = n.data_len();
             let before = crate::digest::of(CONFIG, n);
             n.data = Some(Bytes::copy_from_slice(text.as_bytes()));
@@ -707,7 +722,7 @@ impl DataTree {
         zxid: i64,
         time: i64,
     ) -> Result<Stat, ErrorCode> {
-        let n = self.nodes.get_mut(path).ok_or(ErrorCode::NoNode)?;
+        let n = crate::tree::node_mut(&mut self.nodes, path).ok_or(ErrorCode::NoNode)?;
         let new_len = data.as_ref().map_or(0, Bytes::len);
         let old_len = n.data_len();
         self.data_bytes = (self.data_bytes + new_len as u64).saturating_sub(old_len as u64);
@@ -729,7 +744,7 @@ impl DataTree {
         let old = self.nodes.get(path).ok_or(ErrorCode::NoNode)?.acl;
         self.acls.release(old);
         let id = self.acls.intern(acl);
-        let n = self.nodes.get_mut(path).expect("checked above");
+        let n = crate::tree::node_mut(&mut self.nodes, path).expect("checked above");
         n.acl = id;
         let before = crate::digest::of(path, n);
         n.stat.aversion = version;

@@ -33,7 +33,7 @@ impl Mode {
 /// One table of watches (ZooKeeper's `WatchManager`).
 #[derive(Debug, Default, Clone)]
 pub struct WatchTable {
-    by_path: HashMap<String, HashMap<WatcherId, u8>>,
+    by_path: HashMap<String, HashMap<WatcherId, u8>, ahash::RandomState>,
     by_watcher: HashMap<WatcherId, HashSet<String>>,
     /// Recursive watches present; when zero, parents need not be scanned.
     recursive: usize,

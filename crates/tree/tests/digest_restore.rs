@@ -186,3 +186,100 @@ fn malformed_records_are_refused() {
     assert!(b.node("/a", None, -1, s).is_err(), "twice");
     assert!(fresh().finish(0).is_err(), "no root");
 }
+
+/// Every child set, by path.
+fn children_of(t: &DataTree) -> std::collections::BTreeMap<String, Vec<String>> {
+    t.nodes()
+        .map(|(p, n)| (p.to_owned(), n.children.iter().cloned().collect()))
+        .collect()
+}
+
+/// Apache writes depth first with children in hash order; any writer may
+/// put parents before children in another order. Each gives the same tree.
+#[test]
+fn any_parent_first_order_rebuilds_the_same_tree() {
+    let mut t = DataTree::new(false);
+    let mut paths = vec![];
+    for a in ["q", "b", "m"] {
+        paths.push(format!("/{a}"));
+        for b in ["z", "c", "k", "a"] {
+            paths.push(format!("/{a}/{b}"));
+            for c in ["2", "1"] {
+                paths.push(format!("/{a}/{b}/{c}"));
+            }
+        }
+    }
+    for (i, p) in paths.iter().enumerate() {
+        assert_eq!(
+            t.apply(&hdr(i as i64 + 1), &create(p, open_acl_unsafe()))
+                .err,
+            0
+        );
+    }
+    let records: Vec<(String, tree::Node)> =
+        t.snapshot_nodes().map(|(p, n)| (p, n.clone())).collect();
+    let build = |order: Vec<&(String, tree::Node)>| {
+        let acls = t
+            .acl_cache()
+            .entries()
+            .map(|(i, l)| (i, l.to_vec()))
+            .collect();
+        let mut b = DataTree::from_snapshot(false, acls);
+        for (p, n) in order {
+            b.node(p, n.data.clone(), n.acl, n.stat).unwrap();
+        }
+        b.finish(t.last_zxid()).unwrap()
+    };
+    // Depth first, children in reverse name order (as a hash order may be).
+    fn dfs<'a>(
+        recs: &'a [(String, tree::Node)],
+        at: &str,
+        out: &mut Vec<&'a (String, tree::Node)>,
+    ) {
+        let r = recs.iter().find(|(p, _)| p == at).unwrap();
+        out.push(r);
+        let prefix = if at.is_empty() { "" } else { at };
+        let mut kids: Vec<_> = r.1.children.iter().collect();
+        kids.reverse();
+        for k in kids {
+            dfs(recs, &format!("{prefix}/{k}"), out);
+        }
+    }
+    let mut reversed = vec![];
+    dfs(&records, "", &mut reversed);
+    // Breadth first: parents long left behind when their children come.
+    let mut bfs: Vec<_> = records.iter().collect();
+    bfs.sort_by_key(|(p, _)| p.matches('/').count());
+    for order in [records.iter().collect(), reversed, bfs] {
+        let r = build(order);
+        assert_eq!(r.node_count(), t.node_count());
+        assert_eq!(children_of(&r), children_of(&t));
+        assert_eq!(r.digest(), t.digest());
+    }
+}
+
+/// A snapshot's copy shares nodes with the live tree; writes after the
+/// copy (to a node, to a parent's children, deletes) never show in it.
+#[test]
+fn snapshot_copy_is_unchanged_by_later_writes() {
+    let mut t = DataTree::new(false);
+    for (i, p) in ["/a", "/a/b", "/c"].iter().enumerate() {
+        assert_eq!(t.apply(&hdr(i as i64 + 1), &create(p, open_acl_unsafe())).err, 0);
+    }
+    let copy = t.snapshot_copy();
+    let before = (children_of(&copy), copy.digest(), copy.node_count());
+    let set = TxnBody::SetData(jute::txn::SetDataTxn {
+        path: "/a/b".into(),
+        data: Some(Bytes::from_static(b"new")),
+        version: 1,
+    });
+    assert_eq!(t.apply(&hdr(4), &set).err, 0);
+    assert_eq!(t.apply(&hdr(5), &create("/a/new", open_acl_unsafe())).err, 0);
+    let del = TxnBody::Delete(DeleteTxn { path: "/c".into() });
+    assert_eq!(t.apply(&hdr(6), &del).err, 0);
+    assert_eq!((children_of(&copy), copy.digest(), copy.node_count()), before);
+    assert_eq!(copy.node("/a/b").unwrap().data.as_deref(), Some(&b"d"[..]));
+    assert_eq!(t.node("/a/b").unwrap().data.as_deref(), Some(&b"new"[..]));
+    assert_eq!(copy.digest(), copy.compute_digest());
+    assert_eq!(t.digest(), t.compute_digest());
+}

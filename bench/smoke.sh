@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # CI smoke run of the benchmark harness: every workload for a couple of
-# seconds against our server on a free loopback port. Checks that the
+# seconds against our server on a free loopback port, and one leader kill in
+# a 3-server rookeeper ensemble (`bench compare --failover-only`). Checks that the
 # harness runs and reports (JSON parsed, operations counted, no errors);
 # it says nothing about speed.
 #
@@ -103,5 +104,29 @@ PY
         sed 's/^/    /' "$TMP/err.txt" "$TMP/out.json" | tail -40
     fi
 done
+# A 3-server rookeeper ensemble: kill its leader once, check that a write
+# got through the survivors and that the report and runs.json say so (~5 s).
+if timeout 90 "$BIN" bench compare --ensemble --failover-only --failovers 1 --kinds rookeeper \
+        --no-resources --workdir "$TMP/ens" --out "$TMP/report" --name smoke > "$TMP/out.txt" 2> "$TMP/err.txt" \
+    && summary=$(python3 - "$TMP/report/smoke/runs.json" "$TMP/report/smoke.md" <<'PY'
+import json, sys
+f = json.load(open(sys.argv[1]))["failovers"]
+assert len(f) == 1, f"{len(f)} failover samples"
+s = f[0]
+assert s["error"] is None, s["error"]
+assert s["write_ms"] is not None and s["write_ms"] > 0, s
+assert s["new_leader"] not in (None, s["killed"]), s
+assert s["rejoin_secs"] is not None, s
+assert "## Failover" in open(sys.argv[2]).read(), "no failover section in the report"
+print(f"leader {s['killed']} killed, write after {s['write_ms']:.0f} ms, new leader {s['new_leader']}")
+PY
+); then
+    passed=$((passed + 1))
+    echo "PASS ensemble failover: $summary"
+else
+    failed=$((failed + 1))
+    echo "FAIL ensemble failover; its output:"
+    sed 's/^/    /' "$TMP/err.txt" "$TMP/out.txt" | tail -40
+fi
 echo "bench smoke: $passed passed, $failed failed ($(($(date +%s) - start))s total)"
 [ "$failed" -eq 0 ]

@@ -18,6 +18,7 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::conn::{four_letter, Conn};
+use crate::failover;
 use crate::stats::{Recorder, RunResult};
 use crate::workload::{self, Driver, RunOpts, Workload};
 
@@ -102,11 +103,32 @@ pub struct CompareOpts {
     /// 3-server ensembles on loopback instead of standalone servers.
     #[arg(long)]
     pub ensemble: bool,
+    /// Ensemble mode: which members the sessions of read, write,
+    /// create-delete and mixed runs connect to; each target is a run of its
+    /// own ("all" spreads sessions over the three members).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_enum,
+        default_value = "all,leader,follower"
+    )]
+    pub targets: Vec<Target>,
+    /// Ensemble mode: leader kills per kind for the failover figures
+    /// (alternating A/B); 0 skips them.
+    #[arg(long, default_value_t = 3)]
+    pub failovers: usize,
+    /// Ensemble mode: no workloads, only the failover figures (on fresh
+    /// ensembles, so with short txn logs).
+    #[arg(long, requires = "ensemble")]
+    pub failover_only: bool,
     /// Pin the servers to these CPUs (taskset -c LIST), e.g. "0-3"; run
     /// the harness itself under `taskset -c` on other CPUs, so that load
     /// generator and server do not compete.
     #[arg(long)]
     pub server_cpus: Option<String>,
+    /// The servers to run (e.g. only rookeeper, for a smoke run).
+    #[arg(long, value_delimiter = ',', value_enum, default_value = "rookeeper,apache")]
+    pub kinds: Vec<Kind>,
     /// Marks the report as a short validation run, not a measurement.
     #[arg(long)]
     pub validation: bool,
@@ -115,14 +137,37 @@ pub struct CompareOpts {
     pub note: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+/// The members an ensemble run's sessions connect to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+pub enum Target {
+    /// round-robin over every member
+    All,
+    /// the member whose `srvr` says `Mode: leader`
+    Leader,
+    /// one member whose `srvr` says `Mode: follower`
+    Follower,
+}
+
+impl Target {
+    /// Suffix of a run's label ("" for all members, as before targets).
+    fn suffix(self) -> &'static str {
+        match self {
+            Target::All => "",
+            Target::Leader => " via leader",
+            Target::Follower => " via follower",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
 pub enum Kind {
     Rookeeper,
+    /// Apache ZooKeeper 3.8
     Apache,
 }
 
 impl Kind {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::Rookeeper => "rookeeper",
             Kind::Apache => "apache-3.8",
@@ -130,22 +175,22 @@ impl Kind {
     }
 }
 
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
 }
 
-struct Member {
-    child: Option<Child>,
-    port: u16,
-    dir: PathBuf,
+pub(crate) struct Member {
+    pub(crate) child: Option<Child>,
+    pub(crate) port: u16,
+    pub(crate) dir: PathBuf,
     cfg: PathBuf,
 }
 
 /// One server or a 3-server ensemble of one kind.
-struct Servers {
-    kind: Kind,
-    members: Vec<Member>,
+pub(crate) struct Servers {
+    pub(crate) kind: Kind,
+    pub(crate) members: Vec<Member>,
     cmd: Vec<String>,
 }
 
@@ -228,27 +273,34 @@ impl Servers {
     }
 
     fn start(&mut self) -> Result<()> {
-        for m in &mut self.members {
-            let log = fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(m.dir.join("server.log"))?;
-            let child = Command::new(&self.cmd[0])
-                .args(&self.cmd[1..])
-                .arg(&m.cfg)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone()?)
-                .stderr(log)
-                .spawn()
-                .with_context(|| format!("starting {}", self.cmd[0]))?;
-            m.child = Some(child);
+        for i in 0..self.members.len() {
+            self.start_member(i)?;
         }
+        Ok(())
+    }
+
+    /// Spawns member `i` (its log appends to `server.log` in its dir).
+    pub(crate) fn start_member(&mut self, i: usize) -> Result<()> {
+        let m = &mut self.members[i];
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(m.dir.join("server.log"))?;
+        let child = Command::new(&self.cmd[0])
+            .args(&self.cmd[1..])
+            .arg(&m.cfg)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", self.cmd[0]))?;
+        m.child = Some(child);
         Ok(())
     }
 
     /// Waits until every member answers `srvr` as serving (Apache opens its
     /// port before loading its data; listening is not enough).
-    async fn wait_serving(&mut self, limit: Duration) -> Result<()> {
+    pub(crate) async fn wait_serving(&mut self, limit: Duration) -> Result<()> {
         let deadline = Instant::now() + limit;
         for i in 0..self.members.len() {
             let addr = format!("127.0.0.1:{}", self.members[i].port);
@@ -288,14 +340,14 @@ impl Servers {
         lines[lines.len().saturating_sub(15)..].join("\n")
     }
 
-    fn addrs(&self) -> Vec<String> {
+    pub(crate) fn addrs(&self) -> Vec<String> {
         self.members
             .iter()
             .map(|m| format!("127.0.0.1:{}", m.port))
             .collect()
     }
 
-    fn pids(&self) -> Vec<u32> {
+    pub(crate) fn pids(&self) -> Vec<u32> {
         self.members
             .iter()
             .filter_map(|m| m.child.as_ref().map(|c| c.id()))
@@ -334,29 +386,51 @@ impl Drop for Servers {
     }
 }
 
+/// The `Mode:` line of a member's `srvr` answer ("leader", "follower",
+/// "standalone"...), or None if it does not answer as serving.
+pub(crate) async fn mode(addr: &str) -> Option<String> {
+    let out = four_letter(addr, "srvr").await.ok()?;
+    out.lines()
+        .find_map(|l| l.strip_prefix("Mode: "))
+        .map(|m| m.trim().to_owned())
+}
+
 /// In ensemble mode every member must say it is a leader or a follower: a
 /// server that ignored the server.N lines and runs standalone would make
-/// the figures meaningless.
-async fn check_quorum(s: &Servers) -> Result<()> {
-    let mut leaders = 0;
-    for a in s.addrs() {
-        let out = four_letter(&a, "srvr").await?;
-        let mode = out
-            .lines()
-            .find_map(|l| l.strip_prefix("Mode: "))
-            .unwrap_or("unknown")
-            .trim()
-            .to_owned();
-        match mode.as_str() {
-            "leader" => leaders += 1,
-            "follower" => {}
-            m => bail!("member {a} reports mode {m}, not leader/follower"),
+/// the figures meaningless. Returns the leader's index.
+pub(crate) async fn check_quorum(s: &Servers) -> Result<usize> {
+    let mut leaders = Vec::new();
+    for (i, a) in s.addrs().iter().enumerate() {
+        match mode(a).await.as_deref() {
+            Some("leader") => leaders.push(i),
+            Some("follower") => {}
+            m => bail!(
+                "member {a} reports mode {}, not leader/follower",
+                m.unwrap_or("unknown (not serving)")
+            ),
         }
     }
-    if leaders != 1 {
-        bail!("{leaders} leaders among the members");
+    match leaders[..] {
+        [l] => Ok(l),
+        _ => bail!("{} leaders among the members", leaders.len()),
     }
-    Ok(())
+}
+
+/// The addresses a run's sessions connect to: every member, or the one the
+/// target names (asked at run time: a failover may have moved the leader).
+async fn target_addrs(s: &Servers, t: Target) -> Result<Vec<String>> {
+    let all = s.addrs();
+    if t == Target::All {
+        return Ok(all);
+    }
+    let leader = check_quorum(s).await?;
+    let i = match t {
+        Target::Leader => leader,
+        _ => (0..all.len())
+            .find(|&i| i != leader)
+            .context("no follower in the ensemble")?,
+    };
+    Ok(vec![all[i].clone()])
 }
 
 /// VmRSS and VmHWM of a process, in bytes.
@@ -442,8 +516,9 @@ fn ensure_apache(o: &CompareOpts) -> Result<()> {
     Ok(())
 }
 
-/// The runs of one workload entry: (label, options).
-fn plan(o: &CompareOpts) -> Vec<(String, RunOpts)> {
+/// The runs, in order: (label, options, target). In ensemble mode the
+/// closed-loop workloads run once per `--targets` entry.
+fn plan(o: &CompareOpts) -> Vec<(String, RunOpts, Target)> {
     let base = RunOpts {
         servers: vec![],
         workload: Workload::Read,
@@ -465,22 +540,38 @@ fn plan(o: &CompareOpts) -> Vec<(String, RunOpts)> {
         cpu_pids: vec![],
     };
     let mut v = Vec::new();
+    let targets = if o.ensemble && !o.targets.is_empty() {
+        o.targets.clone()
+    } else {
+        vec![Target::All]
+    };
     for &w in &o.workloads {
         let mut r = base.clone();
         r.workload = w;
+        let mut entries = Vec::new();
         match w {
             Workload::Mixed => {
                 for &p in &o.read_ratios {
                     let mut r = r.clone();
                     r.read_pct = p.min(100);
-                    v.push((format!("mixed {p}% reads"), r));
+                    entries.push((format!("mixed {p}% reads"), r));
                 }
             }
             Workload::ZkLatencies => {
                 r.nodes = o.zkl_nodes;
-                v.push((w.name().to_owned(), r));
+                v.push((w.name().to_owned(), r, Target::All));
             }
-            _ => v.push((w.name().to_owned(), r)),
+            Workload::WatchFanout | Workload::Churn => {
+                v.push((w.name().to_owned(), r, Target::All))
+            }
+            Workload::Read | Workload::Write | Workload::CreateDelete => {
+                entries.push((w.name().to_owned(), r))
+            }
+        }
+        for (label, r) in entries {
+            for &t in &targets {
+                v.push((format!("{label}{}", t.suffix()), r.clone(), t));
+            }
         }
     }
     v
@@ -590,23 +681,28 @@ pub async fn run(o: CompareOpts) -> Result<()> {
     if o.rounds == 0 {
         bail!("--rounds must be at least 1");
     }
-    ensure_apache(&o)?;
+    let kinds: Vec<Kind> = [Kind::Rookeeper, Kind::Apache]
+        .into_iter()
+        .filter(|k| o.kinds.contains(k))
+        .collect();
+    if kinds.contains(&Kind::Apache) {
+        ensure_apache(&o)?;
+    }
     fs::create_dir_all(&o.workdir)?;
     fs::create_dir_all(&o.out)?;
     let work = fs::canonicalize(&o.workdir)?;
     let started = Instant::now();
     let load_before = sh("cut -d' ' -f1-3 /proc/loadavg");
     let n = if o.ensemble { 3 } else { 1 };
-    let kinds = [Kind::Rookeeper, Kind::Apache];
     let mut notes: Vec<String> = Vec::new();
     let mut up: Vec<Servers> = Vec::new();
     let mut versions = BTreeMap::new();
-    for k in kinds {
+    for &k in &kinds {
         let mut s = Servers::prepare(k, n, &work, &o, &exe)?;
         s.start()?;
         let mut ready = s.wait_serving(Duration::from_secs(60)).await;
         if ready.is_ok() && o.ensemble {
-            ready = check_quorum(&s).await;
+            ready = check_quorum(&s).await.map(|_| ());
         }
         match ready {
             Ok(()) => {
@@ -626,15 +722,24 @@ pub async fn run(o: CompareOpts) -> Result<()> {
         }
     }
     let mut runs: Vec<Run> = Vec::new();
-    let items = plan(&o);
-    for (label, ro) in &items {
+    let items = if o.failover_only {
+        Vec::new()
+    } else {
+        plan(&o)
+    };
+    for (label, ro, target) in &items {
         for round in 0..o.rounds {
             for s in &up {
                 let mut ro = ro.clone();
-                ro.servers = s.addrs();
                 ro.cpu_pids = s.pids();
                 eprintln!("[{label}] round {} on {}", round + 1, s.kind.name());
-                let r = workload::run(&ro).await;
+                let r = match target_addrs(s, *target).await {
+                    Ok(a) => {
+                        ro.servers = a;
+                        workload::run(&ro).await
+                    }
+                    Err(e) => Err(e.context("finding the target member")),
+                };
                 if let Ok(r) = &r {
                     eprintln!(
                         "    {:.0} ops/s, p99 {:.2} ms, errors {}",
@@ -653,12 +758,41 @@ pub async fn run(o: CompareOpts) -> Result<()> {
             }
         }
     }
+    let mut failovers: Vec<failover::Sample> = Vec::new();
+    if o.ensemble && o.failovers > 0 {
+        // A/B alternation again; a kind whose ensemble broke is not killed
+        // further.
+        let mut broken = vec![false; up.len()];
+        for rep in 0..o.failovers {
+            for (j, s) in up.iter_mut().enumerate() {
+                if broken[j] {
+                    continue;
+                }
+                eprintln!("[failover] {} on {}", rep + 1, s.kind.name());
+                let f = match failover::sample(s, rep).await {
+                    Ok(f) => f,
+                    Err(e) => failover::Sample::failed(s.kind, rep, format!("{e:#}")),
+                };
+                match (&f.write_ms, &f.error) {
+                    (Some(ms), None) => eprintln!(
+                        "    leader {} killed; write after {ms:.0} ms; new leader {:?}",
+                        f.killed, f.new_leader
+                    ),
+                    _ => {
+                        eprintln!("    failed: {}", f.error.as_deref().unwrap_or(""));
+                        broken[j] = f.rejoin_secs.is_none();
+                    }
+                }
+                failovers.push(f);
+            }
+        }
+    }
     for mut s in up {
         s.stop();
     }
     let mut res = BTreeMap::new();
     if !o.znodes.is_empty() && !o.no_resources {
-        for k in kinds {
+        for &k in &kinds {
             eprintln!("resources: {}", k.name());
             let r = resources(k, &o, &exe, &work)
                 .await
@@ -680,6 +814,7 @@ pub async fn run(o: CompareOpts) -> Result<()> {
         o: &o,
         name: &name,
         runs: &runs,
+        failovers: &failovers,
         res: &res,
         notes: &notes,
         versions: &versions,
@@ -696,6 +831,7 @@ struct Report<'a> {
     o: &'a CompareOpts,
     name: &'a str,
     runs: &'a [Run],
+    failovers: &'a [failover::Sample],
     res: &'a BTreeMap<Kind, Resources>,
     notes: &'a [String],
     versions: &'a BTreeMap<Kind, String>,
@@ -771,10 +907,95 @@ impl Report<'_> {
         m
     }
 
-    fn write(&self) -> Result<PathBuf> {
+    /// The failover section: method, per-kind medians, every sample.
+    fn write_failover(&self, md: &mut String) {
+        let _ = writeln!(md, "\n## Failover\n");
+        let _ = writeln!(
+            md,
+            "Each repetition: with all three members serving and one leader, the leader \
+             (found by `srvr` Mode) gets SIGKILL; from that instant a client of the two \
+             survivors starts a write attempt every 20 ms, alternating between them (a new \
+             connection and session, then setData of one node; each attempt gives up after \
+             3 s). **Failover** is the time from the SIGKILL to the first successful setData \
+             reply (resolution 20 ms). **Leader seen** is the time until a survivor's `srvr` \
+             first says `Mode: leader` (polled every 20 ms). The killed member is then \
+             restarted and the ensemble re-forms (**rejoin**) before the next kill. Kills \
+             alternate A/B: rookeeper, Apache, rookeeper, Apache...\n"
+        );
+        let kinds = [Kind::Rookeeper, Kind::Apache];
+        let values = |k: Kind, f: fn(&failover::Sample) -> Option<f64>| -> Vec<f64> {
+            self.failovers
+                .iter()
+                .filter(|s| s.kind == k && s.error.is_none())
+                .filter_map(f)
+                .collect()
+        };
+        let _ = writeln!(
+            md,
+            "| server | failover median (ms) | each (ms) | leader seen median (ms) | rejoin median (s) | failed |\n|---|---:|---|---:|---:|---:|"
+        );
+        let mut medians = Vec::new();
+        for k in kinds {
+            let w = values(k, |s| s.write_ms);
+            if self.failovers.iter().all(|s| s.kind != k) {
+                continue;
+            }
+            let each = w
+                .iter()
+                .map(|x| format!("{x:.0}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let failed = self
+                .failovers
+                .iter()
+                .filter(|s| s.kind == k && s.error.is_some())
+                .count();
+            let m = failover::median(&w);
+            medians.push(m);
+            let _ = writeln!(
+                md,
+                "| {} | {} | {each} | {} | {} | {failed} |",
+                k.name(),
+                fmt_opt(m, 0),
+                fmt_opt(failover::median(&values(k, |s| s.leader_ms)), 0),
+                fmt_opt(failover::median(&values(k, |s| s.rejoin_secs)), 1),
+            );
+        }
+        if let [a, b] = medians[..] {
+            let _ = writeln!(
+                md,
+                "\nFailover median, rookeeper / Apache: {} (below 1 favours rookeeper).",
+                ratio(a, b)
+            );
+        }
+        let _ = writeln!(
+            md,
+            "\n| # | server | killed at (UTC) | killed myid | new leader myid | failover (ms) | leader seen (ms) | attempts | rejoin (s) | error |\n|---:|---|---|---:|---:|---:|---:|---:|---:|---|"
+        );
+        for s in self.failovers {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                s.rep + 1,
+                s.kind.name(),
+                s.killed_at,
+                s.killed,
+                s.new_leader
+                    .map(|i| i.to_string())
+                    .unwrap_or_else(|| "–".into()),
+                fmt_opt(s.write_ms, 0),
+                fmt_opt(s.leader_ms, 0),
+                s.attempts,
+                fmt_opt(s.rejoin_secs, 1),
+                s.error.as_deref().unwrap_or("").replace(['\n', '|'], " "),
+            );
+        }
+    }
+
+    /// Throughput and latency tables, ratios, charts, per-step tables and
+    /// failed runs.
+    fn write_workloads(&self, md: &mut String, dir: &Path) -> Result<()> {
         let o = self.o;
-        let dir = o.out.join(self.name);
-        fs::create_dir_all(&dir)?;
         let agg = self.agg();
         let labels: Vec<String> = {
             let mut v: Vec<String> = Vec::new();
@@ -786,62 +1007,6 @@ impl Report<'_> {
             v
         };
         let kinds = [Kind::Rookeeper, Kind::Apache];
-        let mut md = String::new();
-        let _ = writeln!(md, "# rookeeper vs Apache ZooKeeper 3.8: {}\n", self.name);
-        if o.validation {
-            let _ = writeln!(
-                md,
-                "> **Validation run, not a measurement.** Short durations on a shared \
-                 machine while other jobs were compiling and testing; the figures below only \
-                 show that the harness runs end to end and produces this report. Do not \
-                 quote them. The full comparison command is in bench/README.md.\n"
-            );
-        }
-        let _ = writeln!(md, "## Conditions\n");
-        let _ = writeln!(md, "| | |\n|---|---|");
-        let cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2");
-        let rows = [
-            ("cores (nproc)", sh("nproc")),
-            ("CPU", cpu.trim().to_owned()),
-            ("memory", sh("grep MemTotal /proc/meminfo | tr -s ' ' | cut -d' ' -f2-3")),
-            ("kernel", sh("uname -r")),
-            ("load average at start (1/5/15 min)", self.load_before.clone()),
-            ("load average at end", sh("cut -d' ' -f1-3 /proc/loadavg")),
-            (
-                "data disk (both servers)",
-                format!(
-                    "{} ({})",
-                    o.workdir.display(),
-                    sh(&format!(
-                        "df -T {} | tail -1 | tr -s ' ' | cut -d' ' -f1,2",
-                        o.workdir.display()
-                    ))
-                ),
-            ),
-            ("topology", if o.ensemble { "3-server ensembles on loopback".into() } else { "standalone servers on loopback".into() }),
-            ("rookeeper", format!("{} (binary {}; source tree {})", self.versions.get(&Kind::Rookeeper).cloned().unwrap_or_default(), self.exe.display(), sh("git describe --always --dirty 2>/dev/null"))),
-            ("Apache", format!("{} on {}; heap -Xms{h} -Xmx{h}", self.versions.get(&Kind::Apache).cloned().unwrap_or_default(), sh(&format!("{} -version 2>&1 | head -1", o.java)), h = o.heap)),
-            ("CPU pinning", o.server_cpus.as_ref().map(|c| format!("servers on CPUs {c} (taskset)")).unwrap_or_else(|| "none: servers and load generator share all cores".into())),
-            ("settings (both)", format!("tickTime={}, forceSync=yes (fsync on), maxClientCnxns=0, snapCount default, admin server off", o.tick_time)),
-            ("load", format!("{} sessions × {} outstanding, {} B payload, {} nodes; {} s warm-up + {} s measured per run; {} rounds A/B/A/B (rookeeper first)", o.sessions, o.depth, o.payload, o.nodes, o.warmup, o.duration, o.rounds)),
-            ("other workloads", format!("zk-latencies N={} M={}; watch fan-out W={}; churn {}/s", o.zkl_nodes, o.watch_sessions, o.watchers, o.churn_rate)),
-            ("command", format!("`{}`", std::env::args().collect::<Vec<_>>().join(" ").replace('|', "\\|"))),
-            ("wall time of the run", format!("{:.0} s", self.wall.as_secs_f64())),
-        ];
-        for (k, v) in rows {
-            let _ = writeln!(md, "| {k} | {v} |");
-        }
-        if let Some(n) = &o.note {
-            let _ = writeln!(md, "| note | {} |", n.replace('|', "\\|"));
-        }
-        md.push('\n');
-        for n in self.notes {
-            let _ = writeln!(md, "- **{n}**");
-        }
-        if o.ensemble && !self.notes.is_empty() {
-            md.push('\n');
-        }
-
         let _ = writeln!(md, "## Throughput and latency\n");
         let _ = writeln!(
             md,
@@ -1053,6 +1218,75 @@ impl Report<'_> {
             }
         }
 
+        Ok(())
+    }
+    fn write(&self) -> Result<PathBuf> {
+        let o = self.o;
+        let dir = o.out.join(self.name);
+        fs::create_dir_all(&dir)?;
+        let mut md = String::new();
+        let _ = writeln!(md, "# rookeeper vs Apache ZooKeeper 3.8: {}\n", self.name);
+        if o.validation {
+            let _ = writeln!(
+                md,
+                "> **Validation run, not a measurement.** Short durations on a shared \
+                 machine while other jobs were compiling and testing; the figures below only \
+                 show that the harness runs end to end and produces this report. Do not \
+                 quote them. The full comparison command is in bench/README.md.\n"
+            );
+        }
+        let _ = writeln!(md, "## Conditions\n");
+        let _ = writeln!(md, "| | |\n|---|---|");
+        let cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2");
+        let rows = [
+            ("cores (nproc)", sh("nproc")),
+            ("CPU", cpu.trim().to_owned()),
+            ("memory", sh("grep MemTotal /proc/meminfo | tr -s ' ' | cut -d' ' -f2-3")),
+            ("kernel", sh("uname -r")),
+            ("load average at start (1/5/15 min)", self.load_before.clone()),
+            ("load average at end", sh("cut -d' ' -f1-3 /proc/loadavg")),
+            (
+                "data disk (both servers)",
+                format!(
+                    "{} ({})",
+                    o.workdir.display(),
+                    sh(&format!(
+                        "df -T {} | tail -1 | tr -s ' ' | cut -d' ' -f1,2",
+                        o.workdir.display()
+                    ))
+                ),
+            ),
+            ("topology", if o.ensemble { "3-server ensembles on loopback".into() } else { "standalone servers on loopback".into() }),
+            ("rookeeper", format!("{} (binary {}; source tree {})", self.versions.get(&Kind::Rookeeper).cloned().unwrap_or_default(), self.exe.display(), sh("git describe --always --dirty 2>/dev/null"))),
+            ("Apache", format!("{} on {}; heap -Xms{h} -Xmx{h}", self.versions.get(&Kind::Apache).cloned().unwrap_or_default(), sh(&format!("{} -version 2>&1 | head -1", o.java)), h = o.heap)),
+            ("CPU pinning", o.server_cpus.as_ref().map(|c| format!("servers on CPUs {c} (taskset)")).unwrap_or_else(|| "none: servers and load generator share all cores".into())),
+            ("settings (both)", format!("tickTime={}, initLimit=10, syncLimit=5, forceSync=yes (fsync on), maxClientCnxns=0, snapCount default, admin server off{}", o.tick_time, if o.ensemble { "; election settings at their defaults (Apache: FastLeaderElection finalizeWait 200 ms, cnxTimeout 5 s)" } else { "" })),
+            ("load", format!("{} sessions × {} outstanding, {} B payload, {} nodes; {} s warm-up + {} s measured per run; {} rounds A/B/A/B (rookeeper first)", o.sessions, o.depth, o.payload, o.nodes, o.warmup, o.duration, o.rounds)),
+            ("other workloads", format!("zk-latencies N={} M={}; watch fan-out W={}; churn {}/s", o.zkl_nodes, o.watch_sessions, o.watchers, o.churn_rate)),
+            ("command", format!("`{}`", std::env::args().collect::<Vec<_>>().join(" ").replace('|', "\\|"))),
+            ("wall time of the run", format!("{:.0} s", self.wall.as_secs_f64())),
+        ];
+        for (k, v) in rows {
+            let _ = writeln!(md, "| {k} | {v} |");
+        }
+        if let Some(n) = &o.note {
+            let _ = writeln!(md, "| note | {} |", n.replace('|', "\\|"));
+        }
+        md.push('\n');
+        for n in self.notes {
+            let _ = writeln!(md, "- **{n}**");
+        }
+        if o.ensemble && !self.notes.is_empty() {
+            md.push('\n');
+        }
+
+        if !self.runs.is_empty() {
+            self.write_workloads(&mut md, &dir)?;
+        }
+        if !self.failovers.is_empty() {
+            self.write_failover(&mut md);
+        }
+
         if !self.res.is_empty() {
             let _ = writeln!(md, "\n## Resources\n");
             let _ = writeln!(
@@ -1099,9 +1333,11 @@ impl Report<'_> {
         if o.ensemble {
             let _ = writeln!(
                 md,
-                "\nEnsemble mode: sessions are spread round-robin over the three members; \
-                 reads are served by the member a session is connected to, writes go \
-                 through the leader. Resource figures are of standalone servers."
+                "\nEnsemble mode: sessions are spread round-robin over the three members \
+                 (no suffix), or all connect to the member that `srvr` names leader \
+                 (\"via leader\") or to one follower (\"via follower\"); reads are served by \
+                 the member a session is connected to, writes go through the leader. \
+                 Resource figures are of standalone servers."
             );
         }
         let json = dir.join("runs.json");
@@ -1109,6 +1345,7 @@ impl Report<'_> {
             &json,
             serde_json::to_string_pretty(&serde_json::json!({
                 "runs": self.runs,
+                "failovers": self.failovers,
                 "resources": self.res.iter().map(|(k, v)| (k.name(), v)).collect::<BTreeMap<_, _>>(),
             }))?,
         )?;

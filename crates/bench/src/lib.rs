@@ -9,6 +9,7 @@
 pub mod chart;
 pub mod compare;
 pub mod conn;
+pub mod failover;
 pub mod stats;
 pub mod workload;
 

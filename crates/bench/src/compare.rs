@@ -127,7 +127,12 @@ pub struct CompareOpts {
     #[arg(long)]
     pub server_cpus: Option<String>,
     /// The servers to run (e.g. only rookeeper, for a smoke run).
-    #[arg(long, value_delimiter = ',', value_enum, default_value = "rookeeper,apache")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_enum,
+        default_value = "rookeeper,apache"
+    )]
     pub kinds: Vec<Kind>,
     /// Marks the report as a short validation run, not a measurement.
     #[arg(long)]
@@ -449,6 +454,9 @@ struct Run {
     label: String,
     kind: Kind,
     round: usize,
+    /// CPU the other kind's (idle) servers used during this run (whole
+    /// run, setup included), in % of one core.
+    others_cpu_pct: f64,
     result: Option<RunResult>,
     error: Option<String>,
 }
@@ -733,6 +741,16 @@ pub async fn run(o: CompareOpts) -> Result<()> {
                 let mut ro = ro.clone();
                 ro.cpu_pids = s.pids();
                 eprintln!("[{label}] round {} on {}", round + 1, s.kind.name());
+                // The previous run's dirty pages (the other kind's txn
+                // logs) are written back now, not in this run's window.
+                let _ = Command::new("sync").status();
+                let others: Vec<u32> = up
+                    .iter()
+                    .filter(|x| x.kind != s.kind)
+                    .flat_map(|x| x.pids())
+                    .collect();
+                let others_before: f64 = others.iter().filter_map(|&p| workload::cpu_secs(p)).sum();
+                let t = Instant::now();
                 let r = match target_addrs(s, *target).await {
                     Ok(a) => {
                         ro.servers = a;
@@ -740,9 +758,12 @@ pub async fn run(o: CompareOpts) -> Result<()> {
                     }
                     Err(e) => Err(e.context("finding the target member")),
                 };
+                let others_after: f64 = others.iter().filter_map(|&p| workload::cpu_secs(p)).sum();
+                let others_cpu_pct =
+                    (others_after - others_before) * 100.0 / t.elapsed().as_secs_f64();
                 if let Ok(r) = &r {
                     eprintln!(
-                        "    {:.0} ops/s, p99 {:.2} ms, errors {}",
+                        "    {:.0} ops/s, p99 {:.2} ms, errors {}; idle other kind used {others_cpu_pct:.0}% of a core",
                         r.throughput,
                         r.latency_us.p99 as f64 / 1000.0,
                         r.errors
@@ -752,6 +773,7 @@ pub async fn run(o: CompareOpts) -> Result<()> {
                     label: label.clone(),
                     kind: s.kind,
                     round,
+                    others_cpu_pct,
                     error: r.as_ref().err().map(|e| format!("{e:#}")),
                     result: r.ok(),
                 });

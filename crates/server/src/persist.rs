@@ -417,9 +417,25 @@ fn log_loop(
             let metrics = metrics.clone();
             snapper = thread::Builder::new()
                 .name("snapshot".into())
-                .spawn(move || write_snap(&dir, &tree, zxid, comp, &metrics))
+                .spawn(move || {
+                    write_snap(&dir, &tree, zxid, comp, &metrics);
+                    drop(tree);
+                    release_free_memory();
+                })
                 .ok();
         }
+    }
+}
+
+/// Hands freed heap pages back to the system. Nodes copied while a
+/// snapshot held them, and the snapshot's table, leave holes glibc keeps
+/// otherwise (RSS after loading 1M znodes: 650 MiB, against 430 MiB for the
+/// same tree after a restart).
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

@@ -264,7 +264,11 @@ fn any_parent_first_order_rebuilds_the_same_tree() {
 fn snapshot_copy_is_unchanged_by_later_writes() {
     let mut t = DataTree::new(false);
     for (i, p) in ["/a", "/a/b", "/c"].iter().enumerate() {
-        assert_eq!(t.apply(&hdr(i as i64 + 1), &create(p, open_acl_unsafe())).err, 0);
+        assert_eq!(
+            t.apply(&hdr(i as i64 + 1), &create(p, open_acl_unsafe()))
+                .err,
+            0
+        );
     }
     let copy = t.snapshot_copy();
     let before = (children_of(&copy), copy.digest(), copy.node_count());
@@ -274,10 +278,16 @@ fn snapshot_copy_is_unchanged_by_later_writes() {
         version: 1,
     });
     assert_eq!(t.apply(&hdr(4), &set).err, 0);
-    assert_eq!(t.apply(&hdr(5), &create("/a/new", open_acl_unsafe())).err, 0);
+    assert_eq!(
+        t.apply(&hdr(5), &create("/a/new", open_acl_unsafe())).err,
+        0
+    );
     let del = TxnBody::Delete(DeleteTxn { path: "/c".into() });
     assert_eq!(t.apply(&hdr(6), &del).err, 0);
-    assert_eq!((children_of(&copy), copy.digest(), copy.node_count()), before);
+    assert_eq!(
+        (children_of(&copy), copy.digest(), copy.node_count()),
+        before
+    );
     assert_eq!(copy.node("/a/b").unwrap().data.as_deref(), Some(&b"d"[..]));
     assert_eq!(t.node("/a/b").unwrap().data.as_deref(), Some(&b"new"[..]));
     assert_eq!(copy.digest(), copy.compute_digest());

@@ -4,7 +4,8 @@ Apache ZooKeeper 3.8 (Debian's package), through kazoo.
   ensemble_test.py PATH/TO/rookeeper [scenario ...]
 
 Scenarios: three (failover and catch-up), five (sequential start elects
-server 3), observer, expiry, read-only, kill-under-load, trunc (and
+server 3), observer, expiry, read-only, kill-under-load (and its two mixed
+variants), trunc (and
 trunc-apache-leader, trunc-rk-leader), reconfig (and reconfig-apache, the same
 checks on Apache's servers), mixed-rk-leader, mixed-apache-leader, rolling (Apache ensemble
 replaced by rookeeper one server at a time, clients connected, no write
@@ -594,6 +595,9 @@ SCENARIOS = {
     "mixed-apache-leader": lambda w: mixed(w, ["rookeeper", "rookeeper", "apache"], 3),
     "rolling": rolling,
     "kill-under-load": kill_under_load,
+    # The leader moves between Apache's servers and ours with every kill.
+    "kill-under-load-mixed": lambda w: kill_under_load(w, ("rookeeper", "apache", "rookeeper")),
+    "kill-under-load-mixed-apache": lambda w: kill_under_load(w, ("apache", "rookeeper", "apache")),
     "trunc": trunc,
     # Apache's leader tells our server to TRUNC; ours tells Apache's.
     "trunc-apache-leader": lambda w: trunc(w, ("rookeeper", "apache", "apache")),

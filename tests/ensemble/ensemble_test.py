@@ -6,7 +6,8 @@ Apache ZooKeeper 3.8 (Debian's package), through kazoo.
 Scenarios: three (failover and catch-up), five (sequential start elects
 server 3), observer, expiry, read-only, kill-under-load (and its two mixed
 variants), trunc (and
-trunc-apache-leader, trunc-rk-leader), reconfig (and reconfig-apache, the same
+trunc-apache-leader, trunc-rk-leader), stop-leader (SIGSTOP/SIGCONT of
+the leader; and two mixed variants), reconfig (and reconfig-apache, the same
 checks on Apache's servers), mixed-rk-leader, mixed-apache-leader, rolling (Apache ensemble
 replaced by rookeeper one server at a time, clients connected, no write
 lost). Each failure prints the servers' logs; every wait is bounded and
@@ -15,6 +16,7 @@ every process is stopped.
 
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -419,12 +421,12 @@ def mixed(work, kinds, first):
         c.stop_all()
 
 
-def start_writer(c, path, acked, errors, stop, pause=0.0):
-    """A thread creating path/wNNNNNN through every server until `stop`:
-    the numbers acknowledged go to `acked`, failures to `errors`."""
+def start_writer(c, path, acked, errors, stop, pause=0.0, ids=None):
+    """A thread creating path/wNNNNNN through every server (or `ids`) until
+    `stop`: the numbers acknowledged go to `acked`, failures to `errors`."""
 
     def run():
-        z = client(c.hosts(), timeout=20.0)
+        z = client(c.hosts(ids), timeout=20.0)
         z.ensure_path(path)
         k = 0
         while not stop.is_set():
@@ -475,6 +477,67 @@ def kill_under_load(work, kinds=("rookeeper",) * 3, kills=int(os.environ.get("KI
         assert not lost, f"acknowledged writes lost: {lost[:10]}"
         same_everywhere(c)
         return len(acked)
+    except Exception:
+        c.dump_stacks()
+        raise
+    finally:
+        stop.set()
+        c.stop_all()
+
+
+def stop_leader(work, kinds=("rookeeper",) * 3, pause_kind="rookeeper"):
+    """SIGSTOP the leader (a partition or a long pause: it is gone but does
+    not know it) while clients write through every server and one client
+    writes only through it; the others elect a new leader and go on. After
+    SIGCONT the old leader must step down, not commit anything on its own,
+    and rejoin: every acknowledged write of both clients survives."""
+    c = Cluster(list(kinds), BINARY, work)
+    acked, errors, pinned, pinned_errors = [], [], [], []
+    stop = threading.Event()
+    try:
+        c.start_all()
+        c.wait_serving()
+        # Restarting the leader moves leadership; until a `pause_kind` leads.
+        for _ in range(4):
+            leader = c.leader()
+            if c.servers[leader].kind == pause_kind:
+                break
+            c.servers[leader].stop()
+            c.wait_serving(ids=[i for i in c.servers if i != leader])
+            c.servers[leader].start()
+            c.wait_serving()
+        assert c.servers[leader].kind == pause_kind, f"no {pause_kind} server would lead"
+        others = [i for i in c.servers if i != leader]
+        writers = [
+            start_writer(c, "/all", acked, errors, stop),
+            start_writer(c, "/pinned", pinned, pinned_errors, stop, ids=[leader]),
+        ]
+        wait_for(lambda: len(acked) > 30 and len(pinned) > 30, "writes before the pause")
+        proc = c.servers[leader].proc
+        proc.send_signal(signal.SIGSTOP)
+        try:
+            wait_for(lambda: any(c.servers[i].mode() == "leader" for i in others), "a new leader")
+            before = len(acked)
+            wait_for(lambda: len(acked) > before + 30, "writes while the old leader is paused")
+        finally:
+            proc.send_signal(signal.SIGCONT)
+        c.wait_serving()
+        before, before_pinned = len(acked), len(pinned)
+        wait_for(lambda: len(acked) > before + 30, "writes after the old leader came back")
+        wait_for(lambda: len(pinned) > before_pinned + 10, "writes through the old leader again")
+        stop.set()
+        for t in writers:
+            t.join(timeout=60)
+        z = client(c.hosts())
+        z.sync("/")
+        for path, ks in (("/all", acked), ("/pinned", pinned)):
+            have = {int(n[1:]) for n in z.get_children(path)}
+            lost = [k for k in ks if k not in have]
+            assert not lost, f"acknowledged writes under {path} lost: {lost[:10]}"
+        z.stop()
+        z.close()
+        same_everywhere(c)
+        return f"paused {c.servers[leader].kind} leader {leader}", len(acked), len(pinned)
     except Exception:
         c.dump_stacks()
         raise
@@ -599,6 +662,10 @@ SCENARIOS = {
     "kill-under-load-mixed": lambda w: kill_under_load(w, ("rookeeper", "apache", "rookeeper")),
     "kill-under-load-mixed-apache": lambda w: kill_under_load(w, ("apache", "rookeeper", "apache")),
     "trunc": trunc,
+    "stop-leader": stop_leader,
+    # The paused leader is Apache's (ours must move on) / ours (Apache's must).
+    "stop-leader-apache": lambda w: stop_leader(w, ("rookeeper", "rookeeper", "apache"), "apache"),
+    "stop-leader-rk-among-apache": lambda w: stop_leader(w, ("apache", "apache", "rookeeper")),
     # Apache's leader tells our server to TRUNC; ours tells Apache's.
     "trunc-apache-leader": lambda w: trunc(w, ("rookeeper", "apache", "apache")),
     "trunc-rk-leader": lambda w: trunc(w, ("apache", "rookeeper", "rookeeper")),

@@ -103,9 +103,8 @@ fn print_node(t: &DataTree, path: &str, dump_data: bool, out: &mut String) -> i6
         let _ = writeln!(out, "  dataLength = {}", n.data_len());
     }
     let mut zxid = s.mzxid.max(s.pzxid);
-    for c in &n.children {
-        let child = tree::path::join(path, c);
-        zxid = zxid.max(print_node(t, &child, dump_data, out));
+    for child in n.children.paths() {
+        zxid = zxid.max(print_node(t, child, dump_data, out));
     }
     zxid
 }
@@ -145,8 +144,8 @@ fn print_json(t: &DataTree, path: &str, ino: &mut u64, out: &mut String) {
     } else {
         out.push('[');
         out.push_str(&entry);
-        for c in &n.children {
-            print_json(t, &tree::path::join(path, c), ino, out);
+        for child in n.children.paths() {
+            print_json(t, child, ino, out);
         }
         out.push(']');
     }

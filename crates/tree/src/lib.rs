@@ -14,5 +14,5 @@ pub mod session;
 pub mod tree;
 pub mod watch;
 
-pub use tree::{ApplyResult, DataTree, Fired, Node};
+pub use tree::{ApplyResult, Children, DataTree, Fired, Node};
 pub use watch::WatcherId;

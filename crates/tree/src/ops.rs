@@ -204,7 +204,7 @@ fn get_children(
     let n = t.node(path).ok_or(ErrorCode::NoNode)?;
     c.check(&t.acl_of(n), perms::READ)?;
     let out = (
-        n.children.iter().cloned().collect(),
+        n.children.names().map(str::to_owned).collect(),
         n.stat(t.extended_types),
     );
     if watch {

@@ -235,7 +235,7 @@ impl DataTree {
             if let Some(n) = self.nodes.get(cur.as_str()) {
                 count += 1;
                 bytes += n.data_len() as i64;
-                stack.extend(n.children.iter().map(|c| path::join(&cur, c)));
+                stack.extend(n.children.paths().map(|c| c.to_string()));
             }
         }
         let mut st = StatsTrack::default();

@@ -5,14 +5,13 @@
 //! ephemeral/container/TTL indexes, the sessions and the digest.
 //! No I/O here: the storage crate reads and writes the bytes.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use jute::data::{Acl, StatPersisted};
 
 use crate::acl::AclCache;
-use crate::tree::{owner_kind, DataTree, Node, OwnerKind, CONFIG, QUOTA, ZOOKEEPER};
+use crate::tree::{owner_kind, Children, DataTree, Node, OwnerKind, CONFIG, QUOTA, ZOOKEEPER};
 
 /// Why snapshot records do not make a tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +29,7 @@ impl std::error::Error for RestoreError {}
 /// stores it, node), the root first as "", children in name order.
 pub struct SnapshotNodes<'a> {
     tree: &'a DataTree,
-    stack: Vec<String>,
+    stack: Vec<Arc<str>>,
 }
 
 impl<'a> Iterator for SnapshotNodes<'a> {
@@ -41,14 +40,15 @@ impl<'a> Iterator for SnapshotNodes<'a> {
             let path = self.stack.pop()?;
             // A child name without a node cannot happen; skip it as
             // ZooKeeper's serializeNode does.
-            let Some(node) = self.tree.nodes.get(path.as_str()) else {
+            let Some(node) = self.tree.nodes.get(&*path) else {
                 continue;
             };
-            let prefix = if path == "/" { "" } else { path.as_str() };
-            for c in node.children.iter().rev() {
-                self.stack.push(format!("{prefix}/{c}"));
-            }
-            let out = if path == "/" { String::new() } else { path };
+            self.stack.extend(node.children.paths().rev().cloned());
+            let out = if &*path == "/" {
+                String::new()
+            } else {
+                path.to_string()
+            };
             return Some((out, node));
         }
     }
@@ -66,7 +66,7 @@ pub struct SnapshotBuilder {
     /// node's parent is on this path: its children are gathered here and
     /// each set is built once, in bulk, when the walk leaves the parent —
     /// inserting a million names one by one was a fifth of a restart.
-    open: Vec<(Arc<str>, Vec<String>)>,
+    open: Vec<(Arc<str>, Vec<Arc<str>>)>,
 }
 
 impl DataTree {
@@ -74,7 +74,7 @@ impl DataTree {
     pub fn snapshot_nodes(&self) -> SnapshotNodes<'_> {
         SnapshotNodes {
             tree: self,
-            stack: vec!["/".to_owned()],
+            stack: vec!["/".into()],
         }
     }
 
@@ -111,16 +111,6 @@ impl DataTree {
     }
 }
 
-/// Bulk-builds the set when it is empty (sorting is linear on the sorted
-/// names our own snapshots hold), else inserts one by one.
-fn add_children(set: &mut BTreeSet<String>, names: Vec<String>) {
-    if set.is_empty() {
-        *set = names.into_iter().collect();
-    } else {
-        set.extend(names);
-    }
-}
-
 /// The nodes `DataTree::new` makes, whose paths `data_bytes` leaves out.
 fn builtin(path: &str) -> bool {
     matches!(path, "/" | ZOOKEEPER | QUOTA | CONFIG)
@@ -147,6 +137,7 @@ impl SnapshotBuilder {
             }
             "/".into()
         } else {
+            let key: Arc<str> = path.into();
             if !self.have_root {
                 return Err(RestoreError(format!("node {path:?} comes before the root")));
             }
@@ -160,7 +151,7 @@ impl SnapshotBuilder {
             }
             if let Some(at) = self.open.iter().rposition(|(p, _)| &**p == parent) {
                 self.close_above(at);
-                self.open[at].1.push(name.to_owned());
+                self.open[at].1.push(key.clone());
             } else {
                 // Not depth first (or the parent's walk was left): the
                 // slow way, straight into the parent's set.
@@ -169,9 +160,9 @@ impl SnapshotBuilder {
                         "parent {parent:?} of {path:?} is missing"
                     )));
                 };
-                p.children.insert(name.to_owned());
+                p.children.insert(key.clone());
             }
-            path.into()
+            key
         };
         self.open.push((key.clone(), Vec::new()));
         let t = &mut self.tree;
@@ -187,7 +178,7 @@ impl SnapshotBuilder {
             data,
             acl,
             stat,
-            children: BTreeSet::new(),
+            children: Children::default(),
         };
         t.digest = t.digest.wrapping_add(crate::digest::of(&key, &node));
         let key_str: &str = &key;
@@ -228,7 +219,7 @@ impl SnapshotBuilder {
                 continue;
             }
             if let Some(n) = crate::tree::node_mut(&mut self.tree.nodes, &path) {
-                add_children(&mut n.children, names);
+                n.children.extend(names);
             }
         }
     }
@@ -247,7 +238,7 @@ impl SnapshotBuilder {
             self.close_above(0);
             let (path, names) = self.open.pop().expect("not empty");
             if let Some(n) = crate::tree::node_mut(&mut self.tree.nodes, &path) {
-                add_children(&mut n.children, names);
+                n.children.extend(names);
             }
         }
         self.tree.acls.purge_unused();

@@ -57,7 +57,56 @@ pub struct Node {
     pub data: Option<Bytes>,
     pub acl: i64,
     pub stat: StatPersisted,
-    pub children: BTreeSet<String>,
+    pub children: Children,
+}
+
+/// A node's children, as the full paths that key the tree's map (one
+/// allocation per path, shared; a separate name string per child cost
+/// about 40 bytes a znode). Siblings share their parent's prefix, so path
+/// order is name order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Children(BTreeSet<Arc<str>>);
+
+impl Children {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Full paths, in name order.
+    pub fn paths(&self) -> impl DoubleEndedIterator<Item = &Arc<str>> {
+        self.0.iter()
+    }
+
+    /// Child names, in order.
+    pub fn names(&self) -> impl DoubleEndedIterator<Item = &str> {
+        self.0.iter().map(|p| crate::path::name(p))
+    }
+
+    pub fn contains(&self, path: &str) -> bool {
+        self.0.contains(path)
+    }
+
+    pub(crate) fn insert(&mut self, path: Arc<str>) {
+        self.0.insert(path);
+    }
+
+    pub(crate) fn remove(&mut self, path: &str) {
+        self.0.remove(path);
+    }
+
+    /// Adds paths gathered in bulk: building the set at once is linear on
+    /// sorted input (our own snapshots), unlike one insert per path.
+    pub(crate) fn extend(&mut self, paths: Vec<Arc<str>>) {
+        if self.0.is_empty() {
+            self.0 = paths.into_iter().collect();
+        } else {
+            self.0.extend(paths);
+        }
+    }
 }
 
 impl Node {
@@ -66,7 +115,7 @@ impl Node {
             data,
             acl,
             stat,
-            children: BTreeSet::new(),
+            children: Children::default(),
         }
     }
 
@@ -178,15 +227,17 @@ impl DataTree {
             extended_types,
         };
         let blank = StatPersisted::default();
+        let (zk_key, quota_key, config_key): (Arc<str>, Arc<str>, Arc<str>) =
+            (ZOOKEEPER.into(), QUOTA.into(), CONFIG.into());
         let mut root = Node::new(Some(Bytes::new()), OPEN_UNSAFE_ACL_ID, blank);
-        root.children.insert("zookeeper".into());
+        root.children.insert(zk_key.clone());
         let mut zk = Node::new(Some(Bytes::new()), OPEN_UNSAFE_ACL_ID, blank);
-        zk.children.insert("quota".into());
-        zk.children.insert("config".into());
+        zk.children.insert(quota_key.clone());
+        zk.children.insert(config_key.clone());
         t.nodes.insert("/".into(), Arc::new(root));
-        t.nodes.insert(ZOOKEEPER.into(), Arc::new(zk));
+        t.nodes.insert(zk_key, Arc::new(zk));
         t.nodes.insert(
-            QUOTA.into(),
+            quota_key,
             Arc::new(Node::new(Some(Bytes::new()), OPEN_UNSAFE_ACL_ID, blank)),
         );
         // As ZooKeeper: world-readable, set with aversion -1.
@@ -194,7 +245,7 @@ impl DataTree {
         let mut cfg_stat = blank;
         cfg_stat.aversion = -1;
         t.nodes.insert(
-            CONFIG.into(),
+            config_key,
             Arc::new(Node::new(Some(Bytes::new()), cfg_acl, cfg_stat)),
         );
         t.digest = t.compute_digest();
@@ -258,9 +309,9 @@ impl DataTree {
         let mut stack = vec![path.to_owned()];
         while let Some(p) = stack.pop() {
             if let Some(node) = self.nodes.get(p.as_str()) {
-                for c in &node.children {
+                for c in node.children.paths() {
                     n += 1;
-                    stack.push(path::join(&p, c));
+                    stack.push(c.to_string());
                 }
             }
         }
@@ -563,14 +614,13 @@ impl DataTree {
         time: i64,
     ) -> Result<Stat, ErrorCode> {
         let parent_path = path::parent(path).ok_or(ErrorCode::NoNode)?;
-        let name = path::name(path);
         let parent =
             crate::tree::node_mut(&mut self.nodes, parent_path).ok_or(ErrorCode::NoNode)?;
         // Interned before the existence check, as ZooKeeper does: replaying
         // a create over a fuzzy snapshot whose node refers to an ACL the
         // snapshot's ACL map lacks then adds that ACL under the same id.
         let acl_id = self.acls.intern(acl);
-        if parent.children.contains(name) {
+        if parent.children.contains(path) {
             return Err(ErrorCode::NodeExists);
         }
         let before = crate::digest::of(parent_path, parent);
@@ -584,7 +634,8 @@ impl DataTree {
             parent.stat.cversion = cversion;
             parent.stat.pzxid = zxid;
         }
-        parent.children.insert(name.to_owned());
+        let key: Arc<str> = path.into();
+        parent.children.insert(key.clone());
         self.digest = self.digest.wrapping_sub(before);
         self.digest = self
             .digest
@@ -606,7 +657,7 @@ impl DataTree {
         let node = Node::new(data, acl_id, stat);
         self.digest = self.digest.wrapping_add(crate::digest::of(path, &node));
         let out = node.stat(self.extended_types);
-        if let Some(old) = self.nodes.insert(path.into(), Arc::new(node)) {
+        if let Some(old) = self.nodes.insert(key, Arc::new(node)) {
             // An orphan left by deleting a parent that had children (which
             // prep refuses): replaced, as NodeHashMapImpl.put does.
             self.digest = self.digest.wrapping_sub(crate::digest::of(path, &old));
@@ -643,11 +694,10 @@ impl DataTree {
 
     fn delete_node(&mut self, path: &str, zxid: i64) -> Result<(), ErrorCode> {
         let parent_path = path::parent(path).ok_or(ErrorCode::NoNode)?;
-        let name = path::name(path);
         let parent =
             crate::tree::node_mut(&mut self.nodes, parent_path).ok_or(ErrorCode::NoNode)?;
         let before = crate::digest::of(parent_path, parent);
-        parent.children.remove(name);
+        parent.children.remove(path);
         if zxid > parent.stat.pzxid {
             parent.stat.pzxid = zxid;
         }

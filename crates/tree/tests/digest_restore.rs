@@ -190,7 +190,12 @@ fn malformed_records_are_refused() {
 /// Every child set, by path.
 fn children_of(t: &DataTree) -> std::collections::BTreeMap<String, Vec<String>> {
     t.nodes()
-        .map(|(p, n)| (p.to_owned(), n.children.iter().cloned().collect()))
+        .map(|(p, n)| {
+            (
+                p.to_owned(),
+                n.children.names().map(str::to_owned).collect(),
+            )
+        })
         .collect()
 }
 
@@ -239,7 +244,7 @@ fn any_parent_first_order_rebuilds_the_same_tree() {
         let r = recs.iter().find(|(p, _)| p == at).unwrap();
         out.push(r);
         let prefix = if at.is_empty() { "" } else { at };
-        let mut kids: Vec<_> = r.1.children.iter().collect();
+        let mut kids: Vec<_> = r.1.children.names().collect();
         kids.reverse();
         for k in kids {
             dfs(recs, &format!("{prefix}/{k}"), out);

@@ -43,7 +43,7 @@ mod rwlock;
 mod semaphore;
 
 pub use barrier::{Barrier, DoubleBarrier};
-pub use cache::{CachedNode, NodeCache, Snapshot, TreeCache};
+pub use cache::{CacheEvent, CacheOptions, CachedNode, NodeCache, Snapshot, TreeCache, WatchMode};
 pub use counter::Counter;
 pub use election::{LeaderLatch, LeaderState};
 pub use error::{Error, Result};

@@ -13,8 +13,10 @@ use std::time::{Duration, Instant};
 
 use server::{Config, Server};
 use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use zookeeper_client as zk;
 
 /// Upper bound for anything that should happen promptly.
@@ -30,6 +32,13 @@ pub async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
 
 /// Tick of both servers: 100 ms, so a 1 s session is allowed.
 const TICK_TIME_MS: u32 = 100;
+
+/// Above the default bound (20 ticks), so that a session can outlive a
+/// connection cut in the tests that need it to.
+const MAX_SESSION_MS: u32 = 20_000;
+
+/// Session timeout of clients whose session must survive a cut.
+pub const LONG_SESSION: Duration = Duration::from_secs(8);
 
 /// Classpath of Debian's Apache ZooKeeper 3.8 packaging.
 const APACHE_CLASSPATH: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/netty-codec.jar:\
@@ -73,7 +82,7 @@ impl TestServer {
     async fn start_rookeeper() -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let text = format!(
-            "tickTime={TICK_TIME_MS}\nclientPort=0\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\ndataDir={}\n",
+            "tickTime={TICK_TIME_MS}\nmaxSessionTimeout={MAX_SESSION_MS}\nclientPort=0\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\ndataDir={}\n",
             dir.path().join("data").display()
         );
         let path = dir.path().join("zoo.cfg");
@@ -101,7 +110,7 @@ impl TestServer {
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).expect("data dir");
         let text = format!(
-            "tickTime={TICK_TIME_MS}\ndataDir={}\nclientPort={port}\n\
+            "tickTime={TICK_TIME_MS}\nmaxSessionTimeout={MAX_SESSION_MS}\ndataDir={}\nclientPort={port}\n\
              clientPortAddress=127.0.0.1\nadmin.enableServer=false\n\
              maxClientCnxns=0\n4lw.commands.whitelist=ruok\n",
             data.display()
@@ -165,16 +174,35 @@ impl TestServer {
     }
 
     /// A client with a 1 s session, connected through its own proxy so that
-    /// [`TestServer::end_session_of`] can cut it off.
+    /// [`TestServer::end_session_of`] and [`TestServer::freeze`] can cut it
+    /// off.
     pub async fn client(&self) -> zk::Client {
+        self.client_with(Duration::from_secs(1), Upstream::Plain)
+            .await
+    }
+
+    /// A client with the given session timeout (see [`LONG_SESSION`]).
+    pub async fn client_with_timeout(&self, timeout: Duration) -> zk::Client {
+        self.client_with(timeout, Upstream::Plain).await
+    }
+
+    /// A client whose proxy makes the server look older than 3.6: `addWatch`
+    /// is answered with UNIMPLEMENTED and the connection closed, as Apache
+    /// ZooKeeper 3.5 does for an opcode it does not know (its
+    /// UnimplementedRequestProcessor); everything else passes through.
+    pub async fn pre_3_6_client(&self, timeout: Duration) -> zk::Client {
+        self.client_with(timeout, Upstream::Pre36).await
+    }
+
+    async fn client_with(&self, timeout: Duration, kind: Upstream) -> zk::Client {
         let (frozen, _) = watch::channel(false);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy binds");
         let addr = listener.local_addr().expect("proxy addr");
-        tokio::spawn(proxy(listener, self.connect.clone(), frozen.clone()));
+        tokio::spawn(proxy(listener, self.connect.clone(), frozen.clone(), kind));
         let client = within(
             "connect",
             zk::Client::connector()
-                .with_session_timeout(Duration::from_secs(1))
+                .with_session_timeout(timeout)
                 .connect(&addr.to_string()),
         )
         .await
@@ -184,6 +212,28 @@ impl TestServer {
             .unwrap()
             .push((client.session().id().0, frozen));
         client
+    }
+
+    fn proxy_of(&self, client: &zk::Client) -> watch::Sender<bool> {
+        let id = client.session().id().0;
+        self.proxies
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, f)| f.clone())
+            .expect("client was made by TestServer::client")
+    }
+
+    /// Cuts `client`'s connection and refuses new ones until
+    /// [`TestServer::thaw`]: a network partition of that one client.
+    pub fn freeze(&self, client: &zk::Client) {
+        self.proxy_of(client).send_replace(true);
+    }
+
+    /// Lets `client` reconnect again.
+    pub fn thaw(&self, client: &zk::Client) {
+        self.proxy_of(client).send_replace(false);
     }
 
     /// Ends `victim`'s session on the server while `victim` itself stays
@@ -198,14 +248,7 @@ impl TestServer {
     /// the session is refused as expired: the server's own word it ended.
     pub async fn end_session_of(&self, victim: &zk::Client) {
         let session = victim.session().clone();
-        let frozen = self
-            .proxies
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|(id, _)| *id == session.id().0)
-            .map(|(_, f)| f.clone())
-            .expect("victim was made by TestServer::client");
+        let frozen = self.proxy_of(victim);
         frozen.send_replace(true);
         let mut last = None;
         let ended = tokio::time::timeout(WAIT, async {
@@ -267,9 +310,23 @@ impl Drop for TestServer {
     }
 }
 
+/// What a proxy does with the traffic it forwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Upstream {
+    /// Bytes pass through untouched.
+    Plain,
+    /// A server older than 3.6 (see [`TestServer::pre_3_6_client`]).
+    Pre36,
+}
+
 /// Forwards connections from `listener` to `upstream` while not `frozen`;
 /// freezing cuts open connections and refuses new ones.
-async fn proxy(listener: TcpListener, upstream: String, frozen: watch::Sender<bool>) {
+async fn proxy(
+    listener: TcpListener,
+    upstream: String,
+    frozen: watch::Sender<bool>,
+    kind: Upstream,
+) {
     loop {
         let Ok((mut down, _)) = listener.accept().await else {
             return;
@@ -283,10 +340,123 @@ async fn proxy(listener: TcpListener, upstream: String, frozen: watch::Sender<bo
             let Ok(mut up) = TcpStream::connect(&upstream).await else {
                 return;
             };
-            tokio::select! {
-                _ = tokio::io::copy_bidirectional(&mut down, &mut up) => {}
-                _ = cut.wait_for(|f| *f) => {}
+            match kind {
+                Upstream::Plain => {
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut down, &mut up) => {}
+                        _ = cut.wait_for(|f| *f) => {}
+                    }
+                }
+                Upstream::Pre36 => pre_3_6(down, up, cut).await,
             }
         });
     }
+}
+
+/// ZooKeeper's opcode of addWatch (3.6+).
+const OP_ADD_WATCH: i32 = 106;
+/// ZooKeeper's error code UNIMPLEMENTED.
+const ERR_UNIMPLEMENTED: i32 = -6;
+
+/// Relays one connection frame by frame, answering `addWatch` as a 3.5
+/// server does: once every earlier request is answered (replies go in
+/// order), an UNIMPLEMENTED reply, then the connection is closed.
+async fn pre_3_6(down: TcpStream, up: TcpStream, mut cut: watch::Receiver<bool>) {
+    let (down_r, mut down_w) = down.into_split();
+    let (up_r, mut up_w) = up.into_split();
+    let (to_server, mut from_client) = mpsc::channel(64);
+    let (to_client, mut from_server) = mpsc::channel(64);
+    let readers = [
+        tokio::spawn(read_frames(down_r, to_server)),
+        tokio::spawn(read_frames(up_r, to_client)),
+    ];
+    // The first frame each way is the connect request / response.
+    let (mut client_started, mut server_started) = (false, false);
+    let mut outstanding = 0usize;
+    let mut last_zxid = 0i64;
+    let mut refused: Option<i32> = None;
+    loop {
+        if let (Some(xid), 0) = (refused, outstanding) {
+            let mut reply = Vec::with_capacity(20);
+            reply.extend_from_slice(&16i32.to_be_bytes());
+            reply.extend_from_slice(&xid.to_be_bytes());
+            reply.extend_from_slice(&last_zxid.to_be_bytes());
+            reply.extend_from_slice(&ERR_UNIMPLEMENTED.to_be_bytes());
+            let _ = down_w.write_all(&reply).await;
+            let _ = down_w.shutdown().await;
+            break;
+        }
+        tokio::select! {
+            frame = from_client.recv(), if refused.is_none() => {
+                let Some(frame) = frame else { break };
+                if client_started && frame.len() >= 8 {
+                    let xid = i32::from_be_bytes(frame[0..4].try_into().unwrap());
+                    let op = i32::from_be_bytes(frame[4..8].try_into().unwrap());
+                    if op == OP_ADD_WATCH {
+                        refused = Some(xid);
+                        continue;
+                    }
+                    outstanding += 1;
+                }
+                client_started = true;
+                if write_frame(&mut up_w, &frame).await.is_err() {
+                    break;
+                }
+            }
+            frame = from_server.recv() => {
+                let Some(frame) = frame else { break };
+                if server_started && frame.len() >= 16 {
+                    let xid = i32::from_be_bytes(frame[0..4].try_into().unwrap());
+                    let zxid = i64::from_be_bytes(frame[4..12].try_into().unwrap());
+                    // xid -1: a watch notification, not a reply.
+                    if xid != -1 {
+                        outstanding = outstanding.saturating_sub(1);
+                    }
+                    last_zxid = last_zxid.max(zxid);
+                }
+                server_started = true;
+                if write_frame(&mut down_w, &frame).await.is_err() {
+                    break;
+                }
+            }
+            // The guard `wait_for` returns is not Send: drop it at once.
+            _ = async { cut.wait_for(|f| *f).await.is_ok() } => break,
+        }
+    }
+    for r in readers {
+        r.abort();
+    }
+}
+
+/// Reads length-prefixed frames into `out` until EOF or an error.
+async fn read_frames(mut r: OwnedReadHalf, out: mpsc::Sender<Vec<u8>>) {
+    loop {
+        let Ok(len) = r.read_u32().await else { return };
+        if len > 16 << 20 {
+            return;
+        }
+        let mut buf = vec![0; len as usize];
+        if r.read_exact(&mut buf).await.is_err() || out.send(buf).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn write_frame(w: &mut OwnedWriteHalf, frame: &[u8]) -> std::io::Result<()> {
+    w.write_all(&(frame.len() as u32).to_be_bytes()).await?;
+    w.write_all(frame).await
+}
+
+/// Polls `check` until it holds, failing the test after [`WAIT`].
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    within(what, async {
+        while !check().await {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
 }

@@ -402,6 +402,7 @@ impl Core {
         self.tree = tree;
         self.zxid = self.tree.last_zxid();
         self.durable = self.zxid;
+        self.persist.abandon_backlog();
         self.pending = Pending::default();
         self.disk_failed = Some(reason);
         Ok(())

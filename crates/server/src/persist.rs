@@ -73,6 +73,12 @@ impl Persister {
         self.backlog.load(Ordering::Acquire)
     }
 
+    /// After the log thread failed: what it held will never be synced, so
+    /// nothing may wait for it (the tree is reloaded from disk instead).
+    pub fn abandon_backlog(&self) {
+        self.backlog.store(0, Ordering::Release);
+    }
+
     pub fn snapshot(&self, tree: DataTree, zxid: i64) {
         let _ = self.tx.send(LogMsg::Snapshot(Box::new(tree), zxid));
     }

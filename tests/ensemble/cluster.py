@@ -7,6 +7,7 @@ servers, any mix, each in its own directory with zoo.cfg and myid.
 Every wait is bounded; stop_all() always leaves no process behind.
 """
 
+import contextlib
 import os
 import shutil
 import signal
@@ -124,6 +125,20 @@ class Cluster:
     def stop_all(self):
         for s in self.servers.values():
             s.stop()
+
+    @contextlib.contextmanager
+    def failing_with_stacks(self, stop=None):
+        """Around a scenario: on failure, thread stacks of the live servers
+        first; always, the writers stopped (`stop`) and every server too."""
+        try:
+            yield self
+        except Exception:
+            self.dump_stacks()
+            raise
+        finally:
+            if stop is not None:
+                stop.set()
+            self.stop_all()
 
     def dump_stacks(self):
         """Thread stacks of every live rookeeper server into sN/stacks.txt

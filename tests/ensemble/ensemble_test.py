@@ -452,7 +452,7 @@ def kill_under_load(work, kinds=("rookeeper",) * 3, kills=int(os.environ.get("KI
     c = Cluster(list(kinds), BINARY, work)
     acked, errors = [], []
     stop = threading.Event()
-    try:
+    with c.failing_with_stacks(stop):
         c.start_all()
         c.wait_serving()
         t = start_writer(c, "/load", acked, errors, stop)
@@ -477,12 +477,6 @@ def kill_under_load(work, kinds=("rookeeper",) * 3, kills=int(os.environ.get("KI
         assert not lost, f"acknowledged writes lost: {lost[:10]}"
         same_everywhere(c)
         return len(acked)
-    except Exception:
-        c.dump_stacks()
-        raise
-    finally:
-        stop.set()
-        c.stop_all()
 
 
 def stop_leader(work, kinds=("rookeeper",) * 3, pause_kind="rookeeper"):
@@ -494,7 +488,7 @@ def stop_leader(work, kinds=("rookeeper",) * 3, pause_kind="rookeeper"):
     c = Cluster(list(kinds), BINARY, work)
     acked, errors, pinned, pinned_errors = [], [], [], []
     stop = threading.Event()
-    try:
+    with c.failing_with_stacks(stop):
         c.start_all()
         c.wait_serving()
         # Restarting the leader moves leadership; until a `pause_kind` leads.
@@ -538,12 +532,6 @@ def stop_leader(work, kinds=("rookeeper",) * 3, pause_kind="rookeeper"):
         z.close()
         same_everywhere(c)
         return f"paused {c.servers[leader].kind} leader {leader}", len(acked), len(pinned)
-    except Exception:
-        c.dump_stacks()
-        raise
-    finally:
-        stop.set()
-        c.stop_all()
 
 
 def rolling(work):
@@ -590,7 +578,7 @@ def trunc(work, kinds=("rookeeper",) * 3):
     others moved to a new epoch: it is told to TRUNC, drops that txn, takes
     the new epoch's txns, serves, and every tree is the same."""
     c = Cluster(list(kinds), BINARY, work)
-    try:
+    with c.failing_with_stacks():
         c.start_all()
         c.wait_serving()
         z = client(c.hosts())
@@ -639,11 +627,6 @@ def trunc(work, kinds=("rookeeper",) * 3):
         a.start()
         c.wait_serving()
         return same_everywhere(c)
-    except Exception:
-        c.dump_stacks()
-        raise
-    finally:
-        c.stop_all()
 
 
 SCENARIOS = {

@@ -13,6 +13,10 @@ cd "$(dirname "$0")/.."
 REPO=$(pwd)
 step() { printf '\n=== %s\n' "$*"; }
 start=$(date +%s)
+# Disk is the one resource a build can exhaust silently (a link dies with
+# SIGBUS): show what there is, before and after the biggest build.
+disk() { df -h . | awk 'NR==2 {print "disk: " $4 " free of " $2}'; }
+disk
 
 step "rustfmt"
 cargo fmt --all -- --check
@@ -22,6 +26,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo test (unit, property and integration tests)"
 cargo test --workspace
+disk
 
 step "release build"
 cargo build --release --bin rookeeper

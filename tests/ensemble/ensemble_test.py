@@ -3,7 +3,8 @@ Apache ZooKeeper 3.8 (Debian's package), through kazoo.
 
   ensemble_test.py PATH/TO/rookeeper [scenario ...]
 
-Scenarios: three (failover and catch-up), five (sequential start elects
+Scenarios: three (failover and catch-up), diff-sync (DIFF from the
+leader's txn log, or SNAP when that is cheaper), five (sequential start elects
 server 3), observer, expiry, read-only, kill-under-load (and its two mixed
 variants), trunc (and
 trunc-apache-leader, trunc-rk-leader), stop-leader (SIGSTOP/SIGCONT of
@@ -629,6 +630,67 @@ def trunc(work, kinds=("rookeeper",) * 3):
         return same_everywhere(c)
 
 
+def mntr(s):
+    out = {}
+    for line in four(s.client_port, "mntr").splitlines():
+        k, _, v = line.partition("\t")
+        out[k] = v
+    return out
+
+
+def create_many(z, prefix, n, data):
+    for start in range(0, n, 200):
+        rs = [z.create_async(f"{prefix}{i}", data) for i in range(start, min(n, start + 200))]
+        for r in rs:
+            r.get(timeout=WAIT)
+
+
+def diff_sync(work):
+    """A follower more txns behind than the leader keeps in memory (1000)
+    is sent a DIFF read from the leader's txn log while that is cheaper than
+    a snapshot (zookeeper.snapshotSizeFactor, 0.33 of the newest snapshot),
+    a SNAP once it is not; either way it ends with the same tree. Checked
+    by the leader's diff_count and snap_count."""
+    c = Cluster(["rookeeper"] * 3, BINARY, work)
+    with c.failing_with_stacks():
+        c.start_all()
+        c.wait_serving()
+        z = client(c.hosts())
+        z.ensure_path("/base")
+        create_many(z, "/base/n", 3000, b"b" * 300)
+        z.stop()
+        z.close()
+        # Restarted, each server snapshots what it replayed: ~1 MB.
+        c.stop_all()
+        c.start_all()
+        c.wait_serving()
+        leader = c.leader()
+        f = [i for i in c.servers if i != leader][0]
+        before = mntr(c.servers[leader])
+        c.servers[f].kill()
+        z = client(c.hosts([i for i in c.servers if i != f]))
+        z.ensure_path("/small")
+        create_many(z, "/small/n", 1500, b"s")
+        c.servers[f].start()
+        c.wait_serving()
+        after = mntr(c.servers[leader])
+        assert c.leader() == leader, "the leader changed"
+        assert int(after["zk_diff_count"]) == int(before["zk_diff_count"]) + 1, (before, after)
+        assert after["zk_snap_count"] == before["zk_snap_count"], (before, after)
+        same_everywhere(c)
+        # 1500 txns of 1 KB each outweigh a third of the snapshot: SNAP.
+        c.servers[f].kill()
+        z.ensure_path("/big")
+        create_many(z, "/big/n", 1500, b"B" * 1024)
+        c.servers[f].start()
+        c.wait_serving()
+        z.stop()
+        z.close()
+        last = mntr(c.servers[leader])
+        assert int(last["zk_snap_count"]) == int(after["zk_snap_count"]) + 1, (after, last)
+        return same_everywhere(c)
+
+
 SCENARIOS = {
     "three": three,
     "five": five,
@@ -645,6 +707,7 @@ SCENARIOS = {
     "kill-under-load-mixed": lambda w: kill_under_load(w, ("rookeeper", "apache", "rookeeper")),
     "kill-under-load-mixed-apache": lambda w: kill_under_load(w, ("apache", "rookeeper", "apache")),
     "trunc": trunc,
+    "diff-sync": diff_sync,
     "stop-leader": stop_leader,
     # The paused leader is Apache's (ours must move on) / ours (Apache's must).
     "stop-leader-apache": lambda w: stop_leader(w, ("rookeeper", "rookeeper", "apache"), "apache"),

@@ -190,6 +190,10 @@ pub struct Core {
     pub(crate) ens: Option<Box<crate::ensemble::State>>,
     /// Left a role: reload the tree once the log is durable.
     pub(crate) reload_pending: bool,
+    /// With `reload_pending`: the logged txns the tree lacks, when the tree
+    /// is the log's committed prefix (applied instead of re-reading the
+    /// dataDir); None: re-read it.
+    pub(crate) carry: Option<Vec<jute::txn::Txn>>,
     /// Connections accepted but not yet past the handshake (for `cons`).
     pub started_at: SystemTime,
 }
@@ -257,6 +261,7 @@ impl Core {
             started_at: SystemTime::now(),
             ens: None,
             reload_pending: false,
+            carry: None,
             cfg,
         }
     }
@@ -396,8 +401,11 @@ impl Core {
         for conn in doomed {
             self.drop_conn(conn);
         }
-        let mut tree = persist::load(&self.cfg, &self.layout)
+        let persist::Loaded { mut tree, tail } = persist::load(&self.cfg, &self.layout)
             .map_err(|e| anyhow::anyhow!("after a log failure, cannot reload the dataDir: {e}"))?;
+        if let Some(e) = self.ens.as_mut() {
+            e.history.reset(tail);
+        }
         tree.adopt_watches(&mut self.tree);
         self.tree = tree;
         self.zxid = self.tree.last_zxid();

@@ -79,7 +79,7 @@ impl Server {
         };
         // Recovery before serving: the tree comes back from the dataDir.
         let layout = persist::Layout::new(&cfg);
-        let (tree, snapshot_after) = {
+        let (persist::Loaded { tree, tail }, snapshot_after) = {
             let cfg = cfg.clone();
             let layout = layout.clone();
             // Recovery reads whole files: keep it off the async workers.
@@ -119,6 +119,9 @@ impl Server {
                 )
                 .await?,
             );
+            if let Some(e) = pipeline.ens.as_mut() {
+                e.history.reset(tail);
+            }
         }
         let core = tokio::spawn(pipeline.run(rx, ev_rx));
         let http = admin::start(&http_settings, cfg.clone(), tx.clone()).await?;

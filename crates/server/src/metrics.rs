@@ -153,6 +153,14 @@ pub struct Metrics {
     pub auth_failed_count: Counter,
     pub looking_count: Counter,
     pub commit_count: Counter,
+    /// Leader: learners synced by DIFF (TRUNC too, as Apache counts) and by SNAP.
+    pub diff_count: Counter,
+    pub snap_count: Counter,
+    /// Leader: txns proposed.
+    pub proposal_count: Counter,
+    /// Learner: PROPOSALs and COMMITs received from the leader.
+    pub learner_proposal_received_count: Counter,
+    pub learner_commit_received_count: Counter,
     pub stale_sessions_expired: Counter,
     pub fsync_threshold_exceed_count: Counter,
     pub response_bytes: Counter,
@@ -197,6 +205,11 @@ impl Default for Metrics {
             auth_failed_count: Counter::default(),
             looking_count: Counter::default(),
             commit_count: Counter::default(),
+            diff_count: Counter::default(),
+            snap_count: Counter::default(),
+            proposal_count: Counter::default(),
+            learner_proposal_received_count: Counter::default(),
+            learner_commit_received_count: Counter::default(),
             stale_sessions_expired: Counter::default(),
             fsync_threshold_exceed_count: Counter::default(),
             response_bytes: Counter::default(),
@@ -240,7 +253,7 @@ impl Metrics {
 
     /// Counters exported as counters (auth_failed_count is a gauge of
     /// ServerStats in ZooKeeper, so it is read among the gauges).
-    fn counters(&self) -> [(&'static str, &Counter); 9] {
+    fn counters(&self) -> [(&'static str, &Counter); 14] {
         [
             ("connection_request_count", &self.connection_request_count),
             ("connection_rejected", &self.connection_rejected),
@@ -248,6 +261,17 @@ impl Metrics {
             ("bytes_received_count", &self.bytes_received_count),
             ("looking_count", &self.looking_count),
             ("commit_count", &self.commit_count),
+            ("diff_count", &self.diff_count),
+            ("snap_count", &self.snap_count),
+            ("proposal_count", &self.proposal_count),
+            (
+                "learner_proposal_received_count",
+                &self.learner_proposal_received_count,
+            ),
+            (
+                "learner_commit_received_count",
+                &self.learner_commit_received_count,
+            ),
             ("stale_sessions_expired", &self.stale_sessions_expired),
             ("response_bytes", &self.response_bytes),
             // Also a gauge in Apache's ServerStats; a counter of events here.

@@ -100,31 +100,40 @@ pub(crate) fn compression(cfg: &Config) -> Compression {
 /// value asks the caller to have the log thread write it while we serve
 /// (the one on disk plus the log already hold the state; no replay: the
 /// snapshot on disk is that state).
-pub fn recover(cfg: &Config, layout: &Layout) -> anyhow::Result<(DataTree, bool)> {
-    let (tree, snapshot_zxid) = load_from(cfg, layout)?;
+pub fn recover(cfg: &Config, layout: &Layout) -> anyhow::Result<(Loaded, bool)> {
+    let (loaded, snapshot_zxid) = load_from(cfg, layout)?;
     if let Some(z) = snapshot_zxid {
-        let replayed = z != tree.last_zxid();
-        return Ok((tree, replayed));
+        let replayed = z != loaded.tree.last_zxid();
+        return Ok((loaded, replayed));
     }
+    let tree = &loaded.tree;
     let started = Instant::now();
     let path =
-        snapshot::write_snapshot(&layout.snap_dir, &tree, tree.last_zxid(), compression(cfg))?;
+        snapshot::write_snapshot(&layout.snap_dir, tree, tree.last_zxid(), compression(cfg))?;
     cfg.metrics
         .snapshottime
         .observe(started.elapsed().as_millis() as u64);
     cfg.metrics.snapshot_written(tree.last_zxid());
     info!("wrote startup snapshot {}", path.display());
-    Ok((tree, false))
+    Ok((loaded, false))
+}
+
+/// The state on disk, and the newest txns replayed to reach it.
+pub struct Loaded {
+    pub tree: DataTree,
+    /// At most `ensemble::history::MAX_COUNT`, newest last: the start of an
+    /// ensemble member's in-memory DIFF history.
+    pub tail: Vec<Txn>,
 }
 
 /// The state on disk: newest valid snapshot plus the log after it (a torn
 /// tail truncated). Writes nothing else, so it also works on a full disk.
-pub fn load(cfg: &Config, layout: &Layout) -> anyhow::Result<DataTree> {
+pub fn load(cfg: &Config, layout: &Layout) -> anyhow::Result<Loaded> {
     Ok(load_from(cfg, layout)?.0)
 }
 
 /// `load`, also telling the zxid of the snapshot it started from.
-fn load_from(cfg: &Config, layout: &Layout) -> anyhow::Result<(DataTree, Option<i64>)> {
+fn load_from(cfg: &Config, layout: &Layout) -> anyhow::Result<(Loaded, Option<i64>)> {
     for d in [&layout.snap_dir, &layout.log_dir] {
         std::fs::create_dir_all(d)
             .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", d.display()))?;
@@ -184,10 +193,13 @@ fn load_from(cfg: &Config, layout: &Layout) -> anyhow::Result<(DataTree, Option<
     if !had_snapshot && !replay.txns.is_empty() && from == 0 {
         info!("no snapshot found: rebuilding from the txn log alone");
     }
-    let n = replay.txns.len();
-    for t in &replay.txns {
+    let mut txns = replay.txns;
+    let n = txns.len();
+    for t in &txns {
         tree.apply(&t.header, &t.body);
     }
+    let tail = txns.split_off(n.saturating_sub(crate::ensemble::history::MAX_COUNT));
+    drop(txns);
     // Replay fires no one's watches: nobody is connected yet.
     tree.take_fired();
     m.startup_txns_load_time
@@ -201,7 +213,7 @@ fn load_from(cfg: &Config, layout: &Layout) -> anyhow::Result<(DataTree, Option<
         tree.last_zxid(),
         started.elapsed()
     );
-    Ok((tree, snapshot_zxid))
+    Ok((Loaded { tree, tail }, snapshot_zxid))
 }
 
 /// Can the log directory take writes again? Writes, syncs and removes a

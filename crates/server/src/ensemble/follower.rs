@@ -31,6 +31,20 @@ enum Phase {
     Broadcast,
 }
 
+impl Follower {
+    /// What the log holds beyond the tree, when that is all the
+    /// difference: serving, every proposal is logged and the tree holds
+    /// the committed ones; before syncing nothing changed. None mid-sync
+    /// (a TRUNC, SNAP or DIFF may have left the tree and the log apart).
+    pub(crate) fn logged_uncommitted(&self) -> Option<Vec<Txn>> {
+        match self.phase {
+            Phase::Broadcast => Some(self.proposals.iter().cloned().collect()),
+            Phase::Connecting | Phase::Epoch => Some(Vec::new()),
+            Phase::Syncing => None,
+        }
+    }
+}
+
 pub struct Follower {
     pub observer: bool,
     pub leader_id: u64,
@@ -131,7 +145,9 @@ impl Core {
                 } else {
                     last_err = format!("cannot resolve {addr}");
                 }
-                std::thread::sleep(Duration::from_millis(200));
+                // Apache's leaderConnectDelayDuringRetryMs: the new
+                // leader's port usually opens within milliseconds.
+                std::thread::sleep(Duration::from_millis(100));
             }
             let _ = core_tx.blocking_send(Msg::Quorum(QMsg::LinkClosed {
                 link: link_id,
@@ -205,6 +221,11 @@ impl Core {
                     tree.node_count()
                 );
                 self.replace_tree(tree);
+                self.ens
+                    .as_mut()
+                    .expect("ensemble")
+                    .history
+                    .reset(Vec::new());
                 // What the log holds past the snapshot may be an abandoned
                 // branch: cut it, so a restart replays only the leader's.
                 self.truncate_log_after(zxid);
@@ -223,6 +244,7 @@ impl Core {
 
     fn leader_packet(&mut self, pkt: QuorumPacket) {
         let last_logged = self.tree.last_zxid().max(self.zxid);
+        let cfg = self.cfg.clone();
         let Some(f) = self.follower() else { return };
         match (f.phase, pkt.packet_type) {
             (Phase::Epoch, packet::LEADERINFO) => {
@@ -268,7 +290,7 @@ impl Core {
                 f.write_to_log = false;
                 info!("TRUNC from the leader to 0x{:x}", pkt.zxid);
                 self.truncate_log_after(pkt.zxid);
-                let tree = match crate::persist::load(&self.cfg, &self.layout) {
+                let loaded = match crate::persist::load(&self.cfg, &self.layout) {
                     Ok(t) => t,
                     Err(e) => {
                         warn!("cannot reload after TRUNC: {e}");
@@ -276,7 +298,12 @@ impl Core {
                         return;
                     }
                 };
-                self.replace_tree(tree);
+                self.replace_tree(loaded.tree);
+                self.ens
+                    .as_mut()
+                    .expect("ensemble")
+                    .history
+                    .reset(loaded.tail);
             }
             (Phase::Syncing, packet::PROPOSAL) => match Txn::read(&mut Reader::new(pkt.data)) {
                 Ok(t) if f.newleader_seen => {
@@ -321,6 +348,7 @@ impl Core {
             (Phase::Syncing, packet::UPTODATE) => self.on_uptodate(),
             (Phase::Broadcast, packet::PROPOSAL) => match Txn::read(&mut Reader::new(pkt.data)) {
                 Ok(t) => {
+                    cfg.metrics.learner_proposal_received_count.inc();
                     let z = t.header.zxid;
                     f.unacked.push_back(z);
                     f.proposals.push_back(t.clone());
@@ -333,6 +361,7 @@ impl Core {
                 }
             },
             (Phase::Broadcast, packet::COMMIT | packet::COMMITANDACTIVATE) => {
+                cfg.metrics.learner_commit_received_count.inc();
                 let mut done = Vec::new();
                 while f
                     .proposals
@@ -362,6 +391,7 @@ impl Core {
             }
             (Phase::Broadcast, packet::INFORM) => match Txn::read(&mut Reader::new(pkt.data)) {
                 Ok(t) => {
+                    cfg.metrics.learner_commit_received_count.inc();
                     self.persist.append(t.clone());
                     self.zxid = self.zxid.max(t.header.zxid);
                     self.apply_committed(t);

@@ -31,9 +31,6 @@ pub fn next_link() -> LinkId {
     NEXT_LINK.fetch_add(1, Ordering::Relaxed)
 }
 
-/// Committed txns kept in memory for DIFFs (Apache keeps 500).
-const COMMITTED_LOG: usize = 20_000;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     /// Connected; FOLLOWERINFO not yet seen.
@@ -78,8 +75,6 @@ pub struct Leader {
     acks: AckTracker,
     /// Proposed, not yet committed, in order.
     proposals: VecDeque<Txn>,
-    /// Recent committed history, for DIFFs.
-    committed: VecDeque<Txn>,
     syncs: Vec<(i64, SyncFor)>,
     /// A reconfig proposed and not yet committed (one at a time).
     reconfig_in_flight: bool,
@@ -90,6 +85,12 @@ pub struct Leader {
 }
 
 impl Leader {
+    /// Proposed (and logged) but not committed: what the log holds beyond
+    /// the tree.
+    pub(crate) fn logged_uncommitted(&self) -> Vec<Txn> {
+        self.proposals.iter().cloned().collect()
+    }
+
     pub fn serving(&self) -> bool {
         self.established
     }
@@ -194,12 +195,11 @@ impl Core {
         let my_id = setup.my_id;
         let accepted_epoch = ens.accepted_epoch;
         let summary = (ens.current_epoch, self.tree.last_zxid());
-        let committed = self.read_history();
         info!(
-            "LEADING: quorum port {}, last zxid 0x{:x}, {} txns of history for DIFFs",
+            "LEADING: quorum port {}, last zxid 0x{:x}, {} txns of history in memory for DIFFs",
             me.quorum_addr(),
             summary.1,
-            committed.len()
+            self.ens.as_ref().map_or(0, |e| e.history.len())
         );
         let mut l = Leader {
             epoch: 0,
@@ -211,7 +211,6 @@ impl Core {
             learners: HashMap::new(),
             acks: AckTracker::new(self.tree.last_zxid()),
             proposals: VecDeque::new(),
-            committed,
             syncs: Vec::new(),
             reconfig_in_flight: false,
             deadline: now + init,
@@ -228,40 +227,69 @@ impl Core {
         self.maybe_choose_epoch();
     }
 
-    /// The txns of our log, newest last (bounded), for DIFFs.
-    fn read_history(&self) -> VecDeque<Txn> {
-        let mut out = VecDeque::new();
-        let reader = match storage::txnlog::LogReader::from_dir(&self.layout.log_dir, 0) {
+    /// The txns a learner at `peer_last` lacks that are older than the
+    /// in-memory history: read from the txn log, those from `peer_last` up
+    /// to (not including) `before`. Empty, so the plan is a SNAP, when the
+    /// txns would outweigh snapshotSizeFactor (0.33) of the newest
+    /// snapshot, as Apache decides (sending them would cost more than the
+    /// snapshot), or when the log cannot be read.
+    fn disk_history(&self, peer_last: i64, before: i64) -> Vec<Txn> {
+        let factor = self
+            .cfg
+            .prop("zookeeper.snapshotSizeFactor")
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map_or(0.33, |f| if f > 1.0 { 0.33 } else { f });
+        if factor < 0.0 {
+            return Vec::new();
+        }
+        let snap_size = storage::snapshot::list_snapshots(&self.layout.snap_dir)
+            .ok()
+            .and_then(|v| v.first().and_then(|(_, p)| std::fs::metadata(p).ok()))
+            .map_or(0, |m| m.len());
+        let limit = (snap_size as f64 * factor) as usize;
+        let started = std::time::Instant::now();
+        let reader = match storage::txnlog::LogReader::from_dir(&self.layout.log_dir, peer_last - 1)
+        {
             Ok(r) => r,
             Err(e) => {
-                warn!("cannot read the txn log for DIFFs ({e}); learners behind get SNAPs");
-                return out;
+                warn!("cannot read the txn log for a DIFF ({e}): SNAP instead");
+                return Vec::new();
             }
         };
-        let last = self.tree.last_zxid();
+        let mut out: Vec<Txn> = Vec::new();
+        let mut bytes = 0;
         for e in reader {
             match e {
-                Ok(e) if e.txn.header.zxid <= last => {
+                Ok(e) if e.txn.header.zxid < before => {
                     // After a TRUNC earlier files may hold an abandoned
                     // branch: keep the history contiguous and increasing.
                     while out
-                        .back()
-                        .is_some_and(|t: &Txn| t.header.zxid >= e.txn.header.zxid)
+                        .last()
+                        .is_some_and(|t| t.header.zxid >= e.txn.header.zxid)
                     {
-                        out.pop_back();
+                        out.pop();
                     }
-                    out.push_back(e.txn);
-                    if out.len() > COMMITTED_LOG {
-                        out.pop_front();
+                    bytes += super::history::weight(&e.txn.body);
+                    if bytes > limit {
+                        info!(
+                            "a DIFF from 0x{peer_last:x} would outweigh {factor} of the snapshot ({snap_size} bytes): SNAP instead"
+                        );
+                        return Vec::new();
                     }
+                    out.push(e.txn);
                 }
                 Ok(_) => break,
                 Err(e) => {
-                    warn!("reading the txn log for DIFFs: {e}");
-                    break;
+                    warn!("reading the txn log for a DIFF: {e}: SNAP instead");
+                    return Vec::new();
                 }
             }
         }
+        info!(
+            "read {} txns from 0x{peer_last:x} of the txn log for a DIFF in {:?}",
+            out.len(),
+            started.elapsed()
+        );
         out
     }
 
@@ -520,11 +548,51 @@ impl Core {
             Some(x) => x.last_zxid,
             None => return,
         };
-        let zxids: Vec<i64> = self
-            .leader()
-            .map(|l| l.committed.iter().map(|t| t.header.zxid).collect())
-            .unwrap_or_default();
+        // What we can send: the in-memory history (when it ends at our last
+        // zxid), preceded by txns from the log when the learner is older.
+        let hist = &self.ens.as_ref().expect("ensemble").history;
+        let in_memory = hist.last_zxid() == Some(leader_last);
+        let before = match hist.first_zxid() {
+            Some(z) if in_memory => z,
+            _ => leader_last.saturating_add(1),
+        };
+        let from_disk = if peer_last < before && peer_last != leader_last {
+            self.disk_history(peer_last, before)
+        } else {
+            Vec::new()
+        };
+        let hist = &self.ens.as_ref().expect("ensemble").history;
+        let sendable: Vec<&Txn> = from_disk
+            .iter()
+            .chain(hist.iter().filter(|_| in_memory))
+            .collect();
+        let zxids: Vec<i64> = sendable.iter().map(|t| t.header.zxid).collect();
         let p = plan(peer_last, &zxids, leader_last);
+        match p {
+            SyncPlan::Snap => self.cfg.metrics.snap_count.inc(),
+            _ => self.cfg.metrics.diff_count.inc(),
+        }
+        let from = match &p {
+            SyncPlan::Diff { from } | SyncPlan::Trunc { from, .. } => *from,
+            SyncPlan::Snap => sendable.len(),
+        };
+        let mut txns_out: Vec<Bytes> = Vec::with_capacity(2 * (sendable.len() - from));
+        for t in &sendable[from..] {
+            txns_out.push(link::encode(
+                packet::PROPOSAL,
+                t.header.zxid,
+                txn_bytes(t),
+                vec![],
+            ));
+            txns_out.push(link::encode(
+                packet::COMMIT,
+                t.header.zxid,
+                Bytes::new(),
+                vec![],
+            ));
+        }
+        drop(sendable);
+        drop(from_disk);
         let snap = if p == SyncPlan::Snap {
             let mut w = BytesMut::new().writer();
             if let Err(e) = storage::snapshot::serialize_snapshot_stream(&mut w, &self.tree) {
@@ -546,19 +614,17 @@ impl Core {
         let observer = lr.observer;
         lr.phase = Phase::Syncing;
         let mut out: Vec<Bytes> = Vec::new();
-        let from = match &p {
-            SyncPlan::Diff { from } => {
+        match &p {
+            SyncPlan::Diff { .. } => {
                 out.push(link::encode(
                     packet::DIFF,
                     leader_last,
                     Bytes::new(),
                     vec![],
                 ));
-                Some(*from)
             }
-            SyncPlan::Trunc { to, from } => {
+            SyncPlan::Trunc { to, .. } => {
                 out.push(link::encode(packet::TRUNC, *to, Bytes::new(), vec![]));
-                Some(*from)
             }
             SyncPlan::Snap => {
                 out.push(link::encode(
@@ -568,29 +634,13 @@ impl Core {
                     vec![],
                 ));
                 out.push(snap.expect("serialised above"));
-                None
             }
-        };
+        }
         info!(
             "syncing learner {sid} (last zxid 0x{peer_last:x}) with {:?}, leader at 0x{leader_last:x}",
             p
         );
-        if let Some(from) = from {
-            for t in l.committed.iter().skip(from) {
-                out.push(link::encode(
-                    packet::PROPOSAL,
-                    t.header.zxid,
-                    txn_bytes(t),
-                    vec![],
-                ));
-                out.push(link::encode(
-                    packet::COMMIT,
-                    t.header.zxid,
-                    Bytes::new(),
-                    vec![],
-                ));
-            }
-        }
+        out.extend(txns_out);
         if !observer {
             // In flight: their COMMITs follow as for every follower.
             for t in &l.proposals {
@@ -683,6 +733,7 @@ impl Core {
         let zxid = txn.header.zxid;
         let data = txn_bytes(&txn);
         self.cfg.metrics.proposal_size(data.len());
+        self.cfg.metrics.proposal_count.inc();
         let Some(l) = self.leader() else { return };
         let b = link::encode(packet::PROPOSAL, zxid, data, vec![]);
         for (link, x) in &l.learners {
@@ -743,10 +794,6 @@ impl Core {
                     }
                     _ => {}
                 }
-            }
-            l.committed.push_back(txn.clone());
-            if l.committed.len() > COMMITTED_LOG {
-                l.committed.pop_front();
             }
             self.apply_committed(txn);
         }

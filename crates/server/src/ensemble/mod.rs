@@ -13,6 +13,7 @@
 
 pub mod cnx;
 pub mod follower;
+pub mod history;
 pub mod leader;
 pub mod link;
 pub mod serve;
@@ -280,6 +281,8 @@ pub struct State {
     /// Looking for long enough (max(2 s, tickTime), as QuorumPeer waits)
     /// that the read-only server runs.
     pub read_only_active: bool,
+    /// The newest committed txns (those the tree ends with), for DIFFs.
+    pub history: history::History,
 }
 
 pub enum Role {
@@ -368,5 +371,6 @@ pub async fn start(
         since: 0,
         read_only_mode,
         read_only_active: false,
+        history: Default::default(),
     }))
 }

@@ -71,6 +71,14 @@ impl Core {
     pub(crate) fn become_looking(&mut self, why: &str) {
         let Some(ens) = self.ens.as_mut() else { return };
         info!("LOOKING ({why}); was {}", ens.role.name());
+        // Unless a sync was cut short, the tree is the committed prefix of
+        // the log: applying the rest beats re-reading the dataDir (which
+        // took seconds with a large tree, on every failover).
+        self.carry = match &ens.role {
+            Role::Leading(l) => Some(l.logged_uncommitted()),
+            Role::Following(f) => f.logged_uncommitted(),
+            Role::Looking => None,
+        };
         ens.role = Role::Looking;
         ens.read_only_active = false;
         ens.since = self.start.elapsed().as_millis() as i64;
@@ -95,15 +103,47 @@ impl Core {
             return;
         }
         self.reload_pending = false;
-        let tree = match crate::persist::load(&self.cfg, &self.layout) {
-            Ok(t) => t,
-            Err(e) => {
-                // Nothing safe to do but stop: our history is unreadable.
-                tracing::error!("cannot reload the dataDir: {e}");
-                std::process::exit(14);
+        // After a log failure the carried txns may not all be on disk: then
+        // only the dataDir is the truth.
+        let carry = self.carry.take().filter(|_| self.disk_failed.is_none());
+        if let Some(txns) = carry {
+            let ext = self.cfg.extended_types;
+            let mut tree = std::mem::replace(&mut self.tree, tree::DataTree::new(ext));
+            let n = txns.len();
+            let mut applied = Vec::with_capacity(n);
+            for t in txns {
+                if t.header.zxid > tree.last_zxid() {
+                    tree.apply(&t.header, &t.body);
+                    applied.push(t);
+                }
             }
-        };
-        self.replace_tree(tree);
+            // Nobody is connected: no one to notify.
+            tree.take_fired();
+            info!(
+                "kept the tree in memory ({n} logged txns applied), at zxid 0x{:x}",
+                tree.last_zxid()
+            );
+            self.replace_tree(tree);
+            let ens = self.ens.as_mut().expect("ensemble");
+            for t in applied {
+                ens.history.push(t);
+            }
+        } else {
+            let loaded = match crate::persist::load(&self.cfg, &self.layout) {
+                Ok(t) => t,
+                Err(e) => {
+                    // Nothing safe to do but stop: our history is unreadable.
+                    tracing::error!("cannot reload the dataDir: {e}");
+                    std::process::exit(14);
+                }
+            };
+            self.replace_tree(loaded.tree);
+            self.ens
+                .as_mut()
+                .expect("ensemble")
+                .history
+                .reset(loaded.tail);
+        }
         let ens = self.ens.as_mut().expect("ensemble");
         let _ = ens.election.send(super::ElectionCmd::Look {
             last_zxid: self.tree.last_zxid(),
@@ -201,17 +241,24 @@ impl Core {
     pub(crate) fn apply_committed(&mut self, txn: Txn) {
         let hdr = txn.header;
         let rc = self.tree.apply(&hdr, &txn.body);
+        let reconfig = match &txn.body {
+            TxnBody::Reconfig(t) => Some(t.data.clone().unwrap_or_default()),
+            _ => None,
+        };
+        let op = txn.body.op();
+        if let Some(ens) = self.ens.as_mut() {
+            ens.history.push(txn);
+        }
         self.pending.applied(hdr.zxid);
         self.zxid = self.zxid.max(hdr.zxid);
         self.deliver_watches();
         self.count_for_snapshot();
         let session = hdr.client_id;
-        if let TxnBody::Reconfig(t) = &txn.body {
-            let text = t.data.as_deref().unwrap_or(&[]);
-            self.activate_config(&String::from_utf8_lossy(text));
+        if let Some(text) = reconfig {
+            self.activate_config(&String::from_utf8_lossy(&text));
         }
-        match &txn.body {
-            TxnBody::CreateSession(_) => {
+        match op {
+            op::CREATE_SESSION => {
                 if let Some(ens) = self.ens.as_mut() {
                     if let Some(pc) = ens.connecting.remove(&session) {
                         ens.touched.insert(session, pc.timeout);
@@ -219,7 +266,7 @@ impl Core {
                     }
                 }
             }
-            TxnBody::CloseSession(_) => {
+            op::CLOSE_SESSION => {
                 self.sessions.remove(session);
                 let ours = self.session_conn(session);
                 let asked = self.ens.as_ref().is_some_and(|e| {

@@ -43,6 +43,9 @@ pub const OUTBOX_FRAMES: usize = 1 << 16;
 /// requests (backpressure while the disk catches up).
 const MAX_UNSYNCED: usize = 50_000;
 
+/// Messages handled per pipeline turn before quorum packets are flushed.
+const BATCH: usize = 64;
+
 /// A frame that may only go out once every txn up to `after` is durable.
 struct Held {
     after: i64,
@@ -290,7 +293,20 @@ impl Core {
             let room = self.persist.backlog() < MAX_UNSYNCED;
             tokio::select! {
                 m = rx.recv(), if room => match m {
-                    Some(m) => self.handle(m),
+                    Some(m) => {
+                        self.handle(m);
+                        // What else is queued, before the quorum links are
+                        // flushed: one write to each peer per batch.
+                        for _ in 0..BATCH {
+                            if self.persist.backlog() >= MAX_UNSYNCED {
+                                break;
+                            }
+                            match rx.try_recv() {
+                                Ok(m) => self.handle(m),
+                                Err(_) => break,
+                            }
+                        }
+                    }
                     None => return Ok(()),
                 },
                 e = events.recv() => match e {
@@ -306,6 +322,7 @@ impl Core {
                 _ = containers.tick(), if self.disk_failed.is_none() => self.clean_containers(),
                 _ = probe.tick(), if self.disk_failed.is_some() => self.try_resume_log(),
             }
+            self.flush_links();
         }
     }
 

@@ -14,21 +14,32 @@ pub fn validate(path: &str) -> Result<(), String> {
     if path.ends_with('/') {
         return Err("Path must not end with / character".into());
     }
-    let chars: Vec<char> = path.chars().collect();
+    // Paths are nearly always ASCII: check the bytes, allocation-free
+    // (this runs for every request).
+    if path.is_ascii() {
+        check_chars(path.as_bytes())
+    } else {
+        check_chars(&path.chars().collect::<Vec<char>>())
+    }
+}
+
+/// The per-character rules of `validate` (`i` counts characters).
+fn check_chars<C: Copy + Into<char>>(chars: &[C]) -> Result<(), String> {
+    let at = |i: usize| -> char { chars[i].into() };
     let mut last = '/';
     for i in 1..chars.len() {
-        let c = chars[i];
-        let next_is_end = i + 1 == chars.len() || chars[i + 1] == '/';
+        let c = at(i);
+        let next_is_end = i + 1 == chars.len() || at(i + 1) == '/';
         if c == '\0' {
             return Err(format!("null character not allowed @{i}"));
         } else if c == '/' && last == '/' {
             return Err(format!("empty node name specified @{i}"));
         } else if c == '.' && last == '.' {
-            if chars[i - 2] == '/' && next_is_end {
+            if at(i - 2) == '/' && next_is_end {
                 return Err(format!("relative paths not allowed @{i}"));
             }
         } else if c == '.' {
-            if chars[i - 1] == '/' && next_is_end {
+            if at(i - 1) == '/' && next_is_end {
                 return Err(format!("relative paths not allowed @{i}"));
             }
         } else if ('\u{1}'..='\u{1f}').contains(&c)
@@ -79,14 +90,44 @@ mod tests {
 
     #[test]
     fn validation() {
-        for ok in ["/", "/a", "/a/b", "/a.b", "/..a", "/a/...", "/zookeeper"] {
+        for ok in [
+            "/",
+            "/a",
+            "/a/b",
+            "/a.b",
+            "/..a",
+            "/a/...",
+            "/zookeeper",
+            "/é/ü..",
+        ] {
             assert!(validate(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "", "a", "/a/", "//a", "/a//b", "/.", "/..", "/a/./b", "/a/../b", "/a\u{1}",
+            "",
+            "a",
+            "/a/",
+            "//a",
+            "/a//b",
+            "/.",
+            "/..",
+            "/a/./b",
+            "/a/../b",
+            "/a\u{1}",
+            "/é//a",
+            "/é/..",
+            "/é\u{e000}",
         ] {
             assert!(validate(bad).is_err(), "{bad:?}");
         }
+        // Positions count characters, as Java's do, in either branch.
+        assert_eq!(
+            validate("/ab//c").unwrap_err(),
+            "empty node name specified @4"
+        );
+        assert_eq!(
+            validate("/éb//c").unwrap_err(),
+            "empty node name specified @4"
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! the same error code, against the tree plus the changes of txns prepared
 //! but not yet applied (`Pending`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use jute::consts::{op, perms, CreateMode, ErrorCode};
@@ -48,15 +48,28 @@ struct Rec {
 
 /// Changes of prepared-but-unapplied txns, newest per path; `None` marks a
 /// deleted node. Empty whenever every prepared txn has been applied.
+/// A path's newest in-flight change: its txn's zxid and the node after it.
+type Change = (i64, Option<Rec>);
+
 #[derive(Debug, Default, Clone)]
 pub struct Pending {
-    changes: HashMap<String, (i64, Option<Rec>)>,
+    changes: HashMap<String, Change>,
+    /// Every change in zxid order, so that forgetting the applied ones
+    /// costs what was applied, not what is in flight (a leader may have
+    /// thousands of txns in flight, and applies them one commit at a time).
+    order: VecDeque<(i64, String)>,
 }
 
 impl Pending {
     /// Forgets changes of txns up to `zxid`, now visible in the tree.
     pub fn applied(&mut self, zxid: i64) {
-        self.changes.retain(|_, (z, _)| *z > zxid);
+        while self.order.front().is_some_and(|(z, _)| *z <= zxid) {
+            let (_, p) = self.order.pop_front().expect("checked");
+            // A later txn's change to the same path stays.
+            if self.changes.get(&p).is_some_and(|(z, _)| *z <= zxid) {
+                self.changes.remove(&p);
+            }
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -68,6 +81,8 @@ struct Prep<'a> {
     tree: &'a DataTree,
     pending: &'a mut Pending,
     ctx: Ctx<'a>,
+    /// Inside a multi: what each change replaced, to roll back a failure.
+    undo: Option<Vec<(String, Option<Change>)>>,
 }
 
 impl Prep<'_> {
@@ -87,9 +102,14 @@ impl Prep<'_> {
     }
 
     fn put(&mut self, p: &str, r: Option<Rec>) {
-        self.pending
+        let before = self
+            .pending
             .changes
             .insert(p.to_owned(), (self.ctx.zxid, r));
+        self.pending.order.push_back((self.ctx.zxid, p.to_owned()));
+        if let Some(u) = self.undo.as_mut() {
+            u.push((p.to_owned(), before));
+        }
     }
 
     fn check_acl(&self, acl: &[Acl], perm: i32) -> Result<(), ErrorCode> {
@@ -375,7 +395,9 @@ impl Prep<'_> {
     }
 
     fn multi(&mut self, ops: &[MultiOp]) -> TxnBody {
-        let saved = self.pending.clone();
+        // Undone by hand on failure: cloning `Pending` costs all in flight.
+        let order_len = self.pending.order.len();
+        self.undo = Some(Vec::new());
         let mut failed = false;
         let mut subs = Vec::with_capacity(ops.len());
         for o in ops {
@@ -388,10 +410,17 @@ impl Prep<'_> {
                 Err(e) => {
                     failed = true;
                     subs.push(error(e));
-                    *self.pending = saved.clone();
+                    for (p, before) in self.undo.take().unwrap_or_default().into_iter().rev() {
+                        match before {
+                            Some(b) => self.pending.changes.insert(p, b),
+                            None => self.pending.changes.remove(&p),
+                        };
+                    }
+                    self.pending.order.truncate(order_len);
                 }
             }
         }
+        self.undo = None;
         TxnBody::Multi(subs)
     }
 }
@@ -412,7 +441,12 @@ fn check_version(current: i32, expected: i32) -> Result<i32, ErrorCode> {
 /// Prepares a write. A failed check becomes an Error txn (it still takes a
 /// zxid, as in ZooKeeper); a failed multi becomes a multi of error results.
 pub fn prepare(tree: &DataTree, pending: &mut Pending, ctx: Ctx<'_>, req: &Request) -> TxnBody {
-    let mut p = Prep { tree, pending, ctx };
+    let mut p = Prep {
+        tree,
+        pending,
+        ctx,
+        undo: None,
+    };
     let r = match req {
         Request::Create(opc, r) => p.create(*opc, &r.path, &r.data, &r.acl, r.flags, -1),
         Request::CreateTtl(r) => p.create(op::CREATE_TTL, &r.path, &r.data, &r.acl, r.flags, r.ttl),
@@ -440,7 +474,12 @@ pub fn prepare_delete_container(
     ctx: Ctx<'_>,
     path: &str,
 ) -> TxnBody {
-    let mut p = Prep { tree, pending, ctx };
+    let mut p = Prep {
+        tree,
+        pending,
+        ctx,
+        undo: None,
+    };
     p.delete_container(path).unwrap_or_else(error)
 }
 

@@ -333,3 +333,84 @@ proptest! {
         }
     }
 }
+
+/// Prepares a write like `Server::write` but leaves it unapplied: returns
+/// the header and body, as a leader proposes before it commits.
+fn prepare_only(
+    tree: &DataTree,
+    pending: &mut Pending,
+    zxid: i64,
+    req: &Request,
+) -> (TxnHeader, jute::txn::TxnBody) {
+    let opts = Options::default();
+    let ctx = Ctx {
+        session_id: SESSION,
+        auth: &[],
+        zxid,
+        time: 1000 + zxid,
+        opts: &opts,
+    };
+    let body = prepare(tree, pending, ctx, req);
+    let hdr = TxnHeader {
+        client_id: SESSION,
+        cxid: 0,
+        zxid,
+        time: ctx.time,
+        op: body.op(),
+    };
+    (hdr, body)
+}
+
+fn step_request(step: &Step) -> Request {
+    match step {
+        Step::One(o) => to_request(o),
+        Step::Multi(ops) => Request::Multi(ops.iter().map(to_multi).collect()),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// A leader prepares many writes before the first commits: prepared
+    /// against the tree plus what is in flight, applied `lag` txns later
+    /// (in bursts, as commits arrive), every txn and the final tree are the
+    /// same as when each write is applied at once.
+    #[test]
+    fn pipelined_prep_matches_one_at_a_time(
+        steps in prop::collection::vec(arb_step(), 1..60),
+        lag in 0usize..12,
+    ) {
+        let mut serial = (DataTree::new(false), Pending::default());
+        let mut piped = (DataTree::new(false), Pending::default());
+        let mut in_flight = std::collections::VecDeque::new();
+        for (i, step) in steps.iter().enumerate() {
+            let zxid = i as i64 + 1;
+            let req = step_request(step);
+            let (h1, b1) = prepare_only(&serial.0, &mut serial.1, zxid, &req);
+            serial.0.apply(&h1, &b1);
+            serial.1.applied(zxid);
+            let (h2, b2) = prepare_only(&piped.0, &mut piped.1, zxid, &req);
+            prop_assert_eq!(&b1, &b2, "txn {} of {:?}", zxid, step);
+            in_flight.push_back((h2, b2));
+            if in_flight.len() > lag {
+                // A COMMIT covers everything up to its zxid.
+                let upto = in_flight.len() - lag.min(in_flight.len() / 2);
+                let mut last = 0;
+                for (h, b) in in_flight.drain(..upto) {
+                    piped.0.apply(&h, &b);
+                    last = h.zxid;
+                }
+                piped.1.applied(last);
+            }
+        }
+        let mut last = 0;
+        for (h, b) in in_flight.drain(..) {
+            piped.0.apply(&h, &b);
+            last = h.zxid;
+        }
+        piped.1.applied(last);
+        prop_assert!(piped.1.is_empty());
+        prop_assert_eq!(serial.0.digest(), piped.0.digest());
+        prop_assert_eq!(serial.0.node_count(), piped.0.node_count());
+    }
+}

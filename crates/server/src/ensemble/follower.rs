@@ -49,7 +49,7 @@ pub struct Follower {
     pub observer: bool,
     pub leader_id: u64,
     link: Option<LinkId>,
-    tx: Option<tokio::sync::mpsc::Sender<Bytes>>,
+    out: Option<link::Outbox>,
     sock: Option<TcpStream>,
     phase: Phase,
     new_epoch: i64,
@@ -78,9 +78,22 @@ impl Follower {
         self.phase == Phase::Broadcast
     }
 
-    fn send(&self, b: Bytes) {
-        if let Some(tx) = &self.tx {
-            let _ = tx.try_send(b);
+    fn send(&mut self, b: Bytes) {
+        if let Some(o) = self.out.as_mut() {
+            o.push(&b);
+        }
+    }
+
+    /// End of a pipeline batch: what the leader was sent goes out.
+    pub(crate) fn flush(&mut self) {
+        if let Some(o) = self.out.as_mut() {
+            if o.flush().is_err() {
+                warn!("the leader is not reading our packets: disconnecting");
+                if let Some(s) = &self.sock {
+                    // Our reader then reports the link closed.
+                    let _ = s.shutdown(std::net::Shutdown::Both);
+                }
+            }
         }
     }
 }
@@ -160,7 +173,7 @@ impl Core {
             observer,
             leader_id,
             link: Some(link_id),
-            tx: None,
+            out: None,
             sock: None,
             phase: Phase::Connecting,
             new_epoch: 0,
@@ -192,7 +205,7 @@ impl Core {
                 info.write(&mut b);
                 let Some(f) = self.follower() else { return };
                 let Link { tx, sock } = conn;
-                f.tx = Some(tx);
+                f.out = Some(link::Outbox::new(tx));
                 f.sock = Some(sock);
                 f.phase = Phase::Epoch;
                 let t = if f.observer {

@@ -46,7 +46,7 @@ enum Phase {
 }
 
 pub struct Learner {
-    tx: tokio::sync::mpsc::Sender<Bytes>,
+    out: link::Outbox,
     sock: TcpStream,
     sid: Option<u64>,
     observer: bool,
@@ -114,9 +114,23 @@ impl Leader {
         self.learners.len()
     }
 
-    fn send(&self, link: LinkId, b: Bytes) {
-        if let Some(l) = self.learners.get(&link) {
-            let _ = l.tx.try_send(b);
+    fn send(&mut self, link: LinkId, b: Bytes) {
+        if let Some(l) = self.learners.get_mut(&link) {
+            l.out.push(&b);
+        }
+    }
+
+    /// End of a pipeline batch: what each learner was sent goes out.
+    pub(crate) fn flush(&mut self) {
+        for l in self.learners.values_mut() {
+            if l.out.flush().is_err() {
+                warn!(
+                    "learner {} is not reading its packets: disconnecting it",
+                    l.sid.unwrap_or(0)
+                );
+                // Its reader then reports the link closed.
+                let _ = l.sock.shutdown(std::net::Shutdown::Both);
+            }
         }
     }
 }
@@ -310,7 +324,7 @@ impl Core {
                 l.learners.insert(
                     link,
                     Learner {
-                        tx,
+                        out: link::Outbox::new(tx),
                         sock,
                         sid: None,
                         observer: false,
@@ -338,7 +352,8 @@ impl Core {
 
     fn learner_packet(&mut self, link: LinkId, pkt: QuorumPacket) {
         let now = self.now_ms();
-        let quorum = self.ens.as_ref().expect("ensemble").setup.quorum.clone();
+        let setup = self.ens.as_ref().expect("ensemble").setup.clone();
+        let quorum = &setup.quorum;
         let sync_ms =
             self.cfg.tick_time as u64 * self.ens.as_ref().map_or(5, |e| e.setup.sync_limit as u64);
         let Some(l) = self.leader() else { return };
@@ -429,7 +444,7 @@ impl Core {
                         self.establish();
                     }
                 } else if lr.phase == Phase::Synced && zab::counter_of(pkt.zxid) != 0 {
-                    let done = l.acks.ack(&quorum, sid, pkt.zxid);
+                    let done = l.acks.ack(quorum, sid, pkt.zxid);
                     self.commit(done);
                 }
             }
@@ -474,7 +489,8 @@ impl Core {
 
     /// A quorum of accepted epochs is in: the new epoch is one past all.
     fn maybe_choose_epoch(&mut self) {
-        let quorum = self.ens.as_ref().expect("ensemble").setup.quorum.clone();
+        let setup = self.ens.as_ref().expect("ensemble").setup.clone();
+        let quorum = &setup.quorum;
         let Some(l) = self.leader() else { return };
         if l.epoch != 0 {
             return;
@@ -736,11 +752,10 @@ impl Core {
         self.cfg.metrics.proposal_count.inc();
         let Some(l) = self.leader() else { return };
         let b = link::encode(packet::PROPOSAL, zxid, data, vec![]);
-        for (link, x) in &l.learners {
+        for x in l.learners.values_mut() {
             if !x.observer && matches!(x.phase, Phase::Syncing | Phase::Synced) {
-                let _ = x.tx.try_send(b.clone());
+                x.out.push(&b);
             }
-            let _ = link;
         }
         l.acks.propose(zxid);
         l.proposals.push_back(txn);
@@ -748,13 +763,14 @@ impl Core {
 
     /// Our own log is durable up to `zxid`: that is our ACK.
     pub(crate) fn leader_durable(&mut self, zxid: i64) {
-        let quorum = self.ens.as_ref().expect("ensemble").setup.quorum.clone();
+        let setup = self.ens.as_ref().expect("ensemble").setup.clone();
+        let quorum = &setup.quorum;
         let my_id = self.ens.as_ref().expect("ensemble").setup.my_id;
         let Some(l) = self.leader() else { return };
         if !l.established {
             return;
         }
-        let done = l.acks.ack(&quorum, my_id, zxid);
+        let done = l.acks.ack(quorum, my_id, zxid);
         self.commit(done);
     }
 
@@ -784,13 +800,13 @@ impl Core {
                     link::encode(packet::INFORM, z, txn_bytes(&txn), vec![]),
                 )
             };
-            for x in l.learners.values() {
+            for x in l.learners.values_mut() {
                 match (x.observer, x.phase) {
                     (false, Phase::Syncing | Phase::Synced) => {
-                        let _ = x.tx.try_send(commit.clone());
+                        x.out.push(&commit);
                     }
                     (true, Phase::Synced) => {
-                        let _ = x.tx.try_send(inform.clone());
+                        x.out.push(&inform);
                     }
                     _ => {}
                 }
@@ -889,14 +905,15 @@ impl Core {
     fn leader_tick(&mut self) {
         let now = self.now_ms();
         let ens = self.ens.as_ref().expect("ensemble");
-        let quorum = ens.setup.quorum.clone();
+        let setup = ens.setup.clone();
+        let quorum = &setup.quorum;
         let my_id = ens.setup.my_id;
         let sync_ms = ens.setup.sync_limit as i64 * self.cfg.tick_time as i64;
         let Some(l) = self.leader() else { return };
         let ping = link::encode(packet::PING, l.acks.last_proposed(), Bytes::new(), vec![]);
-        for x in l.learners.values() {
+        for x in l.learners.values_mut() {
             if matches!(x.phase, Phase::Syncing | Phase::Synced) {
-                let _ = x.tx.try_send(ping.clone());
+                x.out.push(&ping);
             }
         }
         if !l.established {

@@ -31,6 +31,53 @@ pub struct Link {
     pub sock: TcpStream,
 }
 
+/// Packets towards one peer, gathered while the pipeline handles a batch of
+/// messages and handed to the link's writer thread as one buffer by
+/// [`Outbox::flush`]: one wake-up and one write per batch instead of per
+/// packet (a leader sends each follower a PROPOSAL and a COMMIT per write).
+#[derive(Debug)]
+pub struct Outbox {
+    tx: mpsc::Sender<Bytes>,
+    buf: BytesMut,
+}
+
+/// The writer is [`LINK_QUEUE`] batches behind: the peer is not reading.
+#[derive(Debug)]
+pub struct Stalled;
+
+impl Outbox {
+    pub fn new(tx: mpsc::Sender<Bytes>) -> Outbox {
+        Outbox {
+            tx,
+            buf: BytesMut::new(),
+        }
+    }
+
+    pub fn push(&mut self, packet: &[u8]) {
+        self.buf.extend_from_slice(packet);
+    }
+
+    /// Hands what was pushed to the writer. A peer that stopped reading is
+    /// to be disconnected, as dropping packets would break the stream.
+    pub fn flush(&mut self) -> Result<(), Stalled> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        match self.tx.try_send(self.buf.split().freeze()) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => Err(Stalled),
+            // The writer ended: the link is closing and its reader reports it.
+            Err(mpsc::error::TrySendError::Closed(_)) => Ok(()),
+        }
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
+
 /// Encodes a packet for [`Link::tx`].
 pub fn encode(packet_type: i32, zxid: i64, data: Bytes, auth_info: Vec<Id>) -> Bytes {
     let mut b = BytesMut::with_capacity(24 + data.len());

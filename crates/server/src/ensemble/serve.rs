@@ -151,6 +151,15 @@ impl Core {
         });
     }
 
+    /// Hands the packets queued for quorum peers to their writers.
+    pub(crate) fn flush_links(&mut self) {
+        match self.ens.as_mut().map(|e| &mut e.role) {
+            Some(Role::Leading(l)) => l.flush(),
+            Some(Role::Following(f)) => f.flush(),
+            _ => {}
+        }
+    }
+
     /// Installs `tree` (reloaded, or a leader's SNAP) with fresh pending
     /// state and a session table rebuilt from its sessions.
     pub(crate) fn replace_tree(&mut self, tree: tree::DataTree) {

@@ -297,7 +297,22 @@ impl Election {
             return out;
         }
         if self.state == ServerState::Looking {
-            let lagging = n.state == ServerState::Looking && n.election_epoch < self.logical_clock;
+            // A looking peer in an older round, or proposing a worse leader
+            // in ours, hears our proposal now. (Apache answers only the
+            // older round; the other case waits for the peer's re-send, as
+            // when the peer's first notification reached us before we
+            // were looking: a whole extra finalize wait of 200 ms.)
+            let lagging = n.state == ServerState::Looking
+                && (n.election_epoch < self.logical_clock
+                    || (n.election_epoch == self.logical_clock
+                        && self.better(
+                            self.proposed_leader,
+                            self.proposed_zxid,
+                            self.proposed_epoch,
+                            n.leader,
+                            n.zxid,
+                            n.peer_epoch,
+                        )));
             self.looking_step(from, n, now, &mut out);
             if lagging && self.state == ServerState::Looking {
                 out.push(Out::Send {

@@ -301,3 +301,71 @@ fn thousands_of_seeds_elect_exactly_one_leader() {
         run_seed(seed);
     }
 }
+
+/// Delivers `outs` of server `from` and every reply at once (no delay),
+/// skipping servers that are down; returns the decisions made.
+fn deliver_now(
+    nodes: &mut BTreeMap<u64, Election>,
+    from: u64,
+    outs: Vec<Out>,
+    now: i64,
+) -> Vec<(u64, ServerState)> {
+    let mut queue: std::collections::VecDeque<(u64, Out)> =
+        outs.into_iter().map(|o| (from, o)).collect();
+    let mut decided = Vec::new();
+    while let Some((src, o)) = queue.pop_front() {
+        match o {
+            Out::Send { to, n } => {
+                if let Some(e) = nodes.get_mut(&to) {
+                    let n = Notification::decode(&n.encode()).unwrap();
+                    for r in e.on_message(src, n, now) {
+                        queue.push_back((to, r));
+                    }
+                }
+            }
+            Out::Decided { state, .. } => decided.push((src, state)),
+        }
+    }
+    decided
+}
+
+#[test]
+fn a_vote_that_arrived_before_looking_costs_no_extra_round() {
+    // Servers 1 and 2 follow 3; 3 dies. Server 2 starts looking first, and
+    // its notification reaches 1 while 1 still follows (1 answers with its
+    // old vote). When 1 starts looking it proposes itself; 2 must answer
+    // that worse proposal at once, so both decide after one finalize wait,
+    // not after 2's re-send and a second wait.
+    let mut nodes: BTreeMap<u64, Election> = (1..=3)
+        .map(|i| (i, Election::new(i, config(3), 0, 0)))
+        .collect();
+    // All start before any vote is delivered: one round each.
+    let starts: Vec<(u64, Vec<Out>)> = (1..=3)
+        .map(|i| (i, nodes.get_mut(&i).unwrap().start(0, 0, 0)))
+        .collect();
+    for (i, outs) in starts {
+        deliver_now(&mut nodes, i, outs, 0);
+    }
+    for i in 1..=3 {
+        let outs = nodes.get_mut(&i).unwrap().on_tick(200);
+        deliver_now(&mut nodes, i, outs, 200);
+    }
+    assert_eq!(nodes[&3].state(), ServerState::Leading);
+    assert_eq!(nodes[&1].logical_clock(), nodes[&2].logical_clock());
+    nodes.remove(&3);
+    let outs = nodes.get_mut(&2).unwrap().start(1000, 0, 1);
+    deliver_now(&mut nodes, 2, outs, 1000);
+    assert_eq!(nodes[&1].state(), ServerState::Following);
+    let outs = nodes.get_mut(&1).unwrap().start(1001, 0, 1);
+    deliver_now(&mut nodes, 1, outs, 1001);
+    let mut decided = Vec::new();
+    for i in [1, 2] {
+        let outs = nodes.get_mut(&i).unwrap().on_tick(1001 + 200);
+        decided.extend(deliver_now(&mut nodes, i, outs, 1201));
+    }
+    decided.sort_by_key(|(id, _)| *id);
+    assert_eq!(
+        decided,
+        [(1, ServerState::Following), (2, ServerState::Leading)]
+    );
+}

@@ -677,6 +677,15 @@ def diff_sync(work):
         assert c.leader() == leader, "the leader changed"
         assert int(after["zk_diff_count"]) == int(before["zk_diff_count"]) + 1, (before, after)
         assert after["zk_snap_count"] == before["zk_snap_count"], (before, after)
+        # The quorum figures of mntr count what happened.
+        assert int(after["zk_cnt_quorum_ack_latency"]) >= 1500, after
+        assert int(after["zk_proposal_count"]) >= 1500, after
+        back = mntr(c.servers[f])
+        assert back["zk_cnt_follower_sync_time"] == "1", back
+        assert int(back["zk_cnt_leader_unavailable_time"]) == 0, back
+        other = mntr(c.servers[[i for i in c.servers if i not in (f, leader)][0]])
+        assert int(other["zk_learner_proposal_received_count"]) >= 1500, other
+        assert int(other["zk_cnt_commit_propagation_latency"]) >= 1500, other
         same_everywhere(c)
         # 1500 txns of 1 KB each outweigh a third of the snapshot: SNAP.
         c.servers[f].kill()

@@ -146,6 +146,20 @@ pub struct Metrics {
     pub startup_txns_loaded: Summary,
     pub sync_processor_batch_size: Summary,
     pub election_time: Summary,
+    /// Leader: a txn's age (from its header's wall time) when a quorum
+    /// acked it. Learner: a PROPOSAL's age on arrival, a txn's age when
+    /// applied on COMMIT/INFORM.
+    pub quorum_ack_latency: Summary,
+    pub proposal_latency: Summary,
+    pub commit_propagation_latency: Summary,
+    /// Learner: from LEADERINFO to UPTODATE.
+    pub follower_sync_time: Summary,
+    pub observer_sync_time: Summary,
+    /// From leaving a role (or starting) to serving again; as leader too.
+    pub unavailable_time: Summary,
+    pub leader_unavailable_time: Summary,
+    /// When the current unavailability began.
+    unavailable_since: Mutex<Option<std::time::Instant>>,
     pub connection_request_count: Counter,
     pub connection_rejected: Counter,
     pub unsuccessful_handshake: Counter,
@@ -198,6 +212,17 @@ impl Default for Metrics {
             startup_txns_loaded: Summary::new("startup_txns_loaded", Detail::Basic),
             sync_processor_batch_size: Summary::new("sync_processor_batch_size", Detail::Basic),
             election_time: Summary::new("election_time", Detail::Basic),
+            quorum_ack_latency: Summary::new("quorum_ack_latency", Detail::Advanced),
+            proposal_latency: Summary::new("proposal_latency", Detail::Advanced),
+            commit_propagation_latency: Summary::new(
+                "commit_propagation_latency",
+                Detail::Advanced,
+            ),
+            follower_sync_time: Summary::new("follower_sync_time", Detail::Basic),
+            observer_sync_time: Summary::new("observer_sync_time", Detail::Basic),
+            unavailable_time: Summary::new("unavailable_time", Detail::Basic),
+            leader_unavailable_time: Summary::new("leader_unavailable_time", Detail::Basic),
+            unavailable_since: Mutex::new(None),
             connection_request_count: Counter::default(),
             connection_rejected: Counter::default(),
             unsuccessful_handshake: Counter::default(),
@@ -236,7 +261,7 @@ fn buffer_size(stats: &Mutex<(i64, i64, i64)>, n: usize) {
 pub const FSYNC_WARNING_MS: u64 = 1000;
 
 impl Metrics {
-    fn summaries(&self) -> [&Summary; 10] {
+    fn summaries(&self) -> [&Summary; 17] {
         [
             &self.readlatency,
             &self.updatelatency,
@@ -248,7 +273,49 @@ impl Metrics {
             &self.startup_txns_loaded,
             &self.sync_processor_batch_size,
             &self.election_time,
+            &self.quorum_ack_latency,
+            &self.proposal_latency,
+            &self.commit_propagation_latency,
+            &self.follower_sync_time,
+            &self.observer_sync_time,
+            &self.unavailable_time,
+            &self.leader_unavailable_time,
         ]
+    }
+
+    /// A txn created at `txn_time` (wall ms, by the leader) reached a
+    /// point measured by `s`; clock skew between servers can make the age
+    /// negative, which is not recorded (as Apache's logLatency).
+    pub fn txn_age(s: &Summary, txn_time: i64) {
+        let age = crate::core::wall_ms() - txn_time;
+        if age >= 0 {
+            s.observe(age as u64);
+        }
+    }
+
+    /// This member stops serving (starting up, or left its role).
+    pub fn unavailable(&self) {
+        let mut u = self
+            .unavailable_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        u.get_or_insert_with(std::time::Instant::now);
+    }
+
+    /// Serving again (as a leader: `leader`).
+    pub fn available(&self, leader: bool) {
+        let since = self
+            .unavailable_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(t) = since {
+            let ms = t.elapsed().as_millis() as u64;
+            self.unavailable_time.observe(ms);
+            if leader {
+                self.leader_unavailable_time.observe(ms);
+            }
+        }
     }
 
     /// Counters exported as counters (auth_failed_count is a gauge of
@@ -319,6 +386,7 @@ impl Metrics {
     /// An ensemble member starts looking for a leader.
     pub fn election_started(&self) {
         self.looking_count.inc();
+        self.unavailable();
         *self.looking_since.lock().unwrap_or_else(|e| e.into_inner()) =
             Some(std::time::Instant::now());
     }

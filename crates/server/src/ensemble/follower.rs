@@ -71,6 +71,8 @@ pub struct Follower {
     /// Syncs forwarded to the leader, answered in order.
     pub syncs: VecDeque<(i64, i32)>,
     deadline: i64,
+    /// LEADERINFO arrived: synchronisation began (follower_sync_time).
+    sync_started: std::time::Instant,
 }
 
 impl Follower {
@@ -186,6 +188,7 @@ impl Core {
             newleader_seen: false,
             syncs: VecDeque::new(),
             deadline: now + init_ms as i64 * 2,
+            sync_started: std::time::Instant::now(),
         }));
         ens.since = now;
     }
@@ -286,6 +289,7 @@ impl Core {
                 let Some(f) = self.follower() else { return };
                 f.new_epoch = new_epoch;
                 f.phase = Phase::Syncing;
+                f.sync_started = std::time::Instant::now();
                 f.send(link::encode(
                     packet::ACKEPOCH,
                     last_logged,
@@ -362,6 +366,7 @@ impl Core {
             (Phase::Broadcast, packet::PROPOSAL) => match Txn::read(&mut Reader::new(pkt.data)) {
                 Ok(t) => {
                     cfg.metrics.learner_proposal_received_count.inc();
+                    crate::metrics::Metrics::txn_age(&cfg.metrics.proposal_latency, t.header.time);
                     let z = t.header.zxid;
                     f.unacked.push_back(z);
                     f.proposals.push_back(t.clone());
@@ -384,6 +389,10 @@ impl Core {
                     done.push(f.proposals.pop_front().expect("checked"));
                 }
                 for t in done {
+                    crate::metrics::Metrics::txn_age(
+                        &cfg.metrics.commit_propagation_latency,
+                        t.header.time,
+                    );
                     self.apply_committed(t);
                 }
             }
@@ -405,6 +414,10 @@ impl Core {
             (Phase::Broadcast, packet::INFORM) => match Txn::read(&mut Reader::new(pkt.data)) {
                 Ok(t) => {
                     cfg.metrics.learner_commit_received_count.inc();
+                    crate::metrics::Metrics::txn_age(
+                        &cfg.metrics.commit_propagation_latency,
+                        t.header.time,
+                    );
                     self.persist.append(t.clone());
                     self.zxid = self.zxid.max(t.header.zxid);
                     self.apply_committed(t);
@@ -492,6 +505,7 @@ impl Core {
     fn on_uptodate(&mut self) {
         let tick = self.cfg.tick_time as u64;
         let sync_limit = self.ens.as_ref().expect("ensemble").setup.sync_limit as u64;
+        let cfg = self.cfg.clone();
         let Some(f) = self.follower() else { return };
         let commits = std::mem::take(&mut f.committed_in_sync);
         let mut done = Vec::new();
@@ -501,6 +515,15 @@ impl Core {
             }
         }
         f.phase = Phase::Broadcast;
+        let synced_in = f.sync_started.elapsed().as_millis() as u64;
+        let m = &cfg.metrics;
+        if f.observer {
+            &m.observer_sync_time
+        } else {
+            &m.follower_sync_time
+        }
+        .observe(synced_in);
+        m.available(false);
         let epoch = f.new_epoch;
         f.send(link::encode(
             packet::ACK,

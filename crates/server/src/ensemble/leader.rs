@@ -722,6 +722,7 @@ impl Core {
         for (sid, to) in sessions {
             self.sessions.add(sid, to, now);
         }
+        self.cfg.metrics.available(true);
         info!(
             "leader of epoch {epoch} is serving ({} learners up to date)",
             ready.len()
@@ -811,6 +812,7 @@ impl Core {
                     _ => {}
                 }
             }
+            crate::metrics::Metrics::txn_age(&self.cfg.metrics.quorum_ack_latency, txn.header.time);
             self.apply_committed(txn);
         }
         self.answer_syncs();

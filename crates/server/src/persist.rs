@@ -139,21 +139,57 @@ fn load_from(cfg: &Config, layout: &Layout) -> anyhow::Result<(Loaded, Option<i6
             .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", d.display()))?;
     }
     let started = Instant::now();
+    let truncate_corrupt = cfg
+        .prop("rookeeper.truncateCorruptLog")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    let read_log = |from: i64| -> anyhow::Result<txnlog::Replay> {
+        match txnlog::replay(&layout.log_dir, from, true) {
+            Ok(r) => Ok(r),
+            Err(StorageError::Corrupt {
+                file,
+                offset,
+                reason,
+            }) if truncate_corrupt => {
+                Ok(truncate_at_damage(&layout.log_dir, from, &file, offset, &reason)?)
+            }
+            Err(e @ StorageError::Corrupt { .. }) => anyhow::bail!(
+                "{e}\nrefusing to start: txns from the damaged entry on would be lost. To drop them \
+                 deliberately, start once with -Drookeeper.truncateCorruptLog=true"
+            ),
+            Err(e) => Err(e.into()),
+        }
+    };
     let mut tree = None;
     let mut snapshot_zxid = None;
+    let mut replay = None;
+    let mut snap_load_ms = 0;
+    let mut log_read = std::time::Duration::ZERO;
     // Like ZooKeeper, fall back to older snapshots if the newest is bad.
-    for (i, (_, path)) in snapshot::list_snapshots(&layout.snap_dir)?
+    for (i, (zxid, path)) in snapshot::list_snapshots(&layout.snap_dir)?
         .into_iter()
         .enumerate()
     {
         if i >= 3 {
             break;
         }
-        match snapshot::read_snapshot(&path, cfg.extended_types) {
-            Ok((t, zxid)) => {
+        // The log after the snapshot is read first: the nodes it creates
+        // size the node map, which then never grows (rehashes) on the way.
+        let log_started = Instant::now();
+        let log = read_log(zxid)?;
+        log_read = log_started.elapsed();
+        let opts = snapshot::ReadOptions {
+            extended_types: cfg.extended_types,
+            extra_nodes: net_creates(&log.txns),
+            ..Default::default()
+        };
+        let snap_started = Instant::now();
+        match snapshot::read_snapshot_with(&path, &opts) {
+            Ok(s) => {
+                snap_load_ms = snap_started.elapsed().as_millis() as u64;
                 info!("loaded snapshot {} (zxid 0x{zxid:x})", path.display());
-                snapshot_zxid = Some(zxid);
-                tree = Some(t);
+                snapshot_zxid = Some(s.zxid);
+                tree = Some(s.tree);
+                replay = Some(log);
                 break;
             }
             Err(e) => warn!("skipping invalid snapshot: {e}"),
@@ -161,28 +197,16 @@ fn load_from(cfg: &Config, layout: &Layout) -> anyhow::Result<(Loaded, Option<i6
     }
     let had_snapshot = tree.is_some();
     let m = &cfg.metrics;
-    m.startup_snap_load_time
-        .observe(started.elapsed().as_millis() as u64);
+    m.startup_snap_load_time.observe(snap_load_ms);
     let txns_started = Instant::now();
     let mut tree = tree.unwrap_or_else(|| DataTree::new(cfg.extended_types));
     let from = tree.last_zxid();
-    let truncate_corrupt = cfg
-        .prop("rookeeper.truncateCorruptLog")
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
-    let replay = match txnlog::replay(&layout.log_dir, from, true) {
-        Ok(r) => r,
-        Err(StorageError::Corrupt {
-            file,
-            offset,
-            reason,
-        }) if truncate_corrupt => {
-            truncate_at_damage(&layout.log_dir, from, &file, offset, &reason)?
+    let replay = match replay {
+        Some(r) => r,
+        None => {
+            log_read = std::time::Duration::ZERO;
+            read_log(from)?
         }
-        Err(e @ StorageError::Corrupt { .. }) => anyhow::bail!(
-            "{e}\nrefusing to start: txns from the damaged entry on would be lost. To drop them \
-             deliberately, start once with -Drookeeper.truncateCorruptLog=true"
-        ),
-        Err(e) => return Err(e.into()),
     };
     if let Some((file, offset)) = &replay.torn {
         warn!(
@@ -203,7 +227,7 @@ fn load_from(cfg: &Config, layout: &Layout) -> anyhow::Result<(Loaded, Option<i6
     // Replay fires no one's watches: nobody is connected yet.
     tree.take_fired();
     m.startup_txns_load_time
-        .observe(txns_started.elapsed().as_millis() as u64);
+        .observe((log_read + txns_started.elapsed()).as_millis() as u64);
     m.startup_txns_loaded.observe(n as u64);
     m.dbinittime.observe(started.elapsed().as_millis() as u64);
     info!(
@@ -214,6 +238,22 @@ fn load_from(cfg: &Config, layout: &Layout) -> anyhow::Result<(Loaded, Option<i6
         started.elapsed()
     );
     Ok((Loaded { tree, tail }, snapshot_zxid))
+}
+
+/// Nodes the txns add, net of those they delete (a lower bound is fine:
+/// it only sizes the node map ahead).
+fn net_creates(txns: &[Txn]) -> usize {
+    fn count(b: &jute::txn::TxnBody) -> i64 {
+        use jute::txn::TxnBody as B;
+        match b {
+            B::Create(_) | B::Create2(_) | B::CreateContainer(_) | B::CreateTtl(_) => 1,
+            B::Delete(_) | B::DeleteContainer(_) => -1,
+            B::CloseSession(c) => -(c.paths_to_delete.len() as i64),
+            B::Multi(v) => v.iter().map(count).sum(),
+            _ => 0,
+        }
+    }
+    txns.iter().map(|t| count(&t.body)).sum::<i64>().max(0) as usize
 }
 
 /// Can the log directory take writes again? Writes, syncs and removes a

@@ -177,6 +177,9 @@ pub struct ReadOptions {
     pub extended_types: bool,
     /// The longest string or buffer accepted.
     pub max_buffer: usize,
+    /// Room to leave in the tree's node map for nodes the caller will add
+    /// at once (the creates of the txn log it replays next).
+    pub extra_nodes: usize,
 }
 
 impl Default for ReadOptions {
@@ -184,6 +187,7 @@ impl Default for ReadOptions {
         ReadOptions {
             extended_types: false,
             max_buffer: DEFAULT_MAX_BUFFER,
+            extra_nodes: 0,
         }
     }
 }
@@ -622,7 +626,7 @@ pub fn read_snapshot_stream<R: BufRead>(
     };
     let b = decode_body(&mut i, opts)?;
     let tree = b
-        .finish(zxid)
+        .finish(zxid, opts.extra_nodes)
         .map_err(|e| i.corrupt(i.pos, e.to_string()))?;
     Ok((tree, i.r))
 }
@@ -671,7 +675,7 @@ fn decode<R: BufRead>(r: R, file: &Path, zxid: i64, opts: &ReadOptions) -> Resul
     }
     let unknown_acl_refs = b.unknown_acl_refs();
     let tree = b
-        .finish(zxid)
+        .finish(zxid, opts.extra_nodes)
         .map_err(|e| i.corrupt(i.pos, e.to_string()))?;
     Ok(Snapshot {
         tree,

@@ -61,12 +61,19 @@ pub struct SnapshotBuilder {
     tree: DataTree,
     have_root: bool,
     unknown_acl_refs: usize,
-    /// The path from the root to the last node, each with the names of
-    /// its children seen so far. Snapshots are written depth first, so a
-    /// node's parent is on this path: its children are gathered here and
-    /// each set is built once, in bulk, when the walk leaves the parent —
-    /// inserting a million names one by one was a fifth of a restart.
-    open: Vec<(Arc<str>, Vec<Arc<str>>)>,
+    /// The nodes read so far, in file order. The map is built once, in
+    /// `finish`, at its final size: growing it while reading rehashed
+    /// every key at each doubling (a fifth of a restart with 1M nodes).
+    read: Vec<(Arc<str>, Arc<Node>)>,
+    /// The path from the root to the last node (index into `read`), each
+    /// with the names of its children seen so far. Snapshots are written
+    /// depth first, so a node's parent is on this path: its children are
+    /// gathered here and each set is built once, in bulk, when the walk
+    /// leaves the parent.
+    open: Vec<(usize, Vec<Arc<str>>)>,
+    /// Path -> index into `read`, built only if a node's parent is not on
+    /// the open path (a snapshot not written depth first).
+    index: Option<std::collections::HashMap<Arc<str>, usize, ahash::RandomState>>,
 }
 
 impl DataTree {
@@ -106,7 +113,9 @@ impl DataTree {
             tree,
             have_root: false,
             unknown_acl_refs: 0,
+            read: Vec::new(),
             open: Vec::new(),
+            index: None,
         }
     }
 }
@@ -149,22 +158,37 @@ impl SnapshotBuilder {
             if name.is_empty() {
                 return Err(RestoreError(format!("bad path {path:?}")));
             }
-            if let Some(at) = self.open.iter().rposition(|(p, _)| &**p == parent) {
-                self.close_above(at);
+            let read = &self.read;
+            if let Some(at) = self.open.iter().rposition(|(i, _)| &*read[*i].0 == parent) {
+                self.close_above(at)?;
                 self.open[at].1.push(key.clone());
             } else {
                 // Not depth first (or the parent's walk was left): the
                 // slow way, straight into the parent's set.
-                let Some(p) = crate::tree::node_mut(&mut self.tree.nodes, parent) else {
+                let index = self.index.get_or_insert_with(|| {
+                    read.iter()
+                        .enumerate()
+                        .map(|(i, (k, _))| (k.clone(), i))
+                        .collect()
+                });
+                let Some(&i) = index.get(parent) else {
                     return Err(RestoreError(format!(
                         "parent {parent:?} of {path:?} is missing"
                     )));
                 };
-                p.children.insert(key.clone());
+                if !Arc::make_mut(&mut self.read[i].1)
+                    .children
+                    .insert(key.clone())
+                {
+                    return Err(RestoreError(format!("node {path:?} appears twice")));
+                }
             }
             key
         };
-        self.open.push((key.clone(), Vec::new()));
+        self.open.push((self.read.len(), Vec::new()));
+        if let Some(index) = self.index.as_mut() {
+            index.insert(key.clone(), self.read.len());
+        }
         let t = &mut self.tree;
         // An id the map lacks is kept without a reference, as ZooKeeper
         // does: a fuzzy snapshot writes the ACL map before the nodes, so a
@@ -201,27 +225,38 @@ impl SnapshotBuilder {
                 OwnerKind::Persistent => {}
             }
         }
-        // A duplicate is found here, not by a lookup first (a tenth of the
-        // hashing): the error discards the half-built tree anyway.
-        if t.nodes.insert(key, Arc::new(node)).is_some() {
-            return Err(RestoreError(format!("node {path:?} appears twice")));
-        }
+        // A duplicate is found when the map is built (`finish`).
+        self.read.push((key, Arc::new(node)));
         self.have_root = true;
         Ok(())
     }
 
     /// Leaves the walk below `open[at]`: each node's gathered children
-    /// become its set.
-    fn close_above(&mut self, at: usize) {
+    /// become its set. A node that appears twice shows here, as a child
+    /// its parent already has (a node's parent is always open before it).
+    fn close_above(&mut self, at: usize) -> Result<(), RestoreError> {
         while self.open.len() > at + 1 {
-            let (path, names) = self.open.pop().expect("len checked");
-            if names.is_empty() {
-                continue;
-            }
-            if let Some(n) = crate::tree::node_mut(&mut self.tree.nodes, &path) {
-                n.children.extend(names);
-            }
+            let (i, names) = self.open.pop().expect("len checked");
+            self.close(i, names)?;
         }
+        Ok(())
+    }
+
+    fn close(&mut self, i: usize, names: Vec<Arc<str>>) -> Result<(), RestoreError> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        let (parent, node) = &mut self.read[i];
+        let children = &mut Arc::make_mut(node).children;
+        let want = children.len() + names.len();
+        children.extend(names);
+        if children.len() == want {
+            return Ok(());
+        }
+        Err(RestoreError(format!(
+            "a child of {:?} appears twice",
+            &**parent
+        )))
     }
 
     /// How many nodes so far name an ACL id the snapshot's map lacks.
@@ -230,17 +265,33 @@ impl SnapshotBuilder {
     }
 
     /// The tree, as of `last_zxid`; ACLs no node refers to are dropped.
-    pub fn finish(mut self, last_zxid: i64) -> Result<DataTree, RestoreError> {
+    /// Its map has room for `extra` more nodes (what the caller is about
+    /// to create by replaying the txn log), so that no growth rehashes it.
+    pub fn finish(mut self, last_zxid: i64, extra: usize) -> Result<DataTree, RestoreError> {
         if !self.have_root {
             return Err(RestoreError("the snapshot has no root node".into()));
         }
         if !self.open.is_empty() {
-            self.close_above(0);
-            let (path, names) = self.open.pop().expect("not empty");
-            if let Some(n) = crate::tree::node_mut(&mut self.tree.nodes, &path) {
-                n.children.extend(names);
+            self.close_above(0)?;
+            let (i, names) = self.open.pop().expect("not empty");
+            self.close(i, names)?;
+        }
+        self.index = None;
+        let mut nodes = std::collections::HashMap::with_capacity_and_hasher(
+            self.read.len() + extra,
+            ahash::RandomState::default(),
+        );
+        for (key, node) in std::mem::take(&mut self.read) {
+            match nodes.entry(key) {
+                std::collections::hash_map::Entry::Occupied(e) => {
+                    return Err(RestoreError(format!("node {:?} appears twice", &**e.key())));
+                }
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(node);
+                }
             }
         }
+        self.tree.nodes = nodes;
         self.tree.acls.purge_unused();
         self.tree.recount_all_quotas();
         self.tree.last_zxid = last_zxid;

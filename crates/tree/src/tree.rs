@@ -90,8 +90,9 @@ impl Children {
         self.0.contains(path)
     }
 
-    pub(crate) fn insert(&mut self, path: Arc<str>) {
-        self.0.insert(path);
+    /// False if it was there already.
+    pub(crate) fn insert(&mut self, path: Arc<str>) -> bool {
+        self.0.insert(path)
     }
 
     pub(crate) fn remove(&mut self, path: &str) {

@@ -43,7 +43,7 @@ fn rebuild(t: &DataTree) -> DataTree {
         b.node(&path, n.data.clone(), n.acl, n.stat).unwrap();
     }
     assert_eq!(b.unknown_acl_refs(), 0);
-    b.finish(t.last_zxid()).unwrap()
+    b.finish(t.last_zxid(), 0).unwrap()
 }
 
 #[test]
@@ -119,7 +119,7 @@ fn unreferenced_acls_are_purged() {
     );
     b.node("", Some(Bytes::new()), -1, s).unwrap();
     b.node("/a", None, 1, s).unwrap();
-    let t = b.finish(3).unwrap();
+    let t = b.finish(3, 0).unwrap();
     assert_eq!(t.acl_cache().len(), 1);
     assert_eq!(t.acl_cache().ref_count(1), 1);
     assert_eq!(t.acl_cache().ref_count(7), 0);
@@ -158,7 +158,7 @@ fn fuzzy_snapshot_acl_is_repaired_by_replay() {
     )
     .unwrap();
     assert_eq!(b.unknown_acl_refs(), 1);
-    let mut t = b.finish(1).unwrap();
+    let mut t = b.finish(1, 0).unwrap();
     // Until replay, the dangling id grants nothing.
     let app = t.node("/app").unwrap();
     assert!(!tree::acl::check(&t.acl_of(app), perms::READ, &[]));
@@ -183,8 +183,18 @@ fn malformed_records_are_refused() {
     assert!(b.node("noslash", None, -1, s).is_err());
     assert!(b.node("/a/", None, -1, s).is_err());
     b.node("/a", None, -1, s).unwrap();
-    assert!(b.node("/a", None, -1, s).is_err(), "twice");
-    assert!(fresh().finish(0).is_err(), "no root");
+    // A node that appears twice is found when its parent's children are
+    // gathered: at the next node outside the parent's walk, or at the end.
+    b.node("/a", None, -1, s).unwrap();
+    let e = b.finish(0, 0).unwrap_err();
+    assert_eq!(e.0, "a child of \"/\" appears twice");
+    let mut b = fresh();
+    b.node("", None, -1, s).unwrap();
+    b.node("/x", None, -1, s).unwrap();
+    b.node("/x/y", None, -1, s).unwrap();
+    b.node("/x/y", None, -1, s).unwrap();
+    assert!(b.node("/z", None, -1, s).is_err(), "twice, below /x");
+    assert!(fresh().finish(0, 0).is_err(), "no root");
 }
 
 /// Every child set, by path.
@@ -233,7 +243,7 @@ fn any_parent_first_order_rebuilds_the_same_tree() {
         for (p, n) in order {
             b.node(p, n.data.clone(), n.acl, n.stat).unwrap();
         }
-        b.finish(t.last_zxid()).unwrap()
+        b.finish(t.last_zxid(), 0).unwrap()
     };
     // Depth first, children in reverse name order (as a hash order may be).
     fn dfs<'a>(

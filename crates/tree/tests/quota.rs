@@ -162,7 +162,7 @@ fn restore_recounts() {
         };
         b.node(&path, data, n.acl, n.stat).unwrap();
     }
-    let restored = b.finish(t.zxid).unwrap();
+    let restored = b.finish(t.zxid, 0).unwrap();
     let d = restored
         .node(&stat_path("/q"))
         .unwrap()

@@ -304,6 +304,7 @@ fn read_snap<R: BufRead>(
     let opts = storage::snapshot::ReadOptions {
         extended_types,
         max_buffer: max,
+        extra_nodes: 0,
     };
     let (tree, r) =
         storage::snapshot::read_snapshot_stream(r, Path::new("<leader's SNAP>"), zxid, &opts)?;

@@ -408,7 +408,9 @@ fn log_loop(
     metrics: Arc<Metrics>,
     backlog: Arc<AtomicUsize>,
 ) {
-    let mut snapper: Option<thread::JoinHandle<()>> = None;
+    // Joined however the loop ends: a stopped server leaves no snapshot
+    // half written behind it (a restart would race it for the file).
+    let mut snapper = JoinOnDrop(None);
     while let Ok(first) = rx.recv() {
         // Group commit: everything already queued shares one fsync.
         let mut batch = vec![first];
@@ -467,13 +469,13 @@ fn log_loop(
             return;
         }
         for (tree, zxid) in snaps {
-            if snapper.as_ref().is_some_and(|h| !h.is_finished()) {
+            if snapper.0.as_ref().is_some_and(|h| !h.is_finished()) {
                 warn!("too busy to snapshot, skipping (zxid 0x{zxid:x})");
                 continue;
             }
             let dir = snap_dir.clone();
             let metrics = metrics.clone();
-            snapper = thread::Builder::new()
+            snapper.0 = thread::Builder::new()
                 .name("snapshot".into())
                 .spawn(move || {
                     write_snap(&dir, &tree, zxid, comp, &metrics);
@@ -481,6 +483,16 @@ fn log_loop(
                     release_free_memory();
                 })
                 .ok();
+        }
+    }
+}
+
+struct JoinOnDrop(Option<thread::JoinHandle<()>>);
+
+impl Drop for JoinOnDrop {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            let _ = h.join();
         }
     }
 }

@@ -39,7 +39,13 @@ pub struct Link {
 pub struct Outbox {
     tx: mpsc::Sender<Bytes>,
     buf: BytesMut,
+    /// Buffers to hand over before `buf`: a large packet (a SNAP's
+    /// database) goes as it is rather than copied into `buf`.
+    ready: Vec<Bytes>,
 }
+
+/// Packets at least this big are not copied into the batch buffer.
+const BIG: usize = 64 * 1024;
 
 /// The writer is [`LINK_QUEUE`] batches behind: the peer is not reading.
 #[derive(Debug)]
@@ -50,25 +56,38 @@ impl Outbox {
         Outbox {
             tx,
             buf: BytesMut::new(),
+            ready: Vec::new(),
         }
     }
 
-    pub fn push(&mut self, packet: &[u8]) {
-        self.buf.extend_from_slice(packet);
+    pub fn push(&mut self, packet: &Bytes) {
+        if packet.len() >= BIG {
+            if !self.buf.is_empty() {
+                self.ready.push(self.buf.split().freeze());
+            }
+            self.ready.push(packet.clone());
+        } else {
+            self.buf.extend_from_slice(packet);
+        }
     }
 
     /// Hands what was pushed to the writer. A peer that stopped reading is
     /// to be disconnected, as dropping packets would break the stream.
     pub fn flush(&mut self) -> Result<(), Stalled> {
-        if self.buf.is_empty() {
-            return Ok(());
+        if !self.buf.is_empty() {
+            self.ready.push(self.buf.split().freeze());
         }
-        match self.tx.try_send(self.buf.split().freeze()) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => Err(Stalled),
-            // The writer ended: the link is closing and its reader reports it.
-            Err(mpsc::error::TrySendError::Closed(_)) => Ok(()),
+        // Returning early drops the rest of the drain, and so the rest.
+        for b in self.ready.drain(..) {
+            match self.tx.try_send(b) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => return Err(Stalled),
+                // The writer ended: the link is closing and its reader
+                // reports it.
+                Err(mpsc::error::TrySendError::Closed(_)) => return Ok(()),
+            }
         }
+        Ok(())
     }
 }
 
@@ -318,4 +337,32 @@ fn read_snap<R: BufRead>(
 /// Sets how long a read may wait before the link counts as dead.
 pub fn set_timeout(sock: &TcpStream, d: Duration) {
     let _ = sock.set_read_timeout(Some(d.max(Duration::from_millis(1))));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outbox_batches_small_packets_and_passes_big_ones_in_order() {
+        let (tx, mut rx) = mpsc::channel(2);
+        let mut o = Outbox::new(tx);
+        let big = Bytes::from(vec![7u8; BIG]);
+        o.push(&Bytes::from_static(b"ab"));
+        o.push(&Bytes::from_static(b"cd"));
+        o.push(&big);
+        o.push(&Bytes::from_static(b"ef"));
+        // Three buffers, two slots: the writer is behind.
+        assert!(o.flush().is_err());
+        let got: Vec<Bytes> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+        assert_eq!(got, [Bytes::from_static(b"abcd"), big.clone()]);
+        // What did not fit was dropped with the stalled link, not resent.
+        o.push(&Bytes::from_static(b"gh"));
+        o.flush().unwrap();
+        assert_eq!(rx.try_recv().unwrap(), Bytes::from_static(b"gh"));
+        assert!(rx.try_recv().is_err());
+        // Nothing pushed: nothing sent.
+        o.flush().unwrap();
+        assert!(rx.try_recv().is_err());
+    }
 }

@@ -224,6 +224,9 @@ fn load_from(cfg: &Config, layout: &Layout) -> anyhow::Result<(Loaded, Option<i6
     }
     let tail = txns.split_off(n.saturating_sub(crate::ensemble::history::MAX_COUNT));
     drop(txns);
+    // The snapshot's read buffers and the replayed txns are gone: give
+    // their pages back before serving (glibc keeps freed heap otherwise).
+    release_free_memory();
     // Replay fires no one's watches: nobody is connected yet.
     tree.take_fired();
     m.startup_txns_load_time

@@ -110,6 +110,21 @@ impl Children {
     }
 }
 
+/// A node's data in an allocation of its own. Data decoded from a request
+/// is a slice of the connection's read buffer, and a stored slice would
+/// keep that whole buffer (every request read with it) alive as long as
+/// the node: about the size of the request frame per znode instead of the
+/// data's.
+fn own(data: Option<Bytes>) -> Option<Bytes> {
+    data.map(|d| {
+        if d.is_empty() {
+            Bytes::new()
+        } else {
+            Bytes::copy_from_slice(&d)
+        }
+    })
+}
+
 impl Node {
     fn new(data: Option<Bytes>, acl: i64, stat: StatPersisted) -> Node {
         Node {
@@ -655,7 +670,7 @@ impl DataTree {
         };
         let data_len = data.as_ref().map_or(0, Bytes::len);
         self.data_bytes += (path.len() + data_len) as u64;
-        let node = Node::new(data, acl_id, stat);
+        let node = Node::new(own(data), acl_id, stat);
         self.digest = self.digest.wrapping_add(crate::digest::of(path, &node));
         let out = node.stat(self.extended_types);
         if let Some(old) = self.nodes.insert(key, Arc::new(node)) {
@@ -778,7 +793,7 @@ impl DataTree {
         let old_len = n.data_len();
         self.data_bytes = (self.data_bytes + new_len as u64).saturating_sub(old_len as u64);
         let before = crate::digest::of(path, n);
-        n.data = data;
+        n.data = own(data);
         n.stat.mtime = time;
         n.stat.mzxid = zxid;
         n.stat.version = version;

@@ -126,12 +126,14 @@ impl Sink {
         {
             let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
             if let Some((k, w, p, at)) = &*last {
-                // One notification reaches all our watchers at once; a
-                // second change needs a round trip first.
+                // One notification reaches all our watchers at once, but
+                // their tasks may run far apart on a loaded machine (30 ms
+                // was exceeded in CI); a second change of the same node
+                // seen by another watch needs another command first.
                 if *k == key
                     && *w != watch
                     && (persistent || *p)
-                    && at.elapsed() < Duration::from_millis(30)
+                    && at.elapsed() < Duration::from_millis(500)
                 {
                     return;
                 }
@@ -439,6 +441,11 @@ impl Shell {
                     let on = self.sink.print_watches.load(Ordering::SeqCst);
                     println!("printwatches is {}", if on { "on" } else { "off" });
                 } else {
+                    // Events of the commands before this one reached the
+                    // client before their replies, but our watcher tasks
+                    // run on other threads: let them print (or not) under
+                    // the setting they were sent under.
+                    std::thread::sleep(Duration::from_millis(50));
                     self.sink
                         .print_watches
                         .store(args[1] == "on", Ordering::SeqCst);

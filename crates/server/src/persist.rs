@@ -219,7 +219,10 @@ fn load_from(cfg: &Config, layout: &Layout) -> anyhow::Result<(Loaded, Option<i6
     }
     let mut txns = replay.txns;
     let n = txns.len();
-    for t in &txns {
+    for t in &mut txns {
+        // Each entry's data is a slice of the log's read buffer: copied,
+        // so that the nodes do not keep those buffers.
+        own_data(&mut t.body);
         tree.apply(&t.header, &t.body);
     }
     let tail = txns.split_off(n.saturating_sub(crate::ensemble::history::MAX_COUNT));
@@ -241,6 +244,18 @@ fn load_from(cfg: &Config, layout: &Layout) -> anyhow::Result<(Loaded, Option<i6
         started.elapsed()
     );
     Ok((Loaded { tree, tail }, snapshot_zxid))
+}
+
+fn own_data(b: &mut jute::txn::TxnBody) {
+    use jute::txn::TxnBody as B;
+    match b {
+        B::Create(c) | B::Create2(c) => c.data = tree::tree::own(&c.data),
+        B::CreateContainer(c) => c.data = tree::tree::own(&c.data),
+        B::CreateTtl(c) => c.data = tree::tree::own(&c.data),
+        B::SetData(s) | B::Reconfig(s) => s.data = tree::tree::own(&s.data),
+        B::Multi(v) => v.iter_mut().for_each(own_data),
+        _ => {}
+    }
 }
 
 /// Nodes the txns add, net of those they delete (a lower bound is fine:

@@ -210,6 +210,7 @@ impl Prep<'_> {
         } else {
             0
         };
+        let data = &crate::tree::own(data);
         let body = match opc {
             op::CREATE_CONTAINER => TxnBody::CreateContainer(CreateContainerTxn {
                 path: p.clone(),
@@ -319,7 +320,7 @@ impl Prep<'_> {
         self.put(p, Some(node));
         Ok(TxnBody::SetData(SetDataTxn {
             path: p.to_owned(),
-            data: data.clone(),
+            data: crate::tree::own(data),
             version: new_version,
         }))
     }

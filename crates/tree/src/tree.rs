@@ -132,7 +132,7 @@ pub fn own(data: &Option<Bytes>) -> Option<Bytes> {
         if d.is_empty() {
             Bytes::new()
         } else {
-            Bytes::copy_from_slice(&d)
+            Bytes::copy_from_slice(d)
         }
     })
 }

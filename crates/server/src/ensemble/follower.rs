@@ -315,12 +315,7 @@ impl Core {
                         return;
                     }
                 };
-                self.replace_tree(loaded.tree);
-                self.ens
-                    .as_mut()
-                    .expect("ensemble")
-                    .history
-                    .reset(loaded.tail);
+                self.install_loaded(loaded);
             }
             (Phase::Syncing, packet::PROPOSAL) => match Txn::read(&mut Reader::new(pkt.data)) {
                 Ok(t) if f.newleader_seen => {

@@ -577,7 +577,6 @@ impl Core {
         } else {
             Vec::new()
         };
-        let hist = &self.ens.as_ref().expect("ensemble").history;
         let sendable: Vec<&Txn> = from_disk
             .iter()
             .chain(hist.iter().filter(|_| in_memory))

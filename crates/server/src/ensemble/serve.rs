@@ -137,12 +137,7 @@ impl Core {
                     std::process::exit(14);
                 }
             };
-            self.replace_tree(loaded.tree);
-            self.ens
-                .as_mut()
-                .expect("ensemble")
-                .history
-                .reset(loaded.tail);
+            self.install_loaded(loaded);
         }
         let ens = self.ens.as_mut().expect("ensemble");
         let _ = ens.election.send(super::ElectionCmd::Look {
@@ -157,6 +152,15 @@ impl Core {
             Some(Role::Leading(l)) => l.flush(),
             Some(Role::Following(f)) => f.flush(),
             _ => {}
+        }
+    }
+
+    /// Installs a tree read back from disk; the txns replayed to reach it
+    /// are the DIFF history.
+    pub(crate) fn install_loaded(&mut self, loaded: crate::persist::Loaded) {
+        self.replace_tree(loaded.tree);
+        if let Some(e) = self.ens.as_mut() {
+            e.history.reset(loaded.tail);
         }
     }
 

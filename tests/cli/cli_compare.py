@@ -20,6 +20,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
 from loopback import free_port, wait_serving  # noqa: E402
@@ -33,6 +35,11 @@ APACHE_CP = ":".join(
 WAIT = 60
 PROPS = ["zookeeper.extendedTypesEnabled=true"]
 
+# zkCli prints an event when its event thread gets to it, and reads the
+# printwatches flag then: under load that thread lags the commands, so the
+# script is fed in steps around `printwatches off` (`#await TEXT` holds
+# the next lines until stdout shows TEXT; `#pause S` waits S seconds for an
+# event that, printing being off, cannot be seen).
 # Every command of zkCli 3.8, with its flags and its error paths. Nodes
 # are created with data: zkCli sends null data for `create /x`, which the
 # zookeeper-client crate cannot (it prints as "null" there, "" here).
@@ -110,10 +117,12 @@ removewatches /t/b/c
 removewatches /t/zz
 ls -w /t/b
 removewatches /t/b -c
+#await type:ChildWatchRemoved path:/t/b
 printwatches
 printwatches off
 printwatches
 set /t/a silent
+#pause 2
 printwatches on
 setquota -n 5 /t
 setquota -N 3 /t/a
@@ -222,12 +231,50 @@ def run(client, binary, server, args=None, script=None):
     else:
         cmd = [binary, "cli", "-server", server.addr]
     env = dict(os.environ, TZ="UTC", HOME=tempfile.gettempdir())
-    p = subprocess.run(
-        cmd + (args or []),
-        input=script.replace("{server}", server.addr) if script else "",
-        capture_output=True, text=True, timeout=WAIT * 3, env=env,
-    )
-    return p.stdout, p.stderr, p.returncode
+    if not script:
+        p = subprocess.run(cmd + (args or []), input="", capture_output=True, text=True,
+                           timeout=WAIT * 3, env=env)
+        return p.stdout, p.stderr, p.returncode
+    return run_in_steps(cmd, env, script.replace("{server}", server.addr))
+
+
+def run_in_steps(cmd, env, script):
+    """Feeds the script's lines, holding them at its #await / #pause steps."""
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=env)
+    out, err = [], []
+    seen = threading.Condition()
+
+    def pump(stream, into):
+        for line in stream:
+            with seen:
+                into.append(line)
+                seen.notify_all()
+
+    readers = [threading.Thread(target=pump, args=(s, b), daemon=True)
+               for s, b in ((p.stdout, out), (p.stderr, err))]
+    for t in readers:
+        t.start()
+    try:
+        for line in script.splitlines():
+            if line.startswith("#await "):
+                text = line[len("#await "):]
+                with seen:
+                    # On timeout go on: the comparison then shows what is missing.
+                    seen.wait_for(lambda: any(text in o for o in out), timeout=WAIT)
+            elif line.startswith("#pause "):
+                time.sleep(float(line.split()[1]))
+            else:
+                p.stdin.write(line + "\n")
+                p.stdin.flush()
+        p.stdin.close()
+        p.wait(timeout=WAIT * 3)
+    except (BrokenPipeError, subprocess.TimeoutExpired):
+        p.kill()
+        p.wait()
+    for t in readers:
+        t.join(timeout=WAIT)
+    return "".join(out), "".join(err), p.returncode
 
 
 NOISE = re.compile(r"^(SLF4J:|log4j:)")

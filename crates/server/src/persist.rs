@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
+use bytes::Bytes;
 use jute::txn::Txn;
 use storage::snapshot::{self, Compression};
 use storage::txnlog::{self, TxnLogWriter};
@@ -48,6 +49,8 @@ pub enum Event {
 
 enum LogMsg {
     Txn(Box<Txn>),
+    /// A txn already serialised (zxid, bytes as the log holds them).
+    Raw(i64, Bytes),
     /// Sync, roll the log, and write this copy of the tree as a snapshot.
     Snapshot(Box<DataTree>, i64),
 }
@@ -66,6 +69,13 @@ impl Persister {
         self.backlog.fetch_add(1, Ordering::AcqRel);
         // The thread only stops after reporting Failed; nothing to do then.
         let _ = self.tx.send(LogMsg::Txn(Box::new(txn)));
+    }
+
+    /// [`Persister::append`] for a txn whose serialised form is at hand
+    /// (a proposal's data), which the log thread then writes as it is.
+    pub fn append_raw(&self, zxid: i64, txn: Bytes) {
+        self.backlog.fetch_add(1, Ordering::AcqRel);
+        let _ = self.tx.send(LogMsg::Raw(zxid, txn));
     }
 
     /// How many appended txns are not yet on disk.
@@ -442,7 +452,10 @@ fn log_loop(
             .sync_processor_batch_size
             .observe(batch.len() as u64);
         let mut last = durable;
-        let txns = batch.iter().filter(|m| matches!(m, LogMsg::Txn(_))).count();
+        let txns = batch
+            .iter()
+            .filter(|m| matches!(m, LogMsg::Txn(_) | LogMsg::Raw(..)))
+            .count();
         let mut snaps = Vec::new();
         let mut result = Ok(());
         for m in batch {
@@ -450,6 +463,13 @@ fn log_loop(
                 LogMsg::Txn(t) => {
                     last = t.header.zxid;
                     if let Err(e) = w.append(&t) {
+                        result = Err(e);
+                        break;
+                    }
+                }
+                LogMsg::Raw(zxid, bytes) => {
+                    last = zxid;
+                    if let Err(e) = w.append_raw(zxid, &bytes) {
                         result = Err(e);
                         break;
                     }

@@ -255,6 +255,14 @@ impl TxnLogWriter {
         self.check_ok()?;
         let mut body = BytesMut::with_capacity(128);
         txn.write(&mut body);
+        self.append_raw(txn.header.zxid, &body)
+    }
+
+    /// Appends one txn given serialised (header, body, digest: a proposal's
+    /// data), as [`TxnLogWriter::append`] does: a learner logs what its
+    /// leader sent without decoding and encoding it again.
+    pub fn append_raw(&mut self, zxid: i64, body: &[u8]) -> Result<()> {
+        self.check_ok()?;
         if body.is_empty() || body.len() > MAX_ENTRY_LEN {
             let file = self.cur.as_ref().map_or(&self.dir, |c| &c.path);
             return Err(StorageError::io(
@@ -266,14 +274,14 @@ impl TxnLogWriter {
             ));
         }
         if self.cur.is_none() {
-            let r = self.create_file(txn.header.zxid);
+            let r = self.create_file(zxid);
             let log = self.guard(r)?;
             self.cur = Some(log);
             self.dir_dirty = true;
         }
-        let r = self.append_entry(&body);
+        let r = self.append_entry(body);
         self.guard(r)?;
-        self.last_zxid = txn.header.zxid;
+        self.last_zxid = zxid;
         Ok(())
     }
 

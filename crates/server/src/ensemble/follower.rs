@@ -358,21 +358,27 @@ impl Core {
             },
             (Phase::Syncing, packet::NEWLEADER) => self.on_newleader(pkt.zxid),
             (Phase::Syncing, packet::UPTODATE) => self.on_uptodate(),
-            (Phase::Broadcast, packet::PROPOSAL) => match Txn::read(&mut Reader::new(pkt.data)) {
-                Ok(t) => {
-                    cfg.metrics.learner_proposal_received_count.inc();
-                    crate::metrics::Metrics::txn_age(&cfg.metrics.proposal_latency, t.header.time);
-                    let z = t.header.zxid;
-                    f.unacked.push_back(z);
-                    f.proposals.push_back(t.clone());
-                    self.persist.append(t);
-                    self.zxid = self.zxid.max(z);
+            (Phase::Broadcast, packet::PROPOSAL) => {
+                match Txn::read(&mut Reader::new(pkt.data.clone())) {
+                    Ok(t) => {
+                        cfg.metrics.learner_proposal_received_count.inc();
+                        crate::metrics::Metrics::txn_age(
+                            &cfg.metrics.proposal_latency,
+                            t.header.time,
+                        );
+                        let z = t.header.zxid;
+                        f.unacked.push_back(z);
+                        f.proposals.push_back(t);
+                        // The proposal's data is the txn as the log holds it.
+                        self.persist.append_raw(z, pkt.data);
+                        self.zxid = self.zxid.max(z);
+                    }
+                    Err(e) => {
+                        warn!("malformed proposal from the leader: {e}");
+                        self.become_looking("malformed proposal");
+                    }
                 }
-                Err(e) => {
-                    warn!("malformed proposal from the leader: {e}");
-                    self.become_looking("malformed proposal");
-                }
-            },
+            }
             (Phase::Broadcast, packet::COMMIT | packet::COMMITANDACTIVATE) => {
                 cfg.metrics.learner_commit_received_count.inc();
                 let mut done = Vec::new();

@@ -151,6 +151,20 @@ fn txn_bytes(t: &Txn) -> Bytes {
     b.freeze()
 }
 
+/// A PROPOSAL or INFORM packet of `t`, serialised straight into the packet
+/// (one buffer and one copy of the data, where `encode(txn_bytes(t))` made
+/// two of each on every write); also returns the txn's size.
+/// Where a quorum packet's data begins: after its type, zxid and the
+/// data's length prefix.
+const PACKET_DATA_AT: usize = 4 + 8 + 4;
+
+fn txn_packet(packet_type: i32, t: &Txn) -> (Bytes, usize) {
+    let b = link::encode_with(packet_type, t.header.zxid, |w| t.write(w));
+    // An empty authinfo vector (its count) follows the data.
+    let size = b.len() - PACKET_DATA_AT - 4;
+    (b, size)
+}
+
 impl Core {
     fn leader(&mut self) -> Option<&mut Leader> {
         match self.ens.as_mut().map(|e| &mut e.role) {
@@ -745,13 +759,14 @@ impl Core {
             // is applied; Apache accepts proposals without one.
             digest: None,
         };
-        self.persist.append(txn.clone());
         let zxid = txn.header.zxid;
-        let data = txn_bytes(&txn);
-        self.cfg.metrics.proposal_size(data.len());
+        let (b, size) = txn_packet(packet::PROPOSAL, &txn);
+        // The log gets the packet's data: the txn serialised once.
+        self.persist
+            .append_raw(zxid, b.slice(PACKET_DATA_AT..PACKET_DATA_AT + size));
+        self.cfg.metrics.proposal_size(size);
         self.cfg.metrics.proposal_count.inc();
         let Some(l) = self.leader() else { return };
-        let b = link::encode(packet::PROPOSAL, zxid, data, vec![]);
         for x in l.learners.values_mut() {
             if !x.observer && matches!(x.phase, Phase::Syncing | Phase::Synced) {
                 x.out.push(&b);
@@ -783,6 +798,11 @@ impl Core {
                 return;
             };
             debug_assert_eq!(txn.header.zxid, z);
+            // Observers are rare: INFORM is built only for a synced one.
+            let informs = l
+                .learners
+                .values()
+                .any(|x| x.observer && x.phase == Phase::Synced);
             let (commit, inform) = if matches!(txn.body, TxnBody::Reconfig(_)) {
                 // Learners activate the new configuration with the commit;
                 // the data names the leader it designates (us).
@@ -797,7 +817,11 @@ impl Core {
             } else {
                 (
                     link::encode(packet::COMMIT, z, Bytes::new(), vec![]),
-                    link::encode(packet::INFORM, z, txn_bytes(&txn), vec![]),
+                    if informs {
+                        txn_packet(packet::INFORM, &txn).0
+                    } else {
+                        Bytes::new()
+                    },
                 )
             };
             for x in l.learners.values_mut() {

@@ -8,7 +8,7 @@ use std::net::{Shutdown, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use jute::codec::Record;
 use jute::data::Id;
 use jute::quorum::QuorumPacket;
@@ -107,6 +107,22 @@ pub fn encode(packet_type: i32, zxid: i64, data: Bytes, auth_info: Vec<Id>) -> B
         auth_info,
     }
     .write(&mut b);
+    b.freeze()
+}
+
+/// A quorum packet whose data `write_data` serialises in place: the
+/// packet's layout (type, zxid, length-prefixed data, empty authinfo) with
+/// the data's length patched in after it is written.
+pub fn encode_with(packet_type: i32, zxid: i64, write_data: impl FnOnce(&mut BytesMut)) -> Bytes {
+    let mut b = BytesMut::with_capacity(256);
+    b.put_i32(packet_type);
+    b.put_i64(zxid);
+    let at = b.len();
+    b.put_i32(0);
+    write_data(&mut b);
+    let n = (b.len() - at - 4) as i32;
+    b[at..at + 4].copy_from_slice(&n.to_be_bytes());
+    b.put_i32(0);
     b.freeze()
 }
 
@@ -342,6 +358,16 @@ pub fn set_timeout(sock: &TcpStream, d: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encode_with_writes_what_encode_writes() {
+        let data = Bytes::from_static(b"some txn bytes");
+        let want = encode(2, 0x1_0000_0005, data.clone(), vec![]);
+        let got = encode_with(2, 0x1_0000_0005, |w| w.put_slice(&data));
+        assert_eq!(got, want);
+        let empty = encode_with(4, 7, |_| {});
+        assert_eq!(empty, encode(4, 7, Bytes::new(), vec![]));
+    }
 
     #[test]
     fn outbox_batches_small_packets_and_passes_big_ones_in_order() {

@@ -55,6 +55,9 @@ if [ "${SKIP_KAZOO:-0}" != 1 ]; then
     step "rookeeper cli: same output as zkCli.sh (vs rookeeper and Apache), interactive on a pty, quota enforcement"
     bash tests/cli/run.sh "$REPO/target/release/rookeeper"
 
+    step "deploy/: the compose ensemble from the image's entrypoint and CMD, the systemd unit"
+    bash tests/deploy/run.sh "$REPO/target/release/rookeeper"
+
     step "Apache ZooKeeper 3.8 and rookeeper on one dataDir, both directions"
     bash tests/interop/run.sh "$REPO/target/release/rookeeper"
 

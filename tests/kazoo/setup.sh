@@ -53,6 +53,8 @@ pkg_installed() {
 if [ "${KAZOO_SKIP_APT:-0}" != 1 ]; then
     need=()
     pkg_installed zookeeper || need+=(zookeeper)
+    # tests/deploy parses deploy/docker-compose.yml.
+    pkg_installed python3-yaml || need+=(python3-yaml)
     # twofish (a pyjks dependency) only ships an sdist: needs a C compiler.
     command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
     if [ "${#need[@]}" -gt 0 ]; then

@@ -11,6 +11,15 @@ use anyhow::{bail, Result};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// After recovery and after each snapshot (large frees, then often an idle
+/// server): mimalloc purges freed pages lazily, when the freeing thread
+/// allocates again, so an idle server kept them (RSS at 1M znodes 484 B
+/// per znode, against 401 B purging at once).
+fn release_free_memory() {
+    // SAFETY: mi_collect takes no pointers; it is safe from any thread.
+    unsafe { libmimalloc_sys::mi_collect(true) }
+}
+
 pub(crate) const USAGE: &str = "usage:
   rookeeper server [-Dkey=value ...] [PATH/zoo.cfg]
   rookeeper server {start|start-foreground|stop|restart|status|print-cmd|version} [-Dkey=value ...] [PATH/zoo.cfg]
@@ -26,6 +35,7 @@ With no zoo.cfg the server runs standalone on port 2181 with ZooKeeper's
 defaults (tickTime 2000, dataDir ./data).";
 
 fn main() -> Result<()> {
+    server::persist::set_release_free_memory(release_free_memory);
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("server") => lifecycle::server(&args[1..]),

@@ -7,7 +7,8 @@ use anyhow::{bail, Result};
 
 // mimalloc rather than glibc's malloc: allocation was a quarter of a
 // leader's write path; with mimalloc an ensemble takes ~15-30% more writes
-// per second, for ~10% more memory per znode (bench/results, 2026-12-03).
+// per second; with release_free_memory below, memory per znode is below
+// glibc's too (bench/results, 2026-12-03).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

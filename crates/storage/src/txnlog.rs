@@ -57,7 +57,7 @@ use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use jute::codec::{Reader, Record};
 use jute::quorum::FileHeader;
 use jute::txn::Txn;
@@ -188,6 +188,9 @@ pub struct TxnLogWriter {
     dir_dirty: bool,
     failed: bool,
     last_zxid: i64,
+    /// Reused to serialise each txn (a fresh buffer grew several times
+    /// for every 1 KiB txn).
+    scratch: Vec<u8>,
 }
 
 #[derive(Debug)]
@@ -226,6 +229,7 @@ impl TxnLogWriter {
             dir_dirty: false,
             failed: false,
             last_zxid: -1,
+            scratch: Vec::new(),
         })
     }
 
@@ -253,9 +257,12 @@ impl TxnLogWriter {
     /// than [`MAX_ENTRY_LEN`] is refused without touching the log.
     pub fn append(&mut self, txn: &Txn) -> Result<()> {
         self.check_ok()?;
-        let mut body = BytesMut::with_capacity(128);
+        let mut body = std::mem::take(&mut self.scratch);
+        body.clear();
         txn.write(&mut body);
-        self.append_raw(txn.header.zxid, &body)
+        let r = self.append_raw(txn.header.zxid, &body);
+        self.scratch = body;
+        r
     }
 
     /// Appends one txn given serialised (header, body, digest: a proposal's

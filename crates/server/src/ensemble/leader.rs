@@ -159,7 +159,9 @@ fn txn_bytes(t: &Txn) -> Bytes {
 const PACKET_DATA_AT: usize = 4 + 8 + 4;
 
 fn txn_packet(packet_type: i32, t: &Txn) -> (Bytes, usize) {
-    let b = link::encode_with(packet_type, t.header.zxid, |w| t.write(w));
+    // Sized up front: a 1 KiB txn grew a small buffer three times.
+    let hint = crate::ensemble::history::weight(&t.body);
+    let b = link::encode_with(packet_type, t.header.zxid, hint, |w| t.write(w));
     // An empty authinfo vector (its count) follows the data.
     let size = b.len() - PACKET_DATA_AT - 4;
     (b, size)

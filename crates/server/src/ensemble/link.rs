@@ -47,6 +47,9 @@ pub struct Outbox {
 /// Packets at least this big are not copied into the batch buffer.
 const BIG: usize = 64 * 1024;
 
+/// The first allocation of a batch buffer.
+const BATCH_START: usize = 16 * 1024;
+
 /// The writer is [`LINK_QUEUE`] batches behind: the peer is not reading.
 #[derive(Debug)]
 pub struct Stalled;
@@ -67,6 +70,11 @@ impl Outbox {
             }
             self.ready.push(packet.clone());
         } else {
+            if self.buf.is_empty() {
+                // A batch is often many packets: start it big rather than
+                // grow it (each growth a realloc and a copy).
+                self.buf.reserve(BATCH_START.max(packet.len()));
+            }
             self.buf.extend_from_slice(packet);
         }
     }
@@ -113,8 +121,13 @@ pub fn encode(packet_type: i32, zxid: i64, data: Bytes, auth_info: Vec<Id>) -> B
 /// A quorum packet whose data `write_data` serialises in place: the
 /// packet's layout (type, zxid, length-prefixed data, empty authinfo) with
 /// the data's length patched in after it is written.
-pub fn encode_with(packet_type: i32, zxid: i64, write_data: impl FnOnce(&mut BytesMut)) -> Bytes {
-    let mut b = BytesMut::with_capacity(256);
+pub fn encode_with(
+    packet_type: i32,
+    zxid: i64,
+    size_hint: usize,
+    write_data: impl FnOnce(&mut BytesMut),
+) -> Bytes {
+    let mut b = BytesMut::with_capacity(24 + size_hint);
     b.put_i32(packet_type);
     b.put_i64(zxid);
     let at = b.len();
@@ -363,9 +376,9 @@ mod tests {
     fn encode_with_writes_what_encode_writes() {
         let data = Bytes::from_static(b"some txn bytes");
         let want = encode(2, 0x1_0000_0005, data.clone(), vec![]);
-        let got = encode_with(2, 0x1_0000_0005, |w| w.put_slice(&data));
+        let got = encode_with(2, 0x1_0000_0005, 1, |w| w.put_slice(&data));
         assert_eq!(got, want);
-        let empty = encode_with(4, 7, |_| {});
+        let empty = encode_with(4, 7, 0, |_| {});
         assert_eq!(empty, encode(4, 7, Bytes::new(), vec![]));
     }
 

@@ -47,8 +47,9 @@ pub struct Outbox {
 /// Packets at least this big are not copied into the batch buffer.
 const BIG: usize = 64 * 1024;
 
-/// The first allocation of a batch buffer.
-const BATCH_START: usize = 16 * 1024;
+/// The first allocation of a batch buffer: the pipeline's batch of 64
+/// messages forwards up to about this much at 1 KiB per write.
+const BATCH_START: usize = 64 * 1024;
 
 /// The writer is [`LINK_QUEUE`] batches behind: the peer is not reading.
 #[derive(Debug)]

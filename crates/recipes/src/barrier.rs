@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use zookeeper_client::{Acls, Client, CreateMode, Error as ZkError};
 
+use crate::contend::retry;
 use crate::{Error, Result};
 
 /// Name of the node that marks a double barrier as full.
@@ -28,7 +29,7 @@ impl Barrier {
     /// Raises the barrier (creates the node and its parents).
     pub async fn set(&self) -> Result<()> {
         let opts = CreateMode::Persistent.with_acls(Acls::anyone_all());
-        match self.client.mkdir(&self.path, &opts).await {
+        match retry(&self.client, || self.client.mkdir(&self.path, &opts)).await {
             Ok(()) | Err(ZkError::NodeExists) => Ok(()),
             Err(e) => Err(e.into()),
         }
@@ -36,7 +37,8 @@ impl Barrier {
 
     /// Lowers the barrier, releasing every waiter.
     pub async fn remove(&self) -> Result<()> {
-        match self.client.delete(&self.path, None).await {
+        // NoNode on a retry may be our own first attempt having landed.
+        match retry(&self.client, || self.client.delete(&self.path, None)).await {
             Ok(()) | Err(ZkError::NoNode) => Ok(()),
             Err(e) => Err(e.into()),
         }
@@ -46,7 +48,8 @@ impl Barrier {
     pub async fn wait(&self, timeout: Duration) -> Result<()> {
         let wait = async {
             loop {
-                match self.client.check_and_watch_stat(&self.path).await? {
+                let client = &self.client;
+                match retry(client, || client.check_and_watch_stat(&self.path)).await? {
                     (None, _) => return Ok(()),
                     (Some(_), w) => {
                         let ev = w.changed().await;
@@ -97,23 +100,28 @@ impl DoubleBarrier {
             crate::contend::ensure_dir(&self.client, &self.dir).await?;
             let ready = format!("{}/{READY}", self.dir);
             let eph = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
-            match self.client.create(&self.me, b"", &eph).await {
+            let client = &self.client;
+            // Our name is unique among participants, so NodeExists after a
+            // lost connection is our own first attempt having landed.
+            match retry(client, || client.create(&self.me, b"", &eph)).await {
                 Ok(_) | Err(ZkError::NodeExists) => {}
                 Err(e) => return Err(Error::from(e)),
             }
             loop {
-                let (stat, watcher) = self.client.check_and_watch_stat(&ready).await?;
+                let (stat, watcher) = retry(client, || client.check_and_watch_stat(&ready)).await?;
                 if stat.is_some() {
                     return Ok(());
                 }
-                let children = self.client.list_children(&self.dir).await?;
+                let children = retry(client, || client.list_children(&self.dir)).await?;
                 if Self::participants(&children) >= self.n {
                     let opts = CreateMode::Persistent.with_acls(Acls::anyone_all());
-                    return match self.client.create(&ready, b"", &opts).await {
+                    return match retry(client, || client.create(&ready, b"", &opts)).await {
                         Ok(_) | Err(ZkError::NodeExists) => Ok(()),
                         Err(e) => Err(e.into()),
                     };
                 }
+                // A watch survives disconnection (re-armed on reconnect); a
+                // session end fires it, and the next request reports it.
                 watcher.changed().await;
             }
         };
@@ -125,18 +133,18 @@ impl DoubleBarrier {
     /// Leaves and waits up to `timeout` until every participant has left.
     pub async fn leave(&self, timeout: Duration) -> Result<()> {
         let wait = async {
-            match self.client.delete(&self.me, None).await {
+            let client = &self.client;
+            match retry(client, || client.delete(&self.me, None)).await {
                 Ok(()) | Err(ZkError::NoNode) => {}
                 Err(e) => return Err(Error::from(e)),
             }
             loop {
-                let (children, watcher) = self.client.list_and_watch_children(&self.dir).await?;
+                let (children, watcher) =
+                    retry(client, || client.list_and_watch_children(&self.dir)).await?;
                 if Self::participants(&children) == 0 {
                     // Reset for the next round; whoever gets here first.
-                    let _ = self
-                        .client
-                        .delete(&format!("{}/{READY}", self.dir), None)
-                        .await;
+                    let ready = format!("{}/{READY}", self.dir);
+                    let _ = retry(client, || client.delete(&ready, None)).await;
                     return Ok(());
                 }
                 watcher.changed().await;

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use zookeeper_client::{Acls, Client, CreateMode, Error as ZkError};
+use zookeeper_client::{Acls, Client, CreateMode, Error as ZkError, SessionState};
 
 use crate::{Error, Result};
 
@@ -43,19 +43,64 @@ pub(crate) struct Node {
     pub czxid: i64,
 }
 
+/// Waits until `client` is connected again; an ended session is an error.
+pub(crate) async fn reconnected(client: &Client) -> std::result::Result<(), ZkError> {
+    let mut states = client.state_watcher();
+    let mut state = states.state();
+    loop {
+        match state {
+            SessionState::SyncConnected | SessionState::ConnectedReadOnly => return Ok(()),
+            SessionState::Expired => return Err(ZkError::SessionExpired),
+            SessionState::Closed => return Err(ZkError::ClientClosed),
+            SessionState::AuthFailed => return Err(ZkError::AuthFailed),
+            _ => state = states.changed().await,
+        }
+    }
+}
+
+/// Whether `e` says the connection failed under a request, so its outcome
+/// is unknown: ConnectionLoss, or the transport error itself, which the
+/// client hands requests in flight when a socket is reset (its only use of
+/// `Custom`).
+pub(crate) fn lost_connection(e: &ZkError) -> bool {
+    matches!(e, ZkError::ConnectionLoss | ZkError::Custom(_))
+}
+
+/// Runs `op` until it gets an answer other than a lost connection, waiting for
+/// the client to reconnect in between. Only for operations that are safe to
+/// repeat (reads, deletes of our own nodes, creates of fixed names where
+/// NodeExists is handled): the first attempt may have been applied.
+pub(crate) async fn retry<T, F, Fut>(client: &Client, mut op: F) -> std::result::Result<T, ZkError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::result::Result<T, ZkError>>,
+{
+    loop {
+        match op().await {
+            Err(e) if lost_connection(&e) => {
+                // The error can arrive just before the state turns
+                // Disconnected: a short pause keeps this from spinning.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                reconnected(client).await?;
+            }
+            r => return r,
+        }
+    }
+}
+
 /// Ensures `dir` exists (persistent), ignoring races with other creators.
 pub(crate) async fn ensure_dir(client: &Client, dir: &str) -> Result<()> {
-    match client
-        .mkdir(dir, &CreateMode::Persistent.with_acls(Acls::anyone_all()))
-        .await
-    {
+    let opts = CreateMode::Persistent.with_acls(Acls::anyone_all());
+    match retry(client, || client.mkdir(dir, &opts)).await {
         Ok(()) | Err(ZkError::NodeExists) => Ok(()),
         Err(e) => Err(e.into()),
     }
 }
 
 /// Creates `{dir}/_c_{uuid}-{marker}<seq>`; on connection loss, finds the
-/// node by its unique uuid prefix instead of creating a second one.
+/// node by its unique uuid prefix instead of creating a second one (an
+/// ephemeral-sequential create is not idempotent). Only if the lookup, made
+/// once reconnected, does not find it is the create repeated.
 pub(crate) async fn create(client: &Client, dir: &str, marker: &str, data: &[u8]) -> Result<Node> {
     ensure_dir(client, dir).await?;
     let prefix_name = format!("_c_{}-{}", uuid::Uuid::new_v4(), marker);
@@ -65,33 +110,18 @@ pub(crate) async fn create(client: &Client, dir: &str, marker: &str, data: &[u8]
         match client.create(&prefix, data, &opts).await {
             Ok((stat, seq)) => {
                 let name = format!("{prefix_name}{seq}");
+                let path = format!("{dir}/{name}");
                 let czxid = if stat.czxid > 0 {
                     stat.czxid
                 } else {
                     // Old servers answer plain Create without a stat.
-                    let (_, s) = client.get_data(&format!("{dir}/{name}")).await?;
-                    s.czxid
+                    retry(client, || client.get_data(&path)).await?.1.czxid
                 };
-                return Ok(Node {
-                    path: format!("{dir}/{name}"),
-                    name,
-                    czxid,
-                });
+                return Ok(Node { path, name, czxid });
             }
-            Err(ZkError::ConnectionLoss) => {
-                let children = match client.list_children(dir).await {
-                    Ok(c) => c,
-                    Err(ZkError::ConnectionLoss) => continue,
-                    Err(e) => return Err(e.into()),
-                };
-                if let Some(name) = children.into_iter().find(|c| c.starts_with(&prefix_name)) {
-                    let path = format!("{dir}/{name}");
-                    let (_, s) = client.get_data(&path).await?;
-                    return Ok(Node {
-                        path,
-                        name,
-                        czxid: s.czxid,
-                    });
+            Err(e) if lost_connection(&e) => {
+                if let Some(node) = find_own(client, dir, &prefix_name).await? {
+                    return Ok(node);
                 }
             }
             Err(e) => return Err(e.into()),
@@ -99,9 +129,27 @@ pub(crate) async fn create(client: &Client, dir: &str, marker: &str, data: &[u8]
     }
 }
 
+/// Our node in `dir` by its unique name prefix, if the create landed. The
+/// listing waits for reconnection and retries, never the create itself.
+async fn find_own(client: &Client, dir: &str, prefix_name: &str) -> Result<Option<Node>> {
+    let children = retry(client, || client.list_children(dir)).await?;
+    let Some(name) = children.into_iter().find(|c| c.starts_with(prefix_name)) else {
+        return Ok(None);
+    };
+    let path = format!("{dir}/{name}");
+    match retry(client, || client.get_data(&path)).await {
+        Ok((_, s)) => Ok(Some(Node {
+            path,
+            name,
+            czxid: s.czxid,
+        })),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Sorted contenders in `dir` for `marker`.
 pub(crate) async fn contenders(client: &Client, dir: &str, marker: &str) -> Result<Vec<String>> {
-    let mut children = client.list_children(dir).await?;
+    let mut children = retry(client, || client.list_children(dir)).await?;
     children.retain(|c| is_contender(c, marker));
     children.sort_by_key(|c| sequence_of(c));
     Ok(children)
@@ -130,11 +178,12 @@ pub(crate) async fn wait_first(
 }
 
 /// Waits until the node at `path` changes or goes; returns at once if it is
-/// already gone or the connection blinked. Callers re-check afterwards. A
-/// session that ends while waiting is an error.
+/// already gone. Callers re-check afterwards. A session that ends while
+/// waiting is an error; a watch set before a disconnection is re-armed by
+/// the client when it reconnects.
 pub(crate) async fn wait_gone(client: &Client, path: &str) -> Result<()> {
-    match client.check_and_watch_stat(path).await {
-        Ok((None, _)) | Err(ZkError::ConnectionLoss) => Ok(()),
+    match retry(client, || client.check_and_watch_stat(path)).await {
+        Ok((None, _)) => Ok(()),
         Ok((Some(_), watcher)) => {
             let ev = watcher.changed().await;
             if ev.session_state.is_terminated() {

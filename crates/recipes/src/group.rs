@@ -64,7 +64,7 @@ impl Drop for Membership {
 
 /// Lists the current members of `dir`, oldest first.
 pub async fn members(client: &Client, dir: &str) -> Result<Vec<Member>> {
-    let children = match client.list_children(dir).await {
+    let children = match contend::retry(client, || client.list_children(dir)).await {
         Err(ZkError::NoNode) => return Ok(Vec::new()),
         r => r?,
     };
@@ -80,7 +80,8 @@ async fn read_members(
     children.sort_by_key(|c| contend::sequence_of(c));
     let mut out = Vec::with_capacity(children.len());
     for name in children {
-        match client.get_data(&format!("{dir}/{name}")).await {
+        let path = format!("{dir}/{name}");
+        match contend::retry(client, || client.get_data(&path)).await {
             Ok((data, _)) => out.push(Member { name, data }),
             Err(ZkError::NoNode) => {} // left meanwhile
             Err(e) => return Err(e.into()),
@@ -101,7 +102,8 @@ impl GroupView {
     /// Starts watching `dir` (created if missing).
     pub async fn watch(client: Client, dir: &str) -> Result<GroupView> {
         contend::ensure_dir(&client, dir).await?;
-        let (children, watcher) = client.list_and_watch_children(dir).await?;
+        let (children, watcher) =
+            contend::retry(&client, || client.list_and_watch_children(dir)).await?;
         let first = read_members(&client, dir, children).await?;
         let (tx, rx) = watch::channel(first);
         let dir = dir.to_string();
@@ -112,7 +114,11 @@ impl GroupView {
                 if ev.session_state.is_terminated() {
                     return;
                 }
-                let Ok((children, w)) = client.list_and_watch_children(&dir).await else {
+                // Across a lost connection the read waits for reconnection
+                // (the view must not go stale); only an ended session stops it.
+                let Ok((children, w)) =
+                    contend::retry(&client, || client.list_and_watch_children(&dir)).await
+                else {
                     return;
                 };
                 watcher = w;

@@ -60,8 +60,9 @@ pub struct TestServer {
     /// The server's own address (clients from [`TestServer::client`] go
     /// through a proxy instead).
     pub connect: String,
-    /// Per-client proxies by session id: `true` cuts and refuses traffic.
-    proxies: Mutex<Vec<(i64, watch::Sender<bool>)>>,
+    /// Per-client proxies by session id: `true` cuts and refuses traffic;
+    /// and the client's armed traps (see [`TestServer::lose_replies_to`]).
+    proxies: Mutex<Vec<(i64, watch::Sender<bool>, Traps)>>,
     _dir: TempDir,
 }
 
@@ -194,11 +195,55 @@ impl TestServer {
         self.client_with(timeout, Upstream::Pre36).await
     }
 
+    /// A client whose proxy relays frame by frame so that
+    /// [`TestServer::lose_replies_to`] can drop a reply in flight.
+    pub async fn trap_client(&self, timeout: Duration) -> zk::Client {
+        self.client_with(timeout, Upstream::Trap).await
+    }
+
+    /// Arms `client`'s proxy (from [`TestServer::trap_client`]): for each
+    /// entry in turn, the next request with one of its opcodes and the
+    /// entry's text in its bytes (a path, say) reaches the server, but its reply is dropped and the connection cut, and
+    /// reconnecting is refused for `hold`. The client sees ConnectionLoss
+    /// for a request the server did apply: the case where retrying a
+    /// non-idempotent request would do it twice.
+    pub fn lose_replies_to(&self, client: &zk::Client, traps: &[(&[i32], &str)], hold: Duration) {
+        let id = client.session().id().0;
+        let proxies = self.proxies.lock().unwrap();
+        let (_, _, armed) = proxies
+            .iter()
+            .find(|(i, _, _)| *i == id)
+            .expect("client was made by TestServer::trap_client");
+        let mut t = armed.lock().unwrap();
+        t.hold = hold;
+        t.armed.extend(
+            traps
+                .iter()
+                .map(|(ops, text)| (ops.to_vec(), text.as_bytes().to_vec())),
+        );
+    }
+
+    /// Whether every trap armed on `client` has gone off.
+    pub fn traps_sprung(&self, client: &zk::Client) -> bool {
+        let id = client.session().id().0;
+        let proxies = self.proxies.lock().unwrap();
+        let (_, _, traps) = proxies.iter().find(|(i, _, _)| *i == id).expect("client");
+        let t = traps.lock().unwrap();
+        t.armed.is_empty()
+    }
+
     async fn client_with(&self, timeout: Duration, kind: Upstream) -> zk::Client {
         let (frozen, _) = watch::channel(false);
+        let traps = Traps::default();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy binds");
         let addr = listener.local_addr().expect("proxy addr");
-        tokio::spawn(proxy(listener, self.connect.clone(), frozen.clone(), kind));
+        tokio::spawn(proxy(
+            listener,
+            self.connect.clone(),
+            frozen.clone(),
+            kind,
+            traps.clone(),
+        ));
         let client = within(
             "connect",
             zk::Client::connector()
@@ -210,7 +255,7 @@ impl TestServer {
         self.proxies
             .lock()
             .unwrap()
-            .push((client.session().id().0, frozen));
+            .push((client.session().id().0, frozen, traps));
         client
     }
 
@@ -220,8 +265,8 @@ impl TestServer {
             .lock()
             .unwrap()
             .iter()
-            .find(|(i, _)| *i == id)
-            .map(|(_, f)| f.clone())
+            .find(|(i, _, _)| *i == id)
+            .map(|(_, f, _)| f.clone())
             .expect("client was made by TestServer::client")
     }
 
@@ -317,6 +362,28 @@ enum Upstream {
     Plain,
     /// A server older than 3.6 (see [`TestServer::pre_3_6_client`]).
     Pre36,
+    /// Replies can be lost (see [`TestServer::lose_replies_to`]).
+    Trap,
+}
+
+/// Requests whose replies are to be lost, one entry per trap: opcodes and
+/// a text the request contains.
+#[derive(Default)]
+pub struct TrapState {
+    armed: std::collections::VecDeque<(Vec<i32>, Vec<u8>)>,
+    hold: Duration,
+}
+
+type Traps = std::sync::Arc<Mutex<TrapState>>;
+
+/// ZooKeeper opcodes, for [`TestServer::lose_replies_to`].
+pub mod op {
+    pub const CREATE: &[i32] = &[1, 15];
+    pub const DELETE: &[i32] = &[2];
+    pub const EXISTS: &[i32] = &[3];
+    pub const GET_DATA: &[i32] = &[4];
+    pub const GET_CHILDREN: &[i32] = &[8, 12];
+    pub const MULTI: &[i32] = &[14];
 }
 
 /// Forwards connections from `listener` to `upstream` while not `frozen`;
@@ -326,6 +393,7 @@ async fn proxy(
     upstream: String,
     frozen: watch::Sender<bool>,
     kind: Upstream,
+    traps: Traps,
 ) {
     loop {
         let Ok((mut down, _)) = listener.accept().await else {
@@ -336,6 +404,8 @@ async fn proxy(
         }
         let mut cut = frozen.subscribe();
         let upstream = upstream.clone();
+        let frozen = frozen.clone();
+        let traps = traps.clone();
         tokio::spawn(async move {
             let Ok(mut up) = TcpStream::connect(&upstream).await else {
                 return;
@@ -348,6 +418,7 @@ async fn proxy(
                     }
                 }
                 Upstream::Pre36 => pre_3_6(down, up, cut).await,
+                Upstream::Trap => trap(down, up, cut, frozen, traps).await,
             }
         });
     }
@@ -420,6 +491,76 @@ async fn pre_3_6(down: TcpStream, up: TcpStream, mut cut: watch::Receiver<bool>)
                 }
             }
             // The guard `wait_for` returns is not Send: drop it at once.
+            _ = async { cut.wait_for(|f| *f).await.is_ok() } => break,
+        }
+    }
+    for r in readers {
+        r.abort();
+    }
+}
+
+/// Relays one connection frame by frame; when a request matches the first
+/// armed trap, its reply is swallowed, the connection cut and reconnecting
+/// refused for the trap's hold time.
+async fn trap(
+    down: TcpStream,
+    up: TcpStream,
+    mut cut: watch::Receiver<bool>,
+    frozen: watch::Sender<bool>,
+    traps: Traps,
+) {
+    let (down_r, mut down_w) = down.into_split();
+    let (up_r, mut up_w) = up.into_split();
+    let (to_server, mut from_client) = mpsc::channel(64);
+    let (to_client, mut from_server) = mpsc::channel(64);
+    let readers = [
+        tokio::spawn(read_frames(down_r, to_server)),
+        tokio::spawn(read_frames(up_r, to_client)),
+    ];
+    let (mut client_started, mut server_started) = (false, false);
+    let mut trapped: Option<i32> = None;
+    loop {
+        tokio::select! {
+            frame = from_client.recv() => {
+                let Some(frame) = frame else { break };
+                if client_started && trapped.is_none() && frame.len() >= 8 {
+                    let xid = i32::from_be_bytes(frame[0..4].try_into().unwrap());
+                    let op = i32::from_be_bytes(frame[4..8].try_into().unwrap());
+                    let mut t = traps.lock().unwrap();
+                    let hit = t.armed.front().is_some_and(|(ops, text)| {
+                        ops.contains(&op) && frame.windows(text.len()).any(|w| w == &text[..])
+                    });
+                    if hit {
+                        t.armed.pop_front();
+                        trapped = Some(xid);
+                    }
+                }
+                client_started = true;
+                if write_frame(&mut up_w, &frame).await.is_err() {
+                    break;
+                }
+            }
+            frame = from_server.recv() => {
+                let Some(frame) = frame else { break };
+                if server_started && frame.len() >= 16 {
+                    let xid = i32::from_be_bytes(frame[0..4].try_into().unwrap());
+                    if Some(xid) == trapped {
+                        // Applied by the server; the client never hears.
+                        let hold = traps.lock().unwrap().hold;
+                        frozen.send_replace(true);
+                        let frozen = frozen.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(hold).await;
+                            frozen.send_replace(false);
+                        });
+                        break;
+                    }
+                }
+                server_started = true;
+                if write_frame(&mut down_w, &frame).await.is_err() {
+                    break;
+                }
+            }
             _ = async { cut.wait_for(|f| *f).await.is_ok() } => break,
         }
     }

@@ -264,3 +264,139 @@ async fn auto_mode_falls_back_to_one_shot_watches_before_3_6() {
         .unwrap();
     s.stop().await;
 }
+
+/// Subtrees created and deleted in quick succession (requests pipelined,
+/// so events arrive while the cache is still reading the nodes they are
+/// about), the root deleted and recreated, names reused: afterwards the
+/// cache equals the server's tree, and a probe change at and below every
+/// node shows all its watches are still armed. Persistent, one-shot, and
+/// the one-shot fallback `Auto` picks against a pre-3.6 server.
+#[tokio::test]
+async fn fast_subtree_churn_converges_in_every_watch_mode() {
+    let s = TestServer::start().await;
+    let w = s.client().await;
+    w.create("/churn", b"", &persistent()).await.unwrap();
+    let persistent_cache = TreeCache::start_with(
+        s.client().await,
+        "/churn",
+        CacheOptions::new().mode(WatchMode::Persistent),
+    )
+    .await
+    .unwrap();
+    let one_shot = TreeCache::start_with(
+        s.client().await,
+        "/churn",
+        CacheOptions::new().mode(WatchMode::OneShot),
+    )
+    .await
+    .unwrap();
+    assert_eq!(one_shot.mode(), WatchMode::OneShot);
+    // And the fallback as chosen against a server older than 3.6.
+    let old = TreeCache::start(s.pre_3_6_client(LONG_SESSION).await, "/churn")
+        .await
+        .unwrap();
+    assert_eq!(old.mode(), WatchMode::OneShot);
+    let opts = persistent();
+    for i in 0..40u32 {
+        let a = format!("/churn/a{}", i % 3);
+        let b = format!("{a}/b");
+        let c = format!("{b}/c");
+        // Sent back to back before any reply is awaited.
+        let (r1, r2, r3, r4, r5, r6, r7) = tokio::join!(
+            w.create(&a, b"a", &opts),
+            w.create(&b, b"b", &opts),
+            w.create(&c, b"c", &opts),
+            w.set_data(&b, format!("{i}").as_bytes(), None),
+            w.delete(&c, None),
+            w.delete(&b, None),
+            w.delete(&a, None),
+        );
+        for r in [r1.map(|_| ()), r2.map(|_| ()), r3.map(|_| ())] {
+            r.unwrap();
+        }
+        r4.unwrap();
+        for r in [r5, r6, r7] {
+            r.unwrap();
+        }
+        // Every few rounds leave a subtree standing, so the final tree is
+        // not just the root.
+        if i % 7 == 0 {
+            let keep = format!("/churn/keep{i}");
+            let x = format!("{keep}/x");
+            let (k1, k2) = tokio::join!(w.create(&keep, b"k", &opts), w.create(&x, b"x", &opts));
+            k1.unwrap();
+            k2.unwrap();
+        }
+    }
+    // The same one request at a time: each step lands while the cache
+    // handles the event of the one before.
+    for i in 0..20u32 {
+        let a = format!("/churn/s{}", i % 2);
+        let b = format!("{a}/b");
+        w.mkdir(&b, &opts).await.unwrap();
+        w.delete(&b, None).await.unwrap();
+        w.delete(&a, None).await.unwrap();
+    }
+    // The root itself goes and comes back with a subtree, pipelined.
+    for i in 0..5u32 {
+        let (r1, r2, r3, r4, r5) = tokio::join!(
+            w.create("/churn/t", b"", &opts),
+            w.create("/churn/t/u", b"", &opts),
+            w.delete("/churn/t/u", None),
+            w.delete("/churn/t", None),
+            w.set_data("/churn", format!("{i}").as_bytes(), None),
+        );
+        r1.unwrap();
+        r2.unwrap();
+        r3.unwrap();
+        r4.unwrap();
+        r5.unwrap();
+    }
+    let before = read_tree(&w, "/churn").await;
+    let mut paths: Vec<&String> = before.keys().collect();
+    paths.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in paths {
+        w.delete(p, None).await.unwrap();
+    }
+    let (r1, r2, r3) = tokio::join!(
+        w.create("/churn", b"again", &opts),
+        w.create("/churn/z", b"z", &opts),
+        w.create("/churn/z/y", b"y", &opts),
+    );
+    r1.unwrap();
+    r2.unwrap();
+    r3.unwrap();
+    // Names used over and over in the churn, standing again at the end:
+    // stale events about their earlier lives arrive after they are back.
+    for i in 0..3u32 {
+        let a = format!("/churn/a{i}");
+        let b = format!("{a}/b");
+        let (r1, r2) = tokio::join!(w.create(&a, b"a", &opts), w.create(&b, b"b", &opts));
+        r1.unwrap();
+        r2.unwrap();
+    }
+    // Probe: a change at and below every node, seen only if the cache's
+    // watches on it are all still armed.
+    for p in read_tree(&w, "/churn").await.keys() {
+        w.set_data(p, b"probed", None).await.unwrap();
+        w.create(&format!("{p}/probe"), b"", &opts).await.unwrap();
+    }
+    let truth = read_tree(&w, "/churn").await;
+    assert_eq!(truth.len(), 18);
+    for (name, cache) in [
+        ("persistent", &persistent_cache),
+        ("one-shot", &one_shot),
+        ("pre-3.6 auto", &old),
+    ] {
+        let mut rx = cache.subscribe();
+        let r = tokio::time::timeout(WAIT, rx.wait_for(|m| *m == truth)).await;
+        assert!(
+            r.is_ok(),
+            "{name} cache differs from the server:\ncache: {:?}\nserver: {:?}",
+            cache.snapshot().keys().collect::<Vec<_>>(),
+            truth.keys().collect::<Vec<_>>()
+        );
+        assert!(!cache.is_closed());
+    }
+    s.stop().await;
+}

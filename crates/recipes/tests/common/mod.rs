@@ -410,6 +410,9 @@ async fn proxy(
             let Ok(mut up) = TcpStream::connect(&upstream).await else {
                 return;
             };
+            // Relayed frames go out at once (see `write_frame`).
+            let _ = down.set_nodelay(true);
+            let _ = up.set_nodelay(true);
             match kind {
                 Upstream::Plain => {
                     tokio::select! {
@@ -583,9 +586,14 @@ async fn read_frames(mut r: OwnedReadHalf, out: mpsc::Sender<Vec<u8>>) {
     }
 }
 
+/// Writes one length-prefixed frame in a single write: a separate write of
+/// the length would meet Nagle's algorithm and the peer's delayed ACK, a
+/// stall of tens to hundreds of milliseconds per frame.
 async fn write_frame(w: &mut OwnedWriteHalf, frame: &[u8]) -> std::io::Result<()> {
-    w.write_all(&(frame.len() as u32).to_be_bytes()).await?;
-    w.write_all(frame).await
+    let mut buf = Vec::with_capacity(4 + frame.len());
+    buf.extend_from_slice(&(frame.len() as u32).to_be_bytes());
+    buf.extend_from_slice(frame);
+    w.write_all(&buf).await
 }
 
 /// Polls `check` until it holds, failing the test after [`WAIT`].

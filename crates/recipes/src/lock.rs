@@ -19,6 +19,12 @@ const MARKER: &str = "lock-";
 /// other contender watches only its immediate predecessor, so a release wakes
 /// exactly one waiter. Because the node is ephemeral, a holder whose session
 /// ends (crash, expiry) releases the lock automatically.
+///
+/// Mixed clients: the names are Curator's, so a Curator `InterProcessMutex`
+/// on the same path shares the lock as is. kazoo's contenders
+/// (`<uuid>__lock__<seq>`) count as ours; kazoo counts ours only when its
+/// Lock is made with `extra_lock_patterns=["-lock-"]` (no name satisfies
+/// both Curator's and kazoo's defaults). See tests/kazoo_interop.rs.
 #[derive(Debug, Clone)]
 pub struct Lock {
     client: Client,

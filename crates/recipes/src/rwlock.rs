@@ -76,7 +76,8 @@ impl RwLock {
     /// Waits until `node` may hold the lock, watching one node at a time.
     async fn wait(&self, write: bool, node: &Node) -> Result<()> {
         loop {
-            let mut children = self.client.list_children(&self.dir).await?;
+            let client = &self.client;
+            let mut children = contend::retry(client, || client.list_children(&self.dir)).await?;
             children
                 .retain(|c| sequence_of(c).is_some() && (c.contains(READ) || c.contains(WRITE)));
             children.sort_by_key(|c| sequence_of(c));

@@ -71,12 +71,9 @@ impl Semaphore {
     /// Waits until `node` ranks among the first `max_leases`.
     async fn wait(&self, node: &Node) -> Result<()> {
         loop {
-            let (mut children, watcher) = match self.client.list_and_watch_children(&self.dir).await
-            {
-                Ok(r) => r,
-                Err(ZkError::ConnectionLoss) => continue,
-                Err(e) => return Err(e.into()),
-            };
+            let client = &self.client;
+            let (mut children, watcher) =
+                contend::retry(client, || client.list_and_watch_children(&self.dir)).await?;
             children.retain(|c| sequence_of(c).is_some() && c.contains(MARKER));
             children.sort_by_key(|c| sequence_of(c));
             let Some(i) = children.iter().position(|c| *c == node.name) else {

@@ -402,3 +402,46 @@ async fn double_barrier_survives_lost_replies() {
     assert!(children(&b, "/cl/dbt").await.is_empty());
     s.stop().await;
 }
+
+#[tokio::test]
+async fn semaphore_and_rwlock_waiters_survive_lost_replies() {
+    let s = TestServer::start().await;
+    let holder = s.client().await;
+    let w = s.trap_client(LONG_SESSION).await;
+
+    // Semaphore of one lease: the waiter's listing loses its reply.
+    let lease = recipes::Semaphore::new(holder.clone(), "/cl/sem", 1)
+        .acquire(WAIT)
+        .await
+        .unwrap();
+    s.lose_replies_to(&w, &[(op::GET_CHILDREN, "/cl/sem")], HOLD);
+    let sem = recipes::Semaphore::new(w.clone(), "/cl/sem", 1);
+    let wait = tokio::spawn(async move { sem.acquire(Duration::from_secs(20)).await });
+    eventually("sem trap sprung", || async { s.traps_sprung(&w) }).await;
+    tokio::time::sleep(HOLD * 2).await;
+    assert!(!wait.is_finished(), "{:?}", wait.await);
+    lease.release().await.unwrap();
+    let g = within("lease", wait).await.unwrap().expect("lease");
+    assert_eq!(children(&holder, "/cl/sem").await.len(), 1);
+    drop(g);
+
+    // Read/write lock: a writer holds; the reader's listing and its watch
+    // on the writer both lose their replies.
+    let rw = recipes::RwLock::new(holder.clone(), "/cl/rw");
+    let wg = rw.write(WAIT).await.unwrap();
+    s.lose_replies_to(
+        &w,
+        &[(op::GET_CHILDREN, "/cl/rw"), (op::EXISTS, "/cl/rw/")],
+        HOLD,
+    );
+    let rr = recipes::RwLock::new(w.clone(), "/cl/rw");
+    let wait = tokio::spawn(async move { rr.read(Duration::from_secs(20)).await });
+    eventually("rw traps sprung", || async { s.traps_sprung(&w) }).await;
+    tokio::time::sleep(HOLD * 2).await;
+    assert!(!wait.is_finished(), "{:?}", wait.await);
+    wg.release().await.unwrap();
+    let g = within("read lock", wait).await.unwrap().expect("read");
+    assert_eq!(children(&holder, "/cl/rw").await.len(), 1);
+    drop(g);
+    s.stop().await;
+}

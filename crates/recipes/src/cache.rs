@@ -17,6 +17,7 @@ use zookeeper_client::{
     SessionState, Stat, WatchedEvent,
 };
 
+use crate::contend::lost_connection;
 use crate::Result;
 
 /// One cached node: its data and stat as last read.
@@ -496,7 +497,7 @@ async fn spawn(
             let mut initial = Snapshot::new();
             match load(&client, &root, recursive, &mut initial).await {
                 Ok(()) => break initial,
-                Err(crate::Error::Zk(ZkError::ConnectionLoss)) if attempts < START_ATTEMPTS => {
+                Err(crate::Error::Zk(e)) if lost_connection(&e) && attempts < START_ATTEMPTS => {
                     attempts += 1;
                     wait_connected(&client).await?;
                 }
@@ -523,7 +524,7 @@ async fn spawn(
     while !cache.retry.is_empty() {
         if let Err(e) = cache.retry_all().await {
             attempts += 1;
-            if !matches!(e, ZkError::ConnectionLoss) || attempts > START_ATTEMPTS {
+            if !lost_connection(&e) || attempts > START_ATTEMPTS {
                 return Err(e.into());
             }
             wait_connected(&cache.client).await?;
@@ -553,7 +554,7 @@ async fn add_watch(
             // Apache ZooKeeper < 3.6 answers an unknown opcode with
             // UNIMPLEMENTED, then closes the connection (not the session).
             Err(ZkError::Unimplemented) if mode == WatchMode::Auto => return Ok(None),
-            Err(ZkError::ConnectionLoss) if attempts < START_ATTEMPTS => {
+            Err(e) if lost_connection(&e) && attempts < START_ATTEMPTS => {
                 attempts += 1;
                 wait_connected(client).await?;
             }

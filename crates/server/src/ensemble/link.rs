@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use jute::codec::Record;
+use jute::codec::{Record, Writer};
 use jute::data::Id;
 use jute::quorum::QuorumPacket;
 use tokio::sync::mpsc;
@@ -128,6 +128,17 @@ pub fn encode_with(
     size_hint: usize,
     write_data: impl FnOnce(&mut BytesMut),
 ) -> Bytes {
+    encode_with_auth(packet_type, zxid, size_hint, &[], write_data)
+}
+
+/// [`encode_with`] with an authinfo vector (a forwarded REQUEST's).
+pub fn encode_with_auth(
+    packet_type: i32,
+    zxid: i64,
+    size_hint: usize,
+    auth: &[Id],
+    write_data: impl FnOnce(&mut BytesMut),
+) -> Bytes {
     let mut b = BytesMut::with_capacity(24 + size_hint);
     b.put_i32(packet_type);
     b.put_i64(zxid);
@@ -136,7 +147,7 @@ pub fn encode_with(
     write_data(&mut b);
     let n = (b.len() - at - 4) as i32;
     b[at..at + 4].copy_from_slice(&n.to_be_bytes());
-    b.put_i32(0);
+    b.put_vec(auth);
     b.freeze()
 }
 
@@ -381,6 +392,12 @@ mod tests {
         assert_eq!(got, want);
         let empty = encode_with(4, 7, 0, |_| {});
         assert_eq!(empty, encode(4, 7, Bytes::new(), vec![]));
+        let auth = vec![Id {
+            scheme: "digest".into(),
+            id: "u:x".into(),
+        }];
+        let with_auth = encode_with_auth(1, -1, 0, &auth, |w| w.put_slice(&data));
+        assert_eq!(with_auth, encode(1, -1, data, auth));
     }
 
     #[test]

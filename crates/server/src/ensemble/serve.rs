@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use jute::consts::op;
 use jute::data::Id;
 use jute::proto::ConnectRequest;
@@ -496,8 +496,6 @@ impl Core {
                     self.propose(session, xid, body);
                 }
             } else {
-                let mut b = BytesMut::new();
-                req.write(&mut b);
                 let opc = if matches!(req, Request::CloseSession) {
                     op::CLOSE_SESSION
                 } else {
@@ -508,7 +506,7 @@ impl Core {
                         f.syncs.push_back((session, xid));
                     }
                 }
-                self.forward(session, xid, opc, b.freeze(), auth);
+                self.forward_request(session, xid, opc, &req, &auth);
             }
         }
         let ens = self.ens.as_mut().expect("ensemble");

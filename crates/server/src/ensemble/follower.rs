@@ -602,12 +602,18 @@ impl Core {
     ) {
         let Some(f) = self.follower() else { return };
         let hint = 16 + request_size_hint(req);
-        f.send(link::encode_with_auth(packet::REQUEST, -1, hint, auth, |w| {
-            w.put_i64(session);
-            w.put_i32(cxid);
-            w.put_i32(opc);
-            req.write(w);
-        }));
+        f.send(link::encode_with_auth(
+            packet::REQUEST,
+            -1,
+            hint,
+            auth,
+            |w| {
+                w.put_i64(session);
+                w.put_i32(cxid);
+                w.put_i32(opc);
+                req.write(w);
+            },
+        ));
     }
 
     pub(crate) fn revalidate(&mut self, session: i64, timeout: i32) {

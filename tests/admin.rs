@@ -710,8 +710,13 @@ async fn ensemble_members_answer_with_apache_keys() {
     assert!(m["cnt_election_time"].as_u64().unwrap() >= 1, "{m}");
     assert!(m["commit_count"].as_u64().unwrap() >= 1, "{m}");
     assert!(m["last_proposal_size"].as_i64().unwrap() > 0, "{m}");
+    // Request latencies are counted wherever the request is answered: a
+    // write once its commit comes back, a read at once.
+    assert!(m["cnt_updatelatency"].as_u64().unwrap() >= 2, "{m}");
     let fm = command(fadmin, "monitor").await;
     assert_eq!(fm["peer_state"], "following - broadcast");
+    assert!(fm["cnt_updatelatency"].as_u64().unwrap() >= 1, "{fm}");
+    assert!(fm["cnt_readlatency"].as_u64().unwrap() >= 1, "{fm}");
     let conf = four_letter(servers[follower].addr, "conf").await;
     assert!(
         conf.contains(&format!("serverId={}\n", follower + 1)),

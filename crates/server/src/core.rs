@@ -52,6 +52,18 @@ struct Held {
     conn: ConnId,
     tx: mpsc::Sender<Bytes>,
     frame: Bytes,
+    /// The request this frame answers, timed when it goes out: as in
+    /// Apache, a write's latency includes waiting for its fsync.
+    done: Option<Done>,
+}
+
+/// A request answered, for the latency figures (srvr, cons, mntr, metrics).
+#[derive(Clone, Copy)]
+pub(crate) struct Done {
+    pub op: &'static str,
+    pub xid: i32,
+    pub received: Instant,
+    pub write: bool,
 }
 
 /// A decoded request body, or why it could not be decoded.
@@ -385,6 +397,7 @@ impl Core {
                 conn,
                 tx: c.tx.clone(),
                 frame: b,
+                done: None,
             });
         }
     }
@@ -400,6 +413,9 @@ impl Core {
         while self.held.front().is_some_and(|h| h.after <= self.durable) {
             let h = self.held.pop_front().expect("checked");
             self.deliver(h.conn, &h.tx, h.frame);
+            if let Some(d) = h.done {
+                self.finish(h.conn, d);
+            }
         }
     }
 
@@ -756,11 +772,16 @@ impl Core {
                     },
                     |_| {},
                 );
+                let held = self.held.len();
                 self.send(conn, b);
-                self.finish(conn, "PING", xid, received);
                 // ZooKeeper counts header-less requests (pings) as reads.
-                let ms = received.elapsed().as_millis() as u64;
-                self.cfg.metrics.readlatency.observe(ms);
+                let done = Done {
+                    op: "PING",
+                    xid,
+                    received,
+                    write: false,
+                };
+                self.finish_when_sent(conn, held, done);
                 return;
             }
             Request::Auth(a) => {
@@ -796,12 +817,25 @@ impl Core {
             }
             r => self.read_result(conn, session, &auth, r),
         };
+        let held = self.held.len();
         self.reply(conn, xid, err, &resp);
-        self.finish(conn, short_op(opc), xid, received);
-        let ms = received.elapsed().as_millis() as u64;
-        match req.is_write() {
-            true => self.cfg.metrics.updatelatency.observe(ms),
-            false => self.cfg.metrics.readlatency.observe(ms),
+        let done = Done {
+            op: short_op(opc),
+            xid,
+            received,
+            write: req.is_write(),
+        };
+        self.finish_when_sent(conn, held, done);
+    }
+
+    /// Times a request once its reply leaves: now, or when the reply,
+    /// held behind an fsync (`held` was the queue's length before it),
+    /// is released.
+    fn finish_when_sent(&mut self, conn: ConnId, held: usize, done: Done) {
+        let queued = self.held.len() > held;
+        match self.held.back_mut() {
+            Some(h) if queued && h.conn == conn => h.done = Some(done),
+            _ => self.finish(conn, done),
         }
     }
 
@@ -829,15 +863,19 @@ impl Core {
         }
     }
 
-    pub(crate) fn finish(
-        &mut self,
-        conn: ConnId,
-        last_op: &'static str,
-        cxid: i32,
-        received: Instant,
-    ) {
+    pub(crate) fn finish(&mut self, conn: ConnId, done: Done) {
+        let Done {
+            op: last_op,
+            xid: cxid,
+            received,
+            write,
+        } = done;
         let ms = received.elapsed().as_millis() as u64;
         self.stats.latency.add(ms);
+        match write {
+            true => self.cfg.metrics.updatelatency.observe(ms),
+            false => self.cfg.metrics.readlatency.observe(ms),
+        }
         let zxid = self.tree.last_zxid();
         if let Some(c) = self.conns.get_mut(&conn) {
             c.stats.last_op = last_op;

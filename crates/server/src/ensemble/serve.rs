@@ -533,7 +533,13 @@ impl Core {
         let session = c.session;
         let (err, resp) = self.read_result(conn, session, &auth, req);
         self.reply(conn, xid, err, &resp);
-        self.finish(conn, crate::core::short_op(opc), xid, received);
+        let done = crate::core::Done {
+            op: crate::core::short_op(opc),
+            xid,
+            received,
+            write: false,
+        };
+        self.finish(conn, done);
     }
 
     /// Answers a session's requests from the front while they can be.
@@ -577,7 +583,13 @@ impl Core {
                 _ => ops::write_reply(&rc),
             };
             self.reply(x.conn, x.xid, err, &resp);
-            self.finish(x.conn, crate::core::short_op(x.opc), x.xid, x.received);
+            let done = crate::core::Done {
+                op: crate::core::short_op(x.opc),
+                xid: x.xid,
+                received: x.received,
+                write: x.req.is_write(),
+            };
+            self.finish(x.conn, done);
             if matches!(x.req, Request::CloseSession) {
                 info!("closed session 0x{session:x}");
                 self.drop_conn(x.conn);
@@ -652,7 +664,13 @@ impl Core {
                     jute::consts::ErrorCode::NotReadOnly.code(),
                     &Response::Empty,
                 );
-                self.finish(conn, crate::core::short_op(opc), xid, received);
+                let done = crate::core::Done {
+                    op: crate::core::short_op(opc),
+                    xid,
+                    received,
+                    write: true,
+                };
+                self.finish(conn, done);
             }
             r => self.answer_read(conn, xid, opc, &r, received),
         }

@@ -21,19 +21,19 @@ fn release_free_memory() {
     unsafe { libmimalloc_sys::mi_collect(true) }
 }
 
-/// mimalloc v3's `mi_option_allow_thp` (include/mimalloc.h of the pinned
-/// libmimalloc-sys 0.1.49, whose bindings do not name it).
-const MI_OPTION_ALLOW_THP: libmimalloc_sys::mi_option_t = 43;
-
 /// The load generator opens and drops connections by the thousand (churn,
 /// watch fan-out): with transparent huge pages each purged-then-reused
 /// arena page faulted in and zeroed 2 MiB, 79% of the generator's CPU in
 /// `perf` and a third of a core at 200 cycles/s, which showed up as
 /// latency of whichever server was measured. The server keeps them (its
-/// restart with 1M znodes is faster with them).
+/// restart with 1M znodes is faster with them). prctl rather than
+/// mimalloc's option: the arena mimalloc reserved before main is already
+/// advised for huge pages, and the prctl covers it too.
 fn no_huge_pages() {
-    // SAFETY: sets a process-wide option; no pointers involved.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_ALLOW_THP, 0) }
+    // SAFETY: PR_SET_THP_DISABLE takes integer arguments only.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
 }
 
 pub(crate) const USAGE: &str = "usage:

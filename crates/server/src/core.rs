@@ -66,6 +66,17 @@ pub(crate) struct Done {
     pub write: bool,
 }
 
+impl Done {
+    pub(crate) fn of(opc: i32, xid: i32, received: Instant, write: bool) -> Done {
+        Done {
+            op: short_op(opc),
+            xid,
+            received,
+            write,
+        }
+    }
+}
+
 /// A decoded request body, or why it could not be decoded.
 #[derive(Debug)]
 pub enum Body {
@@ -819,13 +830,7 @@ impl Core {
         };
         let held = self.held.len();
         self.reply(conn, xid, err, &resp);
-        let done = Done {
-            op: short_op(opc),
-            xid,
-            received,
-            write: req.is_write(),
-        };
-        self.finish_when_sent(conn, held, done);
+        self.finish_when_sent(conn, held, Done::of(opc, xid, received, req.is_write()));
     }
 
     /// Times a request once its reply leaves: now, or when the reply,

@@ -533,13 +533,7 @@ impl Core {
         let session = c.session;
         let (err, resp) = self.read_result(conn, session, &auth, req);
         self.reply(conn, xid, err, &resp);
-        let done = crate::core::Done {
-            op: crate::core::short_op(opc),
-            xid,
-            received,
-            write: false,
-        };
-        self.finish(conn, done);
+        self.finish(conn, crate::core::Done::of(opc, xid, received, false));
     }
 
     /// Answers a session's requests from the front while they can be.
@@ -583,12 +577,7 @@ impl Core {
                 _ => ops::write_reply(&rc),
             };
             self.reply(x.conn, x.xid, err, &resp);
-            let done = crate::core::Done {
-                op: crate::core::short_op(x.opc),
-                xid: x.xid,
-                received: x.received,
-                write: x.req.is_write(),
-            };
+            let done = crate::core::Done::of(x.opc, x.xid, x.received, x.req.is_write());
             self.finish(x.conn, done);
             if matches!(x.req, Request::CloseSession) {
                 info!("closed session 0x{session:x}");
@@ -664,13 +653,7 @@ impl Core {
                     jute::consts::ErrorCode::NotReadOnly.code(),
                     &Response::Empty,
                 );
-                let done = crate::core::Done {
-                    op: crate::core::short_op(opc),
-                    xid,
-                    received,
-                    write: true,
-                };
-                self.finish(conn, done);
+                self.finish(conn, crate::core::Done::of(opc, xid, received, true));
             }
             r => self.answer_read(conn, xid, opc, &r, received),
         }

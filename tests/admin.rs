@@ -564,12 +564,9 @@ fn ensemble_not_applicable(cmd: &str, key: &str) -> bool {
         || k == "pending_syncs"
 }
 
+/// Below the ephemeral range (see `bench::free_port`).
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    bench::free_port().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,12 +8,9 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_rookeeper");
 
+/// Below the ephemeral range (see `bench::free_port`).
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    bench::free_port().unwrap()
 }
 
 /// A daemon started by a test; killed if the test ends before `stop`.

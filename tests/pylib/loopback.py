@@ -1,17 +1,46 @@
 """Helpers the Python end-to-end tests share: free loopback ports and
 waiting, bounded, for a server process to open its port."""
 
+import os
+import random
 import socket
 import time
 
+_FLOOR = 10000
+_given = set()
+
+
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
 
 def free_port():
-    """A port free on 127.0.0.1 right now."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A port free on 127.0.0.1 right now, below the kernel's ephemeral
+    range. Ports from bind(0) come from that range, which every outgoing
+    connection draws from too: one picked that way for a server started
+    later (an ensemble's quorum or election port) can be taken by another
+    server's connect in between, and the server then cannot bind."""
+    low = _ephemeral_low()
+    rng = random.Random(os.getpid() ^ time.time_ns())
+    for _ in range(1000):
+        port = rng.randrange(_FLOOR, low) if low > _FLOOR + 1000 else 0
+        if port in _given:
+            continue
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+            port = s.getsockname()[1]
+        except OSError:
+            continue
+        finally:
+            s.close()
+        _given.add(port)
+        return port
+    raise RuntimeError("no free loopback port")
 
 
 def wait_port(port, timeout, proc=None):

@@ -180,9 +180,43 @@ impl Kind {
     }
 }
 
-pub(crate) fn free_port() -> Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
+/// A loopback port that is free now and lies below the kernel's ephemeral
+/// range. `bind(0)` hands out ports from that range, which every outgoing
+/// connection draws from too: a port picked that way for a server started
+/// later (an ensemble's quorum or election port) can be taken by another
+/// server's connect in between, and that server then fails to bind.
+pub fn free_port() -> Result<u16> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::OnceLock;
+    const FLOOR: u32 = 10_000;
+    static START: OnceLock<u32> = OnceLock::new();
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let low = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768)
+        .min(65536);
+    if low < FLOOR + 1000 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        return Ok(l.local_addr()?.port());
+    }
+    let span = low - FLOOR;
+    // Processes start at different places, so that concurrent test
+    // processes rarely probe the same ports.
+    let start = *START.get_or_init(|| {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        (std::process::id().wrapping_mul(2_654_435_761) ^ t) % span
+    });
+    for _ in 0..span {
+        let port = FLOOR + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span;
+        if std::net::TcpListener::bind(("127.0.0.1", port as u16)).is_ok() {
+            return Ok(port as u16);
+        }
+    }
+    bail!("no free loopback port below {low}")
 }
 
 pub(crate) struct Member {

@@ -15,6 +15,7 @@ pub mod workload;
 
 use clap::Parser;
 
+pub use compare::free_port;
 pub use workload::{RunOpts, Workload};
 
 #[derive(Debug, Parser)]

@@ -101,13 +101,9 @@ impl TestServer {
 
     async fn start_apache() -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        // A free port: bind port 0, note it, release it. Another process may
-        // grab it in between; then the server fails to start and we panic
-        // with its log, which is rare enough for tests.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        // Free now and below the ephemeral range, so that the other tests'
+        // client connections cannot take it while the JVM starts.
+        let port = bench::free_port().expect("free port");
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).expect("data dir");
         let text = format!(

@@ -553,9 +553,144 @@ const APACHE_LEADER_KEYS: &str =
 const APACHE_FOLLOWER_KEYS: &str =
     include_str!("fixtures/admin/apache-3.8.0-ensemble-follower-keys.json");
 
+/// A row of mntr's text as a number.
+fn mntr_row(mntr: &str, k: &str) -> f64 {
+    mntr.lines()
+        .find_map(|l| l.strip_prefix(&format!("zk_{k}\t")))
+        .unwrap_or_else(|| panic!("no zk_{k} in mntr:\n{mntr}"))
+        .parse()
+        .unwrap()
+}
+
+/// The figures of ZooKeeper's watch manager, sync processor, prep
+/// processor, per-namespace stats and connection counters follow what
+/// clients do.
+#[tokio::test]
+async fn mntr_follows_watches_log_namespaces_and_connections() {
+    let r = start(
+        &[
+            "metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider",
+            "metricsProvider.httpHost=127.0.0.1",
+            "metricsProvider.httpPort=0",
+        ],
+        &[],
+    )
+    .await;
+    let addr = r.server.addr;
+    let target = addr.to_string();
+    let connect = || {
+        within(
+            "client connection",
+            zk::Client::connector()
+                .with_session_timeout(Duration::from_secs(10))
+                .connect(&target),
+        )
+    };
+    let a = connect().await.unwrap();
+    let b = connect().await.unwrap();
+    // Writes under /ns: 3 (create, create, set), bytes = path + data.
+    a.create("/ns", b"", &persistent()).await.unwrap();
+    a.create("/ns/x", b"12345", &persistent()).await.unwrap();
+    // Two sessions watch /ns/x's data: one change notifies both.
+    let (_, _, wa) = a.get_and_watch_data("/ns/x").await.unwrap();
+    let (_, _, wb) = b.get_and_watch_data("/ns/x").await.unwrap();
+    a.set_data("/ns/x", b"abc", None).await.unwrap();
+    within("event a", wa.changed()).await;
+    within("event b", wb.changed()).await;
+    // A client that drops its socket without closing its session.
+    {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut req = vec![0u8; 4];
+        req.extend_from_slice(&0i32.to_be_bytes()); // protocol version
+        req.extend_from_slice(&0i64.to_be_bytes()); // last zxid seen
+        req.extend_from_slice(&10_000i32.to_be_bytes()); // timeout
+        req.extend_from_slice(&0i64.to_be_bytes()); // session id
+        req.extend_from_slice(&16i32.to_be_bytes());
+        req.extend_from_slice(&[0u8; 16]); // password
+        let n = (req.len() - 4) as u32;
+        req[..4].copy_from_slice(&n.to_be_bytes());
+        s.write_all(&req).await.unwrap();
+        let mut len = [0u8; 4];
+        within("connect reply", s.read_exact(&mut len))
+            .await
+            .unwrap();
+        let mut reply = vec![0u8; u32::from_be_bytes(len) as usize];
+        within("connect reply", s.read_exact(&mut reply))
+            .await
+            .unwrap();
+    }
+    // Wait until the server has seen the end of that stream.
+    let mut mntr = String::new();
+    for _ in 0..100 {
+        mntr = four_letter(addr, "mntr").await;
+        if mntr_row(&mntr, "connection_drop_count") >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(mntr_row(&mntr, "connection_drop_count"), 1.0);
+    // One NodeDataChanged trigger reached two watchers.
+    assert_eq!(mntr_row(&mntr, "cnt_node_changed_watch_count"), 1.0);
+    assert_eq!(mntr_row(&mntr, "max_node_changed_watch_count"), 2.0);
+    assert_eq!(mntr_row(&mntr, "cnt_node_created_watch_count"), 0.0);
+    // Two notification frames: header 16 B + type, state, path (4+4+4+5).
+    assert_eq!(mntr_row(&mntr, "watch_bytes"), 2.0 * (4.0 + 16.0 + 17.0));
+    // Per namespace: writes are path + data, reads add a stat (68 B).
+    assert_eq!(mntr_row(&mntr, "cnt_ns_write_per_namespace"), 3.0);
+    assert_eq!(
+        mntr_row(&mntr, "sum_ns_write_per_namespace"),
+        (3.0 + 0.0) + (5.0 + 5.0) + (5.0 + 3.0)
+    );
+    assert_eq!(mntr_row(&mntr, "cnt_ns_read_per_namespace"), 2.0);
+    assert_eq!(
+        mntr_row(&mntr, "max_ns_read_per_namespace"),
+        5.0 + 5.0 + 68.0
+    );
+    // The txn log took every txn (3 sessions and 3 writes at least) and
+    // timed each one's way to disk.
+    let queued = mntr_row(&mntr, "sync_processor_request_queued");
+    assert!(queued >= 6.0, "{mntr}");
+    assert_eq!(
+        mntr_row(&mntr, "cnt_sync_processor_queue_and_flush_time_ms"),
+        queued
+    );
+    assert_eq!(mntr_row(&mntr, "cnt_sync_processor_queue_time_ms"), queued);
+    assert!(mntr_row(&mntr, "cnt_sync_processor_queue_flush_time_ms") >= 1.0);
+    assert!(mntr_row(&mntr, "cnt_sync_processor_queue_size") >= 1.0);
+    // Every request went through the pipeline; writes were prepared.
+    assert!(mntr_row(&mntr, "prep_processor_request_queued") >= 5.0);
+    assert!(mntr_row(&mntr, "cnt_prep_process_time") >= 3.0);
+    assert_eq!(mntr_row(&mntr, "cnt_propagation_latency"), queued);
+    assert_eq!(mntr_row(&mntr, "connection_revalidate_count"), 0.0);
+    // Dropping the last handle closes the session, in the background.
+    drop(a);
+    let mut closed = 0.0;
+    for _ in 0..100 {
+        closed = mntr_row(
+            &four_letter(addr, "mntr").await,
+            "cnt_close_session_prep_time",
+        );
+        if closed >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(closed, 1.0);
+
+    // Prometheus labels the per-namespace summaries with their key.
+    let (_, _, body) = http(r.server.metrics_addr().unwrap(), "/metrics", "").await;
+    let text = String::from_utf8(body).unwrap();
+    assert!(
+        text.contains("write_per_namespace_count{key=\"ns\",} 3.0"),
+        "{text}"
+    );
+    drop(b);
+    r.server.stop().await;
+}
+
 /// Ensemble keys of Apache's that we do not report: per-learner queue
-/// statistics (`<sid>_learner_handler_qp_*`), per-namespace write sizes,
-/// pending syncs.
+/// statistics (`<sid>_learner_handler_qp_*`), pending syncs; per-namespace
+/// keys name whatever namespaces the capture's clients touched.
 fn ensemble_not_applicable(cmd: &str, key: &str) -> bool {
     let k = key.trim_start_matches("zk_");
     not_applicable(cmd, k)

@@ -142,6 +142,11 @@ pub async fn accept_loop(
 
 /// Reads until `buf` holds a whole frame; returns its payload. `Ok(None)` on
 /// a clean EOF between frames.
+fn is_reset(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset)
+}
+
 async fn read_frame(
     rd: &mut (impl AsyncReadExt + Unpin),
     buf: &mut BytesMut,
@@ -292,7 +297,17 @@ where
         };
         let frame = match f {
             Ok(Some(f)) => f,
-            Ok(None) => return Ok(()),
+            Ok(None) => {
+                // The client closed its end (ZooKeeper's handleFailedRead).
+                cfg.metrics.connection_drop_count.inc();
+                return Ok(());
+            }
+            Err(e) if is_reset(&e) => {
+                // Closed with our replies unread: dropped all the same.
+                cfg.metrics.connection_drop_count.inc();
+                debug!("connection from {remote} reset by the client");
+                return Ok(());
+            }
             Err(e) => {
                 warn!("closing connection from {remote}: {e}");
                 return Ok(());

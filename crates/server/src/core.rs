@@ -317,6 +317,7 @@ impl Core {
             tokio::select! {
                 m = rx.recv(), if room => match m {
                     Some(m) => {
+                        self.cfg.metrics.prep_processor_queue_size.observe(rx.len() as u64);
                         self.handle(m);
                         // What else is queued, before the quorum links are
                         // flushed: one write to each peer per batch.
@@ -359,6 +360,9 @@ impl Core {
                 tx,
                 auth,
             } => {
+                if req.session_id != 0 {
+                    self.cfg.metrics.connection_revalidate_count.inc();
+                }
                 if self.ens.is_some() {
                     self.ensemble_connect(conn, remote, req, legacy, tx, auth);
                     return;
@@ -437,6 +441,7 @@ impl Core {
     /// writes are refused and reads served until the disk recovers.
     fn on_log_failure(&mut self, last_durable: i64, reason: String) -> anyhow::Result<()> {
         self.on_durable(last_durable);
+        self.cfg.metrics.unrecoverable_error_count.inc();
         error!(
             "cannot write the txn log ({reason}): refusing writes, serving reads, retrying every second"
         );
@@ -648,6 +653,7 @@ impl Core {
             op: body.op(),
         };
         let rc = self.tree.apply(&hdr, &body);
+        self.txn_applied(&hdr, &body);
         self.pending.applied(hdr.zxid);
         self.persist.append(Txn {
             header: hdr,
@@ -675,12 +681,15 @@ impl Core {
         }
     }
 
+    /// `started`: when the pipeline took the request (for prep_process_time;
+    /// a clock read it already made).
     fn prepare_and_apply(
         &mut self,
         session: i64,
         cxid: i32,
         auth: &[Id],
         req: &Request,
+        started: Instant,
     ) -> tree::ApplyResult {
         let ctx = Ctx {
             session_id: session,
@@ -690,10 +699,24 @@ impl Core {
             opts: &self.opts,
         };
         let body = prep::prepare(&self.tree, &mut self.pending, ctx, req);
+        self.prepared(req, started);
         self.write_txn(session, cxid, body)
     }
 
+    /// prep_process_time (and close_session_prep_time) of a write whose
+    /// txn took from `started` to make.
+    pub(crate) fn prepared(&self, req: &Request, started: Instant) {
+        let m = &self.cfg.metrics;
+        m.prep_process_time.since(started);
+        if matches!(req, Request::CloseSession) {
+            m.close_session_prep_time.since(started);
+        }
+    }
+
     pub(crate) fn deliver_watches(&mut self) {
+        for (event_type, n) in self.tree.take_triggers() {
+            self.cfg.metrics.watch_triggered(event_type, n);
+        }
         for f in self.tree.take_fired() {
             let Some(c) = self.conns.get(&f.watcher) else {
                 continue;
@@ -715,6 +738,7 @@ impl Core {
                 },
                 |w| ev.write(w),
             );
+            self.cfg.metrics.watch_bytes.add(b.len() as u64);
             self.send(f.watcher, b);
         }
     }
@@ -731,6 +755,11 @@ impl Core {
     }
 
     fn request(&mut self, conn: ConnId, xid: i32, opc: i32, body: Body, received: Instant) {
+        let m = &self.cfg.metrics;
+        let taken = Instant::now();
+        m.prep_processor_request_queued.inc();
+        m.prep_processor_queue_time_ms
+            .observe(taken.saturating_duration_since(received).as_millis() as u64);
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -811,7 +840,7 @@ impl Core {
                 return;
             }
             Request::CloseSession => {
-                let rc = self.prepare_and_apply(session, xid, &auth, &req);
+                let rc = self.prepare_and_apply(session, xid, &auth, &req, taken);
                 self.sessions.remove(session);
                 info!("closed session 0x{session:x}");
                 self.reply(conn, xid, rc.err, &Response::Empty);
@@ -823,7 +852,7 @@ impl Core {
                 (ErrorCode::NotReadOnly.code(), Response::Empty)
             }
             r if r.is_write() => {
-                let rc = self.prepare_and_apply(session, xid, &auth, r);
+                let rc = self.prepare_and_apply(session, xid, &auth, r, taken);
                 ops::write_reply(&rc)
             }
             r => self.read_result(conn, session, &auth, r),
@@ -863,8 +892,61 @@ impl Core {
         // setWatches may have found events the client missed.
         self.deliver_watches();
         match res {
-            Ok(resp) => (0, resp),
+            Ok(resp) => {
+                self.namespace_read(req, &resp);
+                (0, resp)
+            }
             Err(e) => (e.code(), Response::Empty),
+        }
+    }
+
+    /// read_per_namespace, for the reads ZooKeeper's DataTree counts
+    /// (getData, exists, getChildren): data bytes, or the children's names.
+    fn namespace_read(&self, req: &Request, resp: &Response) {
+        let (path, bytes) = match (req, resp) {
+            (Request::GetData(r), Response::GetData(d, _)) => {
+                (&r.path, d.as_ref().map_or(0, |d| d.len()))
+            }
+            (Request::Exists(r), Response::Stat(_)) => (&r.path, 0),
+            (Request::GetChildren(r), Response::Children(c))
+            | (Request::GetChildren2(r), Response::Children2(c, _)) => {
+                (&r.path, c.iter().map(String::len).sum())
+            }
+            _ => return,
+        };
+        self.cfg.metrics.namespace_read(path, bytes);
+    }
+
+    /// write_per_namespace and propagation_latency for a txn applied here.
+    /// Standalone applies a txn as it makes it (age 0, no clock to read);
+    /// an ensemble member once committed.
+    pub(crate) fn txn_applied(&self, hdr: &TxnHeader, body: &TxnBody) {
+        let m = &self.cfg.metrics;
+        match self.ens {
+            Some(_) => crate::metrics::Metrics::txn_age(&m.propagation_latency, hdr.time),
+            None => m.propagation_latency.observe(0),
+        }
+        self.namespace_write(body);
+    }
+
+    fn namespace_write(&self, body: &TxnBody) {
+        let m = &self.cfg.metrics;
+        match body {
+            TxnBody::Create(t) | TxnBody::Create2(t) => {
+                m.namespace_write(&t.path, t.data.as_ref().map_or(0, |d| d.len()))
+            }
+            TxnBody::CreateContainer(t) => {
+                m.namespace_write(&t.path, t.data.as_ref().map_or(0, |d| d.len()))
+            }
+            TxnBody::CreateTtl(t) => {
+                m.namespace_write(&t.path, t.data.as_ref().map_or(0, |d| d.len()))
+            }
+            TxnBody::Delete(t) | TxnBody::DeleteContainer(t) => m.namespace_write(&t.path, 0),
+            TxnBody::SetData(t) | TxnBody::Reconfig(t) => {
+                m.namespace_write(&t.path, t.data.as_ref().map_or(0, |d| d.len()))
+            }
+            TxnBody::Multi(ops) => ops.iter().for_each(|b| self.namespace_write(b)),
+            _ => {}
         }
     }
 
@@ -993,7 +1075,7 @@ impl Core {
         for sid in self.sessions.expire(now) {
             let timeout = self.sessions.timeout(sid).unwrap_or(0);
             info!("expiring session 0x{sid:x}, timeout of {timeout}ms exceeded");
-            self.prepare_and_apply(sid, 0, &[], &Request::CloseSession);
+            self.prepare_and_apply(sid, 0, &[], &Request::CloseSession, Instant::now());
             self.sessions.remove(sid);
             if let Some(conn) = self.by_session.remove(&sid) {
                 self.drop_conn(conn);

@@ -8,7 +8,7 @@
 //! while dashboards built for ZooKeeper expect the names and the summary
 //! shape of Apache's PrometheusMetricsProvider (simpleclient, text 0.0.4).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -46,6 +46,14 @@ pub enum Detail {
 /// also describe a recent window, not the whole run).
 const WINDOW: usize = 4096;
 
+/// Samples kept per key of a summary set: keys (top-level namespaces)
+/// are not bounded in number, so each keeps few.
+const SET_WINDOW: usize = 64;
+
+/// Keys a summary set takes before it ignores new ones (a tree with very
+/// many top-level nodes would otherwise grow it without bound).
+const SET_KEYS: usize = 10_000;
+
 #[derive(Debug, Default)]
 struct SummaryState {
     count: u64,
@@ -53,6 +61,33 @@ struct SummaryState {
     min: u64,
     max: u64,
     recent: VecDeque<u64>,
+}
+
+impl SummaryState {
+    fn observe(&mut self, v: u64, window: usize) {
+        if self.count == 0 || v < self.min {
+            self.min = v;
+        }
+        self.max = self.max.max(v);
+        self.count += 1;
+        self.sum = self.sum.saturating_add(v);
+        if self.recent.len() == window {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(v);
+    }
+
+    fn view(&self) -> SummaryView {
+        let mut sorted: Vec<u64> = self.recent.iter().copied().collect();
+        sorted.sort_unstable();
+        SummaryView {
+            count: self.count,
+            sum: self.sum,
+            min: self.min,
+            max: self.max,
+            sorted,
+        }
+    }
 }
 
 /// A distribution of observed values (milliseconds, or counts).
@@ -80,30 +115,67 @@ impl Summary {
 
     pub fn observe(&self, v: u64) {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if s.count == 0 || v < s.min {
-            s.min = v;
+        s.observe(v, WINDOW);
+    }
+
+    /// Observes several values under one lock.
+    pub fn observe_all(&self, vs: impl IntoIterator<Item = u64>) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        for v in vs {
+            s.observe(v, WINDOW);
         }
-        s.max = s.max.max(v);
-        s.count += 1;
-        s.sum = s.sum.saturating_add(v);
-        if s.recent.len() == WINDOW {
-            s.recent.pop_front();
-        }
-        s.recent.push_back(v);
+    }
+
+    /// Observes a duration since `t`, in milliseconds.
+    pub fn since(&self, t: std::time::Instant) {
+        self.observe(t.elapsed().as_millis() as u64);
     }
 
     fn read(&self) -> SummaryView {
-        let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let mut sorted: Vec<u64> = s.recent.iter().copied().collect();
-        sorted.sort_unstable();
-        SummaryView {
-            count: s.count,
-            sum: s.sum,
-            min: s.min,
-            max: s.max,
-            sorted,
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).view()
+    }
+}
+
+/// ZooKeeper's SummarySet: one BASIC summary per key (a top-level
+/// namespace), exported as `avg_<key>_<name>` in mntr and with a `key`
+/// label in Prometheus.
+#[derive(Debug)]
+pub struct SummarySet {
+    pub name: &'static str,
+    members: Mutex<BTreeMap<String, SummaryState>>,
+}
+
+impl SummarySet {
+    const fn new(name: &'static str) -> SummarySet {
+        SummarySet {
+            name,
+            members: Mutex::new(BTreeMap::new()),
         }
     }
+
+    pub fn observe(&self, key: &str, v: u64) {
+        let mut m = self.members.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = m.get_mut(key) {
+            s.observe(v, SET_WINDOW);
+        } else if m.len() < SET_KEYS {
+            let mut s = SummaryState::default();
+            s.observe(v, SET_WINDOW);
+            m.insert(key.to_owned(), s);
+        }
+    }
+
+    fn read(&self) -> Vec<(String, SummaryView)> {
+        let m = self.members.lock().unwrap_or_else(|e| e.into_inner());
+        m.iter().map(|(k, s)| (k.clone(), s.view())).collect()
+    }
+}
+
+/// The top-level namespace of a path (`/a/b` -> `a`), as ZooKeeper's
+/// per-namespace metrics key it; none for the root.
+pub fn namespace(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix('/')?;
+    let ns = rest.split('/').next().unwrap_or("");
+    (!ns.is_empty()).then_some(ns)
 }
 
 struct SummaryView {
@@ -158,6 +230,34 @@ pub struct Metrics {
     /// From leaving a role (or starting) to serving again; as leader too.
     pub unavailable_time: Summary,
     pub leader_unavailable_time: Summary,
+    /// Watchers one change notified, by event type (one observation per
+    /// path and watch table, as WatchManager.triggerWatch records it).
+    pub node_created_watch_count: Summary,
+    pub node_deleted_watch_count: Summary,
+    pub node_changed_watch_count: Summary,
+    pub node_children_watch_count: Summary,
+    /// The txn-log thread, ZooKeeper's SyncRequestProcessor: txns waiting
+    /// when it takes a batch; per txn, the wait to be taken, the time to be
+    /// appended, and the whole way to durable; per batch, the flush (fsync
+    /// and the durable report).
+    pub sync_processor_queue_size: Summary,
+    pub sync_processor_queue_time_ms: Summary,
+    pub sync_process_time: Summary,
+    pub sync_processor_queue_and_flush_time_ms: Summary,
+    pub sync_processor_queue_flush_time_ms: Summary,
+    /// A txn's age (from its header's time) when applied here.
+    pub propagation_latency: Summary,
+    /// The pipeline, ZooKeeper's PrepRequestProcessor: a request's wait from
+    /// being read to being taken, requests still queued behind it, and the
+    /// time to turn a write into its txn (closeSession apart too).
+    pub prep_processor_queue_time_ms: Summary,
+    pub prep_processor_queue_size: Summary,
+    pub prep_process_time: Summary,
+    pub close_session_prep_time: Summary,
+    /// Bytes read and written per top-level namespace (DataTree's
+    /// updateReadStat / updateWriteStat).
+    pub read_per_namespace: SummarySet,
+    pub write_per_namespace: SummarySet,
     /// When the current unavailability began.
     unavailable_since: Mutex<Option<std::time::Instant>>,
     pub connection_request_count: Counter,
@@ -178,6 +278,19 @@ pub struct Metrics {
     pub stale_sessions_expired: Counter,
     pub fsync_threshold_exceed_count: Counter,
     pub response_bytes: Counter,
+    /// Bytes of watch notifications sent.
+    pub watch_bytes: Counter,
+    pub sync_processor_request_queued: Counter,
+    pub prep_processor_request_queued: Counter,
+    /// Connections the client closed (end of stream where a request could
+    /// start).
+    pub connection_drop_count: Counter,
+    /// Connects that carried an existing session (a client reconnecting).
+    pub connection_revalidate_count: Counter,
+    /// Leader: REVALIDATE packets answered for learners.
+    pub revalidate_count: Counter,
+    /// The txn log failed: no write can be acknowledged until it recovers.
+    pub unrecoverable_error_count: Counter,
     /// Snapshot taken by this server (file name zxid, unix seconds).
     last_snapshot: Mutex<Option<(i64, i64)>>,
     /// Reply sizes: last, min, max (-1 before the first, as ZooKeeper).
@@ -222,6 +335,34 @@ impl Default for Metrics {
             observer_sync_time: Summary::new("observer_sync_time", Detail::Basic),
             unavailable_time: Summary::new("unavailable_time", Detail::Basic),
             leader_unavailable_time: Summary::new("leader_unavailable_time", Detail::Basic),
+            node_created_watch_count: Summary::new("node_created_watch_count", Detail::Basic),
+            node_deleted_watch_count: Summary::new("node_deleted_watch_count", Detail::Basic),
+            node_changed_watch_count: Summary::new("node_changed_watch_count", Detail::Basic),
+            node_children_watch_count: Summary::new("node_children_watch_count", Detail::Basic),
+            sync_processor_queue_size: Summary::new("sync_processor_queue_size", Detail::Basic),
+            sync_processor_queue_time_ms: Summary::new(
+                "sync_processor_queue_time_ms",
+                Detail::Advanced,
+            ),
+            sync_process_time: Summary::new("sync_process_time", Detail::Basic),
+            sync_processor_queue_and_flush_time_ms: Summary::new(
+                "sync_processor_queue_and_flush_time_ms",
+                Detail::Advanced,
+            ),
+            sync_processor_queue_flush_time_ms: Summary::new(
+                "sync_processor_queue_flush_time_ms",
+                Detail::Advanced,
+            ),
+            propagation_latency: Summary::new("propagation_latency", Detail::Advanced),
+            prep_processor_queue_time_ms: Summary::new(
+                "prep_processor_queue_time_ms",
+                Detail::Advanced,
+            ),
+            prep_processor_queue_size: Summary::new("prep_processor_queue_size", Detail::Basic),
+            prep_process_time: Summary::new("prep_process_time", Detail::Basic),
+            close_session_prep_time: Summary::new("close_session_prep_time", Detail::Advanced),
+            read_per_namespace: SummarySet::new("read_per_namespace"),
+            write_per_namespace: SummarySet::new("write_per_namespace"),
             unavailable_since: Mutex::new(None),
             connection_request_count: Counter::default(),
             connection_rejected: Counter::default(),
@@ -238,6 +379,13 @@ impl Default for Metrics {
             stale_sessions_expired: Counter::default(),
             fsync_threshold_exceed_count: Counter::default(),
             response_bytes: Counter::default(),
+            watch_bytes: Counter::default(),
+            sync_processor_request_queued: Counter::default(),
+            prep_processor_request_queued: Counter::default(),
+            connection_drop_count: Counter::default(),
+            connection_revalidate_count: Counter::default(),
+            revalidate_count: Counter::default(),
+            unrecoverable_error_count: Counter::default(),
             last_snapshot: Mutex::new(None),
             client_response: Mutex::new((-1, -1, -1)),
             proposals: Mutex::new((-1, -1, -1)),
@@ -260,8 +408,12 @@ fn buffer_size(stats: &Mutex<(i64, i64, i64)>, n: usize) {
 /// fsyncs slower than this are counted (zookeeper.fsync.warningthresholdms).
 pub const FSYNC_WARNING_MS: u64 = 1000;
 
+/// What a read's stat adds to its bytes in the per-namespace figures
+/// (ZooKeeper's DataTree.STAT_OVERHEAD_BYTES: six longs, five ints).
+const STAT_OVERHEAD_BYTES: usize = 6 * 8 + 5 * 4;
+
 impl Metrics {
-    fn summaries(&self) -> [&Summary; 17] {
+    fn summaries(&self) -> [&Summary; 31] {
         [
             &self.readlatency,
             &self.updatelatency,
@@ -280,7 +432,55 @@ impl Metrics {
             &self.observer_sync_time,
             &self.unavailable_time,
             &self.leader_unavailable_time,
+            &self.node_created_watch_count,
+            &self.node_deleted_watch_count,
+            &self.node_changed_watch_count,
+            &self.node_children_watch_count,
+            &self.sync_processor_queue_size,
+            &self.sync_processor_queue_time_ms,
+            &self.sync_process_time,
+            &self.sync_processor_queue_and_flush_time_ms,
+            &self.sync_processor_queue_flush_time_ms,
+            &self.propagation_latency,
+            &self.prep_processor_queue_time_ms,
+            &self.prep_processor_queue_size,
+            &self.prep_process_time,
+            &self.close_session_prep_time,
         ]
+    }
+
+    fn summary_sets(&self) -> [&SummarySet; 2] {
+        [&self.read_per_namespace, &self.write_per_namespace]
+    }
+
+    /// Watchers notified by one trigger of `event_type` (ZooKeeper's
+    /// EventType codes; other types are not recorded, as in ZooKeeper).
+    pub fn watch_triggered(&self, event_type: i32, watchers: usize) {
+        use jute::consts::event;
+        let s = match event_type {
+            event::NODE_CREATED => &self.node_created_watch_count,
+            event::NODE_DELETED => &self.node_deleted_watch_count,
+            event::NODE_DATA_CHANGED => &self.node_changed_watch_count,
+            event::NODE_CHILDREN_CHANGED => &self.node_children_watch_count,
+            _ => return,
+        };
+        s.observe(watchers as u64);
+    }
+
+    /// `bytes` of `path` read (DataTree.updateReadStat: a stat's size on top).
+    pub fn namespace_read(&self, path: &str, bytes: usize) {
+        if let Some(ns) = namespace(path) {
+            let total = path.len() + bytes + STAT_OVERHEAD_BYTES;
+            self.read_per_namespace.observe(ns, total as u64);
+        }
+    }
+
+    /// `bytes` of data written at `path` (DataTree.updateWriteStat).
+    pub fn namespace_write(&self, path: &str, bytes: usize) {
+        if let Some(ns) = namespace(path) {
+            self.write_per_namespace
+                .observe(ns, (path.len() + bytes) as u64);
+        }
     }
 
     /// A txn created at `txn_time` (wall ms, by the leader) reached a
@@ -320,7 +520,7 @@ impl Metrics {
 
     /// Counters exported as counters (auth_failed_count is a gauge of
     /// ServerStats in ZooKeeper, so it is read among the gauges).
-    fn counters(&self) -> [(&'static str, &Counter); 14] {
+    fn counters(&self) -> [(&'static str, &Counter); 21] {
         [
             ("connection_request_count", &self.connection_request_count),
             ("connection_rejected", &self.connection_rejected),
@@ -346,6 +546,22 @@ impl Metrics {
                 "fsync_threshold_exceed_count",
                 &self.fsync_threshold_exceed_count,
             ),
+            ("watch_bytes", &self.watch_bytes),
+            (
+                "sync_processor_request_queued",
+                &self.sync_processor_request_queued,
+            ),
+            (
+                "prep_processor_request_queued",
+                &self.prep_processor_request_queued,
+            ),
+            ("connection_drop_count", &self.connection_drop_count),
+            (
+                "connection_revalidate_count",
+                &self.connection_revalidate_count,
+            ),
+            ("revalidate_count", &self.revalidate_count),
+            ("unrecoverable_error_count", &self.unrecoverable_error_count),
         ]
     }
 
@@ -464,6 +680,17 @@ pub fn monitor_rows(gauges: &[(&'static str, Gauge)], m: &Metrics) -> Vec<(Strin
             }
         }
     }
+    for set in m.summary_sets() {
+        for (key, v) in set.read() {
+            let name = format!("{key}_{}", set.name);
+            let avg = (v.avg() * 10_000.0).round() / 10_000.0;
+            rows.push((format!("avg_{name}"), Value::from(avg)));
+            rows.push((format!("min_{name}"), Value::from(v.min)));
+            rows.push((format!("max_{name}"), Value::from(v.max)));
+            rows.push((format!("cnt_{name}"), Value::from(v.count)));
+            rows.push((format!("sum_{name}"), Value::from(v.sum)));
+        }
+    }
     rows
 }
 
@@ -525,6 +752,29 @@ pub fn prometheus_text(gauges: &[(&'static str, Gauge)], m: &Metrics) -> String 
         let _ = writeln!(out, "{name}_count {}", prom_float(v.count as f64));
         let _ = writeln!(out, "{name}_sum {}", prom_float(v.sum as f64));
     }
+    for set in m.summary_sets() {
+        let name = set.name;
+        let _ = writeln!(out, "# HELP {name} {name}\n# TYPE {name} summary");
+        for (key, v) in set.read() {
+            // Label values escape \ and " (text format 0.0.4).
+            let key = key.replace('\\', "\\\\").replace('"', "\\\"");
+            let _ = writeln!(
+                out,
+                "{name}{{key=\"{key}\",quantile=\"0.5\",}} {}",
+                prom_float(v.quantile(0.5))
+            );
+            let _ = writeln!(
+                out,
+                "{name}_count{{key=\"{key}\",}} {}",
+                prom_float(v.count as f64)
+            );
+            let _ = writeln!(
+                out,
+                "{name}_sum{{key=\"{key}\",}} {}",
+                prom_float(v.sum as f64)
+            );
+        }
+    }
     out
 }
 
@@ -548,6 +798,25 @@ mod tests {
         assert!(text.contains("readlatency_count 100.0\n"));
         assert!(text.contains("fsynctime{quantile=\"0.5\",} 0.0\n"));
         assert!(!text.contains("fsynctime{quantile=\"0.9\""));
+    }
+
+    #[test]
+    fn summary_sets_key_by_top_namespace() {
+        assert_eq!(namespace("/a/b/c"), Some("a"));
+        assert_eq!(namespace("/a"), Some("a"));
+        assert_eq!(namespace("/"), None);
+        let m = Metrics::default();
+        m.namespace_write("/a/b", 10); // 4 + 10
+        m.namespace_write("/a", 0); // 2
+        m.namespace_read("/q\"x", 1); // 4 + 1 + 68
+        let rows = monitor_rows(&[], &m);
+        let get = |k: &str| rows.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        assert_eq!(get("cnt_a_write_per_namespace"), Some(Value::from(2)));
+        assert_eq!(get("sum_a_write_per_namespace"), Some(Value::from(16)));
+        assert_eq!(get("max_q\"x_read_per_namespace"), Some(Value::from(73)));
+        let text = prometheus_text(&[], &m);
+        assert!(text.contains("write_per_namespace{key=\"a\",quantile=\"0.5\",} 2.0\n"));
+        assert!(text.contains("read_per_namespace_count{key=\"q\\\"x\",} 1.0\n"));
     }
 
     #[test]

@@ -57,7 +57,8 @@ enum LogMsg {
 
 /// The pipeline's handle on the log thread.
 pub struct Persister {
-    tx: std_mpsc::Sender<LogMsg>,
+    /// Each message with when it was queued (the sync-processor figures).
+    tx: std_mpsc::Sender<(LogMsg, Instant)>,
     /// Txns handed over and not yet fsynced. Counted, not derived from
     /// zxids: zxids jump at every epoch, and a follower syncing by TRUNC or
     /// SNAP applies txns that reach the disk by snapshot, not by this log.
@@ -68,14 +69,14 @@ impl Persister {
     pub fn append(&self, txn: Txn) {
         self.backlog.fetch_add(1, Ordering::AcqRel);
         // The thread only stops after reporting Failed; nothing to do then.
-        let _ = self.tx.send(LogMsg::Txn(Box::new(txn)));
+        let _ = self.tx.send((LogMsg::Txn(Box::new(txn)), Instant::now()));
     }
 
     /// [`Persister::append`] for a txn whose serialised form is at hand
     /// (a proposal's data), which the log thread then writes as it is.
     pub fn append_raw(&self, zxid: i64, txn: Bytes) {
         self.backlog.fetch_add(1, Ordering::AcqRel);
-        let _ = self.tx.send(LogMsg::Raw(zxid, txn));
+        let _ = self.tx.send((LogMsg::Raw(zxid, txn), Instant::now()));
     }
 
     /// How many appended txns are not yet on disk.
@@ -90,7 +91,9 @@ impl Persister {
     }
 
     pub fn snapshot(&self, tree: DataTree, zxid: i64) {
-        let _ = self.tx.send(LogMsg::Snapshot(Box::new(tree), zxid));
+        let _ = self
+            .tx
+            .send((LogMsg::Snapshot(Box::new(tree), zxid), Instant::now()));
     }
 }
 
@@ -242,6 +245,7 @@ fn load_from(cfg: &Config, layout: &Layout) -> anyhow::Result<(Loaded, Option<i6
     release_free_memory();
     // Replay fires no one's watches: nobody is connected yet.
     tree.take_fired();
+    tree.take_triggers();
     m.startup_txns_load_time
         .observe((log_read + txns_started.elapsed()).as_millis() as u64);
     m.startup_txns_loaded.observe(n as u64);
@@ -427,7 +431,7 @@ const GROUP_MAX: usize = 4096;
 #[allow(clippy::too_many_arguments)]
 fn log_loop(
     mut w: TxnLogWriter,
-    rx: std_mpsc::Receiver<LogMsg>,
+    rx: std_mpsc::Receiver<(LogMsg, Instant)>,
     events: mpsc::UnboundedSender<Event>,
     force_sync: bool,
     snap_dir: PathBuf,
@@ -451,14 +455,23 @@ fn log_loop(
         metrics
             .sync_processor_batch_size
             .observe(batch.len() as u64);
+        // Txns queued, this batch included (not yet fsynced).
+        metrics
+            .sync_processor_queue_size
+            .observe(backlog.load(Ordering::Acquire) as u64);
         let mut last = durable;
         let txns = batch
             .iter()
-            .filter(|m| matches!(m, LogMsg::Txn(_) | LogMsg::Raw(..)))
+            .filter(|(m, _)| matches!(m, LogMsg::Txn(_) | LogMsg::Raw(..)))
             .count();
+        metrics.sync_processor_request_queued.add(txns as u64);
+        let mut queued = Vec::with_capacity(txns);
         let mut snaps = Vec::new();
         let mut result = Ok(());
-        for m in batch {
+        // One clock read per batch, not per txn: they are taken together.
+        let taken = Instant::now();
+        for (m, at) in batch {
+            let is_txn = !matches!(m, LogMsg::Snapshot(..));
             match m {
                 LogMsg::Txn(t) => {
                     last = t.header.zxid;
@@ -484,6 +497,9 @@ fn log_loop(
                     snaps.push((tree, zxid));
                 }
             }
+            if is_txn {
+                queued.push(at);
+            }
         }
         let synced = Instant::now();
         let result = result.and_then(|_| w.sync(force_sync));
@@ -500,6 +516,28 @@ fn log_loop(
             });
             return;
         }
+        // Recorded before the report: a client answered after it finds its
+        // write counted. One lock per summary and batch, not per txn.
+        let done = Instant::now();
+        let ms = |d: std::time::Duration| d.as_millis() as u64;
+        metrics
+            .sync_processor_queue_flush_time_ms
+            .observe(ms(done - synced));
+        metrics.sync_processor_queue_time_ms.observe_all(
+            queued
+                .iter()
+                .map(|&at| ms(taken.saturating_duration_since(at))),
+        );
+        // Per txn: from being taken to being written, its batch's.
+        let appended = ms(synced - taken);
+        metrics
+            .sync_process_time
+            .observe_all(queued.iter().map(|_| appended));
+        metrics.sync_processor_queue_and_flush_time_ms.observe_all(
+            queued
+                .iter()
+                .map(|&at| ms(done.saturating_duration_since(at))),
+        );
         durable = last;
         // Before the report, so that the pipeline sees the room it makes.
         backlog.fetch_sub(txns, Ordering::AcqRel);

@@ -224,6 +224,9 @@ pub struct DataTree {
     pub(crate) data_watches: WatchTable,
     pub(crate) child_watches: WatchTable,
     pub(crate) fired: Vec<Fired>,
+    /// (event type, watchers notified) per trigger that notified any, for
+    /// the server's per-event watcher counts.
+    pub(crate) triggers: Vec<(i32, usize)>,
     pub(crate) last_zxid: i64,
     pub(crate) data_bytes: u64,
     /// The tree digest (digest.rs), kept current by every change.
@@ -249,6 +252,7 @@ impl DataTree {
             data_watches: WatchTable::default(),
             child_watches: WatchTable::default(),
             fired: Vec::new(),
+            triggers: Vec::new(),
             last_zxid: 0,
             data_bytes: 0,
             digest: 0,
@@ -425,6 +429,7 @@ impl DataTree {
             data_watches: WatchTable::default(),
             child_watches: WatchTable::default(),
             fired: Vec::new(),
+            triggers: Vec::new(),
             last_zxid: self.last_zxid,
             data_bytes: self.data_bytes,
             digest: self.digest,
@@ -451,6 +456,11 @@ impl DataTree {
     /// Notifications produced since the last call, in the order they fired.
     pub fn take_fired(&mut self) -> Vec<Fired> {
         std::mem::take(&mut self.fired)
+    }
+
+    /// (event type, watchers notified) of each trigger since the last call.
+    pub fn take_triggers(&mut self) -> Vec<(i32, usize)> {
+        std::mem::take(&mut self.triggers)
     }
 
     /// Queues an event for one watcher without touching the tables
@@ -483,6 +493,9 @@ impl DataTree {
             &mut self.child_watches
         };
         let fired = table.trigger(path, event_type, suppress);
+        if !fired.is_empty() {
+            self.triggers.push((event_type, fired.len()));
+        }
         let mut ws: Vec<_> = fired.iter().copied().collect();
         ws.sort_unstable();
         for w in ws {

@@ -478,6 +478,7 @@ impl Core {
                 let sid = i64::from_be_bytes(d[..8].try_into().unwrap());
                 let to = i32::from_be_bytes(d[8..12].try_into().unwrap());
                 let valid = self.sessions.touch(sid, to, now);
+                self.cfg.metrics.revalidate_count.inc();
                 let mut b = BytesMut::with_capacity(9);
                 b.put_i64(sid);
                 b.put_u8(valid as u8);

@@ -119,6 +119,7 @@ impl Core {
             }
             // Nobody is connected: no one to notify.
             tree.take_fired();
+            tree.take_triggers();
             info!(
                 "kept the tree in memory ({n} logged txns applied), at zxid 0x{:x}",
                 tree.last_zxid()
@@ -246,7 +247,10 @@ impl Core {
             time: crate::core::wall_ms(),
             opts: &self.opts,
         };
-        tree::prep::prepare(&self.tree, &mut self.pending, ctx, req)
+        let started = std::time::Instant::now();
+        let body = tree::prep::prepare(&self.tree, &mut self.pending, ctx, req);
+        self.prepared(req, started);
+        body
     }
 
     /// A committed txn: applied, its watches delivered, its client (if
@@ -254,6 +258,7 @@ impl Core {
     pub(crate) fn apply_committed(&mut self, txn: Txn) {
         let hdr = txn.header;
         let rc = self.tree.apply(&hdr, &txn.body);
+        self.txn_applied(&hdr, &txn.body);
         let reconfig = match &txn.body {
             TxnBody::Reconfig(t) => Some(t.data.clone().unwrap_or_default()),
             _ => None,

@@ -417,9 +417,25 @@ def mixed(work, kinds, first):
             c.wait_serving(ids=[i for i in c.servers if i != leader])
             c.servers[leader].start()
             c.wait_serving()
+        check_digests(c, moves)
         return moves
     finally:
         c.stop_all()
+
+
+def check_digests(c, moves):
+    """Apache's leaders send each txn's tree digest: our followers compare
+    it with their tree and must never differ (zk_digest_mismatches_count,
+    as Apache's DataTree.compareDigest counts)."""
+    ours = [s for s in c.servers.values() if s.kind == "rookeeper" and s.running()]
+    for s in ours:
+        assert mntr(s)["zk_digest_mismatches_count"] == "0", (s.sid, s.log_tail())
+    if any(kind == "apache" for _, kind in moves):
+        def log(s):
+            with open(os.path.join(s.dir, "server.log"), errors="replace") as f:
+                return f.read()
+        assert any("txn digests are checked" in log(s) for s in ours), \
+            "no rookeeper follower compared an Apache leader's digests"
 
 
 def start_writer(c, path, acked, errors, stop, pause=0.0, ids=None):

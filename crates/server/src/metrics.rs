@@ -291,6 +291,8 @@ pub struct Metrics {
     pub revalidate_count: Counter,
     /// The txn log failed: no write can be acknowledged until it recovers.
     pub unrecoverable_error_count: Counter,
+    /// A leader's txn digest differed from this tree's after applying it.
+    pub digest_mismatches_count: Counter,
     /// Snapshot taken by this server (file name zxid, unix seconds).
     last_snapshot: Mutex<Option<(i64, i64)>>,
     /// Reply sizes: last, min, max (-1 before the first, as ZooKeeper).
@@ -386,6 +388,7 @@ impl Default for Metrics {
             connection_revalidate_count: Counter::default(),
             revalidate_count: Counter::default(),
             unrecoverable_error_count: Counter::default(),
+            digest_mismatches_count: Counter::default(),
             last_snapshot: Mutex::new(None),
             client_response: Mutex::new((-1, -1, -1)),
             proposals: Mutex::new((-1, -1, -1)),
@@ -520,7 +523,7 @@ impl Metrics {
 
     /// Counters exported as counters (auth_failed_count is a gauge of
     /// ServerStats in ZooKeeper, so it is read among the gauges).
-    fn counters(&self) -> [(&'static str, &Counter); 21] {
+    fn counters(&self) -> [(&'static str, &Counter); 22] {
         [
             ("connection_request_count", &self.connection_request_count),
             ("connection_rejected", &self.connection_rejected),
@@ -562,6 +565,7 @@ impl Metrics {
             ),
             ("revalidate_count", &self.revalidate_count),
             ("unrecoverable_error_count", &self.unrecoverable_error_count),
+            ("digest_mismatches_count", &self.digest_mismatches_count),
         ]
     }
 

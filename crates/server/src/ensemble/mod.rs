@@ -283,6 +283,9 @@ pub struct State {
     pub read_only_active: bool,
     /// The newest committed txns (those the tree ends with), for DIFFs.
     pub history: history::History,
+    /// Leader's txn digests that matched our tree, since start (the first
+    /// is logged, so that an operator can see the check is running).
+    pub digests_matched: u64,
 }
 
 pub enum Role {
@@ -372,5 +375,6 @@ pub async fn start(
         read_only_mode,
         read_only_active: false,
         history: Default::default(),
+        digests_matched: 0,
     }))
 }

@@ -15,7 +15,7 @@ use jute::proto::ConnectRequest;
 use jute::request::Request;
 use jute::txn::{Txn, TxnBody};
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::{debug, error, info, warn};
 use tree::ops::{self, Response};
 use tree::session::{self, SessionTracker};
 
@@ -253,12 +253,44 @@ impl Core {
         body
     }
 
+    /// A leader's txn carries the digest its tree will have after the txn
+    /// (Apache's leaders compute it; ours send none): a replica whose tree
+    /// differs has diverged. As DataTree.compareDigest: counted in
+    /// digest_mismatches_count and logged, and nothing else is done.
+    fn check_digest(&mut self, zxid: i64, d: &jute::txn::TxnDigest) {
+        if d.version != tree::digest::DIGEST_VERSION {
+            return;
+        }
+        let actual = self.tree.digest();
+        let Some(ens) = self.ens.as_mut() else { return };
+        if actual == d.tree_digest {
+            ens.digests_matched += 1;
+            if ens.digests_matched == 1 {
+                info!("the leader's txn digests are checked against this tree (first match at zxid 0x{zxid:x})");
+            }
+            return;
+        }
+        let m = &self.cfg.metrics;
+        m.digest_mismatches_count.inc();
+        if m.digest_mismatches_count.get() == 1 {
+            error!(
+                "digest mismatch at txn 0x{zxid:x}: the leader's tree has digest {}, ours {}: this server's data differs from the leader's",
+                d.tree_digest, actual
+            );
+        } else {
+            debug!("digest mismatch at txn 0x{zxid:x}");
+        }
+    }
+
     /// A committed txn: applied, its watches delivered, its client (if
     /// ours) answered.
     pub(crate) fn apply_committed(&mut self, txn: Txn) {
         let hdr = txn.header;
         let rc = self.tree.apply(&hdr, &txn.body);
         self.txn_applied(&hdr, &txn.body);
+        if let Some(d) = &txn.digest {
+            self.check_digest(hdr.zxid, d);
+        }
         let reconfig = match &txn.body {
             TxnBody::Reconfig(t) => Some(t.data.clone().unwrap_or_default()),
             _ => None,

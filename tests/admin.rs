@@ -662,6 +662,17 @@ async fn mntr_follows_watches_log_namespaces_and_connections() {
     assert!(mntr_row(&mntr, "cnt_prep_process_time") >= 3.0);
     assert_eq!(mntr_row(&mntr, "cnt_propagation_latency"), queued);
     assert_eq!(mntr_row(&mntr, "connection_revalidate_count"), 0.0);
+    // Prep recorded a change for each node a write touched (the parent
+    // too, for creates) and forgot each once its txn applied.
+    let changes = mntr_row(&mntr, "outstanding_changes_queued");
+    assert!(changes >= 5.0, "{mntr}");
+    assert_eq!(mntr_row(&mntr, "outstanding_changes_removed"), changes);
+    // Reads and writes timed in the final stage; no request outlived its
+    // connection.
+    assert!(mntr_row(&mntr, "cnt_read_final_proc_time_ms") >= 2.0);
+    assert!(mntr_row(&mntr, "cnt_write_final_proc_time_ms") >= 3.0);
+    assert_eq!(mntr_row(&mntr, "stale_requests"), 0.0);
+    assert_eq!(mntr_row(&mntr, "stale_replies"), 0.0);
     // Dropping the last handle closes the session, in the background.
     drop(a);
     let mut closed = 0.0;

@@ -693,6 +693,9 @@ def diff_sync(work):
         assert c.leader() == leader, "the leader changed"
         assert int(after["zk_diff_count"]) == int(before["zk_diff_count"]) + 1, (before, after)
         assert after["zk_snap_count"] == before["zk_snap_count"], (before, after)
+        # One DIFF sync in flight: counted when it began and when it ended.
+        assert int(after["zk_cnt_inflight_diff_count"]) == int(before["zk_cnt_inflight_diff_count"]) + 2, (before, after)
+        assert int(after["zk_max_inflight_diff_count"]) >= 1, after
         # The quorum figures of mntr count what happened.
         assert int(after["zk_cnt_quorum_ack_latency"]) >= 1500, after
         assert int(after["zk_proposal_count"]) >= 1500, after
@@ -702,6 +705,14 @@ def diff_sync(work):
         other = mntr(c.servers[[i for i in c.servers if i not in (f, leader)][0]])
         assert int(other["zk_learner_proposal_received_count"]) >= 1500, other
         assert int(other["zk_cnt_commit_propagation_latency"]) >= 1500, other
+        assert int(other["zk_cnt_proposal_ack_creation_latency"]) >= 1500, other
+        assert int(other["zk_cnt_write_final_proc_time_ms"]) >= 1500, other
+        # The client's 1500 writes each waited in its session's queue on the
+        # server it used (the leader or the other follower).
+        queued = sum(int(m["zk_cnt_requests_in_session_queue"]) for m in (after, other))
+        assert queued >= 1500, (after, other)
+        committed = sum(int(m["zk_cnt_write_commitproc_time_ms"]) for m in (after, other))
+        assert committed >= 1500, (after, other)
         same_everywhere(c)
         # 1500 txns of 1 KB each outweigh a third of the snapshot: SNAP.
         c.servers[f].kill()
@@ -713,6 +724,7 @@ def diff_sync(work):
         z.close()
         last = mntr(c.servers[leader])
         assert int(last["zk_snap_count"]) == int(after["zk_snap_count"]) + 1, (after, last)
+        assert int(last["zk_cnt_inflight_snap_count"]) == int(after["zk_cnt_inflight_snap_count"]) + 2, (after, last)
         return same_everywhere(c)
 
 

@@ -64,6 +64,9 @@ pub(crate) struct Done {
     pub xid: i32,
     pub received: Instant,
     pub write: bool,
+    /// A read: when it reached the tree (read_final_proc_time_ms, timed
+    /// with the clock read that times the request).
+    pub read_from: Option<Instant>,
 }
 
 impl Done {
@@ -73,7 +76,13 @@ impl Done {
             xid,
             received,
             write,
+            read_from: None,
         }
+    }
+
+    pub(crate) fn read_from(mut self, t: Instant) -> Done {
+        self.read_from = Some(t);
+        self
     }
 }
 
@@ -350,6 +359,19 @@ impl Core {
         }
     }
 
+    /// outstanding_changes_queued/_removed: what prep recorded and forgot
+    /// since the last call (before any reply that follows from it).
+    pub(crate) fn count_pending(&mut self) {
+        let (queued, removed) = self.pending.take_counts();
+        let m = &self.cfg.metrics;
+        if queued > 0 {
+            m.outstanding_changes_queued.add(queued);
+        }
+        if removed > 0 {
+            m.outstanding_changes_removed.add(removed);
+        }
+    }
+
     pub fn handle(&mut self, m: Msg) {
         match m {
             Msg::Connect {
@@ -460,7 +482,7 @@ impl Core {
         self.zxid = self.tree.last_zxid();
         self.durable = self.zxid;
         self.persist.abandon_backlog();
-        self.pending = Pending::default();
+        self.pending.clear();
         self.disk_failed = Some(reason);
         Ok(())
     }
@@ -655,6 +677,7 @@ impl Core {
         let rc = self.tree.apply(&hdr, &body);
         self.txn_applied(&hdr, &body);
         self.pending.applied(hdr.zxid);
+        self.count_pending();
         self.persist.append(Txn {
             header: hdr,
             body,
@@ -699,18 +722,22 @@ impl Core {
             opts: &self.opts,
         };
         let body = prep::prepare(&self.tree, &mut self.pending, ctx, req);
-        self.prepared(req, started);
-        self.write_txn(session, cxid, body)
+        let prepped = self.prepared(req, started);
+        let rc = self.write_txn(session, cxid, body);
+        self.cfg.metrics.write_final_proc_time_ms.since(prepped);
+        rc
     }
 
     /// prep_process_time (and close_session_prep_time) of a write whose
-    /// txn took from `started` to make.
-    pub(crate) fn prepared(&self, req: &Request, started: Instant) {
+    /// txn took from `started` to make. Returns now.
+    pub(crate) fn prepared(&self, req: &Request, started: Instant) -> Instant {
         let m = &self.cfg.metrics;
-        m.prep_process_time.since(started);
+        let now = m.prep_process_time.since(started);
         if matches!(req, Request::CloseSession) {
-            m.close_session_prep_time.since(started);
+            m.close_session_prep_time
+                .observe(now.saturating_duration_since(started).as_millis() as u64);
         }
+        now
     }
 
     pub(crate) fn deliver_watches(&mut self) {
@@ -744,6 +771,10 @@ impl Core {
     }
 
     pub(crate) fn reply(&mut self, conn: ConnId, xid: i32, err: i32, body: &Response) {
+        if !self.conns.contains_key(&conn) {
+            self.cfg.metrics.stale_replies.inc();
+            return;
+        }
         let zxid = self.tree.last_zxid();
         let b = frame(ReplyHeader { xid, zxid, err }, |w| {
             if err == 0 {
@@ -761,6 +792,9 @@ impl Core {
         m.prep_processor_queue_time_ms
             .observe(taken.saturating_duration_since(received).as_millis() as u64);
         let Some(c) = self.conns.get_mut(&conn) else {
+            // Read before its connection closed: nobody is left to answer.
+            m.stale_requests.inc();
+            m.stale_requests_dropped.inc();
             return;
         };
         let session = c.session;
@@ -798,7 +832,7 @@ impl Core {
         let auth = self.conns[&conn].auth.clone();
         if self.ens.is_some() && !matches!(req, Request::Ping | Request::Auth(_) | Request::Sasl(_))
         {
-            self.ensemble_request(conn, xid, opc, req, received);
+            self.ensemble_request(conn, xid, opc, req, received, taken);
             return;
         }
         let (err, resp) = match &req {
@@ -820,6 +854,7 @@ impl Core {
                     xid,
                     received,
                     write: false,
+                    read_from: None,
                 };
                 self.finish_when_sent(conn, held, done);
                 return;
@@ -859,17 +894,29 @@ impl Core {
         };
         let held = self.held.len();
         self.reply(conn, xid, err, &resp);
-        self.finish_when_sent(conn, held, Done::of(opc, xid, received, req.is_write()));
+        let done = Done::of(opc, xid, received, req.is_write());
+        let done = match req.is_write() {
+            true => done,
+            false => done.read_from(taken),
+        };
+        self.finish_when_sent(conn, held, done);
     }
 
     /// Times a request once its reply leaves: now, or when the reply,
     /// held behind an fsync (`held` was the queue's length before it),
     /// is released.
-    fn finish_when_sent(&mut self, conn: ConnId, held: usize, done: Done) {
-        let queued = self.held.len() > held;
-        match self.held.back_mut() {
-            Some(h) if queued && h.conn == conn => h.done = Some(done),
-            _ => self.finish(conn, done),
+    fn finish_when_sent(&mut self, conn: ConnId, held: usize, mut done: Done) {
+        let queued = self.held.len() > held && self.held.back().is_some_and(|h| h.conn == conn);
+        if !queued {
+            return self.finish(conn, done);
+        }
+        // A read's own work ends here, not when the fsync it waits behind
+        // ends.
+        if let Some(t) = done.read_from.take() {
+            self.cfg.metrics.read_final_proc_time_ms.since(t);
+        }
+        if let Some(h) = self.held.back_mut() {
+            h.done = Some(done);
         }
     }
 
@@ -956,8 +1003,15 @@ impl Core {
             xid: cxid,
             received,
             write,
+            read_from,
         } = done;
-        let ms = received.elapsed().as_millis() as u64;
+        let now = Instant::now();
+        let ms = now.saturating_duration_since(received).as_millis() as u64;
+        if let Some(t) = read_from {
+            let m = &self.cfg.metrics;
+            m.read_final_proc_time_ms
+                .observe(now.saturating_duration_since(t).as_millis() as u64);
+        }
         self.stats.latency.add(ms);
         match write {
             true => self.cfg.metrics.updatelatency.observe(ms),
@@ -1153,7 +1207,7 @@ impl Core {
             .collect();
         restored.adopt_watches(&mut self.tree);
         self.tree = restored;
-        self.pending = Pending::default();
+        self.pending.clear();
         self.zxid = zxid;
         self.since_snapshot = 0;
         for sid in gone {

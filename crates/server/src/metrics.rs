@@ -126,9 +126,12 @@ impl Summary {
         }
     }
 
-    /// Observes a duration since `t`, in milliseconds.
-    pub fn since(&self, t: std::time::Instant) {
-        self.observe(t.elapsed().as_millis() as u64);
+    /// Observes a duration since `t`, in milliseconds; returns now, for
+    /// the next stage's start.
+    pub fn since(&self, t: std::time::Instant) -> std::time::Instant {
+        let now = std::time::Instant::now();
+        self.observe(now.saturating_duration_since(t).as_millis() as u64);
+        now
     }
 
     fn read(&self) -> SummaryView {
@@ -254,6 +257,29 @@ pub struct Metrics {
     pub prep_processor_queue_size: Summary,
     pub prep_process_time: Summary,
     pub close_session_prep_time: Summary,
+    /// ZooKeeper's FinalRequestProcessor: a read's time against the tree
+    /// (ACL check, lookup, watch registration); a write's time to apply its
+    /// txn (with its watches and, standalone, its log append).
+    pub read_final_proc_time_ms: Summary,
+    pub write_final_proc_time_ms: Summary,
+    /// Learner: a proposal's age (from its txn's time) when its ACK is made.
+    pub proposal_ack_creation_latency: Summary,
+    /// Leader: learners syncing by SNAP (or by DIFF/TRUNC) when one begins
+    /// its sync (it included) and when one ends it.
+    pub inflight_snap_count: Summary,
+    pub inflight_diff_count: Summary,
+    /// Ensemble members' per-session queues (ZooKeeper's CommitProcessor):
+    /// a request queued behind its session's write waits there. Per request
+    /// queued: the session's queue length and the sessions with a queue;
+    /// per drain, the reads answered and those after a write; a read's wait
+    /// (0 when it did not queue) and a write's from being taken to its
+    /// commit.
+    pub requests_in_session_queue: Summary,
+    pub pending_session_queue_size: Summary,
+    pub reads_issued_from_session_queue: Summary,
+    pub reads_after_write_in_session_queue: Summary,
+    pub read_commitproc_time_ms: Summary,
+    pub write_commitproc_time_ms: Summary,
     /// Bytes read and written per top-level namespace (DataTree's
     /// updateReadStat / updateWriteStat).
     pub read_per_namespace: SummarySet,
@@ -293,6 +319,17 @@ pub struct Metrics {
     pub unrecoverable_error_count: Counter,
     /// A leader's txn digest differed from this tree's after applying it.
     pub digest_mismatches_count: Counter,
+    /// Changes prep recorded for txns in flight (ZooKeeper's
+    /// outstandingChanges), and those forgotten once their txn applied.
+    pub outstanding_changes_queued: Counter,
+    pub outstanding_changes_removed: Counter,
+    /// Requests whose connection had closed by the time the pipeline took
+    /// them: all dropped unanswered.
+    pub stale_requests: Counter,
+    pub stale_requests_dropped: Counter,
+    /// Replies not sent: the connection closed while the request was in
+    /// flight.
+    pub stale_replies: Counter,
     /// Snapshot taken by this server (file name zxid, unix seconds).
     last_snapshot: Mutex<Option<(i64, i64)>>,
     /// Reply sizes: last, min, max (-1 before the first, as ZooKeeper).
@@ -363,6 +400,26 @@ impl Default for Metrics {
             prep_processor_queue_size: Summary::new("prep_processor_queue_size", Detail::Basic),
             prep_process_time: Summary::new("prep_process_time", Detail::Basic),
             close_session_prep_time: Summary::new("close_session_prep_time", Detail::Advanced),
+            read_final_proc_time_ms: Summary::new("read_final_proc_time_ms", Detail::Advanced),
+            write_final_proc_time_ms: Summary::new("write_final_proc_time_ms", Detail::Advanced),
+            proposal_ack_creation_latency: Summary::new(
+                "proposal_ack_creation_latency",
+                Detail::Advanced,
+            ),
+            inflight_snap_count: Summary::new("inflight_snap_count", Detail::Basic),
+            inflight_diff_count: Summary::new("inflight_diff_count", Detail::Basic),
+            requests_in_session_queue: Summary::new("requests_in_session_queue", Detail::Basic),
+            pending_session_queue_size: Summary::new("pending_session_queue_size", Detail::Basic),
+            reads_issued_from_session_queue: Summary::new(
+                "reads_issued_from_session_queue",
+                Detail::Basic,
+            ),
+            reads_after_write_in_session_queue: Summary::new(
+                "reads_after_write_in_session_queue",
+                Detail::Basic,
+            ),
+            read_commitproc_time_ms: Summary::new("read_commitproc_time_ms", Detail::Advanced),
+            write_commitproc_time_ms: Summary::new("write_commitproc_time_ms", Detail::Advanced),
             read_per_namespace: SummarySet::new("read_per_namespace"),
             write_per_namespace: SummarySet::new("write_per_namespace"),
             unavailable_since: Mutex::new(None),
@@ -389,6 +446,11 @@ impl Default for Metrics {
             revalidate_count: Counter::default(),
             unrecoverable_error_count: Counter::default(),
             digest_mismatches_count: Counter::default(),
+            outstanding_changes_queued: Counter::default(),
+            outstanding_changes_removed: Counter::default(),
+            stale_requests: Counter::default(),
+            stale_requests_dropped: Counter::default(),
+            stale_replies: Counter::default(),
             last_snapshot: Mutex::new(None),
             client_response: Mutex::new((-1, -1, -1)),
             proposals: Mutex::new((-1, -1, -1)),
@@ -416,7 +478,7 @@ pub const FSYNC_WARNING_MS: u64 = 1000;
 const STAT_OVERHEAD_BYTES: usize = 6 * 8 + 5 * 4;
 
 impl Metrics {
-    fn summaries(&self) -> [&Summary; 31] {
+    fn summaries(&self) -> [&Summary; 42] {
         [
             &self.readlatency,
             &self.updatelatency,
@@ -449,6 +511,17 @@ impl Metrics {
             &self.prep_processor_queue_size,
             &self.prep_process_time,
             &self.close_session_prep_time,
+            &self.read_final_proc_time_ms,
+            &self.write_final_proc_time_ms,
+            &self.proposal_ack_creation_latency,
+            &self.inflight_snap_count,
+            &self.inflight_diff_count,
+            &self.requests_in_session_queue,
+            &self.pending_session_queue_size,
+            &self.reads_issued_from_session_queue,
+            &self.reads_after_write_in_session_queue,
+            &self.read_commitproc_time_ms,
+            &self.write_commitproc_time_ms,
         ]
     }
 
@@ -496,6 +569,25 @@ impl Metrics {
         }
     }
 
+    /// Leader: a learner's sync of one kind began; `in_flight` of that
+    /// kind are now under way, it included.
+    pub fn sync_began(&self, snap: bool, in_flight: u64) {
+        self.inflight(snap).observe(in_flight);
+    }
+
+    /// Leader: a learner's sync ended (NEWLEADER acked, UPTODATE sent);
+    /// `in_flight` of that kind remain.
+    pub fn sync_ended(&self, snap: bool, in_flight: u64) {
+        self.inflight(snap).observe(in_flight);
+    }
+
+    fn inflight(&self, snap: bool) -> &Summary {
+        match snap {
+            true => &self.inflight_snap_count,
+            false => &self.inflight_diff_count,
+        }
+    }
+
     /// This member stops serving (starting up, or left its role).
     pub fn unavailable(&self) {
         let mut u = self
@@ -523,7 +615,7 @@ impl Metrics {
 
     /// Counters exported as counters (auth_failed_count is a gauge of
     /// ServerStats in ZooKeeper, so it is read among the gauges).
-    fn counters(&self) -> [(&'static str, &Counter); 22] {
+    fn counters(&self) -> [(&'static str, &Counter); 27] {
         [
             ("connection_request_count", &self.connection_request_count),
             ("connection_rejected", &self.connection_rejected),
@@ -566,6 +658,17 @@ impl Metrics {
             ("revalidate_count", &self.revalidate_count),
             ("unrecoverable_error_count", &self.unrecoverable_error_count),
             ("digest_mismatches_count", &self.digest_mismatches_count),
+            (
+                "outstanding_changes_queued",
+                &self.outstanding_changes_queued,
+            ),
+            (
+                "outstanding_changes_removed",
+                &self.outstanding_changes_removed,
+            ),
+            ("stale_requests", &self.stale_requests),
+            ("stale_requests_dropped", &self.stale_requests_dropped),
+            ("stale_replies", &self.stale_replies),
         ]
     }
 

@@ -58,13 +58,33 @@ pub struct Pending {
     /// costs what was applied, not what is in flight (a leader may have
     /// thousands of txns in flight, and applies them one commit at a time).
     order: VecDeque<(i64, String)>,
+    /// Changes recorded and forgotten since `take_counts` last ran.
+    queued: u64,
+    removed: u64,
 }
 
 impl Pending {
+    /// Forgets everything in flight (a new leader, a log failure), keeping
+    /// the counts.
+    pub fn clear(&mut self) {
+        self.changes.clear();
+        self.order.clear();
+    }
+
+    /// (changes recorded, changes forgotten as applied) since the last call:
+    /// ZooKeeper's outstanding_changes_queued and _removed.
+    pub fn take_counts(&mut self) -> (u64, u64) {
+        (
+            std::mem::take(&mut self.queued),
+            std::mem::take(&mut self.removed),
+        )
+    }
+
     /// Forgets changes of txns up to `zxid`, now visible in the tree.
     pub fn applied(&mut self, zxid: i64) {
         while self.order.front().is_some_and(|(z, _)| *z <= zxid) {
             let (_, p) = self.order.pop_front().expect("checked");
+            self.removed += 1;
             // A later txn's change to the same path stays.
             if self.changes.get(&p).is_some_and(|(z, _)| *z <= zxid) {
                 self.changes.remove(&p);
@@ -107,6 +127,7 @@ impl Prep<'_> {
             .changes
             .insert(p.to_owned(), (self.ctx.zxid, r));
         self.pending.order.push_back((self.ctx.zxid, p.to_owned()));
+        self.pending.queued += 1;
         if let Some(u) = self.undo.as_mut() {
             u.push((p.to_owned(), before));
         }

@@ -61,8 +61,8 @@ pub struct Follower {
     proposals: VecDeque<Txn>,
     /// Commits seen during a DIFF, applied at UPTODATE.
     committed_in_sync: Vec<i64>,
-    /// Logged proposals to ACK once durable.
-    unacked: VecDeque<i64>,
+    /// Logged proposals to ACK once durable: (zxid, the txn's time).
+    unacked: VecDeque<(i64, i64)>,
     /// ACK NEWLEADER once everything before it is durable.
     newleader_ack_after: Option<i64>,
     /// Between NEWLEADER and UPTODATE proposals are logged as they come
@@ -320,7 +320,7 @@ impl Core {
             (Phase::Syncing, packet::PROPOSAL) => match Txn::read(&mut Reader::new(pkt.data)) {
                 Ok(t) if f.newleader_seen => {
                     let z = t.header.zxid;
-                    f.unacked.push_back(z);
+                    f.unacked.push_back((z, t.header.time));
                     f.proposals.push_back(t.clone());
                     self.persist.append(t);
                     self.zxid = self.zxid.max(z);
@@ -367,7 +367,7 @@ impl Core {
                             t.header.time,
                         );
                         let z = t.header.zxid;
-                        f.unacked.push_back(z);
+                        f.unacked.push_back((z, t.header.time));
                         f.proposals.push_back(t);
                         // The proposal's data is the txn as the log holds it.
                         self.persist.append_raw(z, pkt.data);
@@ -490,7 +490,8 @@ impl Core {
         // is acked on its own once we serve (the leader counts those).
         let pending: Vec<Txn> = f.proposals.iter().cloned().collect();
         let last = pending.last().map(|t| t.header.zxid);
-        f.unacked.extend(pending.iter().map(|t| t.header.zxid));
+        f.unacked
+            .extend(pending.iter().map(|t| (t.header.zxid, t.header.time)));
         for t in pending {
             self.zxid = self.zxid.max(t.header.zxid);
             self.persist.append(t);
@@ -549,6 +550,7 @@ impl Core {
     /// Our log is durable up to `zxid`: ACK what it covers (one ACK per
     /// proposal, as Apache's leader counts them).
     pub(crate) fn follower_durable(&mut self, zxid: i64) {
+        let cfg = self.cfg.clone();
         let Some(f) = self.follower() else { return };
         if let Some(after) = f.newleader_ack_after {
             if zxid >= after {
@@ -568,10 +570,21 @@ impl Core {
         if f.phase != Phase::Broadcast {
             return;
         }
-        while f.unacked.front().is_some_and(|&z| z <= zxid) {
-            let z = f.unacked.pop_front().expect("checked");
-            f.send(link::encode(packet::ACK, z, Bytes::new(), vec![]));
+        if f.unacked.front().is_none_or(|&(z, _)| z > zxid) {
+            return;
         }
+        // Each ACK made now: the proposals' ages (one clock read for all).
+        let now = crate::core::wall_ms();
+        let mut ages = Vec::new();
+        while f.unacked.front().is_some_and(|&(z, _)| z <= zxid) {
+            let (z, time) = f.unacked.pop_front().expect("checked");
+            f.send(link::encode(packet::ACK, z, Bytes::new(), vec![]));
+            // Clock skew can make an age negative: not recorded.
+            if now >= time {
+                ages.push((now - time) as u64);
+            }
+        }
+        cfg.metrics.proposal_ack_creation_latency.observe_all(ages);
     }
 
     /// Hands a client's write to the leader (REQUEST: session, cxid, op,

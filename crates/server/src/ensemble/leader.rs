@@ -51,6 +51,8 @@ pub struct Learner {
     sid: Option<u64>,
     observer: bool,
     phase: Phase,
+    /// The sync under way (or last) was a SNAP, not a DIFF or TRUNC.
+    snap_sync: bool,
     last_zxid: i64,
     last_heard: i64,
 }
@@ -93,6 +95,15 @@ impl Leader {
 
     pub fn serving(&self) -> bool {
         self.established
+    }
+
+    /// Learners between their sync's start and their NEWLEADER ack, of one
+    /// kind (Apache's snap and diff LearnerSyncThrottlers count apart).
+    fn syncs_in_flight(&self, snap: bool) -> u64 {
+        self.learners
+            .values()
+            .filter(|x| x.phase == Phase::Syncing && x.snap_sync == snap)
+            .count() as u64
     }
 
     pub fn synced_followers(&self) -> usize {
@@ -345,6 +356,7 @@ impl Core {
                         sid: None,
                         observer: false,
                         phase: Phase::Info,
+                        snap_sync: false,
                         last_zxid: -1,
                         last_heard: now,
                     },
@@ -372,6 +384,7 @@ impl Core {
         let quorum = &setup.quorum;
         let sync_ms =
             self.cfg.tick_time as u64 * self.ens.as_ref().map_or(5, |e| e.setup.sync_limit as u64);
+        let cfg = self.cfg.clone();
         let Some(l) = self.leader() else { return };
         let Some(lr) = l.learners.get_mut(&link) else {
             return;
@@ -452,9 +465,11 @@ impl Core {
                     }
                     if l.established {
                         lr.phase = Phase::Synced;
+                        let snap = lr.snap_sync;
                         link::set_timeout(&lr.sock, Duration::from_millis(sync_ms));
                         let b = link::encode(packet::UPTODATE, -1, Bytes::new(), vec![]);
                         l.send(link, b);
+                        cfg.metrics.sync_ended(snap, l.syncs_in_flight(snap));
                         info!("learner {sid} is up to date");
                     } else if quorum.is_quorum(&l.newleader_acked) {
                         self.establish();
@@ -637,6 +652,7 @@ impl Core {
         } else {
             None
         };
+        let cfg = self.cfg.clone();
         let Some(l) = self.leader() else { return };
         let epoch = l.epoch;
         let Some(lr) = l.learners.get_mut(&link) else {
@@ -645,6 +661,10 @@ impl Core {
         let sid = lr.sid.unwrap_or(0);
         let observer = lr.observer;
         lr.phase = Phase::Syncing;
+        let snap_sync = matches!(p, SyncPlan::Snap);
+        lr.snap_sync = snap_sync;
+        cfg.metrics
+            .sync_began(snap_sync, l.syncs_in_flight(snap_sync));
         let mut out: Vec<Bytes> = Vec::new();
         match &p {
             SyncPlan::Diff { .. } => {
@@ -700,6 +720,7 @@ impl Core {
         let snap_dir = self.layout.snap_dir.clone();
         let tick = self.cfg.tick_time as u64;
         let sync_limit = self.ens.as_ref().expect("ensemble").setup.sync_limit as u64;
+        let cfg = self.cfg.clone();
         let Some(l) = self.leader() else { return };
         let epoch = l.epoch;
         l.established = true;
@@ -714,7 +735,9 @@ impl Core {
         for link in &ready {
             if let Some(x) = l.learners.get_mut(link) {
                 x.phase = Phase::Synced;
+                let snap = x.snap_sync;
                 link::set_timeout(&x.sock, Duration::from_millis(tick * sync_limit));
+                cfg.metrics.sync_ended(snap, l.syncs_in_flight(snap));
             }
             l.send(
                 *link,

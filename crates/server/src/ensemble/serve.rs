@@ -176,7 +176,7 @@ impl Core {
         }
         self.zxid = self.tree.last_zxid();
         self.durable = self.durable.max(self.zxid);
-        self.pending = tree::prep::Pending::default();
+        self.pending.clear();
         let my_id = self.ens.as_ref().map_or(0, |e| e.setup.my_id as i64);
         let mut s = SessionTracker::new(
             self.cfg.tick_time as i64,
@@ -250,6 +250,7 @@ impl Core {
         let started = std::time::Instant::now();
         let body = tree::prep::prepare(&self.tree, &mut self.pending, ctx, req);
         self.prepared(req, started);
+        self.count_pending();
         body
     }
 
@@ -285,6 +286,7 @@ impl Core {
     /// A committed txn: applied, its watches delivered, its client (if
     /// ours) answered.
     pub(crate) fn apply_committed(&mut self, txn: Txn) {
+        let started = std::time::Instant::now();
         let hdr = txn.header;
         let rc = self.tree.apply(&hdr, &txn.body);
         self.txn_applied(&hdr, &txn.body);
@@ -300,9 +302,11 @@ impl Core {
             ens.history.push(txn);
         }
         self.pending.applied(hdr.zxid);
+        self.count_pending();
         self.zxid = self.zxid.max(hdr.zxid);
         self.deliver_watches();
         self.count_for_snapshot();
+        self.cfg.metrics.write_final_proc_time_ms.since(started);
         let session = hdr.client_id;
         if let Some(text) = reconfig {
             self.activate_config(&String::from_utf8_lossy(&text));
@@ -493,6 +497,7 @@ impl Core {
         opc: i32,
         req: Request,
         received: Instant,
+        taken: Instant,
     ) {
         let Some(c) = self.conns.get(&conn) else {
             return;
@@ -513,7 +518,9 @@ impl Core {
         let write = req.is_write() || is_sync;
         let busy = ens.queued.get(&session).is_some_and(|q| !q.is_empty());
         if !write && !busy {
-            self.answer_read(conn, xid, opc, &req, received);
+            // Nothing of its session in flight: no wait (read_commitproc_time).
+            self.cfg.metrics.read_commitproc_time_ms.observe(0);
+            self.answer_read(conn, xid, opc, &req, received, taken);
             return;
         }
         let mut submitted = false;
@@ -547,7 +554,8 @@ impl Core {
             }
         }
         let ens = self.ens.as_mut().expect("ensemble");
-        ens.queued.entry(session).or_default().push_back(Queued {
+        let q = ens.queued.entry(session).or_default();
+        q.push_back(Queued {
             conn,
             xid,
             opc,
@@ -557,12 +565,26 @@ impl Core {
             result: None,
             synced: false,
         });
+        let depth = q.len() as u64;
+        let sessions = ens.queued.len() as u64;
+        let m = &self.cfg.metrics;
+        m.requests_in_session_queue.observe(depth);
+        m.pending_session_queue_size.observe(sessions);
         if leading && is_sync {
             self.leader_sync(session, xid);
         }
     }
 
-    fn answer_read(&mut self, conn: ConnId, xid: i32, opc: i32, req: &Request, received: Instant) {
+    /// `from`: when the read left its queue (read_final_proc_time_ms).
+    fn answer_read(
+        &mut self,
+        conn: ConnId,
+        xid: i32,
+        opc: i32,
+        req: &Request,
+        received: Instant,
+        from: Instant,
+    ) {
         let Some(c) = self.conns.get(&conn) else {
             return;
         };
@@ -570,37 +592,69 @@ impl Core {
         let session = c.session;
         let (err, resp) = self.read_result(conn, session, &auth, req);
         self.reply(conn, xid, err, &resp);
-        self.finish(conn, crate::core::Done::of(opc, xid, received, false));
+        let done = crate::core::Done::of(opc, xid, received, false).read_from(from);
+        self.finish(conn, done);
     }
 
-    /// Answers a session's requests from the front while they can be.
+    /// Answers a session's requests from the front while they can be
+    /// (ZooKeeper's CommitProcessor: its session-queue figures).
     pub(crate) fn drain_session(&mut self, session: i64) {
+        let (reads, after_write) = self.drain_queue(session);
+        let m = &self.cfg.metrics;
+        if reads > 0 {
+            m.reads_issued_from_session_queue.observe(reads);
+        }
+        if let Some(n) = after_write {
+            m.reads_after_write_in_session_queue.observe(n);
+        }
+    }
+
+    /// (reads answered, reads answered after the first write answered).
+    fn drain_queue(&mut self, session: i64) -> (u64, Option<u64>) {
+        let mut reads = 0;
+        let mut after_write: Option<u64> = None;
         // Bounded by the queue's length: each turn pops one entry.
         loop {
-            let Some(ens) = self.ens.as_mut() else { return };
+            let Some(ens) = self.ens.as_mut() else {
+                return (reads, after_write);
+            };
             let Some(q) = ens.queued.get_mut(&session) else {
-                return;
+                return (reads, after_write);
             };
             let ready = match q.front() {
                 None => {
                     ens.queued.remove(&session);
-                    return;
+                    return (reads, after_write);
                 }
                 Some(x) if !x.submitted => true,
                 Some(x) if matches!(x.req, Request::Sync(_)) => x.synced,
                 Some(x) => x.result.is_some(),
             };
             if !ready {
-                return;
+                return (reads, after_write);
             }
             let x = q.pop_front().expect("checked");
             if !self.conns.contains_key(&x.conn) {
+                // The client left while its request was in flight; a close
+                // may outlive its connection (Apache's Request.isStale).
+                if !matches!(x.req, Request::CloseSession) {
+                    self.cfg.metrics.stale_replies.inc();
+                }
                 continue;
             }
+            let m = &self.cfg.metrics;
             if !x.submitted || matches!(x.req, Request::Sync(_)) {
-                self.answer_read(x.conn, x.xid, x.opc, &x.req, x.received);
+                // A read waited behind its session's write (a sync too).
+                let from = m.read_commitproc_time_ms.since(x.received);
+                reads += 1;
+                if let Some(n) = after_write.as_mut() {
+                    *n += 1;
+                }
+                self.answer_read(x.conn, x.xid, x.opc, &x.req, x.received, from);
                 continue;
             }
+            m.write_commitproc_time_ms.since(x.received);
+            after_write.get_or_insert(0);
             let rc = x.result.expect("checked");
             let (err, resp) = match (&x.req, rc.err) {
                 // reconfig answers with the new configuration and its Stat.
@@ -692,7 +746,7 @@ impl Core {
                 );
                 self.finish(conn, crate::core::Done::of(opc, xid, received, true));
             }
-            r => self.answer_read(conn, xid, opc, &r, received),
+            r => self.answer_read(conn, xid, opc, &r, received, received),
         }
     }
 

@@ -1024,3 +1024,35 @@ async fn four_letter_words_have_apache_line_shapes() {
     assert!(missing.is_empty(), "{}", missing.join("\n"));
     r.server.stop().await;
 }
+
+/// A connection that never asks for a session is closed once
+/// zookeeper.nio.sessionlessCnxnTimeout passes, as ZooKeeper's NIO factory
+/// closes it, and counted; connections with sessions are left alone.
+#[tokio::test]
+async fn connections_without_a_session_are_closed() {
+    let r = start(&[], &[("zookeeper.nio.sessionlessCnxnTimeout", "200")]).await;
+    let addr = r.server.addr;
+    let client = within(
+        "client connection",
+        zk::Client::connector()
+            .with_session_timeout(Duration::from_secs(10))
+            .connect(&addr.to_string()),
+    )
+    .await
+    .unwrap();
+    // One sends nothing, one half a length prefix.
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut partial = tokio::net::TcpStream::connect(addr).await.unwrap();
+    partial.write_all(&[0, 0]).await.unwrap();
+    for s in [&mut silent, &mut partial] {
+        let mut b = [0u8; 1];
+        let n = within("the server closing", s.read(&mut b)).await.unwrap();
+        assert_eq!(n, 0, "closed without a reply");
+    }
+    // The session, idle all that time, still serves.
+    client.create("/still", b"ok", &persistent()).await.unwrap();
+    let mntr = four_letter(addr, "mntr").await;
+    assert_eq!(mntr_row(&mntr, "sessionless_connections_expired"), 2.0);
+    drop(client);
+    r.server.stop().await;
+}

@@ -93,6 +93,8 @@ const KNOWN_PROPS: &[&str] = &[
     "zookeeper.admin.idleTimeout",
     "zookeeper.admin.snapshot.enabled",
     "zookeeper.admin.restore.enabled",
+    // Connections without a session (crate::conn).
+    "zookeeper.nio.sessionlessCnxnTimeout",
 ];
 
 #[derive(Debug, Clone)]

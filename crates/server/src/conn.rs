@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use jute::codec::{DecodeError, Reader, Record};
@@ -223,6 +223,16 @@ async fn serve_tls(
     serve_conn(id, rd, wr, remote, core, cfg, auth).await
 }
 
+/// `zookeeper.nio.sessionlessCnxnTimeout` (ms, default 10 s, as ZooKeeper's).
+fn sessionless_timeout(cfg: &Config) -> Duration {
+    let ms = cfg
+        .prop("zookeeper.nio.sessionlessCnxnTimeout")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|&ms| ms > 0)
+        .unwrap_or(10_000);
+    Duration::from_millis(ms)
+}
+
 async fn serve_conn<R, W>(
     id: ConnId,
     mut rd: R,
@@ -237,9 +247,27 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let mut buf = BytesMut::with_capacity(8192);
+    // Until it asks for a session (or sends a four-letter word) a
+    // connection has no session timeout to end it: ZooKeeper closes such
+    // connections after zookeeper.nio.sessionlessCnxnTimeout.
+    let limit = sessionless_timeout(&cfg);
+    let deadline = tokio::time::Instant::now() + limit;
+    let sessionless = || -> anyhow::Result<()> {
+        cfg.metrics.sessionless_connections_expired.inc();
+        info!(
+            "closing connection from {remote}: no request within {} ms",
+            limit.as_millis()
+        );
+        Ok(())
+    };
     while buf.len() < 4 {
-        if rd.read_buf(&mut buf).await? == 0 {
-            return Ok(());
+        match tokio::time::timeout_at(deadline, rd.read_buf(&mut buf)).await {
+            Err(_) => return sessionless(),
+            Ok(r) => {
+                if r? == 0 {
+                    return Ok(());
+                }
+            }
         }
     }
     if fourlw::is_command(&buf[..4]) {
@@ -261,10 +289,12 @@ where
     }
 
     let max = cfg.max_buffer;
-    let frame = match read_frame(&mut rd, &mut buf, max).await {
-        Ok(Some(f)) => f,
-        Ok(None) => return Ok(()),
-        Err(e) => {
+    let opening = tokio::time::timeout_at(deadline, read_frame(&mut rd, &mut buf, max)).await;
+    let frame = match opening {
+        Err(_) => return sessionless(),
+        Ok(Ok(Some(f))) => f,
+        Ok(Ok(None)) => return Ok(()),
+        Ok(Err(e)) => {
             warn!("closing connection from {remote}: {e}");
             return Ok(());
         }

@@ -330,6 +330,9 @@ pub struct Metrics {
     /// Replies not sent: the connection closed while the request was in
     /// flight.
     pub stale_replies: Counter,
+    /// Connections closed for sending no request (no session, no
+    /// four-letter word) within zookeeper.nio.sessionlessCnxnTimeout.
+    pub sessionless_connections_expired: Counter,
     /// Snapshot taken by this server (file name zxid, unix seconds).
     last_snapshot: Mutex<Option<(i64, i64)>>,
     /// Reply sizes: last, min, max (-1 before the first, as ZooKeeper).
@@ -451,6 +454,7 @@ impl Default for Metrics {
             stale_requests: Counter::default(),
             stale_requests_dropped: Counter::default(),
             stale_replies: Counter::default(),
+            sessionless_connections_expired: Counter::default(),
             last_snapshot: Mutex::new(None),
             client_response: Mutex::new((-1, -1, -1)),
             proposals: Mutex::new((-1, -1, -1)),
@@ -615,7 +619,7 @@ impl Metrics {
 
     /// Counters exported as counters (auth_failed_count is a gauge of
     /// ServerStats in ZooKeeper, so it is read among the gauges).
-    fn counters(&self) -> [(&'static str, &Counter); 27] {
+    fn counters(&self) -> [(&'static str, &Counter); 28] {
         [
             ("connection_request_count", &self.connection_request_count),
             ("connection_rejected", &self.connection_rejected),
@@ -669,6 +673,10 @@ impl Metrics {
             ("stale_requests", &self.stale_requests),
             ("stale_requests_dropped", &self.stale_requests_dropped),
             ("stale_replies", &self.stale_replies),
+            (
+                "sessionless_connections_expired",
+                &self.sessionless_connections_expired,
+            ),
         ]
     }
 

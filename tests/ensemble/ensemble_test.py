@@ -137,6 +137,26 @@ def three(work):
         for z in list(zks.values()) + [eph]:
             z.stop()
             z.close()
+        # Alone, a server looks for a leader and turns clients away at once.
+        s = c.servers[f]
+        for i in c.servers:
+            if i != f:
+                c.servers[i].kill()
+        wait_for(lambda: s.mode() is None, "the last server to stop serving")
+        turned = KazooClient(hosts=c.hosts([f]), timeout=5)
+        try:
+            turned.start(timeout=2)
+            raise AssertionError("a client was served without a quorum")
+        except Exception as e:  # kazoo's timeout
+            assert "time" in repr(e).lower(), repr(e)
+        finally:
+            turned.stop()
+            turned.close()
+        for i in c.servers:
+            if i != f:
+                c.servers[i].start()
+        c.wait_serving()
+        assert int(mntr(s)["zk_cnxn_closed_without_zk_server_running"]) >= 1, s.log_tail()
     finally:
         c.stop_all()
 

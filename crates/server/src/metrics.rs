@@ -333,6 +333,9 @@ pub struct Metrics {
     /// Connections closed for sending no request (no session, no
     /// four-letter word) within zookeeper.nio.sessionlessCnxnTimeout.
     pub sessionless_connections_expired: Counter,
+    /// Connections closed because this ensemble member was not serving
+    /// (looking for a leader, or syncing with one) when they asked.
+    pub cnxn_closed_without_zk_server_running: Counter,
     /// Snapshot taken by this server (file name zxid, unix seconds).
     last_snapshot: Mutex<Option<(i64, i64)>>,
     /// Reply sizes: last, min, max (-1 before the first, as ZooKeeper).
@@ -455,6 +458,7 @@ impl Default for Metrics {
             stale_requests_dropped: Counter::default(),
             stale_replies: Counter::default(),
             sessionless_connections_expired: Counter::default(),
+            cnxn_closed_without_zk_server_running: Counter::default(),
             last_snapshot: Mutex::new(None),
             client_response: Mutex::new((-1, -1, -1)),
             proposals: Mutex::new((-1, -1, -1)),
@@ -619,7 +623,7 @@ impl Metrics {
 
     /// Counters exported as counters (auth_failed_count is a gauge of
     /// ServerStats in ZooKeeper, so it is read among the gauges).
-    fn counters(&self) -> [(&'static str, &Counter); 28] {
+    fn counters(&self) -> [(&'static str, &Counter); 29] {
         [
             ("connection_request_count", &self.connection_request_count),
             ("connection_rejected", &self.connection_rejected),
@@ -676,6 +680,10 @@ impl Metrics {
             (
                 "sessionless_connections_expired",
                 &self.sessionless_connections_expired,
+            ),
+            (
+                "cnxn_closed_without_zk_server_running",
+                &self.cnxn_closed_without_zk_server_running,
             ),
         ]
     }

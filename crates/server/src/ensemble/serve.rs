@@ -420,6 +420,7 @@ impl Core {
         }
         if !ens.serving() {
             // As ZooKeeperServer does when not running: close at once.
+            self.cfg.metrics.cnxn_closed_without_zk_server_running.inc();
             return;
         }
         let leading = matches!(ens.role, Role::Leading(_));
@@ -510,6 +511,7 @@ impl Core {
             return;
         }
         if !ens.serving() {
+            self.cfg.metrics.cnxn_closed_without_zk_server_running.inc();
             self.drop_conn(conn);
             return;
         }

@@ -16,6 +16,7 @@ every process is stopped.
 """
 
 import os
+import random
 import shutil
 import signal
 import sys
@@ -516,6 +517,70 @@ def kill_under_load(work, kinds=("rookeeper",) * 3, kills=int(os.environ.get("KI
         return len(acked)
 
 
+def chaos(work, kinds=("rookeeper",) * 3):
+    """Seeded random faults while a client writes through every server:
+    SIGKILL, SIGTERM or SIGSTOP one server (the leader half the time), kill
+    two at once (no quorum for a while) or all three (a whole-ensemble
+    crash), each followed by a restart. Every acknowledged write survives,
+    and every server ends with the same tree. CHAOS_SEED and CHAOS_EVENTS
+    choose the run; the seed is in the result, to replay a failure."""
+    seed = int(os.environ.get("CHAOS_SEED", "1"))
+    events = int(os.environ.get("CHAOS_EVENTS", "8"))
+    rng = random.Random(seed)
+    c = Cluster(list(kinds), BINARY, work)
+    acked, errors, done = [], [], []
+    stop = threading.Event()
+    with c.failing_with_stacks(stop):
+        c.start_all()
+        c.wait_serving()
+        t = start_writer(c, "/chaos", acked, errors, stop)
+        ids = list(c.servers)
+        for n in range(events):
+            before = len(acked)
+            wait_for(lambda: len(acked) > before + 20, f"writes before event {n} (seed {seed}: {done})")
+            leader = c.leader()
+            victim = leader if rng.random() < 0.5 else rng.choice([i for i in ids if i != leader])
+            what = rng.choice(["kill", "term", "pause", "kill-two", "kill-all"])
+            done.append(f"{what}:{victim}{'L' if victim == leader else ''}")
+            if what in ("kill", "term"):
+                s = c.servers[victim]
+                s.kill() if what == "kill" else s.stop()
+                if rng.random() < 0.5:
+                    c.wait_serving(ids=[i for i in ids if i != victim])
+                s.start()
+            elif what == "pause":
+                proc = c.servers[victim].proc
+                proc.send_signal(signal.SIGSTOP)
+                time.sleep(rng.uniform(0.2, 3.0))
+                proc.send_signal(signal.SIGCONT)
+            elif what == "kill-two":
+                other = rng.choice([i for i in ids if i != victim])
+                for i in (victim, other):
+                    c.servers[i].kill()
+                time.sleep(rng.uniform(0.0, 1.5))
+                for i in (other, victim):
+                    c.servers[i].start()
+            else:
+                for i in ids:
+                    c.servers[i].kill()
+                for i in rng.sample(ids, len(ids)):
+                    c.servers[i].start()
+            c.wait_serving()
+        before = len(acked)
+        wait_for(lambda: len(acked) > before + 20, f"writes after the last event (seed {seed}: {done})")
+        stop.set()
+        t.join(timeout=60)
+        z = client(c.hosts())
+        z.sync("/chaos")
+        have = {int(n[1:]) for n in z.get_children("/chaos")}
+        z.stop()
+        z.close()
+        lost = [k for k in acked if k not in have]
+        assert not lost, f"seed {seed} ({done}): acknowledged writes lost: {lost[:10]}"
+        same_everywhere(c)
+        return f"seed {seed}: {' '.join(done)}; {len(acked)} writes acknowledged"
+
+
 def stop_leader(work, kinds=("rookeeper",) * 3, pause_kind="rookeeper"):
     """SIGSTOP the leader (a partition or a long pause: it is gone but does
     not know it) while clients write through every server and one client
@@ -760,6 +825,9 @@ SCENARIOS = {
     "mixed-apache-leader": lambda w: mixed(w, ["rookeeper", "rookeeper", "apache"], 3),
     "rolling": rolling,
     "kill-under-load": kill_under_load,
+    "chaos": chaos,
+    # Apache's servers and ours crash, pause and restart side by side.
+    "chaos-mixed": lambda w: chaos(w, ("rookeeper", "apache", "rookeeper")),
     # The leader moves between Apache's servers and ours with every kill.
     "kill-under-load-mixed": lambda w: kill_under_load(w, ("rookeeper", "apache", "rookeeper")),
     "kill-under-load-mixed-apache": lambda w: kill_under_load(w, ("apache", "rookeeper", "apache")),

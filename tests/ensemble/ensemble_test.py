@@ -17,6 +17,7 @@ every process is stopped.
 
 import os
 import random
+from collections import namedtuple
 import shutil
 import signal
 import sys
@@ -30,7 +31,9 @@ from loopback import wait_serving  # noqa: E402
 
 from kazoo.client import KazooClient  # noqa: E402
 from kazoo.exceptions import KazooException  # noqa: E402
+from kazoo.protocol import serialization as kser  # noqa: E402
 from kazoo.retry import KazooRetry  # noqa: E402
+from kazoo.security import OPEN_ACL_UNSAFE  # noqa: E402
 
 BINARY = None
 WAIT = 60
@@ -45,6 +48,19 @@ def client(hosts, timeout=10.0):
     )
     c.start(timeout=WAIT)
     return c
+
+
+def assert_refused(hosts, wait):
+    """A read-write client gets no session from `hosts` within `wait` s."""
+    z = KazooClient(hosts=hosts, timeout=5)
+    try:
+        z.start(timeout=wait)
+        raise AssertionError("a read-write client was served without a quorum")
+    except Exception as e:  # kazoo's timeout
+        assert "time" in repr(e).lower(), repr(e)
+    finally:
+        z.stop()
+        z.close()
 
 
 def dump(zk, path="/", out=None):
@@ -144,15 +160,7 @@ def three(work):
             if i != f:
                 c.servers[i].kill()
         wait_for(lambda: s.mode() is None, "the last server to stop serving")
-        turned = KazooClient(hosts=c.hosts([f]), timeout=5)
-        try:
-            turned.start(timeout=2)
-            raise AssertionError("a client was served without a quorum")
-        except Exception as e:  # kazoo's timeout
-            assert "time" in repr(e).lower(), repr(e)
-        finally:
-            turned.stop()
-            turned.close()
+        assert_refused(c.hosts([f]), 2)
         for i in c.servers:
             if i != f:
                 c.servers[i].start()
@@ -232,15 +240,7 @@ def read_only(work, kinds=("rookeeper",) * 3):
         ro.stop()
         ro.close()
         # A client that does not allow read-only mode is not served.
-        rw = KazooClient(hosts=c.hosts([survivor]), timeout=5)
-        try:
-            rw.start(timeout=3)
-            raise AssertionError("a read-write client was served without a quorum")
-        except Exception as e:  # kazoo's timeout
-            assert "time" in repr(e).lower(), repr(e)
-        finally:
-            rw.stop()
-            rw.close()
+        assert_refused(c.hosts([survivor]), 3)
         for i in c.servers:
             if i != survivor:
                 c.servers[i].start()
@@ -438,25 +438,32 @@ def mixed(work, kinds, first):
             c.wait_serving(ids=[i for i in c.servers if i != leader])
             c.servers[leader].start()
             c.wait_serving()
-        check_digests(c, moves)
+        check_digests(c)
         return moves
     finally:
         c.stop_all()
 
 
-def check_digests(c, moves):
-    """Apache's leaders send each txn's tree digest: our followers compare
-    it with their tree and must never differ (zk_digest_mismatches_count,
-    as Apache's DataTree.compareDigest counts)."""
+def check_digests(c):
+    """Leaders, Apache's and ours, send each txn's tree digest: every server
+    compares it with its tree after applying the txn, and none may differ
+    (ours count zk_digest_mismatches_count, as Apache's DataTree.compareDigest
+    does; Apache's log the first mismatch)."""
+    def log(s):
+        with open(os.path.join(s.dir, "server.log"), errors="replace") as f:
+            return f.read()
+
     ours = [s for s in c.servers.values() if s.kind == "rookeeper" and s.running()]
     for s in ours:
         assert mntr(s)["zk_digest_mismatches_count"] == "0", (s.sid, s.log_tail())
-    if any(kind == "apache" for _, kind in moves):
-        def log(s):
-            with open(os.path.join(s.dir, "server.log"), errors="replace") as f:
-                return f.read()
-        assert any("txn digests are checked" in log(s) for s in ours), \
-            "no rookeeper follower compared an Apache leader's digests"
+    for s in c.servers.values():
+        if s.kind == "apache":
+            assert "First digest mismatch" not in log(s), (s.sid, s.log_tail())
+            # 3.8.0's learner fails on a COMMIT between NEWLEADER and
+            # UPTODATE (ZOOKEEPER-4394); our leader holds those back.
+            assert 'because "pif" is null' not in log(s), (s.sid, s.log_tail())
+    assert any("txn digests are checked" in log(s) for s in ours), \
+        "no rookeeper server compared a leader's digests"
 
 
 def start_writer(c, path, acked, errors, stop, pause=0.0, ids=None):
@@ -484,6 +491,23 @@ def start_writer(c, path, acked, errors, stop, pause=0.0, ids=None):
     return t
 
 
+def finish_writes(c, path, acked, writer, stop, what):
+    """More writes once the faults are over, then the writer stops: every
+    acknowledged one must be in the tree, the same on every server."""
+    before = len(acked)
+    wait_for(lambda: len(acked) > before + 20, f"writes {what}")
+    stop.set()
+    writer.join(timeout=60)
+    z = client(c.hosts())
+    z.sync(path)
+    have = {int(n[1:]) for n in z.get_children(path)}
+    z.stop()
+    z.close()
+    lost = [k for k in acked if k not in have]
+    assert not lost, f"{what}: acknowledged writes lost: {lost[:10]}"
+    same_everywhere(c)
+
+
 def kill_under_load(work, kinds=("rookeeper",) * 3, kills=int(os.environ.get("KILLS", "4"))):
     """SIGKILL the leader again and again while a client writes through
     every server: every acknowledged write survives, everywhere."""
@@ -502,18 +526,7 @@ def kill_under_load(work, kinds=("rookeeper",) * 3, kills=int(os.environ.get("KI
             c.wait_serving(ids=[i for i in c.servers if i != leader])
             c.servers[leader].start()
             c.wait_serving()
-        before = len(acked)
-        wait_for(lambda: len(acked) > before + 30, "writes after the last kill")
-        stop.set()
-        t.join(timeout=60)
-        z = client(c.hosts())
-        z.sync("/load")
-        have = {int(n[1:]) for n in z.get_children("/load")}
-        z.stop()
-        z.close()
-        lost = [k for k in acked if k not in have]
-        assert not lost, f"acknowledged writes lost: {lost[:10]}"
-        same_everywhere(c)
+        finish_writes(c, "/load", acked, t, stop, "after the last kill")
         return len(acked)
 
 
@@ -566,19 +579,94 @@ def chaos(work, kinds=("rookeeper",) * 3):
                 for i in rng.sample(ids, len(ids)):
                     c.servers[i].start()
             c.wait_serving()
-        before = len(acked)
-        wait_for(lambda: len(acked) > before + 20, f"writes after the last event (seed {seed}: {done})")
-        stop.set()
-        t.join(timeout=60)
+        finish_writes(c, "/chaos", acked, t, stop, f"after the last event (seed {seed}: {done})")
+        check_digests(c)
+        return f"seed {seed}: {' '.join(done)}; {len(acked)} writes acknowledged"
+
+
+class CreateContainerReq(kser.Create):
+    """createContainer (opcode 19): Create's record; the reply's path comes
+    first, its stat after (ignored)."""
+    type = 19
+
+
+class CreateTtlReq(namedtuple("CreateTtlReq", "path data acl flags ttl")):
+    """createTTL (opcode 21): Create's record and the TTL in ms."""
+    type = 21
+
+    def serialize(self):
+        b = kser.Create(self.path, self.data, self.acl, self.flags).serialize()
+        b.extend(kser.long_struct.pack(self.ttl))
+        return b
+
+    @classmethod
+    def deserialize(cls, bytes, offset):
+        return kser.read_string(bytes, offset)[0]
+
+
+def create_special(z, path, req):
+    result = z.handler.async_result()
+    z._call(req, result)
+    assert result.get(timeout=WAIT) == path
+
+
+def digest_ops(work, kinds=("rookeeper",) * 3):
+    """Every kind of txn a leader makes, each checked by every member
+    against the digest the leader predicted: sequential and ephemeral
+    creates, setData and setACL with versions, multis (one failing and
+    rolled back), a closed session's ephemerals, an emptied container and
+    an expired TTL node removed by the leader, deletes."""
+    from kazoo.security import make_acl, make_digest_acl
+    c = Cluster(list(kinds), BINARY, work, props=[
+        "zookeeper.extendedTypesEnabled=true",
+        "znode.container.checkIntervalMs=100",
+    ])
+    try:
+        c.start_all()
+        c.wait_serving()
         z = client(c.hosts())
-        z.sync("/chaos")
-        have = {int(n[1:]) for n in z.get_children("/chaos")}
+        z.create("/d", b"root")
+        for i in range(5):
+            z.create("/d/seq-", str(i).encode(), sequence=True)
+        for v in range(3):
+            z.set("/d", f"v{v}".encode(), version=v)
+        z.create("/d/a", b"acl")
+        # Still readable by all: the trees are compared by reading them.
+        acl = [make_acl("world", "anyone", read=True), make_digest_acl("u", "p", all=True)]
+        z.set_acls("/d/a", acl, version=0)
+        t = z.transaction()
+        t.create("/d/m1", b"one")
+        t.set_data("/d", b"multi", version=3)
+        t.check("/d/m1", 0)
+        t.delete("/d/seq-0000000000")
+        results = t.commit()
+        assert not any(isinstance(r, Exception) for r in results), results
+        t = z.transaction()
+        t.create("/d/rolled-back", b"x")
+        t.set_data("/d/m1", b"y")
+        t.check("/d", 99)
+        assert any(isinstance(r, Exception) for r in t.commit())
+        other = client(c.hosts())
+        for i in range(3):
+            other.create(f"/d/e{i}", b"mine", ephemeral=True)
+        other.create("/d/eseq-", b"", ephemeral=True, sequence=True)
+        other.stop()
+        other.close()
+        # kazoo has no container or TTL creates: ZooKeeper's requests by hand.
+        create_special(z, "/d/box", CreateContainerReq("/d/box", b"", OPEN_ACL_UNSAFE, 4))
+        z.create("/d/box/item", b"in")
+        z.delete("/d/box/item")
+        create_special(z, "/d/ttl", CreateTtlReq("/d/ttl", b"t", OPEN_ACL_UNSAFE, 5, 200))
+        z.create("/d/gone", b"")
+        z.delete("/d/gone")
+        wait_for(lambda: z.exists("/d/box") is None and z.exists("/d/ttl") is None,
+                 "the leader to remove the container and the TTL node")
         z.stop()
         z.close()
-        lost = [k for k in acked if k not in have]
-        assert not lost, f"seed {seed} ({done}): acknowledged writes lost: {lost[:10]}"
         same_everywhere(c)
-        return f"seed {seed}: {' '.join(done)}; {len(acked)} writes acknowledged"
+        check_digests(c)
+    finally:
+        c.stop_all()
 
 
 def stop_leader(work, kinds=("rookeeper",) * 3, pause_kind="rookeeper"):
@@ -826,6 +914,8 @@ SCENARIOS = {
     "rolling": rolling,
     "kill-under-load": kill_under_load,
     "chaos": chaos,
+    "digest-ops": digest_ops,
+    "digest-ops-mixed": lambda w: digest_ops(w, ("rookeeper", "apache", "rookeeper")),
     # Apache's servers and ours crash, pause and restart side by side.
     "chaos-mixed": lambda w: chaos(w, ("rookeeper", "apache", "rookeeper")),
     # The leader moves between Apache's servers and ours with every kill.

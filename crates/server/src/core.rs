@@ -199,6 +199,9 @@ pub struct Core {
     pub cfg: Arc<Config>,
     pub tree: DataTree,
     pub(crate) pending: Pending,
+    /// The time prep gave the txn it just made: its header must carry the
+    /// same (the stats prep predicted hold it).
+    pub(crate) prep_time: Option<i64>,
     pub(crate) opts: Options,
     pub sessions: SessionTracker,
     pub conns: HashMap<ConnId, Conn>,
@@ -275,9 +278,15 @@ impl Core {
         }
         let zxid = tree.last_zxid();
         let snapshot_at = next_snapshot_point(&cfg);
+        let mut pending = Pending::default();
+        if cfg.ensemble.is_some() {
+            // A leader's proposals carry the digest their txn leaves.
+            pending.track_digests();
+        }
         Core {
             tree,
-            pending: Pending::default(),
+            pending,
+            prep_time: None,
             opts,
             sessions,
             conns: HashMap::new(),
@@ -671,7 +680,7 @@ impl Core {
             client_id: session,
             cxid,
             zxid: self.zxid,
-            time: wall_ms(),
+            time: self.prep_time.take().unwrap_or_else(wall_ms),
             op: body.op(),
         };
         let rc = self.tree.apply(&hdr, &body);
@@ -721,7 +730,9 @@ impl Core {
             time: wall_ms(),
             opts: &self.opts,
         };
+        let time = ctx.time;
         let body = prep::prepare(&self.tree, &mut self.pending, ctx, req);
+        self.prep_time = Some(time);
         let prepped = self.prepared(req, started);
         let rc = self.write_txn(session, cxid, body);
         self.cfg.metrics.write_final_proc_time_ms.since(prepped);

@@ -12,6 +12,7 @@ use jute::request::{MultiOp, Request};
 use jute::txn::*;
 
 use crate::acl;
+use crate::digest::node_digest;
 use crate::path;
 use crate::tree::{owner_kind, ttl_owner, DataTree, OwnerKind, CONFIG, CONTAINER_OWNER, MAX_TTL};
 
@@ -44,6 +45,9 @@ struct Rec {
     stat: StatPersisted,
     children: i32,
     acl: Arc<Vec<Acl>>,
+    /// The node's data, kept only while digests are predicted (a node's
+    /// digest covers its data).
+    data: Option<bytes::Bytes>,
 }
 
 /// Changes of prepared-but-unapplied txns, newest per path; `None` marks a
@@ -57,7 +61,14 @@ pub struct Pending {
     /// Every change in zxid order, so that forgetting the applied ones
     /// costs what was applied, not what is in flight (a leader may have
     /// thousands of txns in flight, and applies them one commit at a time).
-    order: VecDeque<(i64, String)>,
+    /// Each with what it changes in the tree digest.
+    order: VecDeque<(i64, String, i64)>,
+    /// Predict the tree digest each txn leaves (a leader's proposals carry
+    /// it, as ZooKeeper's do).
+    digests: bool,
+    /// The digest change of every change in `order`: the tree's digest plus
+    /// this is the digest once every prepared txn is applied.
+    delta: i64,
     /// Changes recorded and forgotten since `take_counts` last ran.
     queued: u64,
     removed: u64,
@@ -69,6 +80,18 @@ impl Pending {
     pub fn clear(&mut self) {
         self.changes.clear();
         self.order.clear();
+        self.delta = 0;
+    }
+
+    /// From now on, predict tree digests (`predicted_digest`).
+    pub fn track_digests(&mut self) {
+        self.digests = true;
+    }
+
+    /// The digest `tree` will have once every txn prepared so far is
+    /// applied (ZooKeeper's leader puts it in each proposal).
+    pub fn predicted_digest(&self, tree: &DataTree) -> i64 {
+        tree.digest().wrapping_add(self.delta)
     }
 
     /// (changes recorded, changes forgotten as applied) since the last call:
@@ -82,8 +105,9 @@ impl Pending {
 
     /// Forgets changes of txns up to `zxid`, now visible in the tree.
     pub fn applied(&mut self, zxid: i64) {
-        while self.order.front().is_some_and(|(z, _)| *z <= zxid) {
-            let (_, p) = self.order.pop_front().expect("checked");
+        while self.order.front().is_some_and(|(z, _, _)| *z <= zxid) {
+            let (_, p, d) = self.order.pop_front().expect("checked");
+            self.delta = self.delta.wrapping_sub(d);
             self.removed += 1;
             // A later txn's change to the same path stays.
             if self.changes.get(&p).is_some_and(|(z, _)| *z <= zxid) {
@@ -116,17 +140,41 @@ impl Prep<'_> {
                     stat: n.stat,
                     children: n.children.len() as i32,
                     acl: self.tree.acl_of(n),
+                    data: if self.pending.digests {
+                        n.data.clone()
+                    } else {
+                        None
+                    },
                 })
             }
         }
     }
 
     fn put(&mut self, p: &str, r: Option<Rec>) {
+        let d = if self.pending.digests {
+            let old = match self.pending.changes.get(p) {
+                Some((_, Some(o))) => node_digest(p, o.data.as_deref(), &o.stat),
+                Some((_, None)) => 0,
+                None => self
+                    .tree
+                    .node(p)
+                    .map_or(0, |n| node_digest(p, n.data.as_deref(), &n.stat)),
+            };
+            let new = r
+                .as_ref()
+                .map_or(0, |n| node_digest(p, n.data.as_deref(), &n.stat));
+            new.wrapping_sub(old)
+        } else {
+            0
+        };
+        self.pending.delta = self.pending.delta.wrapping_add(d);
         let before = self
             .pending
             .changes
             .insert(p.to_owned(), (self.ctx.zxid, r));
-        self.pending.order.push_back((self.ctx.zxid, p.to_owned()));
+        self.pending
+            .order
+            .push_back((self.ctx.zxid, p.to_owned(), d));
         self.pending.queued += 1;
         if let Some(u) = self.undo.as_mut() {
             u.push((p.to_owned(), before));
@@ -284,6 +332,11 @@ impl Prep<'_> {
                 stat,
                 children: 0,
                 acl: Arc::new(acl),
+                data: if self.pending.digests {
+                    data.clone()
+                } else {
+                    None
+                },
             }),
         );
         Ok(body)
@@ -338,6 +391,9 @@ impl Prep<'_> {
         node.stat.version = new_version;
         node.stat.mtime = self.ctx.time;
         node.stat.mzxid = self.ctx.zxid;
+        if self.pending.digests {
+            node.data = data.clone();
+        }
         self.put(p, Some(node));
         Ok(TxnBody::SetData(SetDataTxn {
             path: p.to_owned(),
@@ -438,7 +494,9 @@ impl Prep<'_> {
                             None => self.pending.changes.remove(&p),
                         };
                     }
-                    self.pending.order.truncate(order_len);
+                    for (_, _, d) in self.pending.order.drain(order_len..) {
+                        self.pending.delta = self.pending.delta.wrapping_sub(d);
+                    }
                 }
             }
         }

@@ -53,6 +53,11 @@ pub struct Learner {
     phase: Phase,
     /// The sync under way (or last) was a SNAP, not a DIFF or TRUNC.
     snap_sync: bool,
+    /// COMMITs made while it syncs, sent after UPTODATE: Apache 3.8.0's
+    /// learner empties its list of pending proposals at NEWLEADER and fails
+    /// on a COMMIT that arrives before UPTODATE (ZOOKEEPER-4394), then
+    /// reconnects and logs the same txns twice.
+    held_commits: Vec<Bytes>,
     last_zxid: i64,
     last_heard: i64,
 }
@@ -357,6 +362,7 @@ impl Core {
                         observer: false,
                         phase: Phase::Info,
                         snap_sync: false,
+                        held_commits: Vec::new(),
                         last_zxid: -1,
                         last_heard: now,
                     },
@@ -466,9 +472,13 @@ impl Core {
                     if l.established {
                         lr.phase = Phase::Synced;
                         let snap = lr.snap_sync;
+                        let held = std::mem::take(&mut lr.held_commits);
                         link::set_timeout(&lr.sock, Duration::from_millis(sync_ms));
                         let b = link::encode(packet::UPTODATE, -1, Bytes::new(), vec![]);
                         l.send(link, b);
+                        for b in held {
+                            l.send(link, b);
+                        }
                         cfg.metrics.sync_ended(snap, l.syncs_in_flight(snap));
                         info!("learner {sid} is up to date");
                     } else if quorum.is_quorum(&l.newleader_acked) {
@@ -733,9 +743,11 @@ impl Core {
             .map(|(k, _)| *k)
             .collect();
         for link in &ready {
+            let mut held = Vec::new();
             if let Some(x) = l.learners.get_mut(link) {
                 x.phase = Phase::Synced;
                 let snap = x.snap_sync;
+                held = std::mem::take(&mut x.held_commits);
                 link::set_timeout(&x.sock, Duration::from_millis(tick * sync_limit));
                 cfg.metrics.sync_ended(snap, l.syncs_in_flight(snap));
             }
@@ -743,6 +755,9 @@ impl Core {
                 *link,
                 link::encode(packet::UPTODATE, -1, Bytes::new(), vec![]),
             );
+            for b in held {
+                l.send(*link, b);
+            }
         }
         if let Err(e) = super::write_epoch(&snap_dir, "currentEpoch", epoch) {
             warn!("{e}");
@@ -772,18 +787,22 @@ impl Core {
     /// proposal: logged here, sent to the followers, applied on commit.
     pub(crate) fn propose(&mut self, session: i64, cxid: i32, body: TxnBody) {
         self.zxid += 1;
+        // The tree once this txn (and every one before it) is applied:
+        // followers compare it with theirs (Apache's and ours).
+        let digest = jute::txn::TxnDigest {
+            version: tree::digest::DIGEST_VERSION,
+            tree_digest: self.pending.predicted_digest(&self.tree),
+        };
         let txn = Txn {
             header: jute::txn::TxnHeader {
                 client_id: session,
                 cxid,
                 zxid: self.zxid,
-                time: crate::core::wall_ms(),
+                time: self.prep_time.take().unwrap_or_else(crate::core::wall_ms),
                 op: body.op(),
             },
             body,
-            // The digest of the tree after this txn is not known before it
-            // is applied; Apache accepts proposals without one.
-            digest: None,
+            digest: Some(digest),
         };
         let zxid = txn.header.zxid;
         let (b, size) = txn_packet(packet::PROPOSAL, &txn);
@@ -852,7 +871,8 @@ impl Core {
             };
             for x in l.learners.values_mut() {
                 match (x.observer, x.phase) {
-                    (false, Phase::Syncing | Phase::Synced) => {
+                    (false, Phase::Syncing) => x.held_commits.push(commit.clone()),
+                    (false, Phase::Synced) => {
                         x.out.push(&commit);
                     }
                     (true, Phase::Synced) => {

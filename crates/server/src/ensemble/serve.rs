@@ -248,7 +248,10 @@ impl Core {
             opts: &self.opts,
         };
         let started = std::time::Instant::now();
+        let time = ctx.time;
         let body = tree::prep::prepare(&self.tree, &mut self.pending, ctx, req);
+        // propose() gives the txn the time prep's stats assumed.
+        self.prep_time = Some(time);
         self.prepared(req, started);
         self.count_pending();
         body

@@ -391,13 +391,15 @@ impl Prep<'_> {
         node.stat.version = new_version;
         node.stat.mtime = self.ctx.time;
         node.stat.mzxid = self.ctx.zxid;
+        // Copied out of the request's buffer, which must not outlive it.
+        let data = crate::tree::own(data);
         if self.pending.digests {
             node.data = data.clone();
         }
         self.put(p, Some(node));
         Ok(TxnBody::SetData(SetDataTxn {
             path: p.to_owned(),
-            data: crate::tree::own(data),
+            data,
             version: new_version,
         }))
     }

@@ -266,4 +266,16 @@ gate_args=()
 [ $# -gt 0 ] && gate_args+=(--ignore-missing)
 "$PY" "$HERE/compare.py" "${gate_args[@]}" "$RESULTS/junit.xml" "$BASELINE"
 grc=$?
+# In an ensemble every member checks each txn's digest from the leader
+# against its own tree: a mismatch anywhere in the suite is a replica that
+# diverged (or a wrong prediction by our leader), whatever the tests saw.
+if [ "$SERVER_LOGS" != none ] && [ "$ZOOKEEPER_CLUSTER_SIZE" != 1 ]; then
+    diverged=$(grep -l "digest mismatch" "$SERVER_LOGS"/*.log 2>/dev/null)
+    if [ -n "$diverged" ]; then
+        log "digest mismatch in: $(echo "$diverged" | tr '\n' ' ')"
+        grc=1
+    else
+        log "no digest mismatch in $(ls "$SERVER_LOGS"/*.log 2>/dev/null | wc -l) server logs"
+    fi
+fi
 case "$rc" in 0|1) exit "$grc" ;; *) [ "$grc" = 0 ] && exit "$rc"; exit "$grc" ;; esac

@@ -182,18 +182,23 @@ async fn four_letter(addr: SocketAddr, cmd: &str) -> String {
     .await
 }
 
-/// A client with an ephemeral node and a data watch, as when the fixture
-/// was captured (so lists and maps are not empty). The watcher must live
-/// as long as the watch is to stay registered.
-async fn busy_client(addr: SocketAddr) -> (zk::Client, zk::OneshotWatcher) {
-    let c = within(
+/// A client of `addr` with a 10 s session.
+async fn client(addr: SocketAddr) -> zk::Client {
+    within(
         "client connection",
         zk::Client::connector()
             .with_session_timeout(Duration::from_secs(10))
             .connect(&addr.to_string()),
     )
     .await
-    .unwrap();
+    .unwrap()
+}
+
+/// A client with an ephemeral node and a data watch, as when the fixture
+/// was captured (so lists and maps are not empty). The watcher must live
+/// as long as the watch is to stay registered.
+async fn busy_client(addr: SocketAddr) -> (zk::Client, zk::OneshotWatcher) {
+    let c = client(addr).await;
     c.create("/a", b"", &persistent()).await.unwrap();
     c.create("/a/b", b"", &persistent()).await.unwrap();
     c.create("/a/e", b"x", &ephemeral()).await.unwrap();
@@ -491,14 +496,7 @@ async fn restore_replaces_the_tree_durably() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_at(dir.path(), &[], &defines).await;
     let admin = server.admin_addr().unwrap();
-    let c = within(
-        "client connection",
-        zk::Client::connector()
-            .with_session_timeout(Duration::from_secs(10))
-            .connect(&server.addr.to_string()),
-    )
-    .await
-    .unwrap();
+    let c = client(server.addr).await;
     c.create("/keep", b"v1", &persistent()).await.unwrap();
     let (status, _, snap) = http(admin, "/commands/snapshot", auth).await;
     assert_eq!(status, 200);
@@ -577,17 +575,8 @@ async fn mntr_follows_watches_log_namespaces_and_connections() {
     )
     .await;
     let addr = r.server.addr;
-    let target = addr.to_string();
-    let connect = || {
-        within(
-            "client connection",
-            zk::Client::connector()
-                .with_session_timeout(Duration::from_secs(10))
-                .connect(&target),
-        )
-    };
-    let a = connect().await.unwrap();
-    let b = connect().await.unwrap();
+    let a = client(addr).await;
+    let b = client(addr).await;
     // Writes under /ns: 3 (create, create, set), bytes = path + data.
     a.create("/ns", b"", &persistent()).await.unwrap();
     a.create("/ns/x", b"12345", &persistent()).await.unwrap();
@@ -771,14 +760,7 @@ async fn ensemble_members_answer_with_apache_keys() {
     let _busy: Vec<_> = {
         let mut v = Vec::new();
         for (i, idx) in [leader, (leader + 1) % 3].into_iter().enumerate() {
-            let b = within(
-                "client connection",
-                zk::Client::connector()
-                    .with_session_timeout(Duration::from_secs(10))
-                    .connect(&servers[idx].addr.to_string()),
-            )
-            .await
-            .unwrap();
+            let b = client(servers[idx].addr).await;
             let p = format!("/e{i}");
             b.create(&p, b"", &ephemeral()).await.unwrap();
             let (_, _, w) = b.get_and_watch_data("/w").await.unwrap();
@@ -1032,14 +1014,7 @@ async fn four_letter_words_have_apache_line_shapes() {
 async fn connections_without_a_session_are_closed() {
     let r = start(&[], &[("zookeeper.nio.sessionlessCnxnTimeout", "200")]).await;
     let addr = r.server.addr;
-    let client = within(
-        "client connection",
-        zk::Client::connector()
-            .with_session_timeout(Duration::from_secs(10))
-            .connect(&addr.to_string()),
-    )
-    .await
-    .unwrap();
+    let client = client(addr).await;
     // One sends nothing, one half a length prefix.
     let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
     let mut partial = tokio::net::TcpStream::connect(addr).await.unwrap();

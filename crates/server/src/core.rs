@@ -426,9 +426,10 @@ impl Core {
     /// Queues a frame for a connection. While txns are waiting for their
     /// fsync, frames are held back in order, so no client sees state that
     /// is not yet durable (nor a reply before an earlier one).
-    fn send(&mut self, conn: ConnId, b: Bytes) {
+    /// False if the connection is gone (the frame is dropped).
+    fn send(&mut self, conn: ConnId, b: Bytes) -> bool {
         let Some(c) = self.conns.get_mut(&conn) else {
-            return;
+            return false;
         };
         c.stats.sent += 1;
         self.stats.sent += 1;
@@ -446,6 +447,7 @@ impl Core {
                 done: None,
             });
         }
+        true
     }
 
     fn on_durable(&mut self, zxid: i64) {
@@ -782,18 +784,17 @@ impl Core {
     }
 
     pub(crate) fn reply(&mut self, conn: ConnId, xid: i32, err: i32, body: &Response) {
-        if !self.conns.contains_key(&conn) {
-            self.cfg.metrics.stale_replies.inc();
-            return;
-        }
         let zxid = self.tree.last_zxid();
         let b = frame(ReplyHeader { xid, zxid, err }, |w| {
             if err == 0 {
                 body.write(w)
             }
         });
-        self.cfg.metrics.client_response_size(b.len());
-        self.send(conn, b);
+        let n = b.len();
+        match self.send(conn, b) {
+            true => self.cfg.metrics.client_response_size(n),
+            false => self.cfg.metrics.stale_replies.inc(),
+        }
     }
 
     fn request(&mut self, conn: ConnId, xid: i32, opc: i32, body: Body, received: Instant) {

@@ -577,23 +577,14 @@ impl Metrics {
         }
     }
 
-    /// Leader: a learner's sync of one kind began; `in_flight` of that
-    /// kind are now under way, it included.
-    pub fn sync_began(&self, snap: bool, in_flight: u64) {
-        self.inflight(snap).observe(in_flight);
-    }
-
-    /// Leader: a learner's sync ended (NEWLEADER acked, UPTODATE sent);
-    /// `in_flight` of that kind remain.
-    pub fn sync_ended(&self, snap: bool, in_flight: u64) {
-        self.inflight(snap).observe(in_flight);
-    }
-
-    fn inflight(&self, snap: bool) -> &Summary {
+    /// Leader: a learner's sync of one kind began (`in_flight` counts it)
+    /// or ended (NEWLEADER acked, UPTODATE sent; `in_flight` remain).
+    pub fn syncs_in_flight(&self, snap: bool, in_flight: u64) {
         match snap {
             true => &self.inflight_snap_count,
             false => &self.inflight_diff_count,
         }
+        .observe(in_flight);
     }
 
     /// This member stops serving (starting up, or left its role).

@@ -140,14 +140,15 @@ impl Prep<'_> {
                     stat: n.stat,
                     children: n.children.len() as i32,
                     acl: self.tree.acl_of(n),
-                    data: if self.pending.digests {
-                        n.data.clone()
-                    } else {
-                        None
-                    },
+                    data: self.kept(&n.data),
                 })
             }
         }
+    }
+
+    /// A node's data as a `Rec` keeps it: only to predict digests.
+    fn kept(&self, data: &Option<bytes::Bytes>) -> Option<bytes::Bytes> {
+        self.pending.digests.then(|| data.clone()).flatten()
     }
 
     fn put(&mut self, p: &str, r: Option<Rec>) {
@@ -155,10 +156,7 @@ impl Prep<'_> {
             let old = match self.pending.changes.get(p) {
                 Some((_, Some(o))) => node_digest(p, o.data.as_deref(), &o.stat),
                 Some((_, None)) => 0,
-                None => self
-                    .tree
-                    .node(p)
-                    .map_or(0, |n| node_digest(p, n.data.as_deref(), &n.stat)),
+                None => self.tree.node(p).map_or(0, |n| crate::digest::of(p, n)),
             };
             let new = r
                 .as_ref()
@@ -332,11 +330,7 @@ impl Prep<'_> {
                 stat,
                 children: 0,
                 acl: Arc::new(acl),
-                data: if self.pending.digests {
-                    data.clone()
-                } else {
-                    None
-                },
+                data: self.kept(data),
             }),
         );
         Ok(body)
@@ -393,9 +387,7 @@ impl Prep<'_> {
         node.stat.mzxid = self.ctx.zxid;
         // Copied out of the request's buffer, which must not outlive it.
         let data = crate::tree::own(data);
-        if self.pending.digests {
-            node.data = data.clone();
-        }
+        node.data = self.kept(&data);
         self.put(p, Some(node));
         Ok(TxnBody::SetData(SetDataTxn {
             path: p.to_owned(),

@@ -550,7 +550,6 @@ impl Core {
     /// Our log is durable up to `zxid`: ACK what it covers (one ACK per
     /// proposal, as Apache's leader counts them).
     pub(crate) fn follower_durable(&mut self, zxid: i64) {
-        let cfg = self.cfg.clone();
         let Some(f) = self.follower() else { return };
         if let Some(after) = f.newleader_ack_after {
             if zxid >= after {
@@ -584,7 +583,10 @@ impl Core {
                 ages.push((now - time) as u64);
             }
         }
-        cfg.metrics.proposal_ack_creation_latency.observe_all(ages);
+        self.cfg
+            .metrics
+            .proposal_ack_creation_latency
+            .observe_all(ages);
     }
 
     /// Hands a client's write to the leader (REQUEST: session, cxid, op,

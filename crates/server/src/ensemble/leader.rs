@@ -479,7 +479,7 @@ impl Core {
                         for b in held {
                             l.send(link, b);
                         }
-                        cfg.metrics.sync_ended(snap, l.syncs_in_flight(snap));
+                        cfg.metrics.syncs_in_flight(snap, l.syncs_in_flight(snap));
                         info!("learner {sid} is up to date");
                     } else if quorum.is_quorum(&l.newleader_acked) {
                         self.establish();
@@ -674,7 +674,7 @@ impl Core {
         let snap_sync = matches!(p, SyncPlan::Snap);
         lr.snap_sync = snap_sync;
         cfg.metrics
-            .sync_began(snap_sync, l.syncs_in_flight(snap_sync));
+            .syncs_in_flight(snap_sync, l.syncs_in_flight(snap_sync));
         let mut out: Vec<Bytes> = Vec::new();
         match &p {
             SyncPlan::Diff { .. } => {
@@ -749,7 +749,7 @@ impl Core {
                 let snap = x.snap_sync;
                 held = std::mem::take(&mut x.held_commits);
                 link::set_timeout(&x.sock, Duration::from_millis(tick * sync_limit));
-                cfg.metrics.sync_ended(snap, l.syncs_in_flight(snap));
+                cfg.metrics.syncs_in_flight(snap, l.syncs_in_flight(snap));
             }
             l.send(
                 *link,

@@ -10,10 +10,13 @@
 //! - [`election`] holds FastLeaderElection.
 //! - [`sync`] holds how a leader brings a learner up to date (DIFF, TRUNC, SNAP).
 //! - [`ack`] holds the leader's quorum bookkeeping for proposals.
+//! - [`learner`] holds a follower's or observer's side of discovery, sync and
+//!   broadcast, which the server runs and [`peer`] models.
 
 pub mod ack;
 pub mod config;
 pub mod election;
+pub mod learner;
 pub mod peer;
 pub mod sync;
 pub mod wire;

@@ -5,15 +5,17 @@
 //! committed by a quorum through [`crate::ack::AckTracker`]). Elections go
 //! through [`crate::Election`].
 //!
-//! It is the reference the deterministic simulation (tests/zab_sim.rs)
-//! checks under loss, partitions and crashes; the server's shell
-//! (crates/server/src/ensemble) makes the same transitions on real
-//! sockets, txns and files. Values stand in for txns.
+//! The deterministic simulation (tests/zab_sim.rs) checks it under loss,
+//! partitions and crashes. Its follower side is [`crate::learner`], the
+//! code the server's follower runs; its leader side is mirrored by the
+//! server's shell (crates/server/src/ensemble/leader.rs) on real sockets,
+//! txns and files. Values stand in for txns.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::ack::AckTracker;
 use crate::election::{Election, Out as ElectionOut, ServerState};
+use crate::learner::{Do, Learner, Proposal};
 use crate::sync::{plan, SyncPlan};
 use crate::wire::Notification;
 use crate::{make_zxid, QuorumConfig};
@@ -105,34 +107,36 @@ pub enum Out {
     },
 }
 
-#[derive(Debug)]
-enum FPhase {
-    Connecting,
-    Epoch,
-    Syncing,
-    Broadcast,
-}
-
+/// Following: the protocol is [`Learner`], the code the server runs; the
+/// rest is this model's own bookkeeping.
 #[derive(Debug)]
 struct Following {
     leader: u64,
     link: Option<u64>,
-    phase: FPhase,
-    new_epoch: i64,
-    /// DIFF: entries arrive as proposals but are logged at NEWLEADER.
-    held: Vec<Entry>,
-    snapshot: bool,
-    /// Waiting for durability before acking NEWLEADER.
-    newleader_after: Option<usize>,
-    /// NEWLEADER seen: proposals go to the log from now on.
-    newleader_seen: bool,
-    /// What the leader's sync says is committed: applied (made visible)
-    /// at UPTODATE, once the leader's history is the quorum's.
+    learner: Learner<Entry>,
+    /// What is known committed: the sync point, and what was applied into
+    /// the state during a SNAP or TRUNC sync (this model's log is its state
+    /// as well, and after a restart nothing in it counts as committed until
+    /// a leader says so).
     commit_upto: i64,
-    /// Log positions not yet acked.
-    unacked: usize,
     last_heard: i64,
     deadline: i64,
+}
+
+impl Proposal for Entry {
+    type Logged = Entry;
+
+    fn zxid(&self) -> i64 {
+        self.zxid
+    }
+
+    fn time(&self) -> i64 {
+        0
+    }
+
+    fn logged(&self) -> Entry {
+        *self
+    }
 }
 
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
@@ -265,14 +269,8 @@ impl Peer {
                         self.role = Role::Following(Following {
                             leader,
                             link: None,
-                            phase: FPhase::Connecting,
-                            new_epoch: 0,
-                            held: Vec::new(),
-                            snapshot: false,
-                            newleader_after: None,
-                            newleader_seen: false,
+                            learner: Learner::new(false),
                             commit_upto: 0,
-                            unacked: self.disk.log.len(),
                             last_heard: now,
                             deadline: now + self.init_limit * self.tick_ms,
                         });
@@ -314,9 +312,9 @@ impl Peer {
     pub fn on_connected(&mut self, link: u64, now: i64) -> Vec<Out> {
         let mut out = Vec::new();
         if let Role::Following(f) = &mut self.role {
-            if matches!(f.phase, FPhase::Connecting) {
+            if f.link.is_none() {
                 f.link = Some(link);
-                f.phase = FPhase::Epoch;
+                f.learner.connected();
                 f.last_heard = now;
                 out.push(Out::Send {
                     link,
@@ -363,35 +361,17 @@ impl Peer {
         let mut out = Vec::new();
         self.disk.synced = self.disk.synced.max(len.min(self.disk.log.len()));
         let synced = self.disk.synced;
-        let log = self.disk.log.clone();
+        let durable = self.durable_zxid();
         match &mut self.role {
             Role::Following(f) => {
-                let Some(link) = f.link else { return out };
-                if let Some(after) = f.newleader_after {
-                    if synced >= after {
-                        f.newleader_after = None;
-                        out.push(Out::Send {
-                            link,
-                            p: Packet::Ack {
-                                zxid: make_zxid(f.new_epoch, 0),
-                            },
-                        });
-                    }
+                if f.link.is_none() {
+                    return out;
                 }
-                if matches!(f.phase, FPhase::Broadcast) {
-                    while f.unacked < synced {
-                        out.push(Out::Send {
-                            link,
-                            p: Packet::Ack {
-                                zxid: log[f.unacked].zxid,
-                            },
-                        });
-                        f.unacked += 1;
-                    }
-                }
+                let todo = f.learner.durable(durable);
+                self.learner_do(todo, 0, &mut out);
             }
             Role::Leading(l) if l.established && synced > 0 => {
-                let z = log[synced - 1].zxid;
+                let z = self.disk.log[synced - 1].zxid;
                 let done = l.acks.ack(&self.cfg, self.id, z);
                 self.commit(done, &mut out);
             }
@@ -435,9 +415,10 @@ impl Peer {
         let sync_ms = self.sync_limit * self.tick_ms;
         match &mut self.role {
             Role::Following(f) => {
-                let late = match f.phase {
-                    FPhase::Broadcast => now - f.last_heard > sync_ms,
-                    _ => now > f.deadline,
+                let late = if f.learner.serving() {
+                    now - f.last_heard > sync_ms
+                } else {
+                    now > f.deadline
                 };
                 if late {
                     out.extend(self.look(now));
@@ -712,130 +693,154 @@ impl Peer {
 
     fn follower_packet(&mut self, p: Packet, now: i64) -> Vec<Out> {
         let mut out = Vec::new();
+        let last = self.last_zxid();
         let Role::Following(f) = &mut self.role else {
             return out;
         };
         let link = f.link.expect("connected");
         f.last_heard = now;
-        match (&f.phase, p) {
-            (FPhase::Epoch, Packet::LeaderInfo { epoch }) => {
-                let ack = if epoch > self.disk.accepted_epoch {
-                    let cur = self.disk.current_epoch;
-                    self.disk.accepted_epoch = epoch;
-                    cur
-                } else if epoch == self.disk.accepted_epoch {
-                    -1
-                } else {
-                    return self.look(now);
-                };
-                f.new_epoch = epoch;
-                f.phase = FPhase::Syncing;
+        let ends_sync = matches!(p, Packet::NewLeader { .. } | Packet::UpToDate);
+        let todo = match p {
+            Packet::LeaderInfo { epoch } => f.learner.leader_info(
+                epoch,
+                self.disk.accepted_epoch,
+                self.disk.current_epoch,
+                last,
+            ),
+            Packet::Diff { last } => {
+                f.learner.diff(last);
+                Vec::new()
+            }
+            Packet::Trunc { to } => f.learner.trunc(to),
+            Packet::Snap { entries } => {
+                if f.learner.snap(entries.last().map_or(0, |e| e.zxid)) {
+                    // The snapshot replaces the state; it reaches disk at
+                    // NEWLEADER (Do::Snapshot).
+                    self.disk.log = entries;
+                    self.disk.synced = 0;
+                    self.applied = 0;
+                }
+                Vec::new()
+            }
+            Packet::Proposal(e) => f.learner.proposal(e),
+            Packet::Commit { zxid } => f.learner.commit(zxid),
+            Packet::NewLeader { epoch } => f.learner.newleader(make_zxid(epoch, 0)),
+            Packet::UpToDate => f.learner.uptodate(),
+            Packet::Ping => {
                 out.push(Out::Send {
                     link,
-                    p: Packet::AckEpoch {
-                        current_epoch: ack,
-                        last_zxid: self.disk.log.last().map_or(0, |e| e.zxid),
-                    },
+                    p: Packet::PingReply,
                 });
+                Vec::new()
             }
-            (FPhase::Syncing, Packet::Diff { last }) => {
-                f.snapshot = false;
-                f.commit_upto = f.commit_upto.max(last);
+            _ => Vec::new(),
+        };
+        if self.learner_do(todo, now, &mut out) && ends_sync {
+            // As the server does: NEWLEADER's ACK, or the proposals', may be
+            // due already for what is durable.
+            let durable = self.durable_zxid();
+            if let Role::Following(f) = &mut self.role {
+                let todo = f.learner.durable(durable);
+                self.learner_do(todo, now, &mut out);
             }
-            (FPhase::Syncing, Packet::Trunc { to }) => {
-                f.snapshot = true;
-                f.commit_upto = f.commit_upto.max(to);
-                let keep = self.disk.log.iter().take_while(|e| e.zxid <= to).count();
-                self.disk.log.truncate(keep);
-                self.disk.synced = self.disk.synced.min(keep);
-                self.applied = self.applied.min(keep);
-            }
-            (FPhase::Syncing, Packet::Snap { entries }) => {
-                f.snapshot = true;
-                f.commit_upto = entries.last().map_or(0, |e| e.zxid);
-                // The snapshot replaces the state; it reaches disk at
-                // NEWLEADER (the snapshot is written then).
-                self.disk.log = entries;
-                self.disk.synced = 0;
-                self.applied = 0;
-            }
-            (FPhase::Syncing, Packet::Proposal(e)) => {
-                if f.newleader_seen {
-                    // Between NEWLEADER and UPTODATE: logged now, acked
-                    // once serving.
-                    if self.disk.log.last().is_none_or(|l| l.zxid < e.zxid) {
-                        self.disk.log.push(e);
-                        out.push(Out::Sync);
-                    }
-                } else {
-                    f.held.push(e);
-                }
-            }
-            (FPhase::Syncing, Packet::Commit { zxid }) => {
-                if f.snapshot && !f.newleader_seen {
-                    // Into the state the NEWLEADER snapshot captures.
-                    if let Some(i) = f.held.iter().position(|e| e.zxid == zxid) {
-                        let e = f.held.remove(i);
-                        self.disk.log.push(e);
-                    }
-                }
-                f.commit_upto = f.commit_upto.max(zxid);
-            }
-            (FPhase::Syncing, Packet::NewLeader { epoch }) => {
-                self.disk.current_epoch = epoch;
-                f.newleader_seen = true;
-                // Everything logged from here on is acked (harmless for
-                // what is already committed, needed for what is not).
-                f.unacked = self.disk.log.len();
-                let held = std::mem::take(&mut f.held);
-                for e in held {
-                    if self.disk.log.last().is_none_or(|l| l.zxid < e.zxid) {
-                        self.disk.log.push(e);
-                    }
-                }
-                f.newleader_after = Some(self.disk.log.len());
-                out.push(Out::Sync);
-            }
-            (FPhase::Syncing, Packet::UpToDate) => {
-                f.phase = FPhase::Broadcast;
-                self.election.set_vote_epoch(f.new_epoch);
-                let upto = f.commit_upto;
-                self.apply_upto(upto, &mut out);
-                let Role::Following(f) = &mut self.role else {
-                    return out;
-                };
-                out.push(Out::Send {
-                    link,
-                    p: Packet::Ack {
-                        zxid: make_zxid(f.new_epoch, 0),
-                    },
-                });
-                // What became durable before UPTODATE is acked now.
-                let synced = self.disk.synced;
-                out.extend(self.on_durable(synced));
-            }
-            (FPhase::Broadcast, Packet::Proposal(e))
-                if self.disk.log.last().is_none_or(|l| l.zxid < e.zxid) =>
-            {
-                self.disk.log.push(e);
-                out.push(Out::Sync);
-            }
-            (FPhase::Broadcast, Packet::Commit { zxid }) => self.apply_upto(zxid, &mut out),
-            (_, Packet::Ping) => out.push(Out::Send {
-                link,
-                p: Packet::PingReply,
-            }),
-            _ => {}
         }
         out
+    }
+
+    /// The zxid the log is durable up to.
+    fn durable_zxid(&self) -> i64 {
+        match self.disk.synced {
+            0 => 0,
+            n => self.disk.log[n - 1].zxid,
+        }
+    }
+
+    /// Carries out what the learner asked on this model's disk and state,
+    /// as the server's follower does on its files and tree. False once it
+    /// gave up following.
+    fn learner_do(&mut self, todo: Vec<Do<Entry>>, now: i64, out: &mut Vec<Out>) -> bool {
+        for d in todo {
+            let Role::Following(f) = &mut self.role else {
+                return false;
+            };
+            let link = f.link.expect("connected");
+            match d {
+                Do::AcceptEpoch(e) => self.disk.accepted_epoch = e,
+                Do::AckEpoch { current_epoch } => out.push(Out::Send {
+                    link,
+                    p: Packet::AckEpoch {
+                        current_epoch,
+                        last_zxid: self.disk.log.last().map_or(0, |e| e.zxid),
+                    },
+                }),
+                Do::Truncate(to) => {
+                    let keep = self.disk.log.iter().take_while(|e| e.zxid <= to).count();
+                    self.disk.log.truncate(keep);
+                    self.disk.synced = self.disk.synced.min(keep);
+                    self.applied = self.applied.min(keep);
+                }
+                // The state so far (all of this log) is written at once.
+                Do::Snapshot => self.disk.synced = self.disk.log.len(),
+                Do::CurrentEpoch(e) => self.disk.current_epoch = e,
+                Do::Log(e) => {
+                    assert!(
+                        self.disk.log.last().is_none_or(|l| l.zxid < e.zxid),
+                        "server {} logs {e:?} out of zxid order",
+                        self.id
+                    );
+                    self.disk.log.push(e);
+                    out.push(Out::Sync);
+                }
+                Do::Apply(e) if f.learner.serving() => {
+                    let upto = f.commit_upto.max(e.zxid);
+                    f.commit_upto = upto;
+                    self.apply_upto(upto, out);
+                }
+                Do::Apply(e) => {
+                    // A SNAP or TRUNC sync: into the state, visible once
+                    // serving.
+                    assert!(
+                        self.disk.log.last().is_none_or(|l| l.zxid < e.zxid),
+                        "server {} applies {e:?} out of zxid order",
+                        self.id
+                    );
+                    f.commit_upto = f.commit_upto.max(e.zxid);
+                    self.disk.log.push(e);
+                }
+                Do::Committed(z) => {
+                    let upto = f.commit_upto.max(z);
+                    f.commit_upto = upto;
+                    self.apply_upto(upto, out);
+                }
+                Do::Ack { zxid, .. } => out.push(Out::Send {
+                    link,
+                    p: Packet::Ack { zxid },
+                }),
+                Do::Serving { epoch } => self.election.set_vote_epoch(epoch),
+                Do::Unmatched(_) => {}
+                Do::Abandon(_) => {
+                    out.extend(self.look(now));
+                    return false;
+                }
+            }
+        }
+        true
     }
 
     fn apply_upto(&mut self, zxid: i64, out: &mut Vec<Out>) {
         let upto = self.disk.log.iter().take_while(|e| e.zxid <= zxid).count();
         if upto > self.applied {
-            let newly = self.disk.log[self.applied..upto].to_vec();
+            let newly = &self.disk.log[self.applied..upto];
             self.applied = upto;
-            out.push(Out::Applied(newly));
+            // One Applied for a step's entries: the simulation places them
+            // by where `applied` ends.
+            match out.iter_mut().find_map(|o| match o {
+                Out::Applied(es) => Some(es),
+                _ => None,
+            }) {
+                Some(es) => es.extend_from_slice(newly),
+                None => out.push(Out::Applied(newly.to_vec())),
+            }
         }
     }
 }

@@ -12,6 +12,7 @@ use jute::codec::{Reader, Record};
 use jute::quorum::{LearnerInfo, QuorumPacket};
 use jute::txn::Txn;
 use tracing::{info, warn};
+use zab::learner::{Do, Learner, Phase, Proposal};
 use zab::wire::{self, packet};
 use zab::{epoch_of, make_zxid};
 
@@ -20,15 +21,34 @@ use super::link::{self, Link};
 use super::{ElectionCmd, LinkId, QMsg, Role};
 use crate::core::{Core, Msg};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Connecting,
-    /// FOLLOWERINFO sent, waiting for LEADERINFO.
-    Epoch,
-    /// Receiving the sync, up to NEWLEADER and UPTODATE.
-    Syncing,
-    /// Serving.
-    Broadcast,
+/// A proposal as the leader sent it: the txn, and its bytes, which the log
+/// takes as they are (a proposal's data is the txn in the log's format).
+pub(crate) struct Prop {
+    txn: Txn,
+    raw: Bytes,
+}
+
+impl Prop {
+    fn decode(raw: Bytes) -> Result<Prop, jute::codec::DecodeError> {
+        let txn = Txn::read(&mut Reader::new(raw.clone()))?;
+        Ok(Prop { txn, raw })
+    }
+}
+
+impl Proposal for Prop {
+    type Logged = (i64, Bytes);
+
+    fn zxid(&self) -> i64 {
+        self.txn.header.zxid
+    }
+
+    fn time(&self) -> i64 {
+        self.txn.header.time
+    }
+
+    fn logged(&self) -> (i64, Bytes) {
+        (self.txn.header.zxid, self.raw.clone())
+    }
 }
 
 impl Follower {
@@ -37,8 +57,8 @@ impl Follower {
     /// the committed ones; before syncing nothing changed. None mid-sync
     /// (a TRUNC, SNAP or DIFF may have left the tree and the log apart).
     pub(crate) fn logged_uncommitted(&self) -> Option<Vec<Txn>> {
-        match self.phase {
-            Phase::Broadcast => Some(self.proposals.iter().cloned().collect()),
+        match self.learner.phase() {
+            Phase::Broadcast => Some(self.learner.pending().map(|p| p.txn.clone()).collect()),
             Phase::Connecting | Phase::Epoch => Some(Vec::new()),
             Phase::Syncing => None,
         }
@@ -51,23 +71,8 @@ pub struct Follower {
     link: Option<LinkId>,
     out: Option<link::Outbox>,
     sock: Option<TcpStream>,
-    phase: Phase,
-    new_epoch: i64,
-    /// SNAP or TRUNC: take a snapshot at NEWLEADER.
-    snapshot_needed: bool,
-    /// After NEWLEADER (or DIFF): proposals go to the log.
-    write_to_log: bool,
-    /// Proposals received and not yet committed.
-    proposals: VecDeque<Txn>,
-    /// Commits seen during a DIFF, applied at UPTODATE.
-    committed_in_sync: Vec<i64>,
-    /// Logged proposals to ACK once durable: (zxid, the txn's time).
-    unacked: VecDeque<(i64, i64)>,
-    /// ACK NEWLEADER once everything before it is durable.
-    newleader_ack_after: Option<i64>,
-    /// Between NEWLEADER and UPTODATE proposals are logged as they come
-    /// (and acked once serving).
-    newleader_seen: bool,
+    /// The protocol's state (zab::learner, which the simulation checks).
+    learner: Learner<Prop>,
     /// Syncs forwarded to the leader, answered in order.
     pub syncs: VecDeque<(i64, i32)>,
     deadline: i64,
@@ -77,7 +82,7 @@ pub struct Follower {
 
 impl Follower {
     pub fn serving(&self) -> bool {
-        self.phase == Phase::Broadcast
+        self.learner.serving()
     }
 
     fn send(&mut self, b: Bytes) {
@@ -177,15 +182,7 @@ impl Core {
             link: Some(link_id),
             out: None,
             sock: None,
-            phase: Phase::Connecting,
-            new_epoch: 0,
-            snapshot_needed: false,
-            write_to_log: false,
-            proposals: VecDeque::new(),
-            committed_in_sync: Vec::new(),
-            unacked: VecDeque::new(),
-            newleader_ack_after: None,
-            newleader_seen: false,
+            learner: Learner::new(observer),
             syncs: VecDeque::new(),
             deadline: now + init_ms as i64 * 2,
             sync_started: std::time::Instant::now(),
@@ -210,7 +207,7 @@ impl Core {
                 let Link { tx, sock } = conn;
                 f.out = Some(link::Outbox::new(tx));
                 f.sock = Some(sock);
-                f.phase = Phase::Epoch;
+                f.learner.connected();
                 let t = if f.observer {
                     packet::OBSERVERINFO
                 } else {
@@ -224,12 +221,9 @@ impl Core {
             }
             QMsg::Snap { link, zxid, tree } if Some(link) == my_link => {
                 let Some(f) = self.follower() else { return };
-                if f.phase != Phase::Syncing && f.phase != Phase::Epoch {
+                if !f.learner.snap(zxid) {
                     return;
                 }
-                f.phase = Phase::Syncing;
-                f.snapshot_needed = true;
-                f.write_to_log = false;
                 let mut tree = *tree;
                 tree.set_last_zxid(zxid);
                 info!(
@@ -250,7 +244,7 @@ impl Core {
             QMsg::Tick => {
                 let now = self.now_ms();
                 let Some(f) = self.follower() else { return };
-                if f.phase != Phase::Broadcast && now > f.deadline {
+                if !f.serving() && now > f.deadline {
                     self.become_looking("timed out syncing with the leader");
                 }
             }
@@ -260,171 +254,80 @@ impl Core {
 
     fn leader_packet(&mut self, pkt: QuorumPacket) {
         let last_logged = self.tree.last_zxid().max(self.zxid);
-        let cfg = self.cfg.clone();
+        let (accepted, current) = {
+            let ens = self.ens.as_ref().expect("ensemble");
+            (ens.accepted_epoch, ens.current_epoch)
+        };
+        let metrics = self.cfg.metrics.clone();
         let Some(f) = self.follower() else { return };
-        match (f.phase, pkt.packet_type) {
+        let phase = f.learner.phase();
+        let serving = phase == Phase::Broadcast;
+        let todo = match (phase, pkt.packet_type) {
             (Phase::Epoch, packet::LEADERINFO) => {
-                let new_epoch = epoch_of(pkt.zxid);
-                let ens = self.ens.as_ref().expect("ensemble");
-                let (accepted, current) = (ens.accepted_epoch, ens.current_epoch);
-                let ack = if new_epoch > accepted {
-                    let snap_dir = self.layout.snap_dir.clone();
-                    if let Err(e) = super::write_epoch(&snap_dir, "acceptedEpoch", new_epoch) {
-                        warn!("{e}");
-                        self.become_looking("cannot write acceptedEpoch");
-                        return;
-                    }
-                    self.ens.as_mut().expect("ensemble").accepted_epoch = new_epoch;
-                    current as i32
-                } else if new_epoch == accepted {
-                    -1
-                } else {
-                    let why = format!(
-                        "leader's epoch {new_epoch} is less than our accepted epoch {accepted}"
-                    );
-                    warn!("{why}");
-                    self.become_looking(&why);
-                    return;
-                };
-                let Some(f) = self.follower() else { return };
-                f.new_epoch = new_epoch;
-                f.phase = Phase::Syncing;
-                f.sync_started = std::time::Instant::now();
-                f.send(link::encode(
-                    packet::ACKEPOCH,
-                    last_logged,
-                    int_data(ack),
-                    vec![],
-                ));
+                f.learner
+                    .leader_info(epoch_of(pkt.zxid), accepted, current, last_logged)
             }
             (Phase::Syncing, packet::DIFF) => {
-                f.snapshot_needed = false;
-                f.write_to_log = true;
                 info!("DIFF from the leader up to 0x{:x}", pkt.zxid);
+                f.learner.diff(pkt.zxid);
+                return;
             }
             (Phase::Syncing, packet::TRUNC) => {
-                f.snapshot_needed = true;
-                f.write_to_log = false;
                 info!("TRUNC from the leader to 0x{:x}", pkt.zxid);
-                self.truncate_log_after(pkt.zxid);
-                let loaded = match crate::persist::load(&self.cfg, &self.layout) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        warn!("cannot reload after TRUNC: {e}");
-                        self.become_looking("TRUNC failed");
-                        return;
-                    }
-                };
-                self.install_loaded(loaded);
+                f.learner.trunc(pkt.zxid)
             }
-            (Phase::Syncing, packet::PROPOSAL) => match Txn::read(&mut Reader::new(pkt.data)) {
-                Ok(t) if f.newleader_seen => {
-                    let z = t.header.zxid;
-                    f.unacked.push_back((z, t.header.time));
-                    f.proposals.push_back(t.clone());
-                    self.persist.append(t);
-                    self.zxid = self.zxid.max(z);
+            (Phase::Syncing | Phase::Broadcast, packet::PROPOSAL) => match Prop::decode(pkt.data) {
+                Ok(p) => {
+                    if serving {
+                        metrics.learner_proposal_received_count.inc();
+                        crate::metrics::Metrics::txn_age(
+                            &metrics.proposal_latency,
+                            p.txn.header.time,
+                        );
+                    }
+                    f.learner.proposal(p)
                 }
-                Ok(t) => f.proposals.push_back(t),
                 Err(e) => {
                     warn!("malformed proposal from the leader: {e}");
                     self.become_looking("malformed proposal");
+                    return;
                 }
             },
-            (Phase::Syncing, packet::COMMIT | packet::COMMITANDACTIVATE) => {
-                if f.write_to_log {
-                    f.committed_in_sync.push(pkt.zxid);
-                } else if f
-                    .proposals
-                    .front()
-                    .is_some_and(|t| t.header.zxid == pkt.zxid)
-                {
-                    let t = f.proposals.pop_front().expect("checked");
-                    self.apply_committed(t);
+            (Phase::Syncing | Phase::Broadcast, packet::COMMIT | packet::COMMITANDACTIVATE) => {
+                if serving {
+                    metrics.learner_commit_received_count.inc();
+                }
+                f.learner.commit(pkt.zxid)
+            }
+            (Phase::Syncing | Phase::Broadcast, packet::INFORM | packet::INFORMANDACTIVATE) => {
+                // INFORMANDACTIVATE: the designated leader's id, then the txn.
+                let skip = if pkt.packet_type == packet::INFORM {
+                    0
                 } else {
-                    warn!("COMMIT 0x{:x} does not match the next proposal", pkt.zxid);
-                }
-            }
-            (Phase::Syncing, packet::INFORM) => match Txn::read(&mut Reader::new(pkt.data)) {
-                // An observer's sync: committed txns come whole.
-                Ok(t) => {
-                    if f.write_to_log {
-                        self.persist.append(t.clone());
-                        self.zxid = self.zxid.max(t.header.zxid);
-                    }
-                    self.apply_committed(t);
-                }
-                Err(e) => warn!("malformed INFORM from the leader: {e}"),
-            },
-            (Phase::Syncing, packet::NEWLEADER) => self.on_newleader(pkt.zxid),
-            (Phase::Syncing, packet::UPTODATE) => self.on_uptodate(),
-            (Phase::Broadcast, packet::PROPOSAL) => {
-                match Txn::read(&mut Reader::new(pkt.data.clone())) {
-                    Ok(t) => {
-                        cfg.metrics.learner_proposal_received_count.inc();
-                        crate::metrics::Metrics::txn_age(
-                            &cfg.metrics.proposal_latency,
-                            t.header.time,
-                        );
-                        let z = t.header.zxid;
-                        f.unacked.push_back((z, t.header.time));
-                        f.proposals.push_back(t);
-                        // The proposal's data is the txn as the log holds it.
-                        self.persist.append_raw(z, pkt.data);
-                        self.zxid = self.zxid.max(z);
-                    }
-                    Err(e) => {
-                        warn!("malformed proposal from the leader: {e}");
-                        self.become_looking("malformed proposal");
-                    }
-                }
-            }
-            (Phase::Broadcast, packet::COMMIT | packet::COMMITANDACTIVATE) => {
-                cfg.metrics.learner_commit_received_count.inc();
-                let mut done = Vec::new();
-                while f
-                    .proposals
-                    .front()
-                    .is_some_and(|t| t.header.zxid <= pkt.zxid)
-                {
-                    done.push(f.proposals.pop_front().expect("checked"));
-                }
-                for t in done {
-                    crate::metrics::Metrics::txn_age(
-                        &cfg.metrics.commit_propagation_latency,
-                        t.header.time,
-                    );
-                    self.apply_committed(t);
-                }
-            }
-            (Phase::Broadcast | Phase::Syncing, packet::INFORMANDACTIVATE) => {
-                // The designated leader's id, then the txn.
-                let txn = pkt
+                    8
+                };
+                match pkt
                     .data
-                    .get(8..)
-                    .map(|d| Txn::read(&mut Reader::new(Bytes::copy_from_slice(d))));
-                match txn {
-                    Some(Ok(t)) => {
-                        self.persist.append(t.clone());
-                        self.zxid = self.zxid.max(t.header.zxid);
-                        self.apply_committed(t);
+                    .get(skip..)
+                    .map(|_| Prop::decode(pkt.data.slice(skip..)))
+                {
+                    Some(Ok(p)) => {
+                        if serving {
+                            metrics.learner_commit_received_count.inc();
+                        }
+                        f.learner.inform(p)
                     }
-                    _ => warn!("malformed INFORMANDACTIVATE from the leader"),
+                    _ => {
+                        warn!(
+                            "malformed {} from the leader",
+                            packet::name(pkt.packet_type)
+                        );
+                        return;
+                    }
                 }
             }
-            (Phase::Broadcast, packet::INFORM) => match Txn::read(&mut Reader::new(pkt.data)) {
-                Ok(t) => {
-                    cfg.metrics.learner_commit_received_count.inc();
-                    crate::metrics::Metrics::txn_age(
-                        &cfg.metrics.commit_propagation_latency,
-                        t.header.time,
-                    );
-                    self.persist.append(t.clone());
-                    self.zxid = self.zxid.max(t.header.zxid);
-                    self.apply_committed(t);
-                }
-                Err(e) => warn!("malformed INFORM from the leader: {e}"),
-            },
+            (Phase::Syncing, packet::NEWLEADER) => f.learner.newleader(pkt.zxid),
+            (Phase::Syncing, packet::UPTODATE) => f.learner.uptodate(),
             (_, packet::PING) => {
                 let touches: Vec<(i64, i32)> = self
                     .ens
@@ -441,11 +344,13 @@ impl Core {
                         vec![],
                     ));
                 }
+                return;
             }
             (Phase::Broadcast, packet::SYNC) => {
                 if let Some((session, xid)) = f.syncs.pop_front() {
                     self.sync_done(session, xid);
                 }
+                return;
             }
             (_, packet::REVALIDATE) => {
                 let d = &pkt.data;
@@ -454,139 +359,159 @@ impl Core {
                     let valid = d[8] != 0;
                     self.revalidated(sid, valid);
                 }
-            }
-            (phase, t) => warn!(
-                "unexpected {} from the leader while {:?}",
-                packet::name(t),
-                phase
-            ),
-        }
-    }
-
-    fn on_newleader(&mut self, zxid: i64) {
-        let snap_dir = self.layout.snap_dir.clone();
-        let Some(f) = self.follower() else { return };
-        let new_epoch = f.new_epoch;
-        let snapshot = f.snapshot_needed;
-        if snapshot {
-            if let Err(e) = self.snapshot_now() {
-                warn!("cannot take the snapshot after sync: {e}");
-                self.become_looking("snapshot after sync failed");
                 return;
             }
-            // The snapshot, not the log, holds what the sync applied.
-            self.durable = self.durable.max(self.tree.last_zxid());
-        }
-        if let Err(e) = super::write_epoch(&snap_dir, "currentEpoch", new_epoch) {
-            warn!("{e}");
-            self.become_looking("cannot write currentEpoch");
-            return;
-        }
-        self.ens.as_mut().expect("ensemble").current_epoch = new_epoch;
-        let Some(f) = self.follower() else { return };
-        f.write_to_log = true;
-        f.newleader_seen = true;
-        // Everything proposed so far goes to the log before we ACK; each
-        // is acked on its own once we serve (the leader counts those).
-        let pending: Vec<Txn> = f.proposals.iter().cloned().collect();
-        let last = pending.last().map(|t| t.header.zxid);
-        f.unacked
-            .extend(pending.iter().map(|t| (t.header.zxid, t.header.time)));
-        for t in pending {
-            self.zxid = self.zxid.max(t.header.zxid);
-            self.persist.append(t);
-        }
-        let durable = self.durable;
-        let Some(f) = self.follower() else { return };
-        match last {
-            Some(z) if z > durable => f.newleader_ack_after = Some(z),
-            _ => f.send(link::encode(packet::ACK, zxid, Bytes::new(), vec![])),
+            (phase, t) => {
+                warn!(
+                    "unexpected {} from the leader while {:?}",
+                    packet::name(t),
+                    phase
+                );
+                return;
+            }
+        };
+        let ends_sync = matches!(pkt.packet_type, packet::NEWLEADER | packet::UPTODATE);
+        if self.learner_do(todo) && ends_sync {
+            // NEWLEADER's ACK (or, at UPTODATE, the proposals') may be due
+            // already for what the log holds.
+            let durable = self.durable;
+            self.follower_durable(durable);
         }
     }
 
-    fn on_uptodate(&mut self) {
-        let tick = self.cfg.tick_time as u64;
-        let sync_limit = self.ens.as_ref().expect("ensemble").setup.sync_limit as u64;
-        let cfg = self.cfg.clone();
-        let Some(f) = self.follower() else { return };
-        let commits = std::mem::take(&mut f.committed_in_sync);
-        let mut done = Vec::new();
-        for z in commits {
-            while f.proposals.front().is_some_and(|t| t.header.zxid <= z) {
-                done.push(f.proposals.pop_front().expect("checked"));
+    /// Carries out what the learner asked, in order. False once the
+    /// follower gave up (then the rest is moot).
+    fn learner_do(&mut self, todo: Vec<Do<Prop>>) -> bool {
+        let mut ack_ages = Vec::new();
+        for d in todo {
+            match d {
+                Do::AcceptEpoch(e) => {
+                    let snap_dir = self.layout.snap_dir.clone();
+                    if let Err(err) = super::write_epoch(&snap_dir, "acceptedEpoch", e) {
+                        warn!("{err}");
+                        self.become_looking("cannot write acceptedEpoch");
+                        return false;
+                    }
+                    self.ens.as_mut().expect("ensemble").accepted_epoch = e;
+                }
+                Do::AckEpoch { current_epoch } => {
+                    let last_logged = self.tree.last_zxid().max(self.zxid);
+                    let Some(f) = self.follower() else {
+                        return false;
+                    };
+                    f.sync_started = std::time::Instant::now();
+                    f.send(link::encode(
+                        packet::ACKEPOCH,
+                        last_logged,
+                        int_data(current_epoch as i32),
+                        vec![],
+                    ));
+                }
+                Do::Truncate(z) => {
+                    self.truncate_log_after(z);
+                    match crate::persist::load(&self.cfg, &self.layout) {
+                        Ok(t) => self.install_loaded(t),
+                        Err(e) => {
+                            warn!("cannot reload after TRUNC: {e}");
+                            self.become_looking("TRUNC failed");
+                            return false;
+                        }
+                    }
+                }
+                Do::Snapshot => {
+                    if let Err(e) = self.snapshot_now() {
+                        warn!("cannot take the snapshot after sync: {e}");
+                        self.become_looking("snapshot after sync failed");
+                        return false;
+                    }
+                    // The snapshot, not the log, holds what the sync applied.
+                    self.durable = self.durable.max(self.tree.last_zxid());
+                }
+                Do::CurrentEpoch(e) => {
+                    let snap_dir = self.layout.snap_dir.clone();
+                    if let Err(err) = super::write_epoch(&snap_dir, "currentEpoch", e) {
+                        warn!("{err}");
+                        self.become_looking("cannot write currentEpoch");
+                        return false;
+                    }
+                    self.ens.as_mut().expect("ensemble").current_epoch = e;
+                }
+                Do::Log((z, raw)) => {
+                    self.persist.append_raw(z, raw);
+                    self.zxid = self.zxid.max(z);
+                }
+                Do::Apply(p) => {
+                    if self.follower().is_some_and(|f| f.serving()) {
+                        crate::metrics::Metrics::txn_age(
+                            &self.cfg.metrics.commit_propagation_latency,
+                            p.txn.header.time,
+                        );
+                    }
+                    self.apply_committed(p.txn);
+                }
+                // Our tree already holds what our log held.
+                Do::Committed(_) => {}
+                Do::Ack { zxid, time } => {
+                    let Some(f) = self.follower() else {
+                        return false;
+                    };
+                    f.send(link::encode(packet::ACK, zxid, Bytes::new(), vec![]));
+                    if let Some(t) = time {
+                        ack_ages.push(t);
+                    }
+                }
+                Do::Serving { epoch } => self.serving_from(epoch),
+                Do::Unmatched(z) => {
+                    warn!("COMMIT 0x{z:x} does not match the next proposal")
+                }
+                Do::Abandon(why) => {
+                    warn!("{why}");
+                    self.become_looking(&why);
+                    return false;
+                }
             }
         }
-        f.phase = Phase::Broadcast;
+        if !ack_ages.is_empty() {
+            // Each ACK made now: the proposals' ages (one clock read for all;
+            // clock skew can make an age negative: not recorded).
+            let now = crate::core::wall_ms();
+            self.cfg.metrics.proposal_ack_creation_latency.observe_all(
+                ack_ages
+                    .into_iter()
+                    .filter(|&t| now >= t)
+                    .map(|t| (now - t) as u64),
+            );
+        }
+        true
+    }
+
+    /// UPTODATE: synced, serving clients from now on.
+    fn serving_from(&mut self, epoch: i64) {
+        let tick = self.cfg.tick_time as u64;
+        let sync_limit = self.ens.as_ref().expect("ensemble").setup.sync_limit as u64;
+        let metrics = self.cfg.metrics.clone();
+        let Some(f) = self.follower() else { return };
         let synced_in = f.sync_started.elapsed().as_millis() as u64;
-        let m = &cfg.metrics;
         if f.observer {
-            &m.observer_sync_time
+            &metrics.observer_sync_time
         } else {
-            &m.follower_sync_time
+            &metrics.follower_sync_time
         }
         .observe(synced_in);
-        m.available(false);
-        let epoch = f.new_epoch;
-        f.send(link::encode(
-            packet::ACK,
-            make_zxid(epoch, 0),
-            Bytes::new(),
-            vec![],
-        ));
+        metrics.available(false);
         if let Some(s) = &f.sock {
             link::set_timeout(s, Duration::from_millis(tick * sync_limit));
         }
-        for t in done {
-            self.apply_committed(t);
-        }
-        // What became durable before UPTODATE is acked now.
-        let durable = self.durable;
-        self.follower_durable(durable);
         let ens = self.ens.as_mut().expect("ensemble");
         let _ = ens.election.send(ElectionCmd::Synced { epoch });
         info!("synced with the leader in epoch {epoch}: serving");
     }
 
-    /// Our log is durable up to `zxid`: ACK what it covers (one ACK per
-    /// proposal, as Apache's leader counts them).
+    /// Our log is durable up to `zxid`: ACK what it covers.
     pub(crate) fn follower_durable(&mut self, zxid: i64) {
         let Some(f) = self.follower() else { return };
-        if let Some(after) = f.newleader_ack_after {
-            if zxid >= after {
-                f.newleader_ack_after = None;
-                f.send(link::encode(
-                    packet::ACK,
-                    make_zxid(f.new_epoch, 0),
-                    Bytes::new(),
-                    vec![],
-                ));
-            }
-        }
-        if f.observer {
-            f.unacked.clear();
-            return;
-        }
-        if f.phase != Phase::Broadcast {
-            return;
-        }
-        if f.unacked.front().is_none_or(|&(z, _)| z > zxid) {
-            return;
-        }
-        // Each ACK made now: the proposals' ages (one clock read for all).
-        let now = crate::core::wall_ms();
-        let mut ages = Vec::new();
-        while f.unacked.front().is_some_and(|&(z, _)| z <= zxid) {
-            let (z, time) = f.unacked.pop_front().expect("checked");
-            f.send(link::encode(packet::ACK, z, Bytes::new(), vec![]));
-            // Clock skew can make an age negative: not recorded.
-            if now >= time {
-                ages.push((now - time) as u64);
-            }
-        }
-        self.cfg
-            .metrics
-            .proposal_ack_creation_latency
-            .observe_all(ages);
+        let todo = f.learner.durable(zxid);
+        self.learner_do(todo);
     }
 
     /// Hands a client's write to the leader (REQUEST: session, cxid, op,

@@ -466,6 +466,27 @@ def check_digests(c):
         "no rookeeper server compared a leader's digests"
 
 
+def observer_under_load(work, restarts=3):
+    """An observer restarted while a client writes through the participants:
+    each time it syncs with txns committing during its sync, whose INFORMs
+    the leader holds until its UPTODATE; it must end with every write."""
+    c = Cluster(["rookeeper"] * 4, BINARY, work, observers=(4,))
+    acked, errors = [], []
+    stop = threading.Event()
+    with c.failing_with_stacks(stop):
+        c.start_all()
+        c.wait_serving()
+        t = start_writer(c, "/obsload", acked, errors, stop, ids=[1, 2, 3])
+        for _ in range(restarts):
+            before = len(acked)
+            wait_for(lambda: len(acked) > before + 30, "writes before the restart")
+            c.servers[4].kill()
+            c.servers[4].start()
+            c.wait_serving()
+        finish_writes(c, "/obsload", acked, t, stop, "after the observer's restarts")
+        return len(acked)
+
+
 def start_writer(c, path, acked, errors, stop, pause=0.0, ids=None):
     """A thread creating path/wNNNNNN through every server (or `ids`) until
     `stop`: the numbers acknowledged go to `acked`, failures to `errors`."""
@@ -905,6 +926,7 @@ SCENARIOS = {
     "three": three,
     "five": five,
     "observer": observer,
+    "observer-under-load": observer_under_load,
     "expiry": expiry,
     "read-only": read_only,
     "reconfig": reconfig,

@@ -10,12 +10,15 @@
 //! - [`election`] holds FastLeaderElection.
 //! - [`sync`] holds how a leader brings a learner up to date (DIFF, TRUNC, SNAP).
 //! - [`ack`] holds the leader's quorum bookkeeping for proposals.
+//! - [`leading`] holds a leader's side of discovery, sync and broadcast, which
+//!   the server runs and [`peer`] models.
 //! - [`learner`] holds a follower's or observer's side of discovery, sync and
 //!   broadcast, which the server runs and [`peer`] models.
 
 pub mod ack;
 pub mod config;
 pub mod election;
+pub mod leading;
 pub mod learner;
 pub mod peer;
 pub mod sync;

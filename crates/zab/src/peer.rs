@@ -6,15 +6,15 @@
 //! through [`crate::Election`].
 //!
 //! The deterministic simulation (tests/zab_sim.rs) checks it under loss,
-//! partitions and crashes. Its follower side is [`crate::learner`], the
-//! code the server's follower runs; its leader side is mirrored by the
-//! server's shell (crates/server/src/ensemble/leader.rs) on real sockets,
-//! txns and files. Values stand in for txns.
+//! partitions and crashes. The protocol is [`crate::leading`] and
+//! [`crate::learner`], the code the server runs (crates/server/src/ensemble);
+//! this model carries out their actions on a disk where values stand in
+//! for txns and the log is the state.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
-use crate::ack::AckTracker;
 use crate::election::{Election, Out as ElectionOut, ServerState};
+use crate::leading::{self, Leading};
 use crate::learner::{Do, Learner, Proposal};
 use crate::sync::{plan, SyncPlan};
 use crate::wire::Notification;
@@ -139,35 +139,15 @@ impl Proposal for Entry {
     }
 }
 
-#[derive(Debug, PartialEq, Eq, Clone, Copy)]
-enum LPhase {
-    Info,
-    Epoch,
-    AwaitSync,
-    Syncing,
-    Synced,
-}
-
+/// Leading: the protocol is [`Leading`], the code the server runs; the rest
+/// is this model's own bookkeeping.
 #[derive(Debug)]
-struct LearnerState {
-    sid: u64,
-    phase: LPhase,
-    last_zxid: i64,
-    last_heard: i64,
-}
-
-#[derive(Debug)]
-struct Leading {
-    epoch: i64,
-    established: bool,
-    accepted: BTreeMap<u64, i64>,
-    max_accepted: i64,
-    epoch_acked: BTreeSet<u64>,
-    newleader_acked: BTreeSet<u64>,
-    learners: BTreeMap<u64, LearnerState>,
-    acks: AckTracker,
-    deadline: i64,
-    summary: (i64, i64),
+struct Leader {
+    m: Leading,
+    /// Who is on each link (the model knows it from the connection).
+    sids: BTreeMap<u64, u64>,
+    /// COMMITs held for a syncing learner until its UPTODATE.
+    held: BTreeMap<u64, Vec<i64>>,
     next_counter: i64,
 }
 
@@ -175,7 +155,7 @@ struct Leading {
 enum Role {
     Looking,
     Following(Following),
-    Leading(Leading),
+    Leading(Leader),
 }
 
 pub struct Peer {
@@ -239,7 +219,7 @@ impl Peer {
     /// Leading and established: may take client writes.
     pub fn serving_leader(&self) -> Option<i64> {
         match &self.role {
-            Role::Leading(l) if l.established => Some(l.epoch),
+            Role::Leading(l) if l.m.established() => Some(l.m.epoch()),
             _ => None,
         }
     }
@@ -282,22 +262,21 @@ impl Peer {
     }
 
     fn lead(&mut self, now: i64, out: &mut Vec<Out>) {
-        let mut accepted = BTreeMap::new();
-        accepted.insert(self.id, self.disk.accepted_epoch);
-        self.role = Role::Leading(Leading {
-            epoch: 0,
-            established: false,
-            accepted,
-            max_accepted: self.disk.accepted_epoch,
-            epoch_acked: BTreeSet::from([self.id]),
-            newleader_acked: BTreeSet::from([self.id]),
-            learners: BTreeMap::new(),
-            acks: AckTracker::new(self.last_zxid()),
-            deadline: now + self.init_limit * self.tick_ms,
-            summary: (self.disk.current_epoch, self.last_zxid()),
+        let mut m = Leading::new(
+            self.id,
+            self.cfg.is_voter(self.id),
+            self.disk.accepted_epoch,
+            (self.disk.current_epoch, self.last_zxid()),
+            now + self.init_limit * self.tick_ms,
+        );
+        let todo = m.start(&self.cfg);
+        self.role = Role::Leading(Leader {
+            m,
+            sids: BTreeMap::new(),
+            held: BTreeMap::new(),
             next_counter: 0,
         });
-        self.choose_epoch(out);
+        self.leading_do(todo, out);
     }
 
     /// An election message from `from`.
@@ -330,15 +309,8 @@ impl Peer {
     /// Leader side: a learner connected on `link`.
     pub fn on_learner(&mut self, link: u64, sid: u64, now: i64) {
         if let Role::Leading(l) = &mut self.role {
-            l.learners.insert(
-                link,
-                LearnerState {
-                    sid,
-                    phase: LPhase::Info,
-                    last_zxid: -1,
-                    last_heard: now,
-                },
-            );
+            l.m.connected(link, now);
+            l.sids.insert(link, sid);
         }
     }
 
@@ -347,9 +319,9 @@ impl Peer {
         match &mut self.role {
             Role::Following(f) if f.link == Some(link) || f.link.is_none() => self.look(now),
             Role::Leading(l) => {
-                if let Some(x) = l.learners.remove(&link) {
-                    l.acks.forget(x.sid);
-                }
+                l.m.link_down(link);
+                l.sids.remove(&link);
+                l.held.remove(&link);
                 Vec::new()
             }
             _ => Vec::new(),
@@ -370,10 +342,10 @@ impl Peer {
                 let todo = f.learner.durable(durable);
                 self.learner_do(todo, 0, &mut out);
             }
-            Role::Leading(l) if l.established && synced > 0 => {
+            Role::Leading(l) if synced > 0 => {
                 let z = self.disk.log[synced - 1].zxid;
-                let done = l.acks.ack(&self.cfg, self.id, z);
-                self.commit(done, &mut out);
+                let todo = l.m.durable(&self.cfg, z);
+                self.leading_do(todo, &mut out);
             }
             _ => {}
         }
@@ -386,22 +358,20 @@ impl Peer {
         let Role::Leading(l) = &mut self.role else {
             return out;
         };
-        if !l.established {
+        if !l.m.established() {
             return out;
         }
         l.next_counter += 1;
         let e = Entry {
-            zxid: make_zxid(l.epoch, l.next_counter),
+            zxid: make_zxid(l.m.epoch(), l.next_counter),
             value,
         };
-        l.acks.propose(e.zxid);
-        for (link, x) in &l.learners {
-            if matches!(x.phase, LPhase::Syncing | LPhase::Synced) {
-                out.push(Out::Send {
-                    link: *link,
-                    p: Packet::Proposal(e),
-                });
-            }
+        l.m.propose(e.zxid);
+        for link in l.m.in_broadcast(false) {
+            out.push(Out::Send {
+                link,
+                p: Packet::Proposal(e),
+            });
         }
         self.disk.log.push(e);
         out.push(Out::Sync);
@@ -425,27 +395,13 @@ impl Peer {
                 }
             }
             Role::Leading(l) => {
-                for (link, x) in &l.learners {
-                    if matches!(x.phase, LPhase::Syncing | LPhase::Synced) {
-                        out.push(Out::Send {
-                            link: *link,
-                            p: Packet::Ping,
-                        });
-                    }
+                for link in l.m.in_broadcast(true) {
+                    out.push(Out::Send {
+                        link,
+                        p: Packet::Ping,
+                    });
                 }
-                let give_up = if !l.established {
-                    now > l.deadline
-                } else {
-                    let mut synced: BTreeSet<u64> = l
-                        .learners
-                        .values()
-                        .filter(|x| x.phase == LPhase::Synced && now - x.last_heard <= sync_ms)
-                        .map(|x| x.sid)
-                        .collect();
-                    synced.insert(self.id);
-                    !self.cfg.is_quorum(&synced)
-                };
-                if give_up {
+                if l.m.tick(&self.cfg, now, sync_ms).is_some() {
                     out.extend(self.look(now));
                 }
             }
@@ -468,227 +424,142 @@ impl Peer {
         let Role::Leading(l) = &mut self.role else {
             return out;
         };
-        let Some(x) = l.learners.get_mut(&link) else {
+        let Some(&sid) = l.sids.get(&link) else {
             return out;
         };
-        x.last_heard = now;
-        match (x.phase, p) {
-            (LPhase::Info, Packet::FollowerInfo { accepted_epoch }) => {
-                x.phase = LPhase::Epoch;
-                if l.epoch == 0 {
-                    l.max_accepted = l.max_accepted.max(accepted_epoch);
-                    l.accepted.insert(x.sid, accepted_epoch);
-                    self.choose_epoch(&mut out);
-                } else {
+        l.m.heard(link, now);
+        let todo = match p {
+            Packet::FollowerInfo { accepted_epoch } => {
+                l.m.info(&self.cfg, link, sid, false, accepted_epoch)
+            }
+            Packet::AckEpoch {
+                current_epoch,
+                last_zxid,
+            } => l.m.ack_epoch(&self.cfg, link, current_epoch, last_zxid),
+            Packet::Ack { zxid } => l.m.ack(&self.cfg, link, zxid),
+            _ => Vec::new(),
+        };
+        self.leading_do(todo, &mut out);
+        out
+    }
+
+    /// Carries out what the leader asked on this model's log, as the
+    /// server's leader does on its files, tree and sockets.
+    fn leading_do(&mut self, todo: Vec<leading::Do>, out: &mut Vec<Out>) {
+        use leading::Do as L;
+        for d in todo {
+            let Role::Leading(l) = &mut self.role else {
+                return;
+            };
+            match d {
+                L::AcceptEpoch(e) => self.disk.accepted_epoch = e,
+                L::LeaderInfo { link } => out.push(Out::Send {
+                    link,
+                    p: Packet::LeaderInfo { epoch: l.m.epoch() },
+                }),
+                L::TurnAway { link, .. } => {
+                    l.sids.remove(&link);
+                    out.push(Out::CloseLink { link });
+                }
+                L::Sync {
+                    link, last_zxid, ..
+                } => {
+                    // The leader's history: its applied (committed)
+                    // entries; in discovery that is its whole log. What is
+                    // in flight follows as proposals.
+                    let (history, in_flight) = if l.m.established() {
+                        self.disk.log.split_at(self.applied)
+                    } else {
+                        (&self.disk.log[..], &[][..])
+                    };
+                    let zxids: Vec<i64> = history.iter().map(|e| e.zxid).collect();
+                    let last = zxids.last().copied().unwrap_or(0);
+                    let from = match plan(last_zxid, &zxids, last) {
+                        SyncPlan::Diff { from } => {
+                            out.push(Out::Send {
+                                link,
+                                p: Packet::Diff { last },
+                            });
+                            from
+                        }
+                        SyncPlan::Trunc { to, from } => {
+                            out.push(Out::Send {
+                                link,
+                                p: Packet::Trunc { to },
+                            });
+                            from
+                        }
+                        SyncPlan::Snap => {
+                            out.push(Out::Send {
+                                link,
+                                p: Packet::Snap {
+                                    entries: history.to_vec(),
+                                },
+                            });
+                            history.len()
+                        }
+                    };
+                    for e in &history[from..] {
+                        out.push(Out::Send {
+                            link,
+                            p: Packet::Proposal(*e),
+                        });
+                        out.push(Out::Send {
+                            link,
+                            p: Packet::Commit { zxid: e.zxid },
+                        });
+                    }
+                    for e in in_flight {
+                        out.push(Out::Send {
+                            link,
+                            p: Packet::Proposal(*e),
+                        });
+                    }
                     out.push(Out::Send {
                         link,
-                        p: Packet::LeaderInfo { epoch: l.epoch },
+                        p: Packet::NewLeader { epoch: l.m.epoch() },
                     });
                 }
-            }
-            (
-                LPhase::Epoch,
-                Packet::AckEpoch {
-                    current_epoch,
-                    last_zxid,
-                },
-            ) => {
-                x.last_zxid = last_zxid;
-                x.phase = LPhase::AwaitSync;
-                let sid = x.sid;
-                // Apache's waitForEpochAck: before a quorum acked the
-                // epoch, a learner ahead of us is turned away; after, it
-                // only holds txns no quorum took, and is told to TRUNC.
-                if current_epoch != -1 && !self.cfg.is_quorum(&l.epoch_acked) {
-                    let (e, z) = l.summary;
-                    if current_epoch > e || (current_epoch == e && last_zxid > z) {
-                        l.learners.remove(&link);
-                        return vec![Out::CloseLink { link }];
-                    }
+                L::Establish { epoch } => {
+                    self.disk.current_epoch = epoch;
+                    self.election.set_vote_epoch(epoch);
+                    // Our history is now the quorum's: it counts as
+                    // committed.
+                    let upto = self.disk.log.last().map_or(0, |e| e.zxid);
+                    self.apply_upto(upto, out);
+                    out.push(Out::Leading { epoch });
                 }
-                if current_epoch != -1 {
-                    l.epoch_acked.insert(sid);
-                }
-                if self.cfg.is_quorum(&l.epoch_acked) {
-                    self.sync_waiting(&mut out);
-                }
-            }
-            (LPhase::Syncing, Packet::Ack { zxid }) if crate::counter_of(zxid) == 0 => {
-                l.newleader_acked.insert(x.sid);
-                if l.established {
-                    x.phase = LPhase::Synced;
+                L::UpToDate { link } => {
                     out.push(Out::Send {
                         link,
                         p: Packet::UpToDate,
                     });
-                } else if self.cfg.is_quorum(&l.newleader_acked) {
-                    self.establish(&mut out);
+                    for zxid in l.held.remove(&link).unwrap_or_default() {
+                        out.push(Out::Send {
+                            link,
+                            p: Packet::Commit { zxid },
+                        });
+                    }
                 }
-            }
-            (LPhase::Synced, Packet::Ack { zxid }) if crate::counter_of(zxid) != 0 => {
-                let sid = x.sid;
-                let done = l.acks.ack(&self.cfg, sid, zxid);
-                self.commit(done, &mut out);
-            }
-            _ => {}
-        }
-        out
-    }
-
-    fn choose_epoch(&mut self, out: &mut Vec<Out>) {
-        let Role::Leading(l) = &mut self.role else {
-            return;
-        };
-        if l.epoch != 0 {
-            return;
-        }
-        let ids: BTreeSet<u64> = l.accepted.keys().copied().collect();
-        if !self.cfg.is_quorum(&ids) {
-            return;
-        }
-        l.epoch = l.max_accepted + 1;
-        self.disk.accepted_epoch = l.epoch;
-        for (link, x) in &l.learners {
-            if x.phase == LPhase::Epoch {
-                out.push(Out::Send {
-                    link: *link,
-                    p: Packet::LeaderInfo { epoch: l.epoch },
-                });
-            }
-        }
-        if self.cfg.is_quorum(&l.epoch_acked) {
-            self.sync_waiting(out);
-        }
-    }
-
-    fn sync_waiting(&mut self, out: &mut Vec<Out>) {
-        let Role::Leading(l) = &mut self.role else {
-            return;
-        };
-        if l.epoch == 0 {
-            return;
-        }
-        // The leader's history: its applied (committed) entries; in
-        // discovery that is its whole log.
-        let history: Vec<Entry> = if l.established {
-            self.disk.log[..self.applied].to_vec()
-        } else {
-            self.disk.log.clone()
-        };
-        let zxids: Vec<i64> = history.iter().map(|e| e.zxid).collect();
-        let last = zxids.last().copied().unwrap_or(0);
-        let in_flight: Vec<Entry> = if l.established {
-            self.disk.log[self.applied..].to_vec()
-        } else {
-            Vec::new()
-        };
-        for (link, x) in l.learners.iter_mut() {
-            if x.phase != LPhase::AwaitSync {
-                continue;
-            }
-            x.phase = LPhase::Syncing;
-            let from = match plan(x.last_zxid, &zxids, last) {
-                SyncPlan::Diff { from } => {
-                    out.push(Out::Send {
-                        link: *link,
-                        p: Packet::Diff { last },
-                    });
-                    Some(from)
-                }
-                SyncPlan::Trunc { to, from } => {
-                    out.push(Out::Send {
-                        link: *link,
-                        p: Packet::Trunc { to },
-                    });
-                    Some(from)
-                }
-                SyncPlan::Snap => {
-                    out.push(Out::Send {
-                        link: *link,
-                        p: Packet::Snap {
-                            entries: history.clone(),
-                        },
-                    });
-                    None
-                }
-            };
-            if let Some(from) = from {
-                for e in &history[from..] {
-                    out.push(Out::Send {
-                        link: *link,
-                        p: Packet::Proposal(*e),
-                    });
-                    out.push(Out::Send {
-                        link: *link,
-                        p: Packet::Commit { zxid: e.zxid },
-                    });
-                }
-            }
-            for e in &in_flight {
-                out.push(Out::Send {
-                    link: *link,
-                    p: Packet::Proposal(*e),
-                });
-            }
-            out.push(Out::Send {
-                link: *link,
-                p: Packet::NewLeader { epoch: l.epoch },
-            });
-        }
-    }
-
-    fn establish(&mut self, out: &mut Vec<Out>) {
-        let Role::Leading(l) = &mut self.role else {
-            return;
-        };
-        l.established = true;
-        for (link, x) in l.learners.iter_mut() {
-            if x.phase == LPhase::Syncing && l.newleader_acked.contains(&x.sid) {
-                x.phase = LPhase::Synced;
-                out.push(Out::Send {
-                    link: *link,
-                    p: Packet::UpToDate,
-                });
-            }
-        }
-        self.disk.current_epoch = l.epoch;
-        self.election.set_vote_epoch(l.epoch);
-        // Our history is now the quorum's: it counts as committed.
-        let newly: Vec<Entry> = self.disk.log[self.applied..].to_vec();
-        self.applied = self.disk.log.len();
-        if !newly.is_empty() {
-            out.push(Out::Applied(newly));
-        }
-        out.push(Out::Leading { epoch: l.epoch });
-    }
-
-    fn commit(&mut self, zxids: Vec<i64>, out: &mut Vec<Out>) {
-        let Role::Leading(l) = &mut self.role else {
-            return;
-        };
-        if zxids.is_empty() {
-            return;
-        }
-        for z in &zxids {
-            for (link, x) in &l.learners {
-                if matches!(x.phase, LPhase::Syncing | LPhase::Synced) {
-                    out.push(Out::Send {
-                        link: *link,
-                        p: Packet::Commit { zxid: *z },
-                    });
+                L::Commit(zxids) => {
+                    for &zxid in &zxids {
+                        let f = l.m.committed();
+                        for link in f.commit {
+                            out.push(Out::Send {
+                                link,
+                                p: Packet::Commit { zxid },
+                            });
+                        }
+                        for link in f.hold_commit {
+                            l.held.entry(link).or_default().push(zxid);
+                        }
+                    }
+                    if let Some(&last) = zxids.last() {
+                        self.apply_upto(last, out);
+                    }
                 }
             }
         }
-        let last = *zxids.last().expect("non-empty");
-        let upto = self
-            .disk
-            .log
-            .iter()
-            .position(|e| e.zxid == last)
-            .map_or(self.applied, |i| i + 1);
-        let newly = self.disk.log[self.applied..upto].to_vec();
-        self.applied = upto;
-        out.push(Out::Applied(newly));
     }
 
     fn follower_packet(&mut self, p: Packet, now: i64) -> Vec<Out> {

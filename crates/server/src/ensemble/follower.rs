@@ -1,7 +1,9 @@
 //! Following (and observing): connect to the leader's quorum port, take
 //! its epoch, sync (DIFF, TRUNC or SNAP up to NEWLEADER, serving from
 //! UPTODATE), then log proposals and ACK each once on disk, apply commits,
-//! answer pings with session touches, as Apache's Learner does.
+//! answer pings with session touches, as Apache's Learner does. The
+//! protocol's decisions are `zab::learner`'s (simulated); this file carries
+//! out its actions on sockets, files and the tree.
 
 use std::collections::VecDeque;
 use std::net::{TcpStream, ToSocketAddrs};

@@ -2,9 +2,11 @@
 //! epoch one past every accepted epoch of a quorum), synchronisation (DIFF,
 //! TRUNC or SNAP, then NEWLEADER; UPTODATE once a quorum acked it) and
 //! broadcast (PROPOSAL, ACK from a quorum, COMMIT; INFORM to observers), as
-//! Apache's Leader and LearnerHandler speak them.
+//! Apache's Leader and LearnerHandler speak them. The protocol's decisions
+//! are `zab::leading`'s (simulated); this file carries out its actions on
+//! sockets, files and the tree, and chooses what a sync sends.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -16,7 +18,7 @@ use jute::quorum::{LearnerInfo, QuorumPacket};
 use jute::request::Request;
 use jute::txn::{CreateSessionTxn, ErrorTxn, Txn, TxnBody};
 use tracing::{info, warn};
-use zab::ack::AckTracker;
+use zab::leading::{self, LPhase as Phase, Leading};
 use zab::sync::{plan, SyncPlan};
 use zab::wire::{self, packet};
 use zab::{epoch_of, make_zxid};
@@ -31,35 +33,15 @@ pub fn next_link() -> LinkId {
     NEXT_LINK.fetch_add(1, Ordering::Relaxed)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// Connected; FOLLOWERINFO not yet seen.
-    Info,
-    /// LEADERINFO sent (or due); waiting for ACKEPOCH.
-    Epoch,
-    /// ACKEPOCH seen; waiting for the epoch to be established to sync.
-    AwaitSync,
-    /// Sync packets and NEWLEADER sent; waiting for its ACK.
-    Syncing,
-    /// UPTODATE sent: a member of the broadcast.
-    Synced,
-}
-
+/// A learner's connection; its protocol state is in [`Leading`].
 pub struct Learner {
     out: link::Outbox,
     sock: TcpStream,
-    sid: Option<u64>,
-    observer: bool,
-    phase: Phase,
     /// The sync under way (or last) was a SNAP, not a DIFF or TRUNC.
     snap_sync: bool,
-    /// COMMITs made while it syncs, sent after UPTODATE: Apache 3.8.0's
-    /// learner empties its list of pending proposals at NEWLEADER and fails
-    /// on a COMMIT that arrives before UPTODATE (ZOOKEEPER-4394), then
-    /// reconnects and logs the same txns twice.
-    held_commits: Vec<Bytes>,
-    last_zxid: i64,
-    last_heard: i64,
+    /// COMMITs (INFORMs for an observer) made while it syncs, sent after
+    /// UPTODATE, as `Leading::committed` says.
+    held: Vec<Bytes>,
 }
 
 /// Where a forwarded or local sync answers once its point commits.
@@ -69,26 +51,15 @@ enum SyncFor {
 }
 
 pub struct Leader {
-    /// The new epoch, once a quorum's accepted epochs are known (else 0).
-    epoch: i64,
-    /// A quorum acked NEWLEADER: serving.
-    established: bool,
-    /// Accepted epochs from voters (us included) while choosing the epoch.
-    accepted: HashMap<u64, i64>,
-    max_accepted: i64,
-    epoch_acked: BTreeSet<u64>,
-    newleader_acked: BTreeSet<u64>,
+    /// The protocol's state (zab::leading, which the simulation checks).
+    m: Leading,
     learners: HashMap<LinkId, Learner>,
-    acks: AckTracker,
     /// Proposed, not yet committed, in order.
     proposals: VecDeque<Txn>,
     syncs: Vec<(i64, SyncFor)>,
     /// A reconfig proposed and not yet committed (one at a time).
     reconfig_in_flight: bool,
-    deadline: i64,
     listener: tokio::task::JoinHandle<()>,
-    /// Our own (current epoch, last zxid) when discovery began.
-    my_summary: (i64, i64),
 }
 
 impl Leader {
@@ -99,30 +70,33 @@ impl Leader {
     }
 
     pub fn serving(&self) -> bool {
-        self.established
+        self.m.established()
     }
 
     /// Learners between their sync's start and their NEWLEADER ack, of one
     /// kind (Apache's snap and diff LearnerSyncThrottlers count apart).
     fn syncs_in_flight(&self, snap: bool) -> u64 {
-        self.learners
-            .values()
-            .filter(|x| x.phase == Phase::Syncing && x.snap_sync == snap)
+        self.m
+            .learners()
+            .filter(|(link, x)| {
+                x.phase == Phase::Syncing
+                    && self.learners.get(link).is_some_and(|l| l.snap_sync == snap)
+            })
             .count() as u64
     }
 
     pub fn synced_followers(&self) -> usize {
-        self.learners
-            .values()
-            .filter(|l| l.phase == Phase::Synced && !l.observer)
+        self.m
+            .learners()
+            .filter(|(_, l)| l.phase == Phase::Synced && !l.observer)
             .count()
     }
 
     /// Observers past UPTODATE (mntr's synced_observers).
     pub fn synced_observers(&self) -> usize {
-        self.learners
-            .values()
-            .filter(|l| l.phase == Phase::Synced && l.observer)
+        self.m
+            .learners()
+            .filter(|(_, l)| l.phase == Phase::Synced && l.observer)
             .count()
     }
 
@@ -138,11 +112,11 @@ impl Leader {
 
     /// End of a pipeline batch: what each learner was sent goes out.
     pub(crate) fn flush(&mut self) {
-        for l in self.learners.values_mut() {
+        for (link, l) in self.learners.iter_mut() {
             if l.out.flush().is_err() {
                 warn!(
                     "learner {} is not reading its packets: disconnecting it",
-                    l.sid.unwrap_or(0)
+                    self.m.learner(*link).and_then(|x| x.sid).unwrap_or(0)
                 );
                 // Its reader then reports the link closed.
                 let _ = l.sock.shutdown(std::net::Shutdown::Both);
@@ -247,30 +221,27 @@ impl Core {
             summary.1,
             self.ens.as_ref().map_or(0, |e| e.history.len())
         );
-        let mut l = Leader {
-            epoch: 0,
-            established: false,
-            accepted: HashMap::from([(my_id, accepted_epoch)]),
-            max_accepted: accepted_epoch,
-            epoch_acked: BTreeSet::from([my_id]),
-            newleader_acked: BTreeSet::from([my_id]),
+        let mut m = Leading::new(
+            my_id,
+            setup.quorum.is_voter(my_id),
+            accepted_epoch,
+            summary,
+            now + init,
+        );
+        // A leader alone is a quorum only in a one-voter ensemble.
+        let todo = m.start(&setup.quorum);
+        let l = Leader {
+            m,
             learners: HashMap::new(),
-            acks: AckTracker::new(self.tree.last_zxid()),
             proposals: VecDeque::new(),
             syncs: Vec::new(),
             reconfig_in_flight: false,
-            deadline: now + init,
             listener,
-            my_summary: summary,
         };
-        if !setup.quorum.is_voter(my_id) {
-            l.accepted.clear();
-        }
         self.cfg.metrics.election_finished();
         self.ens.as_mut().expect("ensemble").role = Role::Leading(Box::new(l));
         self.ens.as_mut().expect("ensemble").since = now;
-        // A leader alone is a quorum only in a one-voter ensemble.
-        self.maybe_choose_epoch();
+        self.leading_do(todo);
     }
 
     /// The txns a learner at `peer_last` lacks that are older than the
@@ -353,29 +324,23 @@ impl Core {
                 // A learner that goes silent is noticed (LearnerHandler's
                 // socket timeout): initLimit ticks until it is synced.
                 link::set_timeout(&sock, Duration::from_millis(init_ms));
+                l.m.connected(link, now);
                 l.learners.insert(
                     link,
                     Learner {
                         out: link::Outbox::new(tx),
                         sock,
-                        sid: None,
-                        observer: false,
-                        phase: Phase::Info,
                         snap_sync: false,
-                        held_commits: Vec::new(),
-                        last_zxid: -1,
-                        last_heard: now,
+                        held: Vec::new(),
                     },
                 );
             }
             QMsg::Packet { link, pkt } => self.learner_packet(link, pkt),
             QMsg::LinkClosed { link, why } => {
                 if let Some(l) = self.leader() {
-                    if let Some(gone) = l.learners.remove(&link) {
-                        if let Some(sid) = gone.sid {
-                            info!("learner {sid} disconnected: {why}");
-                            l.acks.forget(sid);
-                        }
+                    l.learners.remove(&link);
+                    if let Some(sid) = l.m.link_down(link).and_then(|x| x.sid) {
+                        info!("learner {sid} disconnected: {why}");
                     }
                 }
             }
@@ -388,112 +353,46 @@ impl Core {
         let now = self.now_ms();
         let setup = self.ens.as_ref().expect("ensemble").setup.clone();
         let quorum = &setup.quorum;
-        let sync_ms =
-            self.cfg.tick_time as u64 * self.ens.as_ref().map_or(5, |e| e.setup.sync_limit as u64);
-        let cfg = self.cfg.clone();
         let Some(l) = self.leader() else { return };
-        let Some(lr) = l.learners.get_mut(&link) else {
+        let Some(phase) = l.m.learner(link).map(|x| x.phase) else {
             return;
         };
-        lr.last_heard = now;
-        match pkt.packet_type {
-            packet::FOLLOWERINFO | packet::OBSERVERINFO if lr.phase == Phase::Info => {
+        l.m.heard(link, now);
+        let todo = match pkt.packet_type {
+            packet::FOLLOWERINFO | packet::OBSERVERINFO if phase == Phase::Info => {
                 let info = match LearnerInfo::read(&mut Reader::new(pkt.data.clone())) {
                     Ok(i) => i,
                     Err(e) => {
                         warn!("bad LearnerInfo on link {link}: {e}");
                         l.learners.remove(&link);
+                        l.m.link_down(link);
                         return;
                     }
                 };
                 let sid = info.server_id as u64;
-                lr.sid = Some(sid);
-                lr.observer = pkt.packet_type == packet::OBSERVERINFO || !quorum.is_voter(sid);
-                lr.phase = Phase::Epoch;
+                let observer = pkt.packet_type == packet::OBSERVERINFO || !quorum.is_voter(sid);
                 let acc = epoch_of(pkt.zxid);
                 info!(
                     "{} {sid} connected (accepted epoch {acc})",
-                    if lr.observer { "observer" } else { "follower" }
+                    if observer { "observer" } else { "follower" }
                 );
-                if l.epoch == 0 {
-                    l.max_accepted = l.max_accepted.max(acc);
-                    if quorum.is_voter(sid) {
-                        l.accepted.insert(sid, acc);
-                    }
-                    self.maybe_choose_epoch();
-                } else {
-                    let b = link::encode(
-                        packet::LEADERINFO,
-                        make_zxid(l.epoch, 0),
-                        int_data(wire::ZAB_PROTOCOL_VERSION),
-                        vec![],
-                    );
-                    l.send(link, b);
-                }
+                l.m.info(quorum, link, sid, observer, acc)
             }
-            packet::ACKEPOCH if lr.phase == Phase::Epoch => {
+            packet::ACKEPOCH if phase == Phase::Epoch => {
                 let cur = pkt
                     .data
                     .get(..4)
                     .map(|b| i32::from_be_bytes(b.try_into().unwrap()))
                     .unwrap_or(-1);
-                lr.last_zxid = pkt.zxid;
-                lr.phase = Phase::AwaitSync;
-                let sid = lr.sid.unwrap_or(0);
-                let observer = lr.observer;
-                // As Apache's waitForEpochAck: once a quorum acked the epoch,
-                // a learner ahead of us only has txns no quorum took (it
-                // gets a TRUNC); before that, it is turned away alone.
-                if cur != -1 && !quorum.is_quorum(&l.epoch_acked) {
-                    let (my_epoch, my_zxid) = l.my_summary;
-                    let cur = cur as i64;
-                    if cur > my_epoch || (cur == my_epoch && pkt.zxid > my_zxid) {
-                        warn!(
-                            "follower {sid} is ahead of the leader (its epoch {cur} zxid 0x{:x}, ours {my_epoch} 0x{my_zxid:x}): dropping it",
-                            pkt.zxid
-                        );
-                        l.learners.remove(&link);
-                        return;
-                    }
-                }
-                if cur != -1 && !observer {
-                    l.epoch_acked.insert(sid);
-                }
-                if quorum.is_quorum(&l.epoch_acked) {
-                    self.sync_waiting_learners();
-                }
+                l.m.ack_epoch(quorum, link, cur as i64, pkt.zxid)
             }
-            packet::ACK => {
-                let sid = lr.sid.unwrap_or(0);
-                if lr.phase == Phase::Syncing && zab::counter_of(pkt.zxid) == 0 {
-                    if !lr.observer {
-                        l.newleader_acked.insert(sid);
-                    }
-                    if l.established {
-                        lr.phase = Phase::Synced;
-                        let snap = lr.snap_sync;
-                        let held = std::mem::take(&mut lr.held_commits);
-                        link::set_timeout(&lr.sock, Duration::from_millis(sync_ms));
-                        let b = link::encode(packet::UPTODATE, -1, Bytes::new(), vec![]);
-                        l.send(link, b);
-                        for b in held {
-                            l.send(link, b);
-                        }
-                        cfg.metrics.syncs_in_flight(snap, l.syncs_in_flight(snap));
-                        info!("learner {sid} is up to date");
-                    } else if quorum.is_quorum(&l.newleader_acked) {
-                        self.establish();
-                    }
-                } else if lr.phase == Phase::Synced && zab::counter_of(pkt.zxid) != 0 {
-                    let done = l.acks.ack(quorum, sid, pkt.zxid);
-                    self.commit(done);
-                }
-            }
+            packet::ACK => l.m.ack(quorum, link, pkt.zxid),
             packet::PING => {
                 let touches = wire::decode_touches(&pkt.data);
                 for (sid, to) in touches {
                     self.sessions.touch(sid, to, now);
                 }
+                return;
             }
             packet::REVALIDATE => {
                 let d = &pkt.data;
@@ -515,84 +414,94 @@ impl Core {
                     let pkt = link::encode(packet::REVALIDATE, -1, b.freeze(), vec![]);
                     l.send(link, pkt);
                 }
+                return;
             }
             packet::REQUEST => {
-                if lr.phase == Phase::Synced {
+                if phase == Phase::Synced {
                     self.forwarded_request(link, pkt);
                 }
+                return;
             }
-            t => warn!(
-                "unexpected {} from learner on link {link} in phase {:?}",
-                packet::name(t),
-                lr.phase
-            ),
-        }
+            t => {
+                warn!(
+                    "unexpected {} from learner on link {link} in phase {phase:?}",
+                    packet::name(t),
+                );
+                return;
+            }
+        };
+        self.leading_do(todo);
     }
 
-    /// A quorum of accepted epochs is in: the new epoch is one past all.
-    fn maybe_choose_epoch(&mut self) {
-        let setup = self.ens.as_ref().expect("ensemble").setup.clone();
-        let quorum = &setup.quorum;
-        let Some(l) = self.leader() else { return };
-        if l.epoch != 0 {
-            return;
-        }
-        let ids: BTreeSet<u64> = l.accepted.keys().copied().collect();
-        if !quorum.is_quorum(&ids) {
-            return;
-        }
-        let epoch = l.max_accepted + 1;
-        l.epoch = epoch;
-        let waiting: Vec<LinkId> = l
-            .learners
-            .iter()
-            .filter(|(_, x)| x.phase == Phase::Epoch)
-            .map(|(k, _)| *k)
-            .collect();
-        for link in waiting {
-            let b = link::encode(
-                packet::LEADERINFO,
-                make_zxid(epoch, 0),
-                int_data(wire::ZAB_PROTOCOL_VERSION),
-                vec![],
-            );
-            l.send(link, b);
-        }
-        info!("proposing epoch {epoch}");
-        let snap_dir = self.layout.snap_dir.clone();
-        if let Err(e) = super::write_epoch(&snap_dir, "acceptedEpoch", epoch) {
-            warn!("{e}");
-            self.become_looking("cannot write acceptedEpoch");
-            return;
-        }
-        self.ens.as_mut().expect("ensemble").accepted_epoch = epoch;
-        let quorum_acked = self
-            .leader()
-            .is_some_and(|l| quorum.is_quorum(&l.epoch_acked));
-        if quorum_acked {
-            self.sync_waiting_learners();
-        }
-    }
-
-    fn sync_waiting_learners(&mut self) {
-        let Some(l) = self.leader() else { return };
-        if l.epoch == 0 {
-            return;
-        }
-        let waiting: Vec<LinkId> = l
-            .learners
-            .iter()
-            .filter(|(_, x)| x.phase == Phase::AwaitSync)
-            .map(|(k, _)| *k)
-            .collect();
-        for link in waiting {
-            self.sync_learner(link);
+    /// Carries out what the leader's protocol asked, in order.
+    fn leading_do(&mut self, todo: Vec<leading::Do>) {
+        use leading::Do as L;
+        for d in todo {
+            let Some(l) = self.leader() else { return };
+            match d {
+                L::AcceptEpoch(epoch) => {
+                    info!("proposing epoch {epoch}");
+                    let snap_dir = self.layout.snap_dir.clone();
+                    if let Err(e) = super::write_epoch(&snap_dir, "acceptedEpoch", epoch) {
+                        warn!("{e}");
+                        self.become_looking("cannot write acceptedEpoch");
+                        return;
+                    }
+                    self.ens.as_mut().expect("ensemble").accepted_epoch = epoch;
+                }
+                L::LeaderInfo { link } => {
+                    let b = link::encode(
+                        packet::LEADERINFO,
+                        make_zxid(l.m.epoch(), 0),
+                        int_data(wire::ZAB_PROTOCOL_VERSION),
+                        vec![],
+                    );
+                    l.send(link, b);
+                }
+                L::TurnAway { link, why } => {
+                    warn!("{why}: dropping it");
+                    l.learners.remove(&link);
+                }
+                L::Sync {
+                    link,
+                    last_zxid,
+                    observer,
+                } => self.sync_learner(link, last_zxid, observer),
+                L::Establish { epoch } => {
+                    if !self.establish(epoch) {
+                        return;
+                    }
+                }
+                L::UpToDate { link } => {
+                    let sync_ms = self.cfg.tick_time as u64
+                        * self.ens.as_ref().map_or(5, |e| e.setup.sync_limit as u64);
+                    let metrics = self.cfg.metrics.clone();
+                    let Some(l) = self.leader() else { return };
+                    let sid = l.m.learner(link).and_then(|x| x.sid).unwrap_or(0);
+                    let Some(x) = l.learners.get_mut(&link) else {
+                        continue;
+                    };
+                    let snap = x.snap_sync;
+                    let held = std::mem::take(&mut x.held);
+                    link::set_timeout(&x.sock, Duration::from_millis(sync_ms));
+                    l.send(
+                        link,
+                        link::encode(packet::UPTODATE, -1, Bytes::new(), vec![]),
+                    );
+                    for b in held {
+                        l.send(link, b);
+                    }
+                    metrics.syncs_in_flight(snap, l.syncs_in_flight(snap));
+                    info!("learner {sid} is up to date");
+                }
+                L::Commit(zxids) => self.commit(zxids),
+            }
         }
     }
 
     /// DIFF, TRUNC or SNAP as the learner's last zxid asks, the proposals
     /// in flight, then NEWLEADER.
-    fn sync_learner(&mut self, link: LinkId) {
+    fn sync_learner(&mut self, link: LinkId, peer_last: i64, observer: bool) {
         let leader_last = self.tree.last_zxid();
         let config = self
             .ens
@@ -602,10 +511,6 @@ impl Core {
             .quorum
             .to_string();
         // Serialised before borrowing the leader: a SNAP needs the tree.
-        let peer_last = match self.leader().and_then(|l| l.learners.get(&link)) {
-            Some(x) => x.last_zxid,
-            None => return,
-        };
         // What we can send: the in-memory history (when it ends at our last
         // zxid), preceded by txns from the log when the learner is older.
         let hist = &self.ens.as_ref().expect("ensemble").history;
@@ -664,13 +569,11 @@ impl Core {
         };
         let cfg = self.cfg.clone();
         let Some(l) = self.leader() else { return };
-        let epoch = l.epoch;
+        let epoch = l.m.epoch();
+        let sid = l.m.learner(link).and_then(|x| x.sid).unwrap_or(0);
         let Some(lr) = l.learners.get_mut(&link) else {
             return;
         };
-        let sid = lr.sid.unwrap_or(0);
-        let observer = lr.observer;
-        lr.phase = Phase::Syncing;
         let snap_sync = matches!(p, SyncPlan::Snap);
         lr.snap_sync = snap_sync;
         cfg.metrics
@@ -725,44 +628,14 @@ impl Core {
         }
     }
 
-    /// A quorum acked NEWLEADER: our history is theirs; serve.
-    fn establish(&mut self) {
+    /// A quorum acked NEWLEADER: our history is theirs; serve. False if we
+    /// stopped leading instead.
+    fn establish(&mut self, epoch: i64) -> bool {
         let snap_dir = self.layout.snap_dir.clone();
-        let tick = self.cfg.tick_time as u64;
-        let sync_limit = self.ens.as_ref().expect("ensemble").setup.sync_limit as u64;
-        let cfg = self.cfg.clone();
-        let Some(l) = self.leader() else { return };
-        let epoch = l.epoch;
-        l.established = true;
-        let ready: Vec<LinkId> = l
-            .learners
-            .iter()
-            .filter(|(_, x)| {
-                x.phase == Phase::Syncing && x.sid.is_some_and(|s| l.newleader_acked.contains(&s))
-            })
-            .map(|(k, _)| *k)
-            .collect();
-        for link in &ready {
-            let mut held = Vec::new();
-            if let Some(x) = l.learners.get_mut(link) {
-                x.phase = Phase::Synced;
-                let snap = x.snap_sync;
-                held = std::mem::take(&mut x.held_commits);
-                link::set_timeout(&x.sock, Duration::from_millis(tick * sync_limit));
-                cfg.metrics.syncs_in_flight(snap, l.syncs_in_flight(snap));
-            }
-            l.send(
-                *link,
-                link::encode(packet::UPTODATE, -1, Bytes::new(), vec![]),
-            );
-            for b in held {
-                l.send(*link, b);
-            }
-        }
         if let Err(e) = super::write_epoch(&snap_dir, "currentEpoch", epoch) {
             warn!("{e}");
             self.become_looking("cannot write currentEpoch");
-            return;
+            return false;
         }
         let ens = self.ens.as_mut().expect("ensemble");
         ens.current_epoch = epoch;
@@ -777,10 +650,8 @@ impl Core {
             self.sessions.add(sid, to, now);
         }
         self.cfg.metrics.available(true);
-        info!(
-            "leader of epoch {epoch} is serving ({} learners up to date)",
-            ready.len()
-        );
+        info!("leader of epoch {epoch} is serving");
+        true
     }
 
     /// A write (or createSession, closeSession, deleteContainer) becomes a
@@ -812,26 +683,21 @@ impl Core {
         self.cfg.metrics.proposal_size(size);
         self.cfg.metrics.proposal_count.inc();
         let Some(l) = self.leader() else { return };
-        for x in l.learners.values_mut() {
-            if !x.observer && matches!(x.phase, Phase::Syncing | Phase::Synced) {
+        for link in l.m.in_broadcast(false) {
+            if let Some(x) = l.learners.get_mut(&link) {
                 x.out.push(&b);
             }
         }
-        l.acks.propose(zxid);
+        l.m.propose(zxid);
         l.proposals.push_back(txn);
     }
 
     /// Our own log is durable up to `zxid`: that is our ACK.
     pub(crate) fn leader_durable(&mut self, zxid: i64) {
         let setup = self.ens.as_ref().expect("ensemble").setup.clone();
-        let quorum = &setup.quorum;
-        let my_id = self.ens.as_ref().expect("ensemble").setup.my_id;
         let Some(l) = self.leader() else { return };
-        if !l.established {
-            return;
-        }
-        let done = l.acks.ack(quorum, my_id, zxid);
-        self.commit(done);
+        let todo = l.m.durable(&setup.quorum, zxid);
+        self.leading_do(todo);
     }
 
     fn commit(&mut self, zxids: Vec<i64>) {
@@ -843,11 +709,9 @@ impl Core {
                 return;
             };
             debug_assert_eq!(txn.header.zxid, z);
-            // Observers are rare: INFORM is built only for a synced one.
-            let informs = l
-                .learners
-                .values()
-                .any(|x| x.observer && x.phase == Phase::Synced);
+            let to = l.m.committed();
+            // Observers are rare: INFORM is built only for one.
+            let informs = !to.inform.is_empty() || !to.hold_inform.is_empty();
             let (commit, inform) = if matches!(txn.body, TxnBody::Reconfig(_)) {
                 // Learners activate the new configuration with the commit;
                 // the data names the leader it designates (us).
@@ -869,16 +733,20 @@ impl Core {
                     },
                 )
             };
-            for x in l.learners.values_mut() {
-                match (x.observer, x.phase) {
-                    (false, Phase::Syncing) => x.held_commits.push(commit.clone()),
-                    (false, Phase::Synced) => {
-                        x.out.push(&commit);
+            for (links, b, hold) in [
+                (&to.commit, &commit, false),
+                (&to.hold_commit, &commit, true),
+                (&to.inform, &inform, false),
+                (&to.hold_inform, &inform, true),
+            ] {
+                for link in links {
+                    if let Some(x) = l.learners.get_mut(link) {
+                        if hold {
+                            x.held.push(b.clone());
+                        } else {
+                            x.out.push(b);
+                        }
                     }
-                    (true, Phase::Synced) => {
-                        x.out.push(&inform);
-                    }
-                    _ => {}
                 }
             }
             crate::metrics::Metrics::txn_age(&self.cfg.metrics.quorum_ack_latency, txn.header.time);
@@ -889,7 +757,7 @@ impl Core {
 
     fn answer_syncs(&mut self) {
         let Some(l) = self.leader() else { return };
-        let done = l.acks.last_committed();
+        let done = l.m.acks().last_committed();
         let mut ready = Vec::new();
         l.syncs.retain_mut(|(at, f)| {
             if *at <= done {
@@ -915,7 +783,7 @@ impl Core {
     /// it has committed.
     pub(crate) fn leader_sync(&mut self, session: i64, xid: i32) {
         let Some(l) = self.leader() else { return };
-        let at = l.acks.last_proposed();
+        let at = l.m.acks().last_proposed();
         l.syncs.push((at, SyncFor::Local { session, xid }));
         self.answer_syncs();
     }
@@ -942,7 +810,7 @@ impl Core {
             }
             op::SYNC => {
                 let Some(l) = self.leader() else { return };
-                let at = l.acks.last_proposed();
+                let at = l.m.acks().last_proposed();
                 l.syncs.push((at, SyncFor::Learner(link)));
                 self.answer_syncs();
             }
@@ -977,36 +845,20 @@ impl Core {
         let now = self.now_ms();
         let ens = self.ens.as_ref().expect("ensemble");
         let setup = ens.setup.clone();
-        let quorum = &setup.quorum;
-        let my_id = ens.setup.my_id;
         let sync_ms = ens.setup.sync_limit as i64 * self.cfg.tick_time as i64;
         let Some(l) = self.leader() else { return };
-        let ping = link::encode(packet::PING, l.acks.last_proposed(), Bytes::new(), vec![]);
-        for x in l.learners.values_mut() {
-            if matches!(x.phase, Phase::Syncing | Phase::Synced) {
+        let ping = link::encode(
+            packet::PING,
+            l.m.acks().last_proposed(),
+            Bytes::new(),
+            vec![],
+        );
+        for link in l.m.in_broadcast(true) {
+            if let Some(x) = l.learners.get_mut(&link) {
                 x.out.push(&ping);
             }
         }
-        if !l.established {
-            if now > l.deadline {
-                let why = if l.epoch == 0 {
-                    "timeout while waiting for a quorum of followers to connect"
-                } else {
-                    "timeout while waiting for a quorum to sync"
-                };
-                self.become_looking(why);
-            }
-            return;
-        }
-        let mut synced: BTreeSet<u64> = l
-            .learners
-            .values()
-            .filter(|x| x.phase == Phase::Synced && !x.observer && now - x.last_heard <= sync_ms)
-            .filter_map(|x| x.sid)
-            .collect();
-        synced.insert(my_id);
-        if !quorum.is_quorum(&synced) {
-            let why = format!("not sufficient followers synced, only synced with sids: {synced:?}");
+        if let Some(why) = l.m.tick(&setup.quorum, now, sync_ms) {
             self.become_looking(&why);
         }
     }
@@ -1040,7 +892,6 @@ impl Core {
         let now = self.now_ms();
         let ens = self.ens.as_ref().expect("ensemble");
         let cur = ens.setup.quorum.clone();
-        let my_id = ens.setup.my_id;
         let standalone_enabled = !self
             .cfg
             .raw
@@ -1108,13 +959,7 @@ impl Core {
             return Err(ErrorCode::BadArguments);
         }
         // A quorum of the new configuration must be with us now.
-        let mut synced: BTreeSet<u64> = l
-            .learners
-            .values()
-            .filter(|x| x.phase == Phase::Synced && now - x.last_heard <= sync_ms)
-            .filter_map(|x| x.sid)
-            .collect();
-        synced.insert(my_id);
+        let synced = l.m.synced_recently(now, sync_ms, true);
         if !next.is_quorum(&synced) {
             return Err(ErrorCode::NewConfigNoQuorum);
         }

@@ -488,6 +488,30 @@ mod tests {
     }
 
     #[test]
+    fn a_syncing_observer_gets_its_informs_after_uptodate() {
+        let cfg = three();
+        let mut l = Leading::new(3, true, 4, (4, make_zxid(4, 9)), 1000);
+        for (link, sid) in [(10, 1), (12, 4)] {
+            l.connected(link, 0);
+            l.info(&cfg, link, sid, sid == 4, 4);
+            l.ack_epoch(&cfg, link, 4, make_zxid(4, 9));
+        }
+        // The observer's ACKEPOCH and NEWLEADER ACK count for nothing.
+        assert!(!l.established());
+        l.ack(&cfg, 10, make_zxid(5, 0));
+        assert!(l.established());
+        let f = l.committed();
+        assert_eq!((f.commit, f.hold_inform), (vec![10], vec![12]));
+        assert_eq!(
+            l.ack(&cfg, 12, make_zxid(5, 0)),
+            vec![Do::UpToDate { link: 12 }]
+        );
+        assert_eq!(l.committed().inform, vec![12]);
+        // Observers take no proposals.
+        assert_eq!(l.in_broadcast(false).collect::<Vec<_>>(), vec![10]);
+    }
+
+    #[test]
     fn a_learner_ahead_is_turned_away_before_the_epoch_is_acked() {
         let cfg = three();
         let mut l = Leading::new(3, true, 4, (4, make_zxid(4, 9)), 1000);

@@ -26,6 +26,12 @@ const KNOWN_KEYS: &[&str] = &[
     "standaloneEnabled",
     "reconfigEnabled",
     "dynamicConfigFile",
+    // Checked by ensemble::Setup: refused when they ask for what we lack.
+    "sslQuorum",
+    "multiAddress.enabled",
+    "quorum.auth.enableSasl",
+    "quorum.auth.learnerRequireSasl",
+    "quorum.auth.serverRequireSasl",
     "autopurge.snapRetainCount",
     "autopurge.purgeInterval",
     "snapCount",
@@ -434,6 +440,34 @@ mod tests {
         assert_eq!(c.prop("zookeeper.whatever"), Some("1"));
         assert!(c.four_letter_words.contains("mntr"));
         assert_eq!(c.min_session_timeout, 200);
+    }
+
+    #[test]
+    fn quorum_security_and_multi_address_we_lack_stop_startup() {
+        let dir = std::env::temp_dir().join(format!("rk-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("myid"), "1\n").unwrap();
+        let build = |extra: &str, one: &str| {
+            let text = format!(
+                "dataDir={}\nserver.1={one}\nserver.2=127.0.0.1:2:3\nserver.3=127.0.0.1:4:5\n{extra}",
+                dir.display()
+            );
+            let c = Config::build(parse_properties(&text), BTreeMap::new(), None).unwrap();
+            crate::ensemble::Setup::from_config(&c).map_err(|e| e.to_string())
+        };
+        let plain = "127.0.0.1:6:7";
+        assert!(build("", plain).is_ok());
+        assert!(build("sslQuorum=false\nquorum.auth.enableSasl=true", plain).is_ok());
+        let e = build("sslQuorum=true", plain).unwrap_err();
+        assert!(e.contains("sslQuorum"), "{e}");
+        let e = build("quorum.auth.learnerRequireSasl=true", plain).unwrap_err();
+        assert!(e.contains("learnerRequireSasl"), "{e}");
+        let multi = "127.0.0.1:6:7|127.0.0.2:6:7";
+        let e = build("", multi).unwrap_err();
+        assert!(e.contains("Multiple address feature is disabled"), "{e}");
+        let setup = build("multiAddress.enabled=true", multi).unwrap().unwrap();
+        assert_eq!(setup.quorum.members[&1].host, "127.0.0.1");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

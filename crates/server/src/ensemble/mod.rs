@@ -58,6 +58,43 @@ impl Setup {
         {
             bail!("hierarchical quorums (group.N / weight.N) are not supported yet");
         }
+        // Security an operator asked for and we cannot give: refuse to start
+        // rather than run the quorum in the clear.
+        let on = |k: &str| {
+            c.raw
+                .get(k)
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+        };
+        if on("sslQuorum") {
+            bail!("sslQuorum=true: TLS between ensemble members is not supported yet (the quorum and election ports would run in the clear)");
+        }
+        for k in [
+            "quorum.auth.learnerRequireSasl",
+            "quorum.auth.serverRequireSasl",
+        ] {
+            if on(k) {
+                bail!(
+                    "{k}=true: SASL authentication between ensemble members is not supported yet"
+                );
+            }
+        }
+        if on("quorum.auth.enableSasl") {
+            tracing::warn!(
+                "quorum.auth.enableSasl=true: SASL between ensemble members is not supported; this server does not authenticate to its peers (they do not require it)"
+            );
+        }
+        // QuorumPeerConfig: several addresses for a server need
+        // multiAddress.enabled; with it we still use only the first.
+        for (k, v) in pairs.iter().filter(|(k, _)| k.starts_with("server.")) {
+            if v.split(';').next().is_some_and(|a| a.contains('|')) {
+                if !on("multiAddress.enabled") {
+                    bail!("Multiple address feature is disabled, but multiple addresses were specified for {k} (multiAddress.enabled=true turns it on)");
+                }
+                tracing::warn!(
+                    "{k} lists several addresses: rookeeper uses only the first (no failover between them)"
+                );
+            }
+        }
         let quorum = QuorumConfig::from_pairs(pairs).map_err(anyhow::Error::msg)?;
         let standalone_enabled = !c
             .raw

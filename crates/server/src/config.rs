@@ -28,7 +28,6 @@ const KNOWN_KEYS: &[&str] = &[
     "dynamicConfigFile",
     // Checked by ensemble::Setup: refused when they ask for what we lack.
     "sslQuorum",
-    "multiAddress.enabled",
     "quorum.auth.enableSasl",
     "quorum.auth.learnerRequireSasl",
     "quorum.auth.serverRequireSasl",
@@ -58,6 +57,9 @@ const KNOWN_PROPS: &[&str] = &[
     "zookeeper.DigestAuthenticationProvider.superDigest",
     "zookeeper.extendedTypesEnabled",
     "zookeeper.skipACL",
+    // Checked by ensemble::Setup (a -D property, or a zoo.cfg key as Apache
+    // turns unknown keys into properties).
+    "zookeeper.multiAddress.enabled",
     "zookeeper.enforceQuota",
     "zookeeper.4lw.commands.whitelist",
     "jute.maxbuffer",
@@ -466,6 +468,17 @@ mod tests {
         let e = build("", multi).unwrap_err();
         assert!(e.contains("Multiple address feature is disabled"), "{e}");
         let setup = build("multiAddress.enabled=true", multi).unwrap().unwrap();
+        assert_eq!(setup.quorum.members[&1].host, "127.0.0.1");
+        let c = Config::build(
+            parse_properties(&format!(
+                "dataDir={}\nserver.1={multi}\nserver.2=127.0.0.1:2:3\nserver.3=127.0.0.1:4:5\n",
+                dir.display()
+            )),
+            BTreeMap::from([("zookeeper.multiAddress.enabled".into(), "true".into())]),
+            None,
+        )
+        .unwrap();
+        let setup = crate::ensemble::Setup::from_config(&c).unwrap().unwrap();
         assert_eq!(setup.quorum.members[&1].host, "127.0.0.1");
         std::fs::remove_dir_all(&dir).unwrap();
     }

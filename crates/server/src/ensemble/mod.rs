@@ -87,7 +87,10 @@ impl Setup {
         // multiAddress.enabled; with it we still use only the first.
         for (k, v) in pairs.iter().filter(|(k, _)| k.starts_with("server.")) {
             if v.split(';').next().is_some_and(|a| a.contains('|')) {
-                if !on("multiAddress.enabled") {
+                let enabled = c
+                    .prop("zookeeper.multiAddress.enabled")
+                    .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+                if !enabled {
                     bail!("Multiple address feature is disabled, but multiple addresses were specified for {k} (multiAddress.enabled=true turns it on)");
                 }
                 tracing::warn!(

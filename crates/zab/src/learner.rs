@@ -36,7 +36,8 @@ pub enum Do<P: Proposal> {
     Truncate(i64),
     /// Write a snapshot of the state now (after SNAP or TRUNC, at NEWLEADER).
     Snapshot,
-    /// Persist currentEpoch.
+    /// Persist currentEpoch (just before NEWLEADER's ACK, once what the
+    /// sync logged is durable).
     CurrentEpoch(i64),
     /// Append to the log (its durability comes back through `durable`).
     Log(P::Logged),
@@ -272,9 +273,15 @@ impl<P: Proposal> Learner<P> {
     }
 
     /// NEWLEADER: the sync is complete. Snapshot if the sync replaced the
-    /// state, take the epoch, log what was proposed, and ACK once that is
-    /// durable (the environment reports durability through `durable`, and
+    /// state, log what was proposed, and once that is durable take the epoch
+    /// and ACK (the environment reports durability through `durable`, and
     /// should call it once after these actions with what is durable now).
+    ///
+    /// currentEpoch waits for the log: a server whose currentEpoch is the
+    /// new epoch while the txns of the sync are still only in memory could,
+    /// after a crash that loses them, win an election (epochs are compared
+    /// before zxids) with a history missing committed txns. Apache orders
+    /// it the same way since ZOOKEEPER-4643; our simulation found it too.
     pub fn newleader(&mut self, zxid: i64) -> Vec<Do<P>> {
         if self.phase != Phase::Syncing {
             return Vec::new();
@@ -283,7 +290,6 @@ impl<P: Proposal> Learner<P> {
         if self.snapshot_needed {
             out.push(Do::Snapshot);
         }
-        out.push(Do::CurrentEpoch(self.new_epoch));
         self.write_to_log = true;
         self.newleader_seen = true;
         // Everything proposed so far goes to the log before we ACK; each is
@@ -294,7 +300,10 @@ impl<P: Proposal> Learner<P> {
         }
         match self.proposals.back() {
             Some(p) => self.newleader_ack_after = Some((p.zxid(), zxid)),
-            None => out.push(Do::Ack { zxid, time: None }),
+            None => {
+                out.push(Do::CurrentEpoch(self.new_epoch));
+                out.push(Do::Ack { zxid, time: None });
+            }
         }
         out
     }
@@ -332,6 +341,7 @@ impl<P: Proposal> Learner<P> {
         if let Some((after, newleader)) = self.newleader_ack_after {
             if zxid >= after {
                 self.newleader_ack_after = None;
+                out.push(Do::CurrentEpoch(self.new_epoch));
                 out.push(Do::Ack {
                     zxid: newleader,
                     time: None,
@@ -414,18 +424,22 @@ mod tests {
         assert!(l.proposal(T(z(2))).is_empty());
         assert!(l.commit(z(1)).is_empty());
         let out = l.newleader(z(0));
-        assert_eq!(out, vec![Do::CurrentEpoch(2), Do::Log(z(1)), Do::Log(z(2))]);
+        assert_eq!(out, vec![Do::Log(z(1)), Do::Log(z(2))]);
         // Between NEWLEADER and UPTODATE: logged at once, acked once serving.
         assert_eq!(l.proposal(T(z(3))), vec![Do::Log(z(3))]);
         assert!(l.commit(z(2)).is_empty());
-        // NEWLEADER's ACK waits for z(2), the last proposal before it.
+        // NEWLEADER's ACK, and the epoch before it, wait for z(2), the last
+        // proposal before it.
         assert!(l.durable(z(1)).is_empty());
         assert_eq!(
             l.durable(z(2)),
-            vec![Do::Ack {
-                zxid: z(0),
-                time: None
-            }]
+            vec![
+                Do::CurrentEpoch(2),
+                Do::Ack {
+                    zxid: z(0),
+                    time: None
+                }
+            ]
         );
         let out = l.uptodate();
         assert_eq!(
@@ -464,7 +478,7 @@ mod tests {
         assert_eq!(l.commit(z(1)), vec![Do::Apply(T(z(1)))]);
         assert_eq!(l.commit(z(5)), vec![Do::Unmatched(z(5))]);
         let out = l.newleader(z(0));
-        assert_eq!(out, vec![Do::Snapshot, Do::CurrentEpoch(2), Do::Log(z(2))]);
+        assert_eq!(out, vec![Do::Snapshot, Do::Log(z(2))]);
         // A repeat of a proposal already taken is dropped.
         assert!(l.proposal(T(z(2))).is_empty());
     }

@@ -62,6 +62,8 @@ pub enum Packet {
         entries: Vec<Entry>,
     },
     Proposal(Entry),
+    /// An observer's commit: the txn whole.
+    Inform(Entry),
     Commit {
         zxid: i64,
     },
@@ -146,8 +148,8 @@ struct Leader {
     m: Leading,
     /// Who is on each link (the model knows it from the connection).
     sids: BTreeMap<u64, u64>,
-    /// COMMITs held for a syncing learner until its UPTODATE.
-    held: BTreeMap<u64, Vec<i64>>,
+    /// COMMITs (INFORMs) held for a syncing learner until its UPTODATE.
+    held: BTreeMap<u64, Vec<Packet>>,
     next_counter: i64,
 }
 
@@ -249,7 +251,7 @@ impl Peer {
                         self.role = Role::Following(Following {
                             leader,
                             link: None,
-                            learner: Learner::new(false),
+                            learner: Learner::new(!self.cfg.is_voter(self.id)),
                             commit_upto: 0,
                             last_heard: now,
                             deadline: now + self.init_limit * self.tick_ms,
@@ -430,7 +432,8 @@ impl Peer {
         l.m.heard(link, now);
         let todo = match p {
             Packet::FollowerInfo { accepted_epoch } => {
-                l.m.info(&self.cfg, link, sid, false, accepted_epoch)
+                let observer = !self.cfg.is_voter(sid);
+                l.m.info(&self.cfg, link, sid, observer, accepted_epoch)
             }
             Packet::AckEpoch {
                 current_epoch,
@@ -462,7 +465,9 @@ impl Peer {
                     out.push(Out::CloseLink { link });
                 }
                 L::Sync {
-                    link, last_zxid, ..
+                    link,
+                    last_zxid,
+                    observer,
                 } => {
                     // The leader's history: its applied (committed)
                     // entries; in discovery that is its whole log. What is
@@ -509,7 +514,9 @@ impl Peer {
                             p: Packet::Commit { zxid: e.zxid },
                         });
                     }
-                    for e in in_flight {
+                    // Observers take no proposals: what is in flight
+                    // reaches them as INFORMs once committed.
+                    for e in in_flight.iter().filter(|_| !observer) {
                         out.push(Out::Send {
                             link,
                             p: Packet::Proposal(*e),
@@ -534,24 +541,40 @@ impl Peer {
                         link,
                         p: Packet::UpToDate,
                     });
-                    for zxid in l.held.remove(&link).unwrap_or_default() {
-                        out.push(Out::Send {
-                            link,
-                            p: Packet::Commit { zxid },
-                        });
+                    for p in l.held.remove(&link).unwrap_or_default() {
+                        out.push(Out::Send { link, p });
                     }
                 }
                 L::Commit(zxids) => {
                     for &zxid in &zxids {
                         let f = l.m.committed();
+                        let commit = Packet::Commit { zxid };
                         for link in f.commit {
                             out.push(Out::Send {
                                 link,
-                                p: Packet::Commit { zxid },
+                                p: commit.clone(),
                             });
                         }
                         for link in f.hold_commit {
-                            l.held.entry(link).or_default().push(zxid);
+                            l.held.entry(link).or_default().push(commit.clone());
+                        }
+                        if f.inform.is_empty() && f.hold_inform.is_empty() {
+                            continue;
+                        }
+                        let i = self
+                            .disk
+                            .log
+                            .binary_search_by_key(&zxid, |e| e.zxid)
+                            .expect("a committed txn is in the leader's log");
+                        let inform = Packet::Inform(self.disk.log[i]);
+                        for link in f.inform {
+                            out.push(Out::Send {
+                                link,
+                                p: inform.clone(),
+                            });
+                        }
+                        for link in f.hold_inform {
+                            l.held.entry(link).or_default().push(inform.clone());
                         }
                     }
                     if let Some(&last) = zxids.last() {
@@ -594,6 +617,7 @@ impl Peer {
                 Vec::new()
             }
             Packet::Proposal(e) => f.learner.proposal(e),
+            Packet::Inform(e) => f.learner.inform(e),
             Packet::Commit { zxid } => f.learner.commit(zxid),
             Packet::NewLeader { epoch } => f.learner.newleader(make_zxid(epoch, 0)),
             Packet::UpToDate => f.learner.uptodate(),

@@ -25,9 +25,19 @@ impl Rng {
 }
 
 /// `n` participants on loopback ports (never opened: the network is simulated).
+// Each test binary compiles this module; zab_sim uses the observer form.
+#[allow(dead_code)]
 pub fn config(n: u64) -> QuorumConfig {
-    let lines: Vec<String> = (1..=n)
-        .map(|i| format!("server.{i}=127.0.0.1:{}:{}", 2000 + i, 3000 + i))
+    config_with_observers(n, 0)
+}
+
+/// `n` participants, then `obs` observers.
+pub fn config_with_observers(n: u64, obs: u64) -> QuorumConfig {
+    let lines: Vec<String> = (1..=n + obs)
+        .map(|i| {
+            let kind = if i > n { ":observer" } else { "" };
+            format!("server.{i}=127.0.0.1:{}:{}{kind}", 2000 + i, 3000 + i)
+        })
         .collect();
     QuorumConfig::parse(&lines.join("\n")).unwrap()
 }

@@ -212,16 +212,23 @@ impl<P: Proposal> Learner<P> {
         true
     }
 
+    /// Whether a txn arriving now is taken (syncing or serving, and newer
+    /// than what we have) and, if so, logged: serving it always is, syncing
+    /// as `syncing_logs` says.
+    fn admit(&mut self, p: &P, syncing_logs: bool) -> Option<bool> {
+        let log = match self.phase {
+            Phase::Syncing => syncing_logs,
+            Phase::Broadcast => true,
+            _ => return None,
+        };
+        self.take(p).then_some(log)
+    }
+
     /// PROPOSAL.
     pub fn proposal(&mut self, p: P) -> Vec<Do<P>> {
-        let log = match self.phase {
-            Phase::Syncing => self.newleader_seen,
-            Phase::Broadcast => true,
-            _ => return Vec::new(),
-        };
-        if !self.take(&p) {
+        let Some(log) = self.admit(&p, self.newleader_seen) else {
             return Vec::new();
-        }
+        };
         let mut out = Vec::new();
         if log {
             self.unacked.push_back((p.zxid(), p.time()));
@@ -256,14 +263,9 @@ impl<P: Proposal> Learner<P> {
 
     /// INFORM (an observer's commit: the txn comes whole).
     pub fn inform(&mut self, p: P) -> Vec<Do<P>> {
-        let log = match self.phase {
-            Phase::Syncing => self.write_to_log,
-            Phase::Broadcast => true,
-            _ => return Vec::new(),
-        };
-        if !self.take(&p) {
+        let Some(log) = self.admit(&p, self.write_to_log) else {
             return Vec::new();
-        }
+        };
         let mut out = Vec::new();
         if log {
             out.push(Do::Log(p.logged()));

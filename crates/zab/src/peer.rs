@@ -548,16 +548,15 @@ impl Peer {
                 L::Commit(zxids) => {
                     for &zxid in &zxids {
                         let f = l.m.committed();
-                        let commit = Packet::Commit { zxid };
-                        for link in f.commit {
-                            out.push(Out::Send {
-                                link,
-                                p: commit.clone(),
-                            });
-                        }
-                        for link in f.hold_commit {
-                            l.held.entry(link).or_default().push(commit.clone());
-                        }
+                        let mut fan = |now: Vec<u64>, hold: Vec<u64>, p: Packet| {
+                            for link in now {
+                                out.push(Out::Send { link, p: p.clone() });
+                            }
+                            for link in hold {
+                                l.held.entry(link).or_default().push(p.clone());
+                            }
+                        };
+                        fan(f.commit, f.hold_commit, Packet::Commit { zxid });
                         if f.inform.is_empty() && f.hold_inform.is_empty() {
                             continue;
                         }
@@ -566,16 +565,7 @@ impl Peer {
                             .log
                             .binary_search_by_key(&zxid, |e| e.zxid)
                             .expect("a committed txn is in the leader's log");
-                        let inform = Packet::Inform(self.disk.log[i]);
-                        for link in f.inform {
-                            out.push(Out::Send {
-                                link,
-                                p: inform.clone(),
-                            });
-                        }
-                        for link in f.hold_inform {
-                            l.held.entry(link).or_default().push(inform.clone());
-                        }
+                        fan(f.inform, f.hold_inform, Packet::Inform(self.disk.log[i]));
                     }
                     if let Some(&last) = zxids.last() {
                         self.apply_upto(last, out);

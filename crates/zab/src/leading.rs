@@ -65,6 +65,8 @@ pub enum Do {
     /// Committed by a quorum, in order: for each, ask [`Leading::committed`]
     /// who gets it, then apply it.
     Commit(Vec<i64>),
+    /// Stop leading and look again.
+    StepDown { why: String },
 }
 
 /// Who gets a commit: COMMIT to followers, INFORM to observers, now or
@@ -235,6 +237,18 @@ impl Leading {
                 self.accepted.insert(sid, accepted_epoch);
             }
             self.choose_epoch(cfg, &mut out);
+        } else if accepted_epoch > self.epoch {
+            // It accepted a later epoch from a leader that then failed: it
+            // refuses ours (a learner never goes back to an older epoch), and
+            // would look, find us again, and be refused again for as long as
+            // we lead (Apache's leader keeps it out that way). Stepping down
+            // lets the next election choose an epoch past its own.
+            out.push(Do::StepDown {
+                why: format!(
+                    "learner {sid} accepted epoch {accepted_epoch}, past ours ({}): a new election, to let it join",
+                    self.epoch
+                ),
+            });
         } else {
             out.push(Do::LeaderInfo { link });
         }
@@ -509,6 +523,27 @@ mod tests {
         assert_eq!(l.committed().inform, vec![12]);
         // Observers take no proposals.
         assert_eq!(l.in_broadcast(false).collect::<Vec<_>>(), vec![10]);
+    }
+
+    #[test]
+    fn a_learner_that_accepted_a_later_epoch_makes_us_step_down() {
+        let cfg = three();
+        let mut l = Leading::new(3, true, 2, (2, make_zxid(2, 9)), 1000);
+        l.connected(10, 0);
+        assert_eq!(
+            l.info(&cfg, 10, 1, false, 2),
+            vec![Do::AcceptEpoch(3), Do::LeaderInfo { link: 10 }]
+        );
+        l.connected(11, 0);
+        assert_eq!(
+            l.info(&cfg, 11, 2, false, 3),
+            vec![Do::LeaderInfo { link: 11 }]
+        );
+        l.connected(12, 0);
+        assert!(matches!(
+            &l.info(&cfg, 12, 2, false, 4)[..],
+            [Do::StepDown { .. }]
+        ));
     }
 
     #[test]

@@ -171,6 +171,8 @@ pub struct Peer {
     tick_ms: i64,
     init_limit: i64,
     sync_limit: i64,
+    /// The time of the latest event (for actions that come without one).
+    clock: i64,
 }
 
 impl Peer {
@@ -194,6 +196,7 @@ impl Peer {
             tick_ms,
             init_limit: 10,
             sync_limit: 5,
+            clock: now,
         };
         // `applied` counts what is known committed: after a restart,
         // nothing until a leader (or our own leadership) confirms it.
@@ -283,6 +286,7 @@ impl Peer {
 
     /// An election message from `from`.
     pub fn on_notification(&mut self, from: u64, n: Notification, now: i64) -> Vec<Out> {
+        self.clock = now;
         let outs = self.election.on_message(from, n, now);
         let mut out = Vec::new();
         self.election_outs(outs, now, &mut out);
@@ -291,6 +295,7 @@ impl Peer {
 
     /// Follower side: the link to the leader is up.
     pub fn on_connected(&mut self, link: u64, now: i64) -> Vec<Out> {
+        self.clock = now;
         let mut out = Vec::new();
         if let Role::Following(f) = &mut self.role {
             if f.link.is_none() {
@@ -310,6 +315,7 @@ impl Peer {
 
     /// Leader side: a learner connected on `link`.
     pub fn on_learner(&mut self, link: u64, sid: u64, now: i64) {
+        self.clock = now;
         if let Role::Leading(l) = &mut self.role {
             l.m.connected(link, now);
             l.sids.insert(link, sid);
@@ -318,6 +324,7 @@ impl Peer {
 
     /// A link closed (or could not be opened).
     pub fn on_link_down(&mut self, link: u64, now: i64) -> Vec<Out> {
+        self.clock = now;
         match &mut self.role {
             Role::Following(f) if f.link == Some(link) || f.link.is_none() => self.look(now),
             Role::Leading(l) => {
@@ -381,6 +388,7 @@ impl Peer {
     }
 
     pub fn on_tick(&mut self, now: i64) -> Vec<Out> {
+        self.clock = now;
         let mut out = Vec::new();
         let outs = self.election.on_tick(now);
         self.election_outs(outs, now, &mut out);
@@ -414,6 +422,7 @@ impl Peer {
 
     /// A packet on `link`.
     pub fn on_packet(&mut self, link: u64, p: Packet, now: i64) -> Vec<Out> {
+        self.clock = now;
         match &self.role {
             Role::Leading(_) => self.leader_packet(link, p, now),
             Role::Following(f) if f.link == Some(link) => self.follower_packet(p, now),
@@ -544,6 +553,10 @@ impl Peer {
                     for p in l.held.remove(&link).unwrap_or_default() {
                         out.push(Out::Send { link, p });
                     }
+                }
+                L::StepDown { .. } => {
+                    out.extend(self.look(self.clock));
+                    return;
                 }
                 L::Commit(zxids) => {
                     for &zxid in &zxids {

@@ -577,4 +577,7 @@ fn zab_survives_faults_on_thousands_of_seeds() {
 /// 19394: a follower wrote currentEpoch at NEWLEADER before the txns of its
 /// DIFF were durable, crashed losing them, then won an election on that
 /// epoch with a stale log, and the committed txns it lacked were lost.
-const REGRESSION_SEEDS: &[u64] = &[19394];
+/// 30680: a server that accepted an epoch from a leader that failed before
+/// establishing it could never join the leader elected next, whose epoch
+/// was lower (it now steps down for it).
+const REGRESSION_SEEDS: &[u64] = &[19394, 30680];

@@ -495,6 +495,11 @@ impl Core {
                     info!("learner {sid} is up to date");
                 }
                 L::Commit(zxids) => self.commit(zxids),
+                L::StepDown { why } => {
+                    warn!("{why}");
+                    self.become_looking(&why);
+                    return;
+                }
             }
         }
     }

@@ -212,6 +212,12 @@ impl Leading {
         }
     }
 
+    /// The learner on `link`, if it is in `phase` (a packet of another phase
+    /// is ignored).
+    fn learner_in(&mut self, link: u64, phase: LPhase) -> Option<&mut LearnerState> {
+        self.learners.get_mut(&link).filter(|x| x.phase == phase)
+    }
+
     /// FOLLOWERINFO (or OBSERVERINFO): who it is and its accepted epoch.
     pub fn info(
         &mut self,
@@ -222,12 +228,9 @@ impl Leading {
         accepted_epoch: i64,
     ) -> Vec<Do> {
         let mut out = Vec::new();
-        let Some(x) = self.learners.get_mut(&link) else {
+        let Some(x) = self.learner_in(link, LPhase::Info) else {
             return out;
         };
-        if x.phase != LPhase::Info {
-            return out;
-        }
         x.sid = Some(sid);
         x.observer = observer;
         x.phase = LPhase::Epoch;
@@ -285,12 +288,9 @@ impl Leading {
         last_zxid: i64,
     ) -> Vec<Do> {
         let mut out = Vec::new();
-        let Some(x) = self.learners.get_mut(&link) else {
+        let Some(x) = self.learner_in(link, LPhase::Epoch) else {
             return out;
         };
-        if x.phase != LPhase::Epoch {
-            return out;
-        }
         x.last_zxid = last_zxid;
         x.phase = LPhase::AwaitSync;
         let sid = x.sid.unwrap_or(0);

@@ -388,13 +388,9 @@ impl Core {
         for d in todo {
             match d {
                 Do::AcceptEpoch(e) => {
-                    let snap_dir = self.layout.snap_dir.clone();
-                    if let Err(err) = super::write_epoch(&snap_dir, "acceptedEpoch", e) {
-                        warn!("{err}");
-                        self.become_looking("cannot write acceptedEpoch");
+                    if !self.persist_epoch(true, e) {
                         return false;
                     }
-                    self.ens.as_mut().expect("ensemble").accepted_epoch = e;
                 }
                 Do::AckEpoch { current_epoch } => {
                     let last_logged = self.tree.last_zxid().max(self.zxid);
@@ -430,13 +426,9 @@ impl Core {
                     self.durable = self.durable.max(self.tree.last_zxid());
                 }
                 Do::CurrentEpoch(e) => {
-                    let snap_dir = self.layout.snap_dir.clone();
-                    if let Err(err) = super::write_epoch(&snap_dir, "currentEpoch", e) {
-                        warn!("{err}");
-                        self.become_looking("cannot write currentEpoch");
+                    if !self.persist_epoch(false, e) {
                         return false;
                     }
-                    self.ens.as_mut().expect("ensemble").current_epoch = e;
                 }
                 Do::Log((z, raw)) => {
                     self.persist.append_raw(z, raw);

@@ -441,13 +441,9 @@ impl Core {
             match d {
                 L::AcceptEpoch(epoch) => {
                     info!("proposing epoch {epoch}");
-                    let snap_dir = self.layout.snap_dir.clone();
-                    if let Err(e) = super::write_epoch(&snap_dir, "acceptedEpoch", epoch) {
-                        warn!("{e}");
-                        self.become_looking("cannot write acceptedEpoch");
+                    if !self.persist_epoch(true, epoch) {
                         return;
                     }
-                    self.ens.as_mut().expect("ensemble").accepted_epoch = epoch;
                 }
                 L::LeaderInfo { link } => {
                     let b = link::encode(
@@ -636,14 +632,10 @@ impl Core {
     /// A quorum acked NEWLEADER: our history is theirs; serve. False if we
     /// stopped leading instead.
     fn establish(&mut self, epoch: i64) -> bool {
-        let snap_dir = self.layout.snap_dir.clone();
-        if let Err(e) = super::write_epoch(&snap_dir, "currentEpoch", epoch) {
-            warn!("{e}");
-            self.become_looking("cannot write currentEpoch");
+        if !self.persist_epoch(false, epoch) {
             return false;
         }
         let ens = self.ens.as_mut().expect("ensemble");
-        ens.current_epoch = epoch;
         let _ = ens.election.send(super::ElectionCmd::Synced { epoch });
         self.zxid = make_zxid(epoch, 0);
         self.durable = self.zxid;

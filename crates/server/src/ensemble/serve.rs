@@ -65,6 +65,28 @@ impl Core {
         }
     }
 
+    /// Writes acceptedEpoch (`accepted`) or currentEpoch and keeps it in the
+    /// ensemble state; a write that fails leaves the role (false).
+    pub(crate) fn persist_epoch(&mut self, accepted: bool, epoch: i64) -> bool {
+        let name = if accepted {
+            "acceptedEpoch"
+        } else {
+            "currentEpoch"
+        };
+        if let Err(e) = super::write_epoch(&self.layout.snap_dir, name, epoch) {
+            warn!("{e}");
+            self.become_looking(&format!("cannot write {name}"));
+            return false;
+        }
+        let ens = self.ens.as_mut().expect("ensemble");
+        if accepted {
+            ens.accepted_epoch = epoch;
+        } else {
+            ens.current_epoch = epoch;
+        }
+        true
+    }
+
     /// Leaves the current role: clients are disconnected (they reconnect,
     /// here or elsewhere, with their sessions), links close, and once the
     /// log is on disk the tree is reloaded from it and the election starts.

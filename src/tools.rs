@@ -77,6 +77,13 @@ fn hex16(v: i64) -> String {
     format!("{:#016x}", v)
 }
 
+/// Children in name order, so that dumps of equal trees are equal.
+fn sorted_children(t: &DataTree, path: &str) -> Vec<String> {
+    let mut c: Vec<String> = t.child_paths(path).collect();
+    c.sort_unstable();
+    c
+}
+
 fn print_node(t: &DataTree, path: &str, dump_data: bool, out: &mut String) -> i64 {
     let Some(n) = t.node(path) else { return 0 };
     let s = &n.stat;
@@ -93,7 +100,7 @@ fn print_node(t: &DataTree, path: &str, dump_data: bool, out: &mut String) -> i6
     let _ = writeln!(out, "  ephemeralOwner = {}", hex16(s.ephemeral_owner));
     if dump_data {
         use base64::Engine;
-        let d = n.data.as_deref().unwrap_or(&[]);
+        let d = n.data.unwrap_or(&[]);
         let _ = writeln!(
             out,
             "  data = {}",
@@ -103,8 +110,8 @@ fn print_node(t: &DataTree, path: &str, dump_data: bool, out: &mut String) -> i6
         let _ = writeln!(out, "  dataLength = {}", n.data_len());
     }
     let mut zxid = s.mzxid.max(s.pzxid);
-    for child in n.children.paths() {
-        zxid = zxid.max(print_node(t, child, dump_data, out));
+    for child in sorted_children(t, path) {
+        zxid = zxid.max(print_node(t, &child, dump_data, out));
     }
     zxid
 }
@@ -139,13 +146,13 @@ fn print_json(t: &DataTree, path: &str, ino: &mut u64, out: &mut String) {
         json_escape(name)
     );
     out.push(',');
-    if n.children.is_empty() {
+    if n.num_children == 0 {
         out.push_str(&entry);
     } else {
         out.push('[');
         out.push_str(&entry);
-        for child in n.children.paths() {
-            print_json(t, child, ino, out);
+        for child in sorted_children(t, path) {
+            print_json(t, &child, ino, out);
         }
         out.push(']');
     }

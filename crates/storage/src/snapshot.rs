@@ -330,7 +330,10 @@ fn write_body<W: Write>(out: &mut W, b: &mut Vec<u8>, tree: &DataTree) -> io::Re
     }
     for (path, node) in tree.snapshot_nodes() {
         b.put_string(&path);
-        node.data.write(b);
+        match node.data {
+            Some(d) => b.put_buffer(d),
+            None => b.put_i32_be(-1),
+        }
         b.put_i64_be(node.acl);
         node.stat.write(b);
         if b.len() >= 60 * 1024 {
@@ -589,7 +592,7 @@ fn decode_body<R: BufRead>(i: &mut Input<'_, R>, opts: &ReadOptions) -> Result<S
         if path == "/" {
             break;
         }
-        let data = i.buffer("node data")?.map(Bytes::from);
+        let data = i.buffer("node data")?;
         let acl = i.i64("a node")?;
         let stat = StatPersisted {
             czxid: i.i64("a node stat")?,
@@ -602,7 +605,7 @@ fn decode_body<R: BufRead>(i: &mut Input<'_, R>, opts: &ReadOptions) -> Result<S
             ephemeral_owner: i.i64("a node stat")?,
             pzxid: i.i64("a node stat")?,
         };
-        b.node(&path, data, acl, stat)
+        b.node(&path, data.as_deref(), acl, stat)
             .map_err(|e| i.corrupt(at, e.to_string()))?;
     }
     Ok(b)

@@ -40,7 +40,7 @@ fn print_tree(t: &DataTree) {
             n.acl,
             acl,
             n.stat,
-            n.children.len()
+            n.num_children
         );
     }
     let mut sessions: Vec<_> = t.sessions().iter().collect();

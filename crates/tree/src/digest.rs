@@ -47,8 +47,8 @@ pub fn node_digest(path: &str, data: Option<&[u8]>, stat: &StatPersisted) -> i64
 }
 
 /// The digest of `node` stored at `path`.
-pub(crate) fn of(path: &str, node: &Node) -> i64 {
-    node_digest(path, node.data.as_deref(), &node.stat)
+pub(crate) fn of(path: &str, node: &Node<'_>) -> i64 {
+    node_digest(path, node.data, &node.stat)
 }
 
 impl DataTree {
@@ -60,9 +60,8 @@ impl DataTree {
     /// The tree digest recomputed from every node; equals `digest()` unless
     /// the incremental bookkeeping has a bug.
     pub fn compute_digest(&self) -> i64 {
-        self.nodes
-            .iter()
-            .fold(0i64, |acc, (p, n)| acc.wrapping_add(of(p, n)))
+        self.snapshot_nodes()
+            .fold(0i64, |acc, (p, n)| acc.wrapping_add(of(&p, &n)))
     }
 }
 

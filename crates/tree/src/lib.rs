@@ -11,8 +11,9 @@ pub mod prep;
 pub mod quota;
 pub mod restore;
 pub mod session;
+mod store;
 pub mod tree;
 pub mod watch;
 
-pub use tree::{ApplyResult, Children, DataTree, Fired, Node};
+pub use tree::{ApplyResult, DataTree, Fired, Node};
 pub use watch::WatcherId;

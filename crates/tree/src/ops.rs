@@ -188,7 +188,7 @@ fn get_data(
 ) -> Result<(Option<Bytes>, Stat), ErrorCode> {
     let n = t.node(path).ok_or(ErrorCode::NoNode)?;
     c.check(&t.acl_of(n), perms::READ)?;
-    let out = (n.data.clone(), n.stat(t.extended_types));
+    let out = (n.data_bytes(), n.stat(t.extended_types));
     if watch {
         t.add_data_watch(path, c.watcher);
     }
@@ -204,7 +204,7 @@ fn get_children(
     let n = t.node(path).ok_or(ErrorCode::NoNode)?;
     c.check(&t.acl_of(n), perms::READ)?;
     let out = (
-        n.children.names().map(str::to_owned).collect(),
+        t.child_names(path).map(str::to_owned).collect(),
         n.stat(t.extended_types),
     );
     if watch {

@@ -138,9 +138,9 @@ impl Prep<'_> {
                 let n = self.tree.node(p).ok_or(ErrorCode::NoNode)?;
                 Ok(Rec {
                     stat: n.stat,
-                    children: n.children.len() as i32,
+                    children: n.num_children as i32,
                     acl: self.tree.acl_of(n),
-                    data: self.kept(&n.data),
+                    data: self.kept_copy(n.data),
                 })
             }
         }
@@ -151,12 +151,18 @@ impl Prep<'_> {
         self.pending.digests.then(|| data.clone()).flatten()
     }
 
+    /// As `kept`, for data in the tree.
+    fn kept_copy(&self, data: Option<&[u8]>) -> Option<bytes::Bytes> {
+        data.filter(|_| self.pending.digests)
+            .map(bytes::Bytes::copy_from_slice)
+    }
+
     fn put(&mut self, p: &str, r: Option<Rec>) {
         let d = if self.pending.digests {
             let old = match self.pending.changes.get(p) {
                 Some((_, Some(o))) => node_digest(p, o.data.as_deref(), &o.stat),
                 Some((_, None)) => 0,
-                None => self.tree.node(p).map_or(0, |n| crate::digest::of(p, n)),
+                None => self.tree.node(p).map_or(0, |n| crate::digest::of(p, &n)),
             };
             let new = r
                 .as_ref()

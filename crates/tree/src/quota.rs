@@ -14,8 +14,6 @@
 
 use std::collections::BTreeMap;
 
-use bytes::Bytes;
-
 use crate::path;
 use crate::tree::{DataTree, QUOTA};
 
@@ -124,10 +122,7 @@ impl DataTree {
     /// with a quota; never the root.
     pub fn quota_root(&self, p: &str) -> Option<String> {
         // Cheap way out for the common case of no quotas at all.
-        let any = self
-            .nodes
-            .get(QUOTA)
-            .is_some_and(|n| !n.children.is_empty());
+        let any = self.node(QUOTA).is_some_and(|n| n.num_children > 0);
         if !any || p == "/" {
             return None;
         }
@@ -136,7 +131,7 @@ impl DataTree {
             if cur == "/" {
                 return None;
             }
-            if self.nodes.contains_key(limit_path(cur).as_str()) {
+            if self.nodes.lookup(&limit_path(cur)).is_some() {
                 return Some(cur.to_owned());
             }
             cur = path::parent(cur)?;
@@ -144,9 +139,8 @@ impl DataTree {
     }
 
     fn stats_of(&self, node: &str) -> Option<StatsTrack> {
-        self.nodes
-            .get(node)
-            .map(|n| StatsTrack::parse(n.data.as_deref().unwrap_or_default()))
+        self.node(node)
+            .map(|n| StatsTrack::parse(n.data.unwrap_or_default()))
     }
 
     /// The limits a write under `p` that adds `count_diff` nodes and
@@ -209,11 +203,11 @@ impl DataTree {
     /// ZooKeeper's in-place updates do. Nodes under /zookeeper/ are outside
     /// the digest, so only the size count changes.
     fn put_stats(&mut self, node: &str, st: &StatsTrack) {
-        if let Some(n) = crate::tree::node_mut(&mut self.nodes, node) {
-            let new = Bytes::from(st.to_string());
-            self.data_bytes =
-                (self.data_bytes + new.len() as u64).saturating_sub(n.data_len() as u64);
-            n.data = Some(new);
+        if let Some(id) = self.nodes.lookup(node) {
+            let new = st.to_string();
+            let old_len = self.nodes.get(id).map_or(0, |n| n.data_len());
+            self.data_bytes = (self.data_bytes + new.len() as u64).saturating_sub(old_len as u64);
+            self.change(id, node, Some(Some(new.as_bytes())), |_, _| {});
         }
     }
 
@@ -232,10 +226,10 @@ impl DataTree {
         let (mut count, mut bytes) = (0i64, 0i64);
         let mut stack = vec![p.to_owned()];
         while let Some(cur) = stack.pop() {
-            if let Some(n) = self.nodes.get(cur.as_str()) {
+            if let Some(n) = self.node(&cur) {
                 count += 1;
                 bytes += n.data_len() as i64;
-                stack.extend(n.children.paths().map(|c| c.to_string()));
+                stack.extend(self.child_paths(&cur));
             }
         }
         let mut st = StatsTrack::default();
@@ -276,10 +270,15 @@ impl DataTree {
     /// `setupQuota`, after loading a snapshot: every quota's stats are
     /// recounted from the tree.
     pub(crate) fn recount_all_quotas(&mut self) {
-        let roots: Vec<String> = self
-            .nodes
-            .keys()
-            .filter(|k| k.starts_with(QUOTA) && path::name(k) == LIMIT_NODE)
+        let mut under = Vec::new();
+        let mut stack = vec![QUOTA.to_owned()];
+        while let Some(p) = stack.pop() {
+            stack.extend(self.child_paths(&p));
+            under.push(p);
+        }
+        let roots: Vec<String> = under
+            .iter()
+            .filter(|k| path::name(k) == LIMIT_NODE)
             .filter_map(|k| {
                 let parent = path::parent(k)?;
                 let real = parent.strip_prefix(QUOTA)?;

@@ -5,13 +5,11 @@
 //! ephemeral/container/TTL indexes, the sessions and the digest.
 //! No I/O here: the storage crate reads and writes the bytes.
 
-use std::sync::Arc;
-
-use bytes::Bytes;
 use jute::data::{Acl, StatPersisted};
 
 use crate::acl::AclCache;
-use crate::tree::{owner_kind, Children, DataTree, Node, OwnerKind, CONFIG, QUOTA, ZOOKEEPER};
+use crate::store::{self, Node, Store, ROOT};
+use crate::tree::{owner_kind, DataTree, OwnerKind, CONFIG, QUOTA, ZOOKEEPER};
 
 /// Why snapshot records do not make a tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,31 +24,30 @@ impl std::fmt::Display for RestoreError {
 impl std::error::Error for RestoreError {}
 
 /// Pre-order walk of the tree for a snapshot: yields (path as the snapshot
-/// stores it, node), the root first as "", children in name order.
+/// stores it, node), the root first as "", every parent before its
+/// children (which come in no particular order, as in ZooKeeper).
 pub struct SnapshotNodes<'a> {
     tree: &'a DataTree,
-    stack: Vec<Arc<str>>,
+    /// Nodes to visit, each with the length of its parent's path.
+    stack: Vec<(u32, usize)>,
+    path: String,
 }
 
 impl<'a> Iterator for SnapshotNodes<'a> {
-    type Item = (String, &'a Node);
+    type Item = (String, Node<'a>);
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            let path = self.stack.pop()?;
-            // A child name without a node cannot happen; skip it as
-            // ZooKeeper's serializeNode does.
-            let Some(node) = self.tree.nodes.get(&*path) else {
-                continue;
-            };
-            self.stack.extend(node.children.paths().rev().cloned());
-            let out = if &*path == "/" {
-                String::new()
-            } else {
-                path.to_string()
-            };
-            return Some((out, node));
+        let (id, base) = self.stack.pop()?;
+        let nodes = &self.tree.nodes;
+        self.path.truncate(base);
+        if id != ROOT {
+            self.path.push('/');
+            self.path.push_str(nodes.name(id));
         }
+        let len = self.path.len();
+        self.stack
+            .extend(nodes.children(id).iter().rev().map(|&c| (c, len)));
+        Some((self.path.clone(), nodes.get(id)?))
     }
 }
 
@@ -61,19 +58,14 @@ pub struct SnapshotBuilder {
     tree: DataTree,
     have_root: bool,
     unknown_acl_refs: usize,
-    /// The nodes read so far, in file order. The map is built once, in
-    /// `finish`, at its final size: growing it while reading rehashed
-    /// every key at each doubling (a fifth of a restart with 1M nodes).
-    read: Vec<(Arc<str>, Arc<Node>)>,
-    /// The path from the root to the last node (index into `read`), each
-    /// with the names of its children seen so far. Snapshots are written
-    /// depth first, so a node's parent is on this path: its children are
-    /// gathered here and each set is built once, in bulk, when the walk
-    /// leaves the parent.
-    open: Vec<(usize, Vec<Arc<str>>)>,
-    /// Path -> index into `read`, built only if a node's parent is not on
-    /// the open path (a snapshot not written depth first).
-    index: Option<std::collections::HashMap<Arc<str>, usize, ahash::RandomState>>,
+    /// The path from the root to the last node read, with ids. Snapshots
+    /// are written depth first, so a node's parent is on it, and the
+    /// node index is built once, at its final size, in `finish` (growing it
+    /// while reading rehashed every key at each doubling).
+    open: Vec<(String, u32)>,
+    /// Set once a node's parent was not on the open path (a snapshot not
+    /// written depth first): the index is built then, and kept current.
+    indexed: bool,
 }
 
 impl DataTree {
@@ -81,7 +73,8 @@ impl DataTree {
     pub fn snapshot_nodes(&self) -> SnapshotNodes<'_> {
         SnapshotNodes {
             tree: self,
-            stack: vec!["/".into()],
+            stack: vec![(ROOT, 0)],
+            path: String::new(),
         }
     }
 
@@ -100,7 +93,7 @@ impl DataTree {
     /// are TTLs or plain session ids, as `EphemeralType.get` does.
     pub fn from_snapshot(extended_types: bool, acls: Vec<(i64, Vec<Acl>)>) -> SnapshotBuilder {
         let mut tree = DataTree::new(extended_types);
-        tree.nodes.clear();
+        tree.nodes = Store::new(store::encode("", None, 0, &StatPersisted::default()));
         tree.acls = AclCache::from_snapshot(acls);
         tree.ephemerals.clear();
         tree.containers.clear();
@@ -113,9 +106,8 @@ impl DataTree {
             tree,
             have_root: false,
             unknown_acl_refs: 0,
-            read: Vec::new(),
             open: Vec::new(),
-            index: None,
+            indexed: false,
         }
     }
 }
@@ -136,17 +128,20 @@ impl SnapshotBuilder {
     pub fn node(
         &mut self,
         path: &str,
-        data: Option<Bytes>,
+        data: Option<&[u8]>,
         acl: i64,
         stat: StatPersisted,
     ) -> Result<(), RestoreError> {
-        let key: Arc<str> = if path.is_empty() {
+        let key = if path.is_empty() { "/" } else { path };
+        let id = if path.is_empty() {
             if self.have_root {
                 return Err(RestoreError("the root appears twice".into()));
             }
-            "/".into()
+            self.tree
+                .nodes
+                .replace(ROOT, store::encode("", data, acl, &stat));
+            ROOT
         } else {
-            let key: Arc<str> = path.into();
             if !self.have_root {
                 return Err(RestoreError(format!("node {path:?} comes before the root")));
             }
@@ -158,36 +153,34 @@ impl SnapshotBuilder {
             if name.is_empty() {
                 return Err(RestoreError(format!("bad path {path:?}")));
             }
-            let read = &self.read;
-            if let Some(at) = self.open.iter().rposition(|(i, _)| &*read[*i].0 == parent) {
-                self.close_above(at)?;
-                self.open[at].1.push(key.clone());
-            } else {
-                // Not depth first (or the parent's walk was left): the
-                // slow way, straight into the parent's set.
-                let index = self.index.get_or_insert_with(|| {
-                    read.iter()
-                        .enumerate()
-                        .map(|(i, (k, _))| (k.clone(), i))
-                        .collect()
-                });
-                let Some(&i) = index.get(parent) else {
-                    return Err(RestoreError(format!(
-                        "parent {parent:?} of {path:?} is missing"
-                    )));
-                };
-                if !Arc::make_mut(&mut self.read[i].1)
-                    .children
-                    .insert(key.clone())
-                {
-                    return Err(RestoreError(format!("node {path:?} appears twice")));
+            let blob = store::encode(name, data, acl, &stat);
+            let nodes = &mut self.tree.nodes;
+            match self.open.iter().rposition(|(p, _)| p == parent) {
+                Some(at) if !self.indexed => {
+                    self.open.truncate(at + 1);
+                    nodes.insert_unindexed(self.open[at].1, blob)
+                }
+                _ => {
+                    // Not depth first: the slow way, through the index.
+                    if !self.indexed {
+                        nodes
+                            .build_index(0)
+                            .map_err(|p| RestoreError(format!("node {p:?} appears twice")))?;
+                        self.indexed = true;
+                    }
+                    let Some(p) = nodes.lookup(parent) else {
+                        return Err(RestoreError(format!(
+                            "parent {parent:?} of {path:?} is missing"
+                        )));
+                    };
+                    nodes
+                        .insert(p, blob)
+                        .ok_or_else(|| RestoreError(format!("node {path:?} appears twice")))?
                 }
             }
-            key
         };
-        self.open.push((self.read.len(), Vec::new()));
-        if let Some(index) = self.index.as_mut() {
-            index.insert(key.clone(), self.read.len());
+        if !self.indexed {
+            self.open.push((key.to_owned(), id));
         }
         let t = &mut self.tree;
         // An id the map lacks is kept without a reference, as ZooKeeper
@@ -198,65 +191,27 @@ impl SnapshotBuilder {
         if !t.acls.add_usage(acl) {
             self.unknown_acl_refs += 1;
         }
-        let node = Node {
-            data,
-            acl,
-            stat,
-            children: Children::default(),
-        };
-        t.digest = t.digest.wrapping_add(crate::digest::of(&key, &node));
-        let key_str: &str = &key;
-        let path_len = if builtin(key_str) { 0 } else { key.len() };
-        t.data_bytes += (path_len + node.data_len()) as u64;
-        if key_str != "/" {
+        t.digest = t
+            .digest
+            .wrapping_add(crate::digest::node_digest(key, data, &stat));
+        let path_len = if builtin(key) { 0 } else { key.len() };
+        t.data_bytes += (path_len + data.map_or(0, <[u8]>::len)) as u64;
+        if key != "/" {
             match owner_kind(stat.ephemeral_owner, t.extended_types) {
                 OwnerKind::Container => {
-                    t.containers.insert(key_str.to_owned());
+                    t.containers.insert(key.to_owned());
                 }
                 OwnerKind::Ttl(_) => {
-                    t.ttls.insert(key_str.to_owned());
+                    t.ttls.insert(key.to_owned());
                 }
                 OwnerKind::Ephemeral(s) => {
-                    t.ephemerals
-                        .entry(s)
-                        .or_default()
-                        .insert(key_str.to_owned());
+                    t.ephemerals.entry(s).or_default().insert(key.to_owned());
                 }
                 OwnerKind::Persistent => {}
             }
         }
-        // A duplicate is found when the map is built (`finish`).
-        self.read.push((key, Arc::new(node)));
         self.have_root = true;
         Ok(())
-    }
-
-    /// Leaves the walk below `open[at]`: each node's gathered children
-    /// become its set. A node that appears twice shows here, as a child
-    /// its parent already has (a node's parent is always open before it).
-    fn close_above(&mut self, at: usize) -> Result<(), RestoreError> {
-        while self.open.len() > at + 1 {
-            let (i, names) = self.open.pop().expect("len checked");
-            self.close(i, names)?;
-        }
-        Ok(())
-    }
-
-    fn close(&mut self, i: usize, names: Vec<Arc<str>>) -> Result<(), RestoreError> {
-        if names.is_empty() {
-            return Ok(());
-        }
-        let (parent, node) = &mut self.read[i];
-        let children = &mut Arc::make_mut(node).children;
-        let want = children.len() + names.len();
-        children.extend(names);
-        if children.len() == want {
-            return Ok(());
-        }
-        Err(RestoreError(format!(
-            "a child of {:?} appears twice",
-            &**parent
-        )))
     }
 
     /// How many nodes so far name an ACL id the snapshot's map lacks.
@@ -265,33 +220,18 @@ impl SnapshotBuilder {
     }
 
     /// The tree, as of `last_zxid`; ACLs no node refers to are dropped.
-    /// Its map has room for `extra` more nodes (what the caller is about
+    /// Its index has room for `extra` more nodes (what the caller is about
     /// to create by replaying the txn log), so that no growth rehashes it.
     pub fn finish(mut self, last_zxid: i64, extra: usize) -> Result<DataTree, RestoreError> {
         if !self.have_root {
             return Err(RestoreError("the snapshot has no root node".into()));
         }
-        if !self.open.is_empty() {
-            self.close_above(0)?;
-            let (i, names) = self.open.pop().expect("not empty");
-            self.close(i, names)?;
+        if !self.indexed {
+            self.tree
+                .nodes
+                .build_index(extra)
+                .map_err(|p| RestoreError(format!("node {p:?} appears twice")))?;
         }
-        self.index = None;
-        let mut nodes = std::collections::HashMap::with_capacity_and_hasher(
-            self.read.len() + extra,
-            ahash::RandomState::default(),
-        );
-        for (key, node) in std::mem::take(&mut self.read) {
-            match nodes.entry(key) {
-                std::collections::hash_map::Entry::Occupied(e) => {
-                    return Err(RestoreError(format!("node {:?} appears twice", &**e.key())));
-                }
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(node);
-                }
-            }
-        }
-        self.tree.nodes = nodes;
         self.tree.acls.purge_unused();
         self.tree.recount_all_quotas();
         self.tree.last_zxid = last_zxid;

@@ -13,6 +13,8 @@ use jute::txn::{TxnBody, TxnHeader};
 
 use crate::acl::{AclCache, OPEN_UNSAFE_ACL_ID};
 use crate::path;
+pub use crate::store::Node;
+use crate::store::{self, Store, ROOT};
 use crate::watch::{Mode, WatchTable, WatcherId};
 
 pub const ZOOKEEPER: &str = "/zookeeper";
@@ -51,75 +53,6 @@ pub fn ttl_owner(ttl: i64) -> i64 {
     EXTENDED_MASK | ttl
 }
 
-#[derive(Debug, Clone)]
-pub struct Node {
-    /// None for null data (Java clients tell it from empty).
-    pub data: Option<Bytes>,
-    pub acl: i64,
-    pub stat: StatPersisted,
-    pub children: Children,
-}
-
-/// A node's children, as the full paths that key the tree's map (one
-/// allocation per path, shared; a separate name string per child cost
-/// about 40 bytes a znode). Siblings share their parent's prefix, so path
-/// order is name order. Boxed, and absent while empty: most znodes are
-/// leaves, and an empty set inline cost 16 bytes more per node.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-// The box is the point: one pointer inline instead of a set's 24 bytes.
-#[allow(clippy::box_collection)]
-pub struct Children(Option<Box<BTreeSet<Arc<str>>>>);
-
-impl Children {
-    pub fn len(&self) -> usize {
-        self.0.as_ref().map_or(0, |s| s.len())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_none()
-    }
-
-    /// Full paths, in name order.
-    pub fn paths(&self) -> impl DoubleEndedIterator<Item = &Arc<str>> {
-        self.0.iter().flat_map(|s| s.iter())
-    }
-
-    /// Child names, in order.
-    pub fn names(&self) -> impl DoubleEndedIterator<Item = &str> {
-        self.paths().map(|p| crate::path::name(p))
-    }
-
-    pub fn contains(&self, path: &str) -> bool {
-        self.0.as_ref().is_some_and(|s| s.contains(path))
-    }
-
-    /// False if it was there already.
-    pub(crate) fn insert(&mut self, path: Arc<str>) -> bool {
-        self.0.get_or_insert_with(Default::default).insert(path)
-    }
-
-    pub(crate) fn remove(&mut self, path: &str) {
-        if let Some(s) = self.0.as_mut() {
-            s.remove(path);
-            if s.is_empty() {
-                self.0 = None;
-            }
-        }
-    }
-
-    /// Adds paths gathered in bulk: building the set at once is linear on
-    /// sorted input (our own snapshots), unlike one insert per path.
-    pub(crate) fn extend(&mut self, paths: Vec<Arc<str>>) {
-        if paths.is_empty() {
-            return;
-        }
-        match self.0.as_mut() {
-            None => self.0 = Some(Box::new(paths.into_iter().collect())),
-            Some(s) => s.extend(paths),
-        }
-    }
-}
-
 /// Data in an allocation of its own, for a txn made from a request (in
 /// prep) or replayed from the log: decoded data is a slice of the
 /// connection's read buffer (or the log's), and a node holding that slice
@@ -137,18 +70,9 @@ pub fn own(data: &Option<Bytes>) -> Option<Bytes> {
     })
 }
 
-impl Node {
-    fn new(data: Option<Bytes>, acl: i64, stat: StatPersisted) -> Node {
-        Node {
-            data,
-            acl,
-            stat,
-            children: Children::default(),
-        }
-    }
-
+impl Node<'_> {
     pub fn data_len(&self) -> usize {
-        self.data.as_ref().map_or(0, Bytes::len)
+        self.data.map_or(0, <[u8]>::len)
     }
 
     /// The Stat clients see, as ZooKeeper's `DataNode.copyStat` makes it:
@@ -157,7 +81,7 @@ impl Node {
     /// no ephemeral owner.
     pub fn stat(&self, extended_types: bool) -> Stat {
         let s = &self.stat;
-        let num_children = self.children.len() as i32;
+        let num_children = self.num_children as i32;
         let owner = match owner_kind(s.ephemeral_owner, extended_types) {
             OwnerKind::Ephemeral(o) => o,
             _ => 0,
@@ -176,15 +100,11 @@ impl Node {
             pzxid: s.pzxid,
         }
     }
-}
 
-/// The node at `path` to change, copied first if a snapshot holds it.
-/// (On the map, not the tree, so other fields stay borrowable.)
-pub(crate) fn node_mut<'a>(
-    nodes: &'a mut HashMap<Arc<str>, Arc<Node>, ahash::RandomState>,
-    path: &str,
-) -> Option<&'a mut Node> {
-    nodes.get_mut(path).map(Arc::make_mut)
+    /// The data as a buffer of its own (a reply outlives the tree's lock).
+    pub fn data_bytes(&self) -> Option<Bytes> {
+        self.data.map(Bytes::copy_from_slice)
+    }
 }
 
 /// A watch notification produced by applying a txn or by setWatches.
@@ -210,11 +130,9 @@ pub struct ApplyResult {
 #[derive(Debug, Clone)]
 pub struct DataTree {
     // pub(crate): snapshot restore and digest live in sibling modules.
-    /// Shared pointers, so that a snapshot's copy of the tree costs a
-    /// table of pointers, not a second tree (a node is cloned only when
-    /// written while a copy holds it). ahash, not SipHash: hashing paths was
-    /// a tenth of a restart; its keys are still random per process.
-    pub(crate) nodes: HashMap<Arc<str>, Arc<Node>, ahash::RandomState>,
+    /// The znodes (store.rs): a snapshot's copy of them costs tables of
+    /// pointers, not a second tree.
+    pub(crate) nodes: Store,
     pub(crate) acls: AclCache,
     pub(crate) ephemerals: HashMap<i64, BTreeSet<String>>,
     pub(crate) containers: HashSet<String>,
@@ -242,8 +160,9 @@ impl Default for DataTree {
 
 impl DataTree {
     pub fn new(extended_types: bool) -> DataTree {
+        let blank = StatPersisted::default();
         let mut t = DataTree {
-            nodes: HashMap::default(),
+            nodes: Store::new(store::encode("", Some(b""), OPEN_UNSAFE_ACL_ID, &blank)),
             acls: AclCache::default(),
             ephemerals: HashMap::new(),
             containers: HashSet::new(),
@@ -258,39 +177,46 @@ impl DataTree {
             digest: 0,
             extended_types,
         };
-        let blank = StatPersisted::default();
-        let (zk_key, quota_key, config_key): (Arc<str>, Arc<str>, Arc<str>) =
-            (ZOOKEEPER.into(), QUOTA.into(), CONFIG.into());
-        let mut root = Node::new(Some(Bytes::new()), OPEN_UNSAFE_ACL_ID, blank);
-        root.children.insert(zk_key.clone());
-        let mut zk = Node::new(Some(Bytes::new()), OPEN_UNSAFE_ACL_ID, blank);
-        zk.children.insert(quota_key.clone());
-        zk.children.insert(config_key.clone());
-        t.nodes.insert("/".into(), Arc::new(root));
-        t.nodes.insert(zk_key, Arc::new(zk));
-        t.nodes.insert(
-            quota_key,
-            Arc::new(Node::new(Some(Bytes::new()), OPEN_UNSAFE_ACL_ID, blank)),
-        );
+        let open = |name: &str| store::encode(name, Some(b""), OPEN_UNSAFE_ACL_ID, &blank);
+        let zk = t
+            .nodes
+            .insert(ROOT, open("zookeeper"))
+            .expect("empty store");
+        t.nodes.insert(zk, open("quota")).expect("new");
         // As ZooKeeper: world-readable, set with aversion -1.
         let cfg_acl = t.acls.intern(&[Acl::new(perms::READ, "world", "anyone")]);
         let mut cfg_stat = blank;
         cfg_stat.aversion = -1;
-        t.nodes.insert(
-            config_key,
-            Arc::new(Node::new(Some(Bytes::new()), cfg_acl, cfg_stat)),
-        );
+        t.nodes
+            .insert(zk, store::encode("config", Some(b""), cfg_acl, &cfg_stat))
+            .expect("new");
         t.digest = t.compute_digest();
         t
     }
 
     // ---- queries ----
 
-    pub fn node(&self, path: &str) -> Option<&Node> {
-        self.nodes.get(path).map(|n| &**n)
+    pub fn node(&self, path: &str) -> Option<Node<'_>> {
+        self.nodes.get(self.nodes.lookup(path)?)
     }
 
-    pub fn acl_of(&self, node: &Node) -> Arc<Vec<Acl>> {
+    /// The names of a node's children (none if it does not exist), in no
+    /// particular order, as ZooKeeper's.
+    pub fn child_names(&self, path: &str) -> impl Iterator<Item = &str> {
+        let ids = self
+            .nodes
+            .lookup(path)
+            .map_or(&[][..], |id| self.nodes.children(id));
+        ids.iter().map(|&c| self.nodes.name(c))
+    }
+
+    /// The full paths of a node's children.
+    pub fn child_paths<'a>(&'a self, path: &'a str) -> impl Iterator<Item = String> + 'a {
+        let base = if path == "/" { "" } else { path };
+        self.child_names(path).map(move |n| format!("{base}/{n}"))
+    }
+
+    pub fn acl_of(&self, node: Node<'_>) -> Arc<Vec<Acl>> {
         self.acls.get(node.acl)
     }
 
@@ -331,21 +257,22 @@ impl DataTree {
         &self.ephemerals
     }
 
-    pub fn nodes(&self) -> impl Iterator<Item = (&str, &Node)> {
-        self.nodes.iter().map(|(k, v)| (&**k, &**v))
+    /// Every node with its path, parents before children.
+    pub fn nodes(&self) -> impl Iterator<Item = (String, Node<'_>)> {
+        self.snapshot_nodes().map(|(p, n)| {
+            let p = if p.is_empty() { "/".to_owned() } else { p };
+            (p, n)
+        })
     }
 
     /// Number of descendants of `path` (not counting it).
     pub fn descendant_count(&self, path: &str) -> usize {
         let mut n = 0;
-        let mut stack = vec![path.to_owned()];
-        while let Some(p) = stack.pop() {
-            if let Some(node) = self.nodes.get(p.as_str()) {
-                for c in node.children.paths() {
-                    n += 1;
-                    stack.push(c.to_string());
-                }
-            }
+        let mut stack: Vec<u32> = self.nodes.lookup(path).into_iter().collect();
+        while let Some(id) = stack.pop() {
+            let kids = self.nodes.children(id);
+            n += kids.len();
+            stack.extend_from_slice(kids);
         }
         n
     }
@@ -356,8 +283,8 @@ impl DataTree {
     pub fn expiry_candidates(&self, now: i64, max_never_used_ms: i64) -> Vec<String> {
         let mut out = Vec::new();
         for p in &self.containers {
-            if let Some(n) = self.nodes.get(p.as_str()) {
-                if n.children.is_empty()
+            if let Some(n) = self.node(p) {
+                if n.num_children == 0
                     && (n.stat.cversion > 0
                         || (max_never_used_ms != 0 && now - n.stat.mtime > max_never_used_ms))
                 {
@@ -366,10 +293,10 @@ impl DataTree {
             }
         }
         for p in &self.ttls {
-            if let Some(n) = self.nodes.get(p.as_str()) {
+            if let Some(n) = self.node(p) {
                 if let OwnerKind::Ttl(ttl) = owner_kind(n.stat.ephemeral_owner, self.extended_types)
                 {
-                    if n.children.is_empty() && ttl != 0 && now - n.stat.mtime > ttl {
+                    if n.num_children == 0 && ttl != 0 && now - n.stat.mtime > ttl {
                         out.push(p.clone());
                     }
                 }
@@ -466,7 +393,7 @@ impl DataTree {
     /// Queues an event for one watcher without touching the tables
     /// (setWatches reporting what a reconnecting client missed).
     pub fn push_fired(&mut self, watcher: WatcherId, event_type: i32, path: &str) {
-        let acl = match self.nodes.get(path) {
+        let acl = match self.node(path) {
             Some(n) => self.acls.get(n.acl),
             // A deleted node: nothing to restrict delivery on.
             None => Arc::new(Vec::new()),
@@ -643,6 +570,27 @@ impl DataTree {
         Ok(())
     }
 
+    /// Re-encodes node `id` at `path` with its Stat and ACL id as `f`
+    /// leaves them and `data` if given, keeping the digest current.
+    pub(crate) fn change(
+        &mut self,
+        id: u32,
+        path: &str,
+        data: Option<Option<&[u8]>>,
+        f: impl FnOnce(&mut StatPersisted, &mut i64),
+    ) {
+        let old = self.nodes.blob(id);
+        let n = store::decode_blob(old);
+        let before = crate::digest::node_digest(path, n.data, &n.stat);
+        let (mut stat, mut acl) = (n.stat, n.acl);
+        f(&mut stat, &mut acl);
+        let data = data.unwrap_or(n.data);
+        let after = crate::digest::node_digest(path, data, &stat);
+        let b = store::encode(store::blob_name(old), data, acl, &stat);
+        self.nodes.replace(id, b);
+        self.digest = self.digest.wrapping_sub(before).wrapping_add(after);
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn create_node(
         &mut self,
@@ -655,33 +603,28 @@ impl DataTree {
         time: i64,
     ) -> Result<Stat, ErrorCode> {
         let parent_path = path::parent(path).ok_or(ErrorCode::NoNode)?;
-        let parent =
-            crate::tree::node_mut(&mut self.nodes, parent_path).ok_or(ErrorCode::NoNode)?;
+        let name = path::name(path);
+        let parent = self.nodes.lookup(parent_path).ok_or(ErrorCode::NoNode)?;
         // Interned before the existence check, as ZooKeeper does: replaying
         // a create over a fuzzy snapshot whose node refers to an ACL the
         // snapshot's ACL map lacks then adds that ACL under the same id.
         let acl_id = self.acls.intern(acl);
-        if parent.children.contains(path) {
+        if name.is_empty() || self.nodes.child(parent, name).is_some() {
             return Err(ErrorCode::NodeExists);
         }
-        let before = crate::digest::of(parent_path, parent);
-        let cversion = if parent_cversion == -1 {
-            parent.stat.cversion + 1
-        } else {
-            parent_cversion
-        };
-        // Replaying txns over a fuzzy snapshot may meet a newer parent.
-        if cversion > parent.stat.cversion {
-            parent.stat.cversion = cversion;
-            parent.stat.pzxid = zxid;
-        }
-        let key: Arc<str> = path.into();
-        parent.children.insert(key.clone());
-        self.digest = self.digest.wrapping_sub(before);
-        self.digest = self
-            .digest
-            .wrapping_add(crate::digest::of(parent_path, parent));
-        let parent_acl = parent.acl;
+        self.change(parent, parent_path, None, |s, _| {
+            let cversion = if parent_cversion == -1 {
+                s.cversion + 1
+            } else {
+                parent_cversion
+            };
+            // Replaying txns over a fuzzy snapshot may meet a newer parent.
+            if cversion > s.cversion {
+                s.cversion = cversion;
+                s.pzxid = zxid;
+            }
+        });
+        let parent_acl = self.nodes.get(parent).map_or(OPEN_UNSAFE_ACL_ID, |n| n.acl);
         let stat = StatPersisted {
             czxid: zxid,
             mzxid: zxid,
@@ -693,16 +636,21 @@ impl DataTree {
             ephemeral_owner: owner,
             pzxid: zxid,
         };
-        let data_len = data.as_ref().map_or(0, Bytes::len);
+        let data = data.as_deref();
+        let data_len = data.map_or(0, <[u8]>::len);
         self.data_bytes += (path.len() + data_len) as u64;
-        let node = Node::new(data, acl_id, stat);
-        self.digest = self.digest.wrapping_add(crate::digest::of(path, &node));
-        let out = node.stat(self.extended_types);
-        if let Some(old) = self.nodes.insert(key, Arc::new(node)) {
-            // An orphan left by deleting a parent that had children (which
-            // prep refuses): replaced, as NodeHashMapImpl.put does.
-            self.digest = self.digest.wrapping_sub(crate::digest::of(path, &old));
-        }
+        self.digest = self
+            .digest
+            .wrapping_add(crate::digest::node_digest(path, data, &stat));
+        let id = self
+            .nodes
+            .insert(parent, store::encode(name, data, acl_id, &stat))
+            .expect("checked above");
+        let out = self
+            .nodes
+            .get(id)
+            .expect("inserted")
+            .stat(self.extended_types);
         match owner_kind(owner, self.extended_types) {
             OwnerKind::Container => {
                 self.containers.insert(path.to_owned());
@@ -735,26 +683,61 @@ impl DataTree {
 
     fn delete_node(&mut self, path: &str, zxid: i64) -> Result<(), ErrorCode> {
         let parent_path = path::parent(path).ok_or(ErrorCode::NoNode)?;
-        let parent =
-            crate::tree::node_mut(&mut self.nodes, parent_path).ok_or(ErrorCode::NoNode)?;
-        let before = crate::digest::of(parent_path, parent);
-        parent.children.remove(path);
-        if zxid > parent.stat.pzxid {
-            parent.stat.pzxid = zxid;
+        let parent = self.nodes.lookup(parent_path).ok_or(ErrorCode::NoNode)?;
+        // The parent's pzxid moves even if the child is gone, as in
+        // ZooKeeper (replay over a fuzzy snapshot).
+        self.change(parent, parent_path, None, |s, _| {
+            if zxid > s.pzxid {
+                s.pzxid = zxid;
+            }
+        });
+        let parent_acl = self.nodes.get(parent).map_or(OPEN_UNSAFE_ACL_ID, |n| n.acl);
+        let id = self
+            .nodes
+            .child(parent, path::name(path))
+            .ok_or(ErrorCode::NoNode)?;
+        // Only replay of an inconsistent history deletes a parent (prep
+        // refuses): its subtree goes with it.
+        let (mut below, mut stack) = (Vec::new(), self.nodes.children(id).to_vec());
+        while let Some(c) = stack.pop() {
+            stack.extend_from_slice(self.nodes.children(c));
+            below.push(c);
         }
-        self.digest = self.digest.wrapping_sub(before);
+        for &c in below.iter().rev() {
+            let p = self.nodes.path_of(c);
+            self.forget(c, &p);
+        }
+        let acl = self
+            .acls
+            .get(self.nodes.get(id).map_or(OPEN_UNSAFE_ACL_ID, |n| n.acl));
+        self.forget(id, path);
+        let parent_acl = self.acls.get(parent_acl);
+        let none = HashSet::new();
+        let processed = self.trigger(true, path, event::NODE_DELETED, &acl, &none);
+        self.trigger(false, path, event::NODE_DELETED, &acl, &processed);
+        self.trigger(
+            false,
+            parent_path,
+            event::NODE_CHILDREN_CHANGED,
+            &parent_acl,
+            &none,
+        );
+        Ok(())
+    }
+
+    /// Removes leaf `id` at `path` from the store, the digest, the size
+    /// count, the quotas, the ACL counts and the owner indexes.
+    fn forget(&mut self, id: u32, path: &str) {
+        let b = self.nodes.remove(id);
+        let node = store::decode_blob(b.body());
+        self.acls.release(node.acl);
         self.digest = self
             .digest
-            .wrapping_add(crate::digest::of(parent_path, parent));
-        let parent_acl = parent.acl;
-        let node = self.nodes.remove(path).ok_or(ErrorCode::NoNode)?;
-        self.digest = self.digest.wrapping_sub(crate::digest::of(path, &node));
+            .wrapping_sub(crate::digest::node_digest(path, node.data, &node.stat));
         self.data_bytes = self
             .data_bytes
             .saturating_sub((path.len() + node.data_len()) as u64);
         self.quota_on_delete(path, node.data_len());
-        let acl = self.acls.get(node.acl);
-        self.acls.release(node.acl);
         match owner_kind(node.stat.ephemeral_owner, self.extended_types) {
             OwnerKind::Container => {
                 self.containers.remove(path);
@@ -772,18 +755,6 @@ impl DataTree {
             }
             OwnerKind::Persistent => {}
         }
-        let parent_acl = self.acls.get(parent_acl);
-        let none = HashSet::new();
-        let processed = self.trigger(true, path, event::NODE_DELETED, &acl, &none);
-        self.trigger(false, path, event::NODE_DELETED, &acl, &processed);
-        self.trigger(
-            false,
-            parent_path,
-            event::NODE_CHILDREN_CHANGED,
-            &parent_acl,
-            &none,
-        );
-        Ok(())
     }
 
     /// /zookeeper/config as an ensemble member holds it
@@ -791,17 +762,14 @@ impl DataTree {
     /// its version, version -1. Not a txn: every member sets it from its own
     /// configuration whenever it loads or receives a tree.
     pub fn set_config_node(&mut self, text: &str, config_version: i64, time: i64) {
-        if let Some(n) = crate::tree::node_mut(&mut self.nodes, CONFIG) {
-            let old_len = n.data_len();
-            let before = crate::digest::of(CONFIG, n);
-            n.data = Some(Bytes::copy_from_slice(text.as_bytes()));
-            n.stat.mtime = time;
-            n.stat.mzxid = config_version;
-            n.stat.version = -1;
-            let new_len = n.data_len();
-            self.data_bytes = (self.data_bytes + new_len as u64).saturating_sub(old_len as u64);
-            self.digest = self.digest.wrapping_sub(before);
-            self.digest = self.digest.wrapping_add(crate::digest::of(CONFIG, n));
+        if let Some(id) = self.nodes.lookup(CONFIG) {
+            let old_len = self.nodes.get(id).map_or(0, |n| n.data_len());
+            self.change(id, CONFIG, Some(Some(text.as_bytes())), |s, _| {
+                s.mtime = time;
+                s.mzxid = config_version;
+                s.version = -1;
+            });
+            self.data_bytes = (self.data_bytes + text.len() as u64).saturating_sub(old_len as u64);
         }
     }
 
@@ -813,17 +781,16 @@ impl DataTree {
         zxid: i64,
         time: i64,
     ) -> Result<Stat, ErrorCode> {
-        let n = crate::tree::node_mut(&mut self.nodes, path).ok_or(ErrorCode::NoNode)?;
+        let id = self.nodes.lookup(path).ok_or(ErrorCode::NoNode)?;
         let new_len = data.as_ref().map_or(0, Bytes::len);
-        let old_len = n.data_len();
+        let old_len = self.nodes.get(id).map_or(0, |n| n.data_len());
         self.data_bytes = (self.data_bytes + new_len as u64).saturating_sub(old_len as u64);
-        let before = crate::digest::of(path, n);
-        n.data = data;
-        n.stat.mtime = time;
-        n.stat.mzxid = zxid;
-        n.stat.version = version;
-        self.digest = self.digest.wrapping_sub(before);
-        self.digest = self.digest.wrapping_add(crate::digest::of(path, n));
+        self.change(id, path, Some(data.as_deref()), |s, _| {
+            s.mtime = time;
+            s.mzxid = zxid;
+            s.version = version;
+        });
+        let n = self.nodes.get(id).expect("changed");
         let stat = n.stat(self.extended_types);
         let acl = self.acls.get(n.acl);
         self.quota_on_set_data(path, old_len, new_len);
@@ -832,15 +799,18 @@ impl DataTree {
     }
 
     fn set_acl(&mut self, path: &str, acl: &[Acl], version: i32) -> Result<Stat, ErrorCode> {
-        let old = self.nodes.get(path).ok_or(ErrorCode::NoNode)?.acl;
+        let id = self.nodes.lookup(path).ok_or(ErrorCode::NoNode)?;
+        let old = self.nodes.get(id).expect("found").acl;
         self.acls.release(old);
-        let id = self.acls.intern(acl);
-        let n = crate::tree::node_mut(&mut self.nodes, path).expect("checked above");
-        n.acl = id;
-        let before = crate::digest::of(path, n);
-        n.stat.aversion = version;
-        self.digest = self.digest.wrapping_sub(before);
-        self.digest = self.digest.wrapping_add(crate::digest::of(path, n));
-        Ok(n.stat(self.extended_types))
+        let new = self.acls.intern(acl);
+        self.change(id, path, None, |s, a| {
+            *a = new;
+            s.aversion = version;
+        });
+        Ok(self
+            .nodes
+            .get(id)
+            .expect("changed")
+            .stat(self.extended_types))
     }
 }

@@ -241,7 +241,7 @@ fn check_same(tree: &DataTree, m: &Model) {
             .node(p)
             .unwrap_or_else(|| panic!("{p} missing from tree"));
         let st = node.stat(false);
-        assert_eq!(node.data.as_deref(), Some(n.data.as_slice()), "{p} data");
+        assert_eq!(node.data, Some(n.data.as_slice()), "{p} data");
         assert_eq!(st.version, n.version, "{p} version");
         // The stored cversion counts creates; clients see creates + deletes.
         assert_eq!(node.stat.cversion, n.cversion, "{p} cversion");

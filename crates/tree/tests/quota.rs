@@ -47,7 +47,7 @@ impl T {
 
     fn data(&self, p: &str) -> String {
         let n = self.tree.node(p).expect(p);
-        String::from_utf8_lossy(n.data.as_deref().unwrap_or_default()).into_owned()
+        String::from_utf8_lossy(n.data.unwrap_or_default()).into_owned()
     }
 
     /// What setquota does: the quota parents, then limits, then stats.
@@ -156,20 +156,15 @@ fn restore_recounts() {
     let mut b = DataTree::from_snapshot(false, acls);
     for (path, n) in copy.snapshot_nodes() {
         let data = if path == stat_path("/q") {
-            Some(Bytes::from_static(b"count=0,bytes=0"))
+            Some(&b"count=0,bytes=0"[..])
         } else {
-            n.data.clone()
+            n.data
         };
         b.node(&path, data, n.acl, n.stat).unwrap();
     }
     let restored = b.finish(t.zxid, 0).unwrap();
-    let d = restored
-        .node(&stat_path("/q"))
-        .unwrap()
-        .data
-        .clone()
-        .unwrap();
-    assert_eq!(&d[..], b"count=2,bytes=5");
+    let d = restored.node(&stat_path("/q")).unwrap().data.unwrap();
+    assert_eq!(d, b"count=2,bytes=5");
 }
 
 #[test]

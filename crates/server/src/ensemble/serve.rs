@@ -688,7 +688,7 @@ impl Core {
                 (Request::Reconfig(_), 0) => match self.tree.node(tree::tree::CONFIG) {
                     Some(n) => (
                         0,
-                        Response::GetData(n.data.clone(), n.stat(self.opts.extended_types)),
+                        Response::GetData(n.data_bytes(), n.stat(self.opts.extended_types)),
                     ),
                     None => ops::write_reply(&rc),
                 },

@@ -1,0 +1,647 @@
+//! Where the znodes live, laid out for memory: each node is one allocation
+//! (a compact encoding of its name, ACL id, Stat and data), found through
+//! an id.
+//!
+//! - Nodes sit in slots numbered by id, in chunks of `CHUNK` slots. A chunk
+//!   is shared by reference: `snapshot_copy` copies a table of chunk
+//!   pointers, and a chunk is copied only when written while a snapshot
+//!   holds it.
+//! - A node is found by (parent id, name) in a hash table of ids; a path is
+//!   walked from the root one component at a time. Nodes do not store their
+//!   path, and no path is stored twice.
+//! - A parent's children are a list of ids (4 bytes a child, unordered, as
+//!   ZooKeeper's HashSet is); each slot knows its place in its parent's
+//!   list, so removal is O(1).
+//!
+//! The encoding stores the Stat fields a fresh node has at their defaults
+//! as flags: a node as created costs 16 bytes of Stat, not 60. With 100
+//! bytes of data and a short name a node is one 128-byte allocation,
+//! 24 bytes of slot and about 13 bytes of index and child list.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use hashbrown::HashTable;
+use jute::data::StatPersisted;
+
+pub(crate) const ROOT: u32 = 0;
+const NO_PARENT: u32 = u32::MAX;
+/// Slots per chunk: 63 slots of 16 bytes and the shared pointer's two
+/// counts fill a 1 KiB allocation exactly.
+const CHUNK: usize = 63;
+
+// Blob flags: which Stat fields are stored (the others are at the value a
+// fresh node has), and null data.
+const F_NULL: u8 = 1;
+const F_MZXID: u8 = 1 << 1;
+const F_PZXID: u8 = 1 << 2;
+const F_MTIME: u8 = 1 << 3;
+const F_VERSION: u8 = 1 << 4;
+const F_CVERSION: u8 = 1 << 5;
+const F_AVERSION: u8 = 1 << 6;
+const F_OWNER: u8 = 1 << 7;
+
+/// A znode as read from the tree: its data borrowed, the rest copied out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Node<'a> {
+    /// None for null data (Java clients tell it from empty).
+    pub data: Option<&'a [u8]>,
+    pub acl: i64,
+    pub stat: StatPersisted,
+    pub num_children: usize,
+}
+
+/// One node's encoding in an allocation of its own, behind a thin pointer
+/// (8 bytes in a slot, not a slice's 16). The allocation starts with the
+/// varint length of the rest, so the pointer alone finds its end.
+pub(crate) struct Blob(std::ptr::NonNull<u8>);
+
+// SAFETY: a Blob owns its bytes, as a Box<[u8]> does, and never changes
+// them after it is made.
+unsafe impl Send for Blob {}
+// SAFETY: as above; shared access only reads.
+unsafe impl Sync for Blob {}
+
+impl Blob {
+    fn from_boxed(b: Box<[u8]>) -> Blob {
+        let p = Box::into_raw(b) as *mut u8;
+        Blob(std::ptr::NonNull::new(p).expect("a Box is never null"))
+    }
+
+    /// The whole allocation, length prefix included.
+    fn raw(&self) -> &[u8] {
+        let p = self.0.as_ptr();
+        let (mut len, mut shift, mut i) = (0usize, 0, 0);
+        loop {
+            // SAFETY: the allocation starts with a complete varint (made by
+            // `encode`), so each byte read up to its last is inside it.
+            let x = unsafe { *p.add(i) };
+            i += 1;
+            len |= usize::from(x & 0x7f) << shift;
+            if x & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+        }
+        // SAFETY: `encode` made an allocation of exactly the prefix plus
+        // the length it records.
+        unsafe { std::slice::from_raw_parts(p, i + len) }
+    }
+
+    /// The encoding after the length prefix.
+    pub(crate) fn body(&self) -> &[u8] {
+        let raw = self.raw();
+        let mut at = 0;
+        varint(raw, &mut at);
+        &raw[at..]
+    }
+}
+
+impl Drop for Blob {
+    fn drop(&mut self) {
+        let len = self.raw().len();
+        let p = std::ptr::slice_from_raw_parts_mut(self.0.as_ptr(), len);
+        // SAFETY: `from_boxed` took this pointer and length from a Box.
+        drop(unsafe { Box::from_raw(p) });
+    }
+}
+
+impl Clone for Blob {
+    fn clone(&self) -> Blob {
+        Blob::from_boxed(self.raw().into())
+    }
+}
+
+impl std::fmt::Debug for Blob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Blob({:?})", name_of(self.body()))
+    }
+}
+
+/// Encodes a node. Layout: varint length of the rest, flags, varint name
+/// length, name, zigzag varint ACL id, czxid, ctime, then the flagged Stat
+/// fields, then the data.
+pub(crate) fn encode(name: &str, data: Option<&[u8]>, acl: i64, s: &StatPersisted) -> Blob {
+    let zacl = ((acl << 1) ^ (acl >> 63)) as u64;
+    let mut flags = 0u8;
+    let mut len = 1 + varint_len(name.len() as u64) + name.len() + varint_len(zacl) + 16;
+    len += data.map_or(0, <[u8]>::len);
+    let mut flag = |set: bool, f: u8, n: usize| {
+        if set {
+            flags |= f;
+            len += n;
+        }
+    };
+    flag(data.is_none(), F_NULL, 0);
+    flag(s.mzxid != s.czxid, F_MZXID, 8);
+    flag(s.pzxid != s.czxid, F_PZXID, 8);
+    flag(s.mtime != s.ctime, F_MTIME, 8);
+    flag(s.version != 0, F_VERSION, 4);
+    flag(s.cversion != 0, F_CVERSION, 4);
+    flag(s.aversion != 0, F_AVERSION, 4);
+    flag(s.ephemeral_owner != 0, F_OWNER, 8);
+    let mut b = Vec::with_capacity(varint_len(len as u64) + len);
+    put_varint(&mut b, len as u64);
+    b.push(flags);
+    put_varint(&mut b, name.len() as u64);
+    b.extend_from_slice(name.as_bytes());
+    put_varint(&mut b, zacl);
+    b.extend_from_slice(&s.czxid.to_le_bytes());
+    b.extend_from_slice(&s.ctime.to_le_bytes());
+    if flags & F_MZXID != 0 {
+        b.extend_from_slice(&s.mzxid.to_le_bytes());
+    }
+    if flags & F_PZXID != 0 {
+        b.extend_from_slice(&s.pzxid.to_le_bytes());
+    }
+    if flags & F_MTIME != 0 {
+        b.extend_from_slice(&s.mtime.to_le_bytes());
+    }
+    if flags & F_VERSION != 0 {
+        b.extend_from_slice(&s.version.to_le_bytes());
+    }
+    if flags & F_CVERSION != 0 {
+        b.extend_from_slice(&s.cversion.to_le_bytes());
+    }
+    if flags & F_AVERSION != 0 {
+        b.extend_from_slice(&s.aversion.to_le_bytes());
+    }
+    if flags & F_OWNER != 0 {
+        b.extend_from_slice(&s.ephemeral_owner.to_le_bytes());
+    }
+    if let Some(d) = data {
+        b.extend_from_slice(d);
+    }
+    debug_assert_eq!(b.len(), b.capacity());
+    Blob::from_boxed(b.into_boxed_slice())
+}
+
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+fn put_varint(b: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        b.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    b.push(v as u8);
+}
+
+/// Blobs are only made by `encode`, so reads within them cannot fail.
+fn varint(b: &[u8], at: &mut usize) -> u64 {
+    let mut v = 0u64;
+    let mut shift = 0;
+    loop {
+        let x = b[*at];
+        *at += 1;
+        v |= u64::from(x & 0x7f) << shift;
+        if x & 0x80 == 0 {
+            return v;
+        }
+        shift += 7;
+    }
+}
+
+fn name_of(b: &[u8]) -> &str {
+    let mut at = 1;
+    let n = varint(b, &mut at) as usize;
+    // Names come from &str in `encode`.
+    std::str::from_utf8(&b[at..at + n]).unwrap_or_default()
+}
+
+fn decode(b: &[u8], num_children: usize) -> Node<'_> {
+    let flags = b[0];
+    let mut at = 1;
+    let n = varint(b, &mut at) as usize;
+    at += n;
+    let z = varint(b, &mut at);
+    let acl = ((z >> 1) as i64) ^ -((z & 1) as i64);
+    let i64_at = |at: &mut usize| {
+        let v = i64::from_le_bytes(b[*at..*at + 8].try_into().expect("8 bytes"));
+        *at += 8;
+        v
+    };
+    let czxid = i64_at(&mut at);
+    let ctime = i64_at(&mut at);
+    let opt64 = |f: u8, default: i64, at: &mut usize| {
+        if flags & f != 0 {
+            i64_at(at)
+        } else {
+            default
+        }
+    };
+    let mzxid = opt64(F_MZXID, czxid, &mut at);
+    let pzxid = opt64(F_PZXID, czxid, &mut at);
+    let mtime = opt64(F_MTIME, ctime, &mut at);
+    let opt32 = |f: u8, at: &mut usize| {
+        if flags & f != 0 {
+            let v = i32::from_le_bytes(b[*at..*at + 4].try_into().expect("4 bytes"));
+            *at += 4;
+            v
+        } else {
+            0
+        }
+    };
+    let version = opt32(F_VERSION, &mut at);
+    let cversion = opt32(F_CVERSION, &mut at);
+    let aversion = opt32(F_AVERSION, &mut at);
+    let ephemeral_owner = if flags & F_OWNER != 0 {
+        i64_at(&mut at)
+    } else {
+        0
+    };
+    Node {
+        data: (flags & F_NULL == 0).then(|| &b[at..]),
+        acl,
+        stat: StatPersisted {
+            czxid,
+            mzxid,
+            ctime,
+            mtime,
+            version,
+            cversion,
+            aversion,
+            ephemeral_owner,
+            pzxid,
+        },
+        num_children,
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct Slot {
+    blob: Option<Blob>,
+    parent: u32,
+    /// Index in the parent's child list.
+    pos: u32,
+}
+
+#[derive(Debug, Clone)]
+struct Chunk([Slot; CHUNK]);
+
+impl Default for Chunk {
+    fn default() -> Self {
+        Chunk(std::array::from_fn(|_| Slot::default()))
+    }
+}
+
+fn slot(chunks: &[Arc<Chunk>], id: u32) -> &Slot {
+    &chunks[id as usize / CHUNK].0[id as usize % CHUNK]
+}
+
+fn slot_mut(chunks: &mut [Arc<Chunk>], id: u32) -> &mut Slot {
+    &mut Arc::make_mut(&mut chunks[id as usize / CHUNK]).0[id as usize % CHUNK]
+}
+
+fn blob(chunks: &[Arc<Chunk>], id: u32) -> &[u8] {
+    slot(chunks, id).blob.as_ref().map_or(&[], Blob::body)
+}
+
+fn key_hash(h: &ahash::RandomState, parent: u32, name: &str) -> u64 {
+    h.hash_one((parent, name))
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Store {
+    chunks: Vec<Arc<Chunk>>,
+    free: Vec<u32>,
+    /// Ids by (parent id, name); the root is not in it.
+    index: HashTable<u32>,
+    hasher: ahash::RandomState,
+    /// Child lists of nodes that have children. Shared, like chunks.
+    kids: HashMap<u32, Arc<Vec<u32>>, ahash::RandomState>,
+    len: usize,
+}
+
+impl Store {
+    /// A store holding only the root, with `root` as its encoded node.
+    pub(crate) fn new(root: Blob) -> Store {
+        let mut s = Store {
+            chunks: Vec::new(),
+            free: Vec::new(),
+            index: HashTable::new(),
+            hasher: ahash::RandomState::new(),
+            kids: HashMap::default(),
+            len: 0,
+        };
+        let id = s.alloc();
+        debug_assert_eq!(id, ROOT);
+        let sl = slot_mut(&mut s.chunks, id);
+        sl.blob = Some(root);
+        sl.parent = NO_PARENT;
+        s.len = 1;
+        s
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    fn alloc(&mut self) -> u32 {
+        if let Some(id) = self.free.pop() {
+            return id;
+        }
+        let id = self.chunks.len() * CHUNK;
+        self.chunks.push(Arc::default());
+        let first = id as u32;
+        // Hand out the chunk's slots in order: the rest go on the free
+        // list, last first.
+        self.free.extend((first + 1..first + CHUNK as u32).rev());
+        first
+    }
+
+    pub(crate) fn child(&self, parent: u32, name: &str) -> Option<u32> {
+        let h = key_hash(&self.hasher, parent, name);
+        let chunks = &self.chunks;
+        self.index
+            .find(h, |&id| {
+                slot(chunks, id).parent == parent && name_of(blob(chunks, id)) == name
+            })
+            .copied()
+    }
+
+    /// The id of the node at `path`, walking from the root.
+    pub(crate) fn lookup(&self, path: &str) -> Option<u32> {
+        if path == "/" {
+            return Some(ROOT);
+        }
+        let rest = path.strip_prefix('/')?;
+        let mut id = ROOT;
+        for name in rest.split('/') {
+            if name.is_empty() {
+                return None;
+            }
+            id = self.child(id, name)?;
+        }
+        Some(id)
+    }
+
+    pub(crate) fn get(&self, id: u32) -> Option<Node<'_>> {
+        let b = self.chunks.get(id as usize / CHUNK)?.0[id as usize % CHUNK]
+            .blob
+            .as_ref()?
+            .body();
+        Some(decode(b, self.num_children(id)))
+    }
+
+    pub(crate) fn num_children(&self, id: u32) -> usize {
+        self.kids.get(&id).map_or(0, |k| k.len())
+    }
+
+    pub(crate) fn children(&self, id: u32) -> &[u32] {
+        self.kids.get(&id).map_or(&[], |k| k.as_slice())
+    }
+
+    pub(crate) fn name(&self, id: u32) -> &str {
+        name_of(blob(&self.chunks, id))
+    }
+
+    /// The full path of a live node.
+    pub(crate) fn path_of(&self, mut id: u32) -> String {
+        let mut names = Vec::new();
+        while id != ROOT {
+            let s = slot(&self.chunks, id);
+            names.push(name_of(s.blob.as_ref().map_or(&[], Blob::body)));
+            id = s.parent;
+            if id == NO_PARENT {
+                break;
+            }
+        }
+        if names.is_empty() {
+            return "/".into();
+        }
+        let mut p = String::new();
+        for n in names.iter().rev() {
+            p.push('/');
+            p.push_str(n);
+        }
+        p
+    }
+
+    /// Adds a node under `parent`, named as its blob says; None if the
+    /// parent has a child of that name already.
+    pub(crate) fn insert(&mut self, parent: u32, blob: Blob) -> Option<u32> {
+        if self.child(parent, name_of(blob.body())).is_some() {
+            return None;
+        }
+        let id = self.insert_unindexed(parent, blob);
+        let h = key_hash(&self.hasher, parent, self.name(id));
+        let (chunks, hasher) = (&self.chunks, &self.hasher);
+        self.index.insert_unique(h, id, |&i| {
+            key_hash(hasher, slot(chunks, i).parent, name_of(blob_of(chunks, i)))
+        });
+        Some(id)
+    }
+
+    /// `insert` without the index: for a bulk load, which calls
+    /// `build_index` at the end.
+    pub(crate) fn insert_unindexed(&mut self, parent: u32, blob: Blob) -> u32 {
+        let id = self.alloc();
+        let kids = Arc::make_mut(self.kids.entry(parent).or_default());
+        let pos = kids.len() as u32;
+        kids.push(id);
+        let s = slot_mut(&mut self.chunks, id);
+        s.blob = Some(blob);
+        s.parent = parent;
+        s.pos = pos;
+        self.len += 1;
+        id
+    }
+
+    /// Builds the index at its final size (room for `extra` more) after a
+    /// bulk load; false if two nodes have the same path.
+    pub(crate) fn build_index(&mut self, extra: usize) -> Result<(), String> {
+        let (chunks, hasher) = (&self.chunks, &self.hasher);
+        let rehash =
+            |&i: &u32| key_hash(hasher, slot(chunks, i).parent, name_of(blob_of(chunks, i)));
+        let mut index = HashTable::with_capacity(self.len + extra);
+        for (c, chunk) in chunks.iter().enumerate() {
+            for (k, s) in chunk.0.iter().enumerate() {
+                let id = (c * CHUNK + k) as u32;
+                if id == ROOT || s.blob.is_none() {
+                    continue;
+                }
+                let name = name_of(blob_of(chunks, id));
+                let h = key_hash(hasher, s.parent, name);
+                let dup = index.find(h, |&o: &u32| {
+                    slot(chunks, o).parent == s.parent && name_of(blob_of(chunks, o)) == name
+                });
+                if let Some(&o) = dup {
+                    return Err(self.path_of(o));
+                }
+                index.insert_unique(h, id, rehash);
+            }
+        }
+        self.index = index;
+        Ok(())
+    }
+
+    /// Replaces a node's encoding (its name must not change).
+    pub(crate) fn replace(&mut self, id: u32, blob: Blob) {
+        debug_assert_eq!(name_of(blob.body()), self.name(id));
+        slot_mut(&mut self.chunks, id).blob = Some(blob);
+    }
+
+    /// Removes a node that has no children; returns its encoding.
+    pub(crate) fn remove(&mut self, id: u32) -> Blob {
+        debug_assert!(id != ROOT && self.num_children(id) == 0);
+        let (parent, pos, h) = {
+            let s = slot(&self.chunks, id);
+            let h = key_hash(&self.hasher, s.parent, name_of(blob(&self.chunks, id)));
+            (s.parent, s.pos, h)
+        };
+        if let Ok(e) = self.index.find_entry(h, |&i| i == id) {
+            e.remove();
+        }
+        if let Some(k) = self.kids.get_mut(&parent) {
+            let k = Arc::make_mut(k);
+            k.swap_remove(pos as usize);
+            if let Some(&moved) = k.get(pos as usize) {
+                slot_mut(&mut self.chunks, moved).pos = pos;
+            }
+            if k.is_empty() {
+                self.kids.remove(&parent);
+            }
+        }
+        let s = slot_mut(&mut self.chunks, id);
+        let b = s.blob.take().expect("a live node");
+        *s = Slot::default();
+        self.free.push(id);
+        self.len -= 1;
+        b
+    }
+
+    pub(crate) fn blob(&self, id: u32) -> &[u8] {
+        blob(&self.chunks, id)
+    }
+}
+
+fn blob_of(chunks: &[Arc<Chunk>], id: u32) -> &[u8] {
+    blob(chunks, id)
+}
+
+/// A node decoded from its blob, for the tree to change and re-encode.
+pub(crate) fn decode_blob(b: &[u8]) -> Node<'_> {
+    decode(b, 0)
+}
+
+pub(crate) fn blob_name(b: &[u8]) -> &str {
+    name_of(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stat(z: i64) -> StatPersisted {
+        StatPersisted {
+            czxid: z,
+            mzxid: z,
+            ctime: 7,
+            mtime: 7,
+            pzxid: z,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn encoding_round_trips_and_fresh_nodes_are_small() {
+        let s = stat(0x1_0000_0005);
+        let b = encode("n123", Some(&[b'x'; 100]), -1, &s);
+        // Length, flags, name length, name, acl, czxid, ctime, data: one
+        // 128-byte allocation.
+        assert_eq!(b.raw().len(), 1 + 1 + 1 + 4 + 1 + 16 + 100);
+        let n = decode(b.body(), 0);
+        assert_eq!((n.data, n.acl, n.stat), (Some(&[b'x'; 100][..]), -1, s));
+        assert_eq!(name_of(b.body()), "n123");
+        assert_eq!(b.clone().body(), b.body());
+        for v in [0u64, 1, 127, 128, 16383, 16384, u64::MAX] {
+            let mut x = Vec::new();
+            put_varint(&mut x, v);
+            assert_eq!((x.len(), varint(&x, &mut 0)), (varint_len(v), v));
+        }
+        // Lengths that take a longer prefix.
+        for n in [100, 120, 16380, 20000] {
+            let d = vec![7u8; n];
+            let b = encode("x", Some(&d), 5, &s);
+            assert_eq!(decode(b.body(), 0).data, Some(&d[..]));
+        }
+        let full = StatPersisted {
+            czxid: 1,
+            mzxid: 2,
+            ctime: 3,
+            mtime: 4,
+            version: -5,
+            cversion: 6,
+            aversion: 7,
+            ephemeral_owner: i64::MIN,
+            pzxid: 9,
+        };
+        for (data, acl) in [
+            (None, i64::MAX),
+            (Some(&b""[..]), i64::MIN),
+            (Some(&b"d"[..]), 3),
+        ] {
+            let b = encode("", data, acl, &full);
+            let n = decode(b.body(), 4);
+            assert_eq!(
+                (n.data, n.acl, n.stat, n.num_children),
+                (data, acl, full, 4)
+            );
+        }
+    }
+
+    #[test]
+    fn slots_and_chunks_pack() {
+        // A thin pointer and two ids; 63 of them and an Arc's two counts
+        // make exactly 1 KiB (an allocator size class).
+        assert_eq!(std::mem::size_of::<Slot>(), 16);
+        assert_eq!(std::mem::size_of::<Chunk>() + 16, 1024);
+    }
+
+    #[test]
+    fn insert_lookup_remove_and_copies() {
+        let mut st = Store::new(encode("", Some(b""), -1, &stat(0)));
+        let a = st.insert(ROOT, encode("a", None, 1, &stat(1))).unwrap();
+        let b = st.insert(a, encode("b", Some(b"x"), 1, &stat(2))).unwrap();
+        let c = st.insert(a, encode("c", Some(b"y"), 1, &stat(3))).unwrap();
+        assert!(st.insert(a, encode("b", None, 1, &stat(4))).is_none());
+        assert_eq!(st.lookup("/a/b"), Some(b));
+        assert_eq!(st.lookup("/a/c"), Some(c));
+        assert_eq!(st.lookup("/a/"), None);
+        assert_eq!(st.lookup("a"), None);
+        assert_eq!(st.path_of(c), "/a/c");
+        assert_eq!(st.path_of(ROOT), "/");
+        let copy = st.clone();
+        st.remove(b);
+        assert_eq!(st.lookup("/a/b"), None);
+        assert_eq!(st.children(a), &[c]);
+        assert_eq!(st.lookup("/a/c"), Some(c));
+        // The copy is untouched, and ids are reused.
+        assert_eq!(copy.lookup("/a/b"), Some(b));
+        assert_eq!(copy.get(b).unwrap().data, Some(&b"x"[..]));
+        let d = st.insert(a, encode("d", None, 1, &stat(5))).unwrap();
+        assert_eq!(d, b);
+        assert_eq!(copy.get(b).unwrap().stat.czxid, 2);
+        assert_eq!(st.len(), 4);
+        // Many nodes: chunks and index growth.
+        for i in 0..1000 {
+            st.insert(c, encode(&format!("k{i}"), None, 1, &stat(i)))
+                .unwrap();
+        }
+        for i in (0..1000).step_by(3) {
+            let id = st.lookup(&format!("/a/c/k{i}")).unwrap();
+            st.remove(id);
+        }
+        for i in 0..1000 {
+            let id = st.lookup(&format!("/a/c/k{i}"));
+            assert_eq!(id.is_some(), i % 3 != 0, "{i}");
+            if let Some(id) = id {
+                assert_eq!(st.get(id).unwrap().stat.czxid, i);
+                assert_eq!(st.children(c)[slot(&st.chunks, id).pos as usize], id);
+            }
+        }
+        assert_eq!(st.num_children(c), 666);
+    }
+}

@@ -2,10 +2,11 @@
 //! (a compact encoding of its name, ACL id, Stat and data), found through
 //! an id.
 //!
-//! - Nodes sit in slots numbered by id, in chunks of `CHUNK` slots. A chunk
-//!   is shared by reference: `snapshot_copy` copies a table of chunk
-//!   pointers, and a chunk is copied only when written while a snapshot
-//!   holds it.
+//! - Nodes sit in 16-byte slots numbered by id (a thin pointer to the node,
+//!   its parent's id, its place in the parent's child list), in chunks of
+//!   `CHUNK` slots. A chunk is shared by reference: `snapshot_copy` copies
+//!   a table of chunk pointers, and a chunk is copied only when written
+//!   while a snapshot holds it.
 //! - A node is found by (parent id, name) in a hash table of ids; a path is
 //!   walked from the root one component at a time. Nodes do not store their
 //!   path, and no path is stored twice.
@@ -15,8 +16,10 @@
 //!
 //! The encoding stores the Stat fields a fresh node has at their defaults
 //! as flags: a node as created costs 16 bytes of Stat, not 60. With 100
-//! bytes of data and a short name a node is one 128-byte allocation,
-//! 24 bytes of slot and about 13 bytes of index and child list.
+//! bytes of data and a name of up to 8 bytes a node is one 128-byte
+//! allocation, 16 bytes of slot and about 15 bytes of index and child list
+//! (RSS at 1M such znodes: 168 bytes each, against 401 with a map of
+//! `Arc<str>` paths to `Arc<Node>` and a `BTreeSet` of child paths).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -421,15 +424,15 @@ impl Store {
 
     /// Adds a node under `parent`, named as its blob says; None if the
     /// parent has a child of that name already.
-    pub(crate) fn insert(&mut self, parent: u32, blob: Blob) -> Option<u32> {
-        if self.child(parent, name_of(blob.body())).is_some() {
+    pub(crate) fn insert(&mut self, parent: u32, node: Blob) -> Option<u32> {
+        if self.child(parent, name_of(node.body())).is_some() {
             return None;
         }
-        let id = self.insert_unindexed(parent, blob);
+        let id = self.insert_unindexed(parent, node);
         let h = key_hash(&self.hasher, parent, self.name(id));
         let (chunks, hasher) = (&self.chunks, &self.hasher);
         self.index.insert_unique(h, id, |&i| {
-            key_hash(hasher, slot(chunks, i).parent, name_of(blob_of(chunks, i)))
+            key_hash(hasher, slot(chunks, i).parent, name_of(blob(chunks, i)))
         });
         Some(id)
     }
@@ -450,11 +453,10 @@ impl Store {
     }
 
     /// Builds the index at its final size (room for `extra` more) after a
-    /// bulk load; false if two nodes have the same path.
+    /// bulk load; the error is the path of a node that appears twice.
     pub(crate) fn build_index(&mut self, extra: usize) -> Result<(), String> {
         let (chunks, hasher) = (&self.chunks, &self.hasher);
-        let rehash =
-            |&i: &u32| key_hash(hasher, slot(chunks, i).parent, name_of(blob_of(chunks, i)));
+        let rehash = |&i: &u32| key_hash(hasher, slot(chunks, i).parent, name_of(blob(chunks, i)));
         let mut index = HashTable::with_capacity(self.len + extra);
         for (c, chunk) in chunks.iter().enumerate() {
             for (k, s) in chunk.0.iter().enumerate() {
@@ -462,10 +464,10 @@ impl Store {
                 if id == ROOT || s.blob.is_none() {
                     continue;
                 }
-                let name = name_of(blob_of(chunks, id));
+                let name = name_of(blob(chunks, id));
                 let h = key_hash(hasher, s.parent, name);
                 let dup = index.find(h, |&o: &u32| {
-                    slot(chunks, o).parent == s.parent && name_of(blob_of(chunks, o)) == name
+                    slot(chunks, o).parent == s.parent && name_of(blob(chunks, o)) == name
                 });
                 if let Some(&o) = dup {
                     return Err(self.path_of(o));
@@ -515,10 +517,6 @@ impl Store {
     pub(crate) fn blob(&self, id: u32) -> &[u8] {
         blob(&self.chunks, id)
     }
-}
-
-fn blob_of(chunks: &[Arc<Chunk>], id: u32) -> &[u8] {
-    blob(chunks, id)
 }
 
 /// A node decoded from its blob, for the tree to change and re-encode.

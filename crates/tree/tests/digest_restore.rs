@@ -319,3 +319,27 @@ fn snapshot_copy_is_unchanged_by_later_writes() {
     assert_eq!(copy.digest(), copy.compute_digest());
     assert_eq!(t.digest(), t.compute_digest());
 }
+
+/// Only replaying an inconsistent history deletes a node that has
+/// children (prep refuses): the subtree goes with it, and the digest, the
+/// size count and the ACL counts follow.
+#[test]
+fn deleting_a_parent_in_replay_takes_its_subtree() {
+    let mut t = DataTree::new(false);
+    let empty = DataTree::new(false);
+    let ip = vec![Acl::new(perms::READ, "ip", "10.0.0.9")];
+    for (i, p) in ["/a", "/a/b", "/a/b/c", "/a/d"].iter().enumerate() {
+        assert_eq!(t.apply(&hdr(i as i64 + 1), &create(p, ip.clone())).err, 0);
+    }
+    let rc = t.apply(&hdr(9), &TxnBody::Delete(DeleteTxn { path: "/a".into() }));
+    assert_eq!(rc.err, 0);
+    assert_eq!(t.node_count(), empty.node_count());
+    assert!(t.node("/a/b/c").is_none() && t.node("/a").is_none());
+    assert_eq!(t.digest(), t.compute_digest());
+    assert_eq!(t.approximate_data_size(), empty.approximate_data_size());
+    assert!(t.acl_cache().entries().all(|(_, l)| l != ip.as_slice()));
+    // The names are free again.
+    assert_eq!(t.apply(&hdr(10), &create("/a", ip.clone())).err, 0);
+    assert_eq!(t.apply(&hdr(11), &create("/a/b", ip)).err, 0);
+    assert_eq!(t.child_names("/a").collect::<Vec<_>>(), ["b"]);
+}

@@ -55,8 +55,10 @@ pub fn ttl_owner(ttl: i64) -> i64 {
 
 /// Data in an allocation of its own, for a txn made from a request (in
 /// prep) or replayed from the log: decoded data is a slice of the
-/// connection's read buffer (or the log's), and a node holding that slice
-/// would keep the whole buffer, every request read with it, alive. Txns a
+/// connection's read buffer (or the log's), and a txn kept for a while
+/// (prep's pending changes, an ensemble member's recent history) holding
+/// that slice would keep the whole buffer, every request read with it,
+/// alive. (Nodes copy their data into their own encoding.) Txns a
 /// follower receives are left as they come: each packet has a buffer of its
 /// own, and copying them cost followers ~15% more CPU per write (glibc's
 /// malloc, freeing every packet).

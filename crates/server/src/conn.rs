@@ -19,6 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
+use crate::admission::{Admission, Admit};
 use crate::config::Config;
 use crate::core::{Body, ConnId, Msg, OUTBOX_FRAMES};
 use crate::fourlw;
@@ -91,9 +92,15 @@ pub async fn accept_loop(
     listener: TcpListener,
     core: mpsc::Sender<Msg>,
     cfg: Arc<Config>,
+    adm: Arc<Admission>,
     tls: Option<Arc<Tls>>,
 ) {
     let per_ip: PerIp = Arc::default();
+    let handshake_limit = cfg
+        .prop("zookeeper.netty.server.outstandingHandshake.limit")
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .filter(|&n| n > 0)
+        .map(|n| n as u64);
     loop {
         let (stream, remote) = match listener.accept().await {
             Ok(x) => x,
@@ -122,15 +129,29 @@ pub async fn accept_loop(
                 ip: remote.ip(),
             }
         };
+        if tls.is_none() {
+            // ZooKeeper counts every connection without TLS, by origin.
+            match remote.ip().is_loopback() {
+                true => cfg.metrics.non_mtls_local_conn_count.inc(),
+                false => cfg.metrics.non_mtls_remote_conn_count.inc(),
+            }
+        } else if let Some(limit) = handshake_limit {
+            if cfg.metrics.outstanding_tls_handshakes() >= limit {
+                warn!("closing connection from {remote}: {limit} TLS handshakes under way");
+                cfg.metrics.tls_handshake_exceeded.inc();
+                continue;
+            }
+        }
         let core = core.clone();
         let cfg = cfg.clone();
+        let adm = adm.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
             let _slot = slot;
             let id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
             let r = match tls {
-                None => serve(id, stream, remote, core.clone(), cfg).await,
-                Some(tls) => serve_tls(id, stream, remote, core.clone(), cfg, &tls).await,
+                None => serve(id, stream, remote, core.clone(), cfg, adm).await,
+                Some(tls) => serve_tls(id, stream, remote, core.clone(), cfg, adm, &tls).await,
             };
             if let Err(e) = r {
                 debug!("connection {id} from {remote}: {e}");
@@ -151,11 +172,21 @@ async fn read_frame(
     rd: &mut (impl AsyncReadExt + Unpin),
     buf: &mut BytesMut,
     max: usize,
+    adm: Option<&Admission>,
 ) -> anyhow::Result<Option<Bytes>> {
+    let mut sized = false;
     loop {
         if let Some(len) = jute::frame::check(buf, max)? {
             buf.advance(4);
             return Ok(Some(buf.split_to(len).freeze()));
+        }
+        if let (Some(adm), false, Some(head)) = (adm, sized, buf.get(..4)) {
+            // Its length is known: refuse it before buffering its bytes.
+            let len = u32::from_be_bytes(head.try_into().expect("4 bytes")) as usize;
+            if !adm.large_fits(len) {
+                anyhow::bail!("rejecting large request of {len} bytes (largeRequestMaxBytes)");
+            }
+            sized = true;
         }
         let n = match rd.read_buf(buf).await {
             // A TLS peer that closes without close_notify, between frames.
@@ -177,10 +208,11 @@ async fn serve(
     remote: SocketAddr,
     core: mpsc::Sender<Msg>,
     cfg: Arc<Config>,
+    adm: Arc<Admission>,
 ) -> anyhow::Result<()> {
     let _ = stream.set_nodelay(true);
     let (rd, wr) = stream.into_split();
-    serve_conn(id, rd, wr, remote, core, cfg, Vec::new()).await
+    serve_conn(id, rd, wr, remote, core, cfg, adm, Vec::new()).await
 }
 
 /// A secure-port connection: the TLS handshake (the client certificate
@@ -192,6 +224,7 @@ async fn serve_tls(
     remote: SocketAddr,
     core: mpsc::Sender<Msg>,
     cfg: Arc<Config>,
+    adm: Arc<Admission>,
     tls: &Tls,
 ) -> anyhow::Result<()> {
     let _ = stream.set_nodelay(true);
@@ -220,7 +253,7 @@ async fn serve_tls(
     }
     let (rd, wr) = tokio::io::split(stream);
     let _secure = SecureMark::new(id);
-    serve_conn(id, rd, wr, remote, core, cfg, auth).await
+    serve_conn(id, rd, wr, remote, core, cfg, adm, auth).await
 }
 
 /// `zookeeper.nio.sessionlessCnxnTimeout` (ms, default 10 s, as ZooKeeper's).
@@ -233,6 +266,7 @@ fn sessionless_timeout(cfg: &Config) -> Duration {
     Duration::from_millis(ms)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn serve_conn<R, W>(
     id: ConnId,
     mut rd: R,
@@ -240,6 +274,7 @@ async fn serve_conn<R, W>(
     remote: SocketAddr,
     core: mpsc::Sender<Msg>,
     cfg: Arc<Config>,
+    adm: Arc<Admission>,
     auth: Vec<Id>,
 ) -> anyhow::Result<()>
 where
@@ -289,7 +324,7 @@ where
     }
 
     let max = cfg.max_buffer;
-    let opening = tokio::time::timeout_at(deadline, read_frame(&mut rd, &mut buf, max)).await;
+    let opening = tokio::time::timeout_at(deadline, read_frame(&mut rd, &mut buf, max, None)).await;
     let frame = match opening {
         Err(_) => return sessionless(),
         Ok(Ok(Some(f))) => f,
@@ -308,6 +343,20 @@ where
     };
     // Clients before 3.4 send no readOnly byte and expect none back.
     let legacy = frame.len() < 28 + req.passwd.len() + 1;
+    if !adm.connect_allowed(req.session_id != 0) {
+        warn!(
+            "closing connection from {remote}: connection throttled (connection_throttle_tokens)"
+        );
+        cfg.metrics.connection_rejected.inc();
+        return Ok(());
+    }
+    // What the pipeline will grant (for the throttler's staleness check).
+    let session_timeout = Duration::from_millis(
+        req.time_out
+            .max(cfg.min_session_timeout)
+            .min(cfg.max_session_timeout)
+            .max(0) as u64,
+    );
     let (tx, rx) = mpsc::channel::<Bytes>(OUTBOX_FRAMES);
     core.send(Msg::Connect {
         conn: id,
@@ -322,7 +371,7 @@ where
 
     loop {
         let f = tokio::select! {
-            f = read_frame(&mut rd, &mut buf, max) => f,
+            f = read_frame(&mut rd, &mut buf, max, Some(&adm)) => f,
             _ = &mut writer => return Ok(()),
         };
         let frame = match f {
@@ -344,7 +393,8 @@ where
             }
         };
         let received = Instant::now();
-        cfg.metrics.bytes_received_count.add(frame.len() as u64 + 4);
+        let len = frame.len();
+        cfg.metrics.bytes_received_count.add(len as u64 + 4);
         let mut r = Reader::new(frame);
         let hdr = match RequestHeader::read(&mut r) {
             Ok(h) => h,
@@ -372,12 +422,25 @@ where
             }
             Err(e) => Body::Malformed(e.to_string()),
         };
+        let (ticket, throttled) = match adm.admit(hdr.op, len, received, session_timeout).await {
+            Some(Admit::Go { ticket, throttled }) => (ticket, throttled),
+            Some(Admit::Drop) => {
+                warn!("closing connection from {remote}: request waited past its session timeout");
+                return Ok(());
+            }
+            None => {
+                warn!("closing connection from {remote}: rejecting large request of {len} bytes (largeRequestMaxBytes)");
+                return Ok(());
+            }
+        };
         core.send(Msg::Request {
             conn: id,
             xid: hdr.xid,
             op: hdr.op,
             body,
             received,
+            ticket,
+            throttled,
         })
         .await?;
     }

@@ -28,6 +28,7 @@ use tree::prep::{self, Ctx, Options, Pending};
 use tree::session::{self, SessionTracker};
 use tree::DataTree;
 
+use crate::admission::Ticket;
 use crate::config::Config;
 use crate::fourlw;
 use crate::persist::{self, Event, Layout, Persister};
@@ -55,6 +56,8 @@ struct Held {
     /// The request this frame answers, timed when it goes out: as in
     /// Apache, a write's latency includes waiting for its fsync.
     done: Option<Done>,
+    /// Its place in the pipeline (crate::admission), given back then.
+    ticket: Option<Ticket>,
 }
 
 /// A request answered, for the latency figures (srvr, cons, mntr, metrics).
@@ -113,6 +116,11 @@ pub enum Msg {
         op: i32,
         body: Body,
         received: Instant,
+        /// Its place in the pipeline, held until it is answered.
+        ticket: Option<Ticket>,
+        /// Waited past zookeeper.throttled_op_wait_time: answered
+        /// THROTTLEDOP in its turn, not carried out.
+        throttled: bool,
     },
     Closed {
         conn: ConnId,
@@ -413,7 +421,13 @@ impl Core {
                 op,
                 body,
                 received,
-            } => self.request(conn, xid, op, body, received),
+                ticket,
+                throttled,
+            } => {
+                let held = self.held.len();
+                let ticket = self.request(conn, xid, op, body, received, throttled, ticket);
+                self.keep_until_sent(conn, held, ticket);
+            }
             Msg::Closed { conn } => self.drop_conn(conn),
             Msg::Quorum(m) => self.ensemble_msg(m),
             Msg::Command { cmd, reply } => {
@@ -445,6 +459,7 @@ impl Core {
                 tx: c.tx.clone(),
                 frame: b,
                 done: None,
+                ticket: None,
             });
         }
         true
@@ -797,7 +812,19 @@ impl Core {
         }
     }
 
-    fn request(&mut self, conn: ConnId, xid: i32, opc: i32, body: Body, received: Instant) {
+    /// Hands back `ticket` unless the request keeps it (queued in an
+    /// ensemble member's session queue).
+    #[allow(clippy::too_many_arguments)]
+    fn request(
+        &mut self,
+        conn: ConnId,
+        xid: i32,
+        opc: i32,
+        body: Body,
+        received: Instant,
+        throttled: bool,
+        ticket: Option<Ticket>,
+    ) -> Option<Ticket> {
         let m = &self.cfg.metrics;
         let taken = Instant::now();
         m.prep_processor_request_queued.inc();
@@ -807,7 +834,7 @@ impl Core {
             // Read before its connection closed: nobody is left to answer.
             m.stale_requests.inc();
             m.stale_requests_dropped.inc();
-            return;
+            return ticket;
         };
         let session = c.session;
         let timeout = c.timeout;
@@ -825,7 +852,7 @@ impl Core {
                 warn!("closing connection {conn}: unknown request type {opc}");
                 self.reply(conn, xid, ErrorCode::Unimplemented.code(), &Response::Empty);
                 self.drop_conn(conn);
-                return;
+                return ticket;
             }
             Body::Malformed(e) => {
                 warn!(
@@ -838,14 +865,13 @@ impl Core {
                     ErrorCode::MarshallingError.code(),
                     &Response::Empty,
                 );
-                return;
+                return ticket;
             }
         };
         let auth = self.conns[&conn].auth.clone();
         if self.ens.is_some() && !matches!(req, Request::Ping | Request::Auth(_) | Request::Sasl(_))
         {
-            self.ensemble_request(conn, xid, opc, req, received, taken);
-            return;
+            return self.ensemble_request(conn, xid, opc, req, received, taken, throttled, ticket);
         }
         let (err, resp) = match &req {
             Request::Ping => {
@@ -869,22 +895,22 @@ impl Core {
                     read_from: None,
                 };
                 self.finish_when_sent(conn, held, done);
-                return;
+                return ticket;
             }
             Request::Auth(a) => {
                 self.auth(conn, xid, &a.scheme, &a.auth);
-                return;
+                return ticket;
             }
             Request::Sasl(t) => {
                 self.sasl(conn, xid, &t.token);
-                return;
+                return ticket;
             }
             Request::CloseSession if self.disk_failed.is_some() => {
                 // Closing is a txn too: the session stays until the disk
                 // recovers and it expires; this connection goes now.
                 self.reply(conn, xid, ErrorCode::NotReadOnly.code(), &Response::Empty);
                 self.drop_conn(conn);
-                return;
+                return ticket;
             }
             Request::CloseSession => {
                 let rc = self.prepare_and_apply(session, xid, &auth, &req, taken);
@@ -892,8 +918,11 @@ impl Core {
                 info!("closed session 0x{session:x}");
                 self.reply(conn, xid, rc.err, &Response::Empty);
                 self.drop_conn(conn);
-                return;
+                return ticket;
             }
+            // Not carried out (ZooKeeper's FinalRequestProcessor), answered
+            // in its turn.
+            _ if throttled => (ErrorCode::ThrottledOp.code(), Response::Empty),
             r if r.is_write() && self.disk_failed.is_some() => {
                 // As a read-only ZooKeeper answers writes.
                 (ErrorCode::NotReadOnly.code(), Response::Empty)
@@ -912,6 +941,20 @@ impl Core {
             false => done.read_from(taken),
         };
         self.finish_when_sent(conn, held, done);
+        ticket
+    }
+
+    /// Gives a request's place in the pipeline back when its reply leaves:
+    /// with the frame it queued behind an fsync, or now.
+    fn keep_until_sent(&mut self, conn: ConnId, held: usize, ticket: Option<Ticket>) {
+        if ticket.is_none() {
+            return;
+        }
+        if self.held.len() > held {
+            if let Some(h) = self.held.back_mut().filter(|h| h.conn == conn) {
+                h.ticket = ticket;
+            }
+        }
     }
 
     /// Times a request once its reply leaves: now, or when the reply,

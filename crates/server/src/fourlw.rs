@@ -507,6 +507,14 @@ pub fn gauges(core: &Core) -> Vec<(&'static str, Gauge)> {
             "auth_failed_count",
             Gauge::Int(m.auth_failed_count.get() as i64),
         ),
+        (
+            "non_mtls_local_conn_count",
+            Gauge::Int(m.non_mtls_local_conn_count.get() as i64),
+        ),
+        (
+            "non_mtls_remote_conn_count",
+            Gauge::Int(m.non_mtls_remote_conn_count.get() as i64),
+        ),
         ("last_zxid", Gauge::Int(core.last_zxid())),
     ];
     let voters = quorum_size(&core.cfg);

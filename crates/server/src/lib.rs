@@ -4,6 +4,7 @@
 //! answers four-letter words.
 
 pub mod admin;
+pub mod admission;
 pub mod config;
 pub mod conn;
 pub mod core;
@@ -125,10 +126,19 @@ impl Server {
         }
         let core = tokio::spawn(pipeline.run(rx, ev_rx));
         let http = admin::start(&http_settings, cfg.clone(), tx.clone()).await?;
-        let secure_accept = secure
-            .map(|(l, tls)| tokio::spawn(conn::accept_loop(l, tx.clone(), cfg.clone(), Some(tls))));
+        // One admission for both client ports, as one pipeline serves them.
+        let adm = admission::Admission::new(&cfg);
+        let secure_accept = secure.map(|(l, tls)| {
+            tokio::spawn(conn::accept_loop(
+                l,
+                tx.clone(),
+                cfg.clone(),
+                adm.clone(),
+                Some(tls),
+            ))
+        });
         let accept = match listener {
-            Some(l) => tokio::spawn(conn::accept_loop(l, tx, cfg, None)),
+            Some(l) => tokio::spawn(conn::accept_loop(l, tx, cfg, adm, None)),
             None => tokio::spawn(std::future::pending()),
         };
         Ok(Server {

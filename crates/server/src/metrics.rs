@@ -280,6 +280,11 @@ pub struct Metrics {
     pub reads_after_write_in_session_queue: Summary,
     pub read_commitproc_time_ms: Summary,
     pub write_commitproc_time_ms: Summary,
+    /// Admission (crate::admission): time a request waited for room in
+    /// the pipeline, and the deficit of the connect token bucket after a
+    /// connect took its tokens.
+    pub request_throttle_queue_time_ms: Summary,
+    pub connection_token_deficit: Summary,
     /// Bytes read and written per top-level namespace (DataTree's
     /// updateReadStat / updateWriteStat).
     pub read_per_namespace: SummarySet,
@@ -336,6 +341,18 @@ pub struct Metrics {
     /// Connections closed because this ensemble member was not serving
     /// (looking for a leader, or syncing with one) when they asked.
     pub cnxn_closed_without_zk_server_running: Counter,
+    /// Admission: stalls of a request waiting for room in the pipeline,
+    /// requests answered THROTTLEDOP, large requests refused.
+    pub request_throttle_wait_count: Counter,
+    pub throttled_ops: Counter,
+    pub large_requests_rejected: Counter,
+    /// Secure-port connections closed because too many TLS handshakes
+    /// were under way (zookeeper.netty.server.outstandingHandshake.limit).
+    pub tls_handshake_exceeded: Counter,
+    /// Client-port connections without TLS, from loopback and from
+    /// elsewhere (ServerStats' non-mTLS counts: cumulative).
+    pub non_mtls_local_conn_count: Counter,
+    pub non_mtls_remote_conn_count: Counter,
     /// Snapshot taken by this server (file name zxid, unix seconds).
     last_snapshot: Mutex<Option<(i64, i64)>>,
     /// Reply sizes: last, min, max (-1 before the first, as ZooKeeper).
@@ -426,6 +443,11 @@ impl Default for Metrics {
             ),
             read_commitproc_time_ms: Summary::new("read_commitproc_time_ms", Detail::Advanced),
             write_commitproc_time_ms: Summary::new("write_commitproc_time_ms", Detail::Advanced),
+            request_throttle_queue_time_ms: Summary::new(
+                "request_throttle_queue_time_ms",
+                Detail::Advanced,
+            ),
+            connection_token_deficit: Summary::new("connection_token_deficit", Detail::Basic),
             read_per_namespace: SummarySet::new("read_per_namespace"),
             write_per_namespace: SummarySet::new("write_per_namespace"),
             unavailable_since: Mutex::new(None),
@@ -459,6 +481,12 @@ impl Default for Metrics {
             stale_replies: Counter::default(),
             sessionless_connections_expired: Counter::default(),
             cnxn_closed_without_zk_server_running: Counter::default(),
+            request_throttle_wait_count: Counter::default(),
+            throttled_ops: Counter::default(),
+            large_requests_rejected: Counter::default(),
+            tls_handshake_exceeded: Counter::default(),
+            non_mtls_local_conn_count: Counter::default(),
+            non_mtls_remote_conn_count: Counter::default(),
             last_snapshot: Mutex::new(None),
             client_response: Mutex::new((-1, -1, -1)),
             proposals: Mutex::new((-1, -1, -1)),
@@ -486,7 +514,7 @@ pub const FSYNC_WARNING_MS: u64 = 1000;
 const STAT_OVERHEAD_BYTES: usize = 6 * 8 + 5 * 4;
 
 impl Metrics {
-    fn summaries(&self) -> [&Summary; 42] {
+    fn summaries(&self) -> [&Summary; 44] {
         [
             &self.readlatency,
             &self.updatelatency,
@@ -530,6 +558,8 @@ impl Metrics {
             &self.reads_after_write_in_session_queue,
             &self.read_commitproc_time_ms,
             &self.write_commitproc_time_ms,
+            &self.request_throttle_queue_time_ms,
+            &self.connection_token_deficit,
         ]
     }
 
@@ -614,7 +644,7 @@ impl Metrics {
 
     /// Counters exported as counters (auth_failed_count is a gauge of
     /// ServerStats in ZooKeeper, so it is read among the gauges).
-    fn counters(&self) -> [(&'static str, &Counter); 29] {
+    fn counters(&self) -> [(&'static str, &Counter); 33] {
         [
             ("connection_request_count", &self.connection_request_count),
             ("connection_rejected", &self.connection_rejected),
@@ -676,6 +706,13 @@ impl Metrics {
                 "cnxn_closed_without_zk_server_running",
                 &self.cnxn_closed_without_zk_server_running,
             ),
+            (
+                "request_throttle_wait_count",
+                &self.request_throttle_wait_count,
+            ),
+            ("throttled_ops", &self.throttled_ops),
+            ("large_requests_rejected", &self.large_requests_rejected),
+            ("tls_handshake_exceeded", &self.tls_handshake_exceeded),
         ]
     }
 

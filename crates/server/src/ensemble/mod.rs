@@ -286,6 +286,10 @@ pub struct Queued {
     pub result: Option<tree::ApplyResult>,
     /// A sync whose point has been reached.
     pub synced: bool,
+    /// Answered THROTTLEDOP in its turn (crate::admission).
+    pub throttled: bool,
+    /// Its place in the pipeline, given back once it is answered.
+    pub ticket: Option<crate::admission::Ticket>,
 }
 
 /// A connect waiting for the ensemble: a new session's txn to commit, or

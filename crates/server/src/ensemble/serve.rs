@@ -516,6 +516,9 @@ impl Core {
 
     /// A client request while in an ensemble (pings and auth are handled
     /// as standalone).
+    /// Keeps `ticket` while the request waits in its session's queue;
+    /// hands it back otherwise.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn ensemble_request(
         &mut self,
         conn: ConnId,
@@ -524,31 +527,37 @@ impl Core {
         req: Request,
         received: Instant,
         taken: Instant,
-    ) {
+        throttled: bool,
+        ticket: Option<crate::admission::Ticket>,
+    ) -> Option<crate::admission::Ticket> {
         let Some(c) = self.conns.get(&conn) else {
-            return;
+            return ticket;
         };
         let session = c.session;
         let auth = c.auth.clone();
-        let Some(ens) = self.ens.as_mut() else { return };
+        let Some(ens) = self.ens.as_mut() else {
+            return ticket;
+        };
         if ens.read_only() {
-            self.read_only_request(conn, xid, opc, req, received);
-            return;
+            self.read_only_request(conn, xid, opc, req, received, throttled);
+            return ticket;
         }
         if !ens.serving() {
             self.cfg.metrics.cnxn_closed_without_zk_server_running.inc();
             self.drop_conn(conn);
-            return;
+            return ticket;
         }
         let leading = matches!(ens.role, Role::Leading(_));
         let is_sync = matches!(req, Request::Sync(_));
-        let write = req.is_write() || is_sync;
+        // A throttled request is answered as a read would be: in order,
+        // not forwarded, not proposed.
+        let write = !throttled && (req.is_write() || is_sync);
         let busy = ens.queued.get(&session).is_some_and(|q| !q.is_empty());
         if !write && !busy {
             // Nothing of its session in flight: no wait (read_commitproc_time).
             self.cfg.metrics.read_commitproc_time_ms.observe(0);
-            self.answer_read(conn, xid, opc, &req, received, taken);
-            return;
+            self.answer_read(conn, xid, opc, &req, received, taken, throttled);
+            return ticket;
         }
         let mut submitted = false;
         if write {
@@ -591,6 +600,8 @@ impl Core {
             submitted,
             result: None,
             synced: false,
+            throttled,
+            ticket,
         });
         let depth = q.len() as u64;
         let sessions = ens.queued.len() as u64;
@@ -600,9 +611,12 @@ impl Core {
         if leading && is_sync {
             self.leader_sync(session, xid);
         }
+        None
     }
 
     /// `from`: when the read left its queue (read_final_proc_time_ms).
+    /// `throttled`: answered THROTTLEDOP instead (crate::admission).
+    #[allow(clippy::too_many_arguments)]
     fn answer_read(
         &mut self,
         conn: ConnId,
@@ -611,13 +625,17 @@ impl Core {
         req: &Request,
         received: Instant,
         from: Instant,
+        throttled: bool,
     ) {
         let Some(c) = self.conns.get(&conn) else {
             return;
         };
         let auth = c.auth.clone();
         let session = c.session;
-        let (err, resp) = self.read_result(conn, session, &auth, req);
+        let (err, resp) = match throttled {
+            true => (jute::consts::ErrorCode::ThrottledOp.code(), Response::Empty),
+            false => self.read_result(conn, session, &auth, req),
+        };
         self.reply(conn, xid, err, &resp);
         let done = crate::core::Done::of(opc, xid, received, false).read_from(from);
         self.finish(conn, done);
@@ -670,14 +688,14 @@ impl Core {
                 continue;
             }
             let m = &self.cfg.metrics;
-            if !x.submitted || matches!(x.req, Request::Sync(_)) {
+            if !x.submitted || (matches!(x.req, Request::Sync(_)) && !x.throttled) {
                 // A read waited behind its session's write (a sync too).
                 let from = m.read_commitproc_time_ms.since(x.received);
                 reads += 1;
                 if let Some(n) = after_write.as_mut() {
                     *n += 1;
                 }
-                self.answer_read(x.conn, x.xid, x.opc, &x.req, x.received, from);
+                self.answer_read(x.conn, x.xid, x.opc, &x.req, x.received, from, x.throttled);
                 continue;
             }
             m.write_commitproc_time_ms.since(x.received);
@@ -753,6 +771,7 @@ impl Core {
         opc: i32,
         req: Request,
         received: Instant,
+        throttled: bool,
     ) {
         match req {
             Request::CloseSession => {
@@ -773,7 +792,7 @@ impl Core {
                 );
                 self.finish(conn, crate::core::Done::of(opc, xid, received, true));
             }
-            r => self.answer_read(conn, xid, opc, &r, received, received),
+            r => self.answer_read(conn, xid, opc, &r, received, received, throttled),
         }
     }
 

@@ -103,6 +103,26 @@ const KNOWN_PROPS: &[&str] = &[
     "zookeeper.admin.restore.enabled",
     // Connections without a session (crate::conn).
     "zookeeper.nio.sessionlessCnxnTimeout",
+    "zookeeper.netty.server.outstandingHandshake.limit",
+    // What a loaded server admits (crate::admission).
+    "zookeeper.request_throttle_max_requests",
+    "zookeeper.request_throttle_stall_time",
+    "zookeeper.request_throttle_drop_stale",
+    "zookeeper.request_stale_latency_check",
+    "zookeeper.throttled_op_wait_time",
+    "zookeeper.largeRequestThreshold",
+    "zookeeper.largeRequestMaxBytes",
+    "zookeeper.connection_throttle_tokens",
+    "zookeeper.connection_throttle_fill_time",
+    "zookeeper.connection_throttle_fill_count",
+    "zookeeper.connection_throttle_freeze_time",
+    "zookeeper.connection_throttle_drop_increase",
+    "zookeeper.connection_throttle_drop_decrease",
+    "zookeeper.connection_throttle_decrease_ratio",
+    "zookeeper.connection_throttle_weight_enabled",
+    "zookeeper.connection_throttle_global_session_weight",
+    "zookeeper.connection_throttle_local_session_weight",
+    "zookeeper.connection_throttle_renew_session_weight",
 ];
 
 #[derive(Debug, Clone)]

@@ -58,13 +58,15 @@ fn raise_nofile_limit() {
 /// Runs the bench command with the arguments after `bench`.
 pub fn main(args: &[String]) -> anyhow::Result<()> {
     raise_nofile_limit();
-    let rt = tokio::runtime::Runtime::new()?;
     if args.first().map(String::as_str) == Some("compare") {
-        let cli = CompareCli::parse_from(
+        let mut cli = CompareCli::parse_from(
             std::iter::once("rookeeper bench compare".to_owned()).chain(args[1..].iter().cloned()),
         );
+        compare::pin_harness(&mut cli.opts)?;
+        let rt = tokio::runtime::Runtime::new()?;
         return rt.block_on(compare::run(cli.opts));
     }
+    let rt = tokio::runtime::Runtime::new()?;
     let cli = RunCli::parse_from(
         std::iter::once("rookeeper bench".to_owned()).chain(args.iter().cloned()),
     );

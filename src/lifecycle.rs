@@ -96,18 +96,11 @@ pub fn server(args: &[String]) -> Result<()> {
 fn foreground(defines: &Defines, cfg_path: Option<&Path>) -> Result<()> {
     let cfg = server::Config::load(cfg_path, defines)?;
     init_logging(&cfg)?;
-    // A busy worker looks for new socket readiness every `event_interval`
-    // task polls (tokio's default: 61). A watch firing for 1000 sessions
-    // wakes 1000 writers at once; at 61, requests from clients that already
-    // got their event were read in between, and the last event waited for
-    // them. At 4096 the burst goes out first: with 1000 watchers on one
-    // core, set-to-last-event p50 13-15 ms instead of 19-22 ms, p99 19-25
-    // instead of 24-43 (`rookeeper bench --workload watch-fanout --watchers
-    // 1000`), with reads and writes unchanged within run-to-run noise.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .event_interval(4096)
-        .build()?;
+    // tokio's defaults. event_interval 4096 (socket readiness looked for
+    // less often while busy) sent a 1000-watcher burst before the requests
+    // read meanwhile (watch fan-out p99 19-25 ms instead of 24-43) but cost
+    // mixed 90% reads 15% of their throughput, so it is not used.
+    let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(server::run(cfg, shutdown_signal()))
 }
 

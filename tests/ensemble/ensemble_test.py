@@ -30,7 +30,7 @@ from cluster import Cluster, four  # noqa: E402
 from loopback import wait_serving  # noqa: E402
 
 from kazoo.client import KazooClient  # noqa: E402
-from kazoo.exceptions import KazooException  # noqa: E402
+from kazoo.exceptions import KazooException, ThrottledOpError  # noqa: E402
 from kazoo.protocol import serialization as kser  # noqa: E402
 from kazoo.retry import KazooRetry  # noqa: E402
 from kazoo.security import OPEN_ACL_UNSAFE  # noqa: E402
@@ -922,6 +922,58 @@ def diff_sync(work):
         return same_everywhere(c)
 
 
+def throttled(work):
+    """ZooKeeper's request throttler with THROTTLEDOP on every member
+    (server::admission): pipelined writes through the leader and through
+    followers either apply or come back THROTTLEDOP having changed nothing;
+    what the clients saw throttled is what the members' mntr counted."""
+    props = (
+        "zookeeper.request_throttle_max_requests=1",
+        "zookeeper.request_throttle_stall_time=1",
+        "zookeeper.throttled_op_wait_time=1",
+    )
+    c = Cluster(["rookeeper"] * 3, BINARY, work, props=props)
+    zks = {}
+    seen = [0]
+
+    def until_done(f):
+        # Any request may be throttled, setup and checks too: count, retry.
+        while True:
+            try:
+                return f()
+            except ThrottledOpError:
+                seen[0] += 1
+
+    try:
+        c.start_all()
+        c.wait_serving()
+        zks = {i: client(c.hosts([i])) for i in c.servers}
+        for i, z in zks.items():
+            until_done(lambda: z.ensure_path(f"/thr/{i}"))
+        sent = {i: [z.set_async(f"/thr/{i}", str(n).encode()) for n in range(200)] for i, z in zks.items()}
+        for i, rs in sent.items():
+            ok = 0
+            for r in rs:
+                try:
+                    r.get(timeout=30)
+                    ok += 1
+                except ThrottledOpError:
+                    seen[0] += 1
+            z = zks[i]
+            until_done(lambda: z.sync(f"/thr/{i}"))
+            _, st = until_done(lambda: z.get(f"/thr/{i}"))
+            # A throttled set changed nothing: the version counts the rest.
+            assert st.version == ok, (i, st.version, ok)
+        counted = sum(int(mntr(s)["zk_throttled_ops"]) for s in c.servers.values())
+        assert counted == seen[0], (counted, seen[0])
+        return f"{seen[0]} throttled"
+    finally:
+        for z in zks.values():
+            z.stop()
+            z.close()
+        c.stop_all()
+
+
 SCENARIOS = {
     "three": three,
     "five": five,
@@ -952,6 +1004,7 @@ SCENARIOS = {
     # Apache's leader tells our server to TRUNC; ours tells Apache's.
     "trunc-apache-leader": lambda w: trunc(w, ("rookeeper", "apache", "apache")),
     "trunc-rk-leader": lambda w: trunc(w, ("apache", "rookeeper", "rookeeper")),
+    "throttled": throttled,
 }
 
 

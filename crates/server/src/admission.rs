@@ -9,7 +9,9 @@
 //!   threshold in flight at once;
 //! - the connection throttler (`zookeeper.connection_throttle_*`, Apache's
 //!   BlueThrottle): a token bucket for connects, with optional random
-//!   dropping once it runs dry.
+//!   dropping once it runs dry;
+//! - the TLS handshakes under way on the secure port
+//!   (`zookeeper.netty.server.outstandingHandshake.limit`).
 //!
 //! A request holds a [`Ticket`] while it is in the pipeline: from
 //! admission until its reply leaves (after its fsync, for a write), or
@@ -40,6 +42,7 @@ pub struct Admission {
     large_max: usize,
     large_bytes: AtomicUsize,
     connects: Option<Mutex<Bucket>>,
+    handshake_limit: Option<u64>,
     metrics: Arc<Metrics>,
 }
 
@@ -120,6 +123,9 @@ impl Admission {
             large_max: large_max as usize,
             large_bytes: AtomicUsize::new(0),
             connects: Bucket::from_config(cfg).map(Mutex::new),
+            handshake_limit: parse::<i64>(cfg, "zookeeper.netty.server.outstandingHandshake.limit")
+                .filter(|&n| n > 0)
+                .map(|n| n as u64),
             metrics: cfg.metrics.clone(),
         })
     }
@@ -224,6 +230,19 @@ impl Admission {
                 (n < self.max_requests).then_some(n + 1)
             })
             .is_ok()
+    }
+
+    /// Whether a secure-port connection may start its TLS handshake now;
+    /// false (counted in tls_handshake_exceeded): close it.
+    pub fn handshake_allowed(&self) -> bool {
+        let Some(limit) = self.handshake_limit else {
+            return true;
+        };
+        if self.metrics.outstanding_tls_handshakes() < limit {
+            return true;
+        }
+        self.metrics.tls_handshake_exceeded.inc();
+        false
     }
 
     /// A connect asks for `need` tokens (ZooKeeper's weights: 1, or with

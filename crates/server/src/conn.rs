@@ -96,11 +96,6 @@ pub async fn accept_loop(
     tls: Option<Arc<Tls>>,
 ) {
     let per_ip: PerIp = Arc::default();
-    let handshake_limit = cfg
-        .prop("zookeeper.netty.server.outstandingHandshake.limit")
-        .and_then(|v| v.trim().parse::<i64>().ok())
-        .filter(|&n| n > 0)
-        .map(|n| n as u64);
     loop {
         let (stream, remote) = match listener.accept().await {
             Ok(x) => x,
@@ -135,12 +130,9 @@ pub async fn accept_loop(
                 true => cfg.metrics.non_mtls_local_conn_count.inc(),
                 false => cfg.metrics.non_mtls_remote_conn_count.inc(),
             }
-        } else if let Some(limit) = handshake_limit {
-            if cfg.metrics.outstanding_tls_handshakes() >= limit {
-                warn!("closing connection from {remote}: {limit} TLS handshakes under way");
-                cfg.metrics.tls_handshake_exceeded.inc();
-                continue;
-            }
+        } else if !adm.handshake_allowed() {
+            warn!("closing connection from {remote}: too many TLS handshakes under way");
+            continue;
         }
         let core = core.clone();
         let cfg = cfg.clone();

@@ -61,7 +61,22 @@ impl TestServer {
 
     /// A server with extra zoo.cfg lines (later keys win) and `-D` properties.
     pub async fn with(cfg_lines: &[&str], defines: &[(&str, &str)]) -> TestServer {
+        TestServer::member(None, cfg_lines, defines).await
+    }
+
+    /// As [`TestServer::with`]; with `Some(id)`, data/myid holds the id (an
+    /// ensemble member: the lines then carry its `server.N` entries).
+    pub async fn member(
+        myid: Option<u64>,
+        cfg_lines: &[&str],
+        defines: &[(&str, &str)],
+    ) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
+        if let Some(id) = myid {
+            let data = dir.path().join("data");
+            std::fs::create_dir_all(&data).expect("data dir");
+            std::fs::write(data.join("myid"), format!("{id}\n")).expect("write myid");
+        }
         let mut text = format!(
             "tickTime=2000\nclientPort=0\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\ndataDir={}\n",
             dir.path().join("data").display()

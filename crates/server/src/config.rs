@@ -21,6 +21,7 @@ const KNOWN_KEYS: &[&str] = &[
     "maxSessionTimeout",
     "initLimit",
     "syncLimit",
+    "connectToLearnerMasterLimit",
     "electionAlg",
     "peerType",
     "standaloneEnabled",
@@ -60,6 +61,7 @@ const KNOWN_PROPS: &[&str] = &[
     // Checked by ensemble::Setup (a -D property, or a zoo.cfg key as Apache
     // turns unknown keys into properties).
     "zookeeper.multiAddress.enabled",
+    "zookeeper.leaderConnectDelayDuringRetryMs",
     "zookeeper.enforceQuota",
     "zookeeper.4lw.commands.whitelist",
     "jute.maxbuffer",

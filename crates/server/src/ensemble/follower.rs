@@ -138,16 +138,29 @@ impl Core {
             if observer { "OBSERVING" } else { "FOLLOWING" },
             m.quorum_addr()
         );
-        // Connecting blocks: a thread, retrying for up to initLimit ticks
-        // as Learner.connectToLeader does.
+        // Connecting blocks: a thread. As Learner.connectToLeader: at most
+        // five tries within connectToLearnerMasterLimit (else initLimit)
+        // ticks. A leader that died after the election refuses at once, and
+        // five quick refusals send us back to the election instead of
+        // waiting out initLimit (20 s by default) unable to serve even
+        // read-only clients.
+        let connect_ms = match ens.setup.connect_limit {
+            0 => init_ms,
+            n => n as u64 * self.cfg.tick_time as u64,
+        };
+        let retry_ms = ens.setup.connect_retry_ms;
         std::thread::spawn(move || {
-            let deadline = std::time::Instant::now() + Duration::from_millis(init_ms);
+            let start = std::time::Instant::now();
             let addr = m.quorum_addr();
             let mut last_err = String::new();
-            while std::time::Instant::now() < deadline {
+            for _ in 0..5 {
+                let left = connect_ms.saturating_sub(start.elapsed().as_millis() as u64);
+                if left == 0 {
+                    break;
+                }
                 let target = addr.to_socket_addrs().ok().and_then(|mut a| a.next());
                 if let Some(t) = target {
-                    match TcpStream::connect_timeout(&t, Duration::from_millis(init_ms.min(5000))) {
+                    match TcpStream::connect_timeout(&t, Duration::from_millis(left)) {
                         Ok(s) => {
                             link::set_timeout(&s, Duration::from_millis(init_ms));
                             match link::spawn(s, link_id, core_tx.clone(), true, max, ext) {
@@ -167,9 +180,10 @@ impl Core {
                 } else {
                     last_err = format!("cannot resolve {addr}");
                 }
-                // Apache's leaderConnectDelayDuringRetryMs: the new
-                // leader's port usually opens within milliseconds.
-                std::thread::sleep(Duration::from_millis(100));
+                if connect_ms.saturating_sub(start.elapsed().as_millis() as u64) <= retry_ms {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(retry_ms));
             }
             let _ = core_tx.blocking_send(Msg::Quorum(QMsg::LinkClosed {
                 link: link_id,

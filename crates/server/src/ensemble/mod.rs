@@ -35,6 +35,11 @@ pub struct Setup {
     pub quorum: QuorumConfig,
     pub init_limit: u32,
     pub sync_limit: u32,
+    /// connectToLearnerMasterLimit: ticks a learner may spend connecting to
+    /// the leader (0: initLimit).
+    pub connect_limit: u32,
+    /// zookeeper.leaderConnectDelayDuringRetryMs: the pause between tries.
+    pub connect_retry_ms: u64,
     /// quorumListenOnAllIPs: bind the quorum and election ports on 0.0.0.0.
     pub listen_all: bool,
 }
@@ -152,6 +157,13 @@ impl Setup {
             my_id,
             init_limit: limit("initLimit", 10)?.max(1),
             sync_limit: limit("syncLimit", 5)?.max(1),
+            connect_limit: limit("connectToLearnerMasterLimit", 0)?,
+            connect_retry_ms: match c.prop("zookeeper.leaderConnectDelayDuringRetryMs") {
+                None => 100,
+                Some(v) => v.trim().parse().with_context(|| {
+                    format!("invalid zookeeper.leaderConnectDelayDuringRetryMs: {v:?}")
+                })?,
+            },
             listen_all: c
                 .raw
                 .get("quorumListenOnAllIPs")
@@ -349,11 +361,32 @@ impl Role {
     }
 }
 
+/// How long a server looks for a leader before serving read-only clients.
+pub fn read_only_grace_ms(tick_time: u32) -> i64 {
+    (tick_time as i64).max(2000)
+}
+
 impl State {
     /// Without a quorum, with readonlymode.enabled: reads for clients
     /// that asked for a read-only session (ReadOnlyZooKeeperServer).
     pub fn read_only(&self) -> bool {
         self.read_only_active && matches!(self.role, Role::Looking)
+    }
+
+    /// Without a quorum the read-only server starts max(2 s, tickTime) after
+    /// looking began, as QuorumPeer's does: a timer wakes the pipeline then,
+    /// rather than the next half-tick (up to a second later).
+    pub fn arm_read_only(&self, tick_time: u32) {
+        if !self.read_only_mode {
+            return;
+        }
+        let tx = self.core_tx.clone();
+        // A few ms past the grace: the check compares pipeline clocks.
+        let after = std::time::Duration::from_millis(read_only_grace_ms(tick_time) as u64 + 5);
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let _ = tx.send(Msg::Quorum(QMsg::Tick)).await;
+        });
     }
 
     /// Serving clients: a leader or learner past UPTODATE.
@@ -405,7 +438,7 @@ pub async fn start(
         setup.quorum.members.len(),
         setup.quorum.voter_count()
     );
-    Ok(Box::new(State {
+    let state = Box::new(State {
         setup,
         election,
         core_tx,
@@ -420,5 +453,7 @@ pub async fn start(
         read_only_active: false,
         history: Default::default(),
         digests_matched: 0,
-    }))
+    });
+    state.arm_read_only(tick_time);
+    Ok(state)
 }

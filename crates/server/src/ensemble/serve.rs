@@ -49,7 +49,7 @@ impl Core {
             }
             QMsg::Tick if matches!(self.ens.as_ref().map(|e| &e.role), Some(Role::Looking)) => {
                 let now = self.now_ms();
-                let grace = (self.cfg.tick_time as i64).max(2000);
+                let grace = super::read_only_grace_ms(self.cfg.tick_time);
                 if let Some(e) = self.ens.as_mut() {
                     if e.read_only_mode && !e.read_only_active && now - e.since >= grace {
                         info!("no quorum: serving read-only clients");
@@ -104,6 +104,7 @@ impl Core {
         ens.role = Role::Looking;
         ens.read_only_active = false;
         ens.since = self.start.elapsed().as_millis() as i64;
+        ens.arm_read_only(self.cfg.tick_time);
         self.cfg.metrics.election_started();
         ens.queued.clear();
         ens.connecting.clear();

@@ -520,21 +520,7 @@ async fn get_acl_masks_digests_without_admin() {
 async fn auth_replies_on_the_wire() {
     use jute::codec::{Reader, Record};
     let s = TestServer::start().await;
-    let packet = |scheme: &str, auth: &[u8]| {
-        let mut b = bytes::BytesMut::new();
-        jute::proto::RequestHeader {
-            xid: -4,
-            op: jute::consts::op::AUTH,
-        }
-        .write(&mut b);
-        jute::proto::AuthPacket {
-            auth_type: 0,
-            scheme: scheme.to_owned(),
-            auth: bytes::Bytes::copy_from_slice(auth),
-        }
-        .write(&mut b);
-        b
-    };
+    let packet = auth_packet;
     let mut raw = common::Raw::connect(s.addr).await;
     // Make the last zxid non-zero, so that zxid 0 below means something.
     let c = s.client().await;
@@ -552,6 +538,84 @@ async fn auth_replies_on_the_wire() {
     assert_eq!(
         (h.xid, h.zxid, h.err),
         (-4, 0, jute::consts::ErrorCode::AuthFailed.code())
+    );
+    s.stop().await;
+}
+
+/// An AuthPacket on the wire (xid -4), for auth the client crate would
+/// not leave alone.
+fn auth_packet(scheme: &str, auth: &[u8]) -> bytes::BytesMut {
+    use jute::codec::Record;
+    let mut b = bytes::BytesMut::new();
+    jute::proto::RequestHeader {
+        xid: -4,
+        op: jute::consts::op::AUTH,
+    }
+    .write(&mut b);
+    jute::proto::AuthPacket {
+        auth_type: 0,
+        scheme: scheme.to_owned(),
+        auth: bytes::Bytes::copy_from_slice(auth),
+    }
+    .write(&mut b);
+    b
+}
+
+#[tokio::test]
+async fn ensemble_auth_provider_checks_the_ensemble_name() {
+    let provider = "authProvider.1=org.apache.zookeeper.server.auth.EnsembleAuthenticationProvider";
+    let s = TestServer::with(
+        &[provider, "4lw.commands.whitelist=*"],
+        &[("zookeeper.ensembleAuthName", "prod, east")],
+    )
+    .await;
+    // The right name (either of the list, trimmed) or none at all: OK, and
+    // no identity added (the provider is not one for ACLs).
+    let c = s.client().await;
+    c.auth("ensemble", b"prod").await.unwrap();
+    c.auth("ensemble", b"east").await.unwrap();
+    c.auth("ensemble", b"").await.unwrap();
+    assert_eq!(
+        c.list_auth_users().await.unwrap(),
+        vec![AuthUser::new("ip", "127.0.0.1")]
+    );
+    c.create("/still-served", b"", &persistent()).await.unwrap();
+    // A wrong name: the connection closes without an answer, so that the
+    // client tries another server instead of failing its session.
+    let mut raw = common::Raw::connect(s.addr).await;
+    raw.send(&auth_packet("ensemble", b"staging")).await;
+    assert!(raw.closed().await.is_empty(), "no reply before the close");
+    // Everyone else is still served.
+    assert!(c.check_stat("/still-served").await.unwrap().is_some());
+    let m = common::mntr(&s).await;
+    let n = |k: &str| {
+        m.get(k)
+            .unwrap_or_else(|| panic!("mntr has no {k}"))
+            .clone()
+    };
+    assert_eq!(
+        (
+            n("ensemble_auth_success"),
+            n("ensemble_auth_skip"),
+            n("ensemble_auth_fail")
+        ),
+        ("2".into(), "1".into(), "1".into())
+    );
+    s.stop().await;
+
+    // Without zookeeper.ensembleAuthName any name passes (skipped).
+    let s = TestServer::with(&[provider, "4lw.commands.whitelist=*"], &[]).await;
+    let c = s.client().await;
+    c.auth("ensemble", b"anything").await.unwrap();
+    assert_eq!(common::mntr(&s).await["ensemble_auth_skip"], "1");
+    s.stop().await;
+
+    // Without the provider the scheme is unknown: AuthFailed.
+    let s = TestServer::start().await;
+    let c = s.client().await;
+    assert_eq!(
+        c.auth("ensemble", b"prod").await.unwrap_err(),
+        Error::AuthFailed
     );
     s.stop().await;
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use bytes::BytesMut;
-use common::{connect_request, frame, persistent, within, Raw, TestServer};
+use common::{connect_request, frame, mntr, persistent, within, Raw, TestServer};
 use jute::codec::Record;
 use jute::consts::op;
 use jute::proto::RequestHeader;
@@ -13,17 +13,6 @@ use jute::proto::SetDataRequest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use zookeeper_client as zk;
-
-async fn mntr(s: &TestServer) -> std::collections::HashMap<String, String> {
-    let mut raw = TcpStream::connect(s.addr).await.unwrap();
-    raw.write_all(b"mntr").await.unwrap();
-    let mut text = String::new();
-    within("mntr", raw.read_to_string(&mut text)).await.unwrap();
-    text.lines()
-        .filter_map(|l| l.split_once('\t'))
-        .map(|(k, v)| (k.trim_start_matches("zk_").to_owned(), v.to_owned()))
-        .collect()
-}
 
 fn num(m: &std::collections::HashMap<String, String>, k: &str) -> u64 {
     m.get(k)

@@ -128,6 +128,19 @@ impl TestServer {
     }
 }
 
+/// mntr's rows, keys without the zk_ prefix (the server needs mntr in its
+/// 4lw.commands.whitelist).
+pub async fn mntr(s: &TestServer) -> std::collections::HashMap<String, String> {
+    let mut raw = TcpStream::connect(s.addr).await.unwrap();
+    raw.write_all(b"mntr").await.unwrap();
+    let mut text = String::new();
+    within("mntr", raw.read_to_string(&mut text)).await.unwrap();
+    text.lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(k, v)| (k.trim_start_matches("zk_").to_owned(), v.to_owned()))
+        .collect()
+}
+
 pub fn connector() -> zk::Connector {
     zk::Client::connector().with_session_timeout(Duration::from_secs(6))
 }

@@ -70,6 +70,7 @@ const KNOWN_PROPS: &[&str] = &[
     "zookeeper.sasl.serverconfig",
     "zookeeper.superUser",
     "zookeeper.authProvider.1",
+    "zookeeper.ensembleAuthName",
     "znode.container.checkIntervalMs",
     "znode.container.maxPerMinute",
     "znode.container.maxNeverUsedIntervalMs",
@@ -145,6 +146,9 @@ pub struct Config {
     pub max_session_timeout: i32,
     pub four_letter_words: HashSet<String>,
     pub super_digest: Option<String>,
+    /// With EnsembleAuthenticationProvider among the zookeeper.authProvider.*
+    /// classes: the names of zookeeper.ensembleAuthName (None: any name).
+    pub ensemble_auth: Option<Option<HashSet<String>>>,
     pub extended_types: bool,
     pub skip_acl: bool,
     pub reconfig_enabled: bool,
@@ -283,7 +287,10 @@ impl Config {
                 || k.starts_with("weight.");
             // QuorumPeerConfig turns unknown keys into zookeeper.* properties.
             let prop = format!("zookeeper.{k}");
-            if !known && !KNOWN_PROPS.contains(&prop.as_str()) {
+            if !known
+                && !KNOWN_PROPS.contains(&prop.as_str())
+                && !prop.starts_with("zookeeper.authProvider.")
+            {
                 unknown.push(k.clone());
             }
             if !known || k == "4lw.commands.whitelist" {
@@ -398,6 +405,7 @@ impl Config {
             super_digest: props
                 .get("zookeeper.DigestAuthenticationProvider.superDigest")
                 .cloned(),
+            ensemble_auth: ensemble_auth(&props),
             extended_types: pbool("zookeeper.extendedTypesEnabled"),
             skip_acl: props
                 .get("zookeeper.skipACL")
@@ -426,6 +434,36 @@ impl Config {
     pub fn prop(&self, k: &str) -> Option<&str> {
         self.props.get(k).map(String::as_str)
     }
+}
+
+/// The authentication provider classes besides ip and digest (always on)
+/// that rookeeper implements.
+const SASL_PROVIDER: &str = "org.apache.zookeeper.server.auth.SASLAuthenticationProvider";
+const ENSEMBLE_PROVIDER: &str = "org.apache.zookeeper.server.auth.EnsembleAuthenticationProvider";
+const X509_PROVIDER: &str = "org.apache.zookeeper.server.auth.X509AuthenticationProvider";
+
+/// EnsembleAuthenticationProvider's settings when it is configured: the
+/// comma-separated zookeeper.ensembleAuthName, trimmed (None when unset).
+fn ensemble_auth(props: &BTreeMap<String, String>) -> Option<Option<HashSet<String>>> {
+    let mut on = false;
+    for (k, v) in props.range("zookeeper.authProvider.".to_owned()..) {
+        if !k.starts_with("zookeeper.authProvider.") {
+            break;
+        }
+        match v.trim() {
+            ENSEMBLE_PROVIDER => on = true,
+            SASL_PROVIDER | X509_PROVIDER => {}
+            // ZooKeeper logs a failed class load and goes on without it.
+            other => {
+                tracing::warn!("{k}={other}: no such authentication provider in rookeeper; ignored")
+            }
+        }
+    }
+    on.then(|| {
+        props
+            .get("zookeeper.ensembleAuthName")
+            .map(|csv| csv.split(',').map(|n| n.trim().to_owned()).collect())
+    })
 }
 
 #[cfg(test)]

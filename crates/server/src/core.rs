@@ -231,6 +231,8 @@ pub struct Core {
     since_snapshot: u64,
     snapshot_at: u64,
     pub(crate) start: Instant,
+    /// When a wrong ensemble name was last logged (pipeline ms; 0: never).
+    ensemble_auth_logged: i64,
     pub stats: ServerStats,
     /// Set when this server is one of an ensemble.
     pub(crate) ens: Option<Box<crate::ensemble::State>>,
@@ -309,6 +311,7 @@ impl Core {
             since_snapshot: 0,
             snapshot_at,
             start: Instant::now(),
+            ensemble_auth_logged: 0,
             stats: ServerStats::default(),
             started_at: SystemTime::now(),
             ens: None,
@@ -1100,6 +1103,12 @@ impl Core {
                 ids.push(Id::new("digest", &digest));
                 ids
             }
+            "ensemble" if self.cfg.ensemble_auth.is_some() => {
+                if !self.ensemble_auth(conn, data) {
+                    return;
+                }
+                Vec::new()
+            }
             _ => {
                 warn!("closing connection {conn}: no authentication provider for scheme {scheme}");
                 self.cfg.metrics.auth_failed_count.inc();
@@ -1127,6 +1136,39 @@ impl Core {
             |_| {},
         );
         self.send(conn, b);
+    }
+
+    /// EnsembleAuthenticationProvider: not an identity but a check that the
+    /// client meant this ensemble. No name, or no names configured, passes;
+    /// a wrong name closes the connection without a reply, so the client
+    /// tries another server instead of failing its session. False when
+    /// closed.
+    fn ensemble_auth(&mut self, conn: ConnId, data: &[u8]) -> bool {
+        let m = &self.cfg.metrics;
+        let names = match self.cfg.ensemble_auth.as_ref() {
+            Some(Some(names)) if !data.is_empty() => names,
+            _ => {
+                m.ensemble_auth_skip.inc();
+                return true;
+            }
+        };
+        let name = String::from_utf8_lossy(data);
+        if names.contains(name.as_ref()) {
+            m.ensemble_auth_success.inc();
+            return true;
+        }
+        m.ensemble_auth_fail.inc();
+        // At most one line a second, as ZooKeeper: a misdirected client
+        // fleet would otherwise flood the log.
+        let now = self.now();
+        if self.ensemble_auth_logged == 0 || now - self.ensemble_auth_logged >= 1000 {
+            self.ensemble_auth_logged = now.max(1);
+            let remote = self.conns.get(&conn).map(|c| c.remote.ip());
+            let shown: String = name.chars().filter(|c| !c.is_control()).collect();
+            warn!("Unexpected ensemble name: ensemble name: {shown} client ip: {remote:?}");
+        }
+        self.drop_conn(conn);
+        false
     }
 
     /// One step of a SASL DIGEST-MD5 exchange; failure closes the connection.

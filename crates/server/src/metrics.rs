@@ -318,6 +318,10 @@ pub struct Metrics {
     pub connection_drop_count: Counter,
     /// Connects that carried an existing session (a client reconnecting).
     pub connection_revalidate_count: Counter,
+    /// EnsembleAuthenticationProvider's outcomes.
+    pub ensemble_auth_success: Counter,
+    pub ensemble_auth_fail: Counter,
+    pub ensemble_auth_skip: Counter,
     /// Leader: REVALIDATE packets answered for learners.
     pub revalidate_count: Counter,
     /// The txn log failed: no write can be acknowledged until it recovers.
@@ -471,6 +475,9 @@ impl Default for Metrics {
             prep_processor_request_queued: Counter::default(),
             connection_drop_count: Counter::default(),
             connection_revalidate_count: Counter::default(),
+            ensemble_auth_success: Counter::default(),
+            ensemble_auth_fail: Counter::default(),
+            ensemble_auth_skip: Counter::default(),
             revalidate_count: Counter::default(),
             unrecoverable_error_count: Counter::default(),
             digest_mismatches_count: Counter::default(),
@@ -644,7 +651,7 @@ impl Metrics {
 
     /// Counters exported as counters (auth_failed_count is a gauge of
     /// ServerStats in ZooKeeper, so it is read among the gauges).
-    fn counters(&self) -> [(&'static str, &Counter); 33] {
+    fn counters(&self) -> [(&'static str, &Counter); 36] {
         [
             ("connection_request_count", &self.connection_request_count),
             ("connection_rejected", &self.connection_rejected),
@@ -713,6 +720,9 @@ impl Metrics {
             ("throttled_ops", &self.throttled_ops),
             ("large_requests_rejected", &self.large_requests_rejected),
             ("tls_handshake_exceeded", &self.tls_handshake_exceeded),
+            ("ensemble_auth_success", &self.ensemble_auth_success),
+            ("ensemble_auth_fail", &self.ensemble_auth_fail),
+            ("ensemble_auth_skip", &self.ensemble_auth_skip),
         ]
     }
 

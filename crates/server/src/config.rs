@@ -62,6 +62,7 @@ const KNOWN_PROPS: &[&str] = &[
     // turns unknown keys into properties).
     "zookeeper.multiAddress.enabled",
     "zookeeper.leaderConnectDelayDuringRetryMs",
+    "zookeeper.leader.maxTimeToWaitForEpoch",
     "zookeeper.enforceQuota",
     "zookeeper.4lw.commands.whitelist",
     "jute.maxbuffer",

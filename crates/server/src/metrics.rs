@@ -322,6 +322,7 @@ pub struct Metrics {
     pub ensemble_auth_success: Counter,
     pub ensemble_auth_fail: Counter,
     pub ensemble_auth_skip: Counter,
+    pub quit_leading_due_to_disloyal_voter: Counter,
     /// Leader: REVALIDATE packets answered for learners.
     pub revalidate_count: Counter,
     /// The txn log failed: no write can be acknowledged until it recovers.
@@ -478,6 +479,7 @@ impl Default for Metrics {
             ensemble_auth_success: Counter::default(),
             ensemble_auth_fail: Counter::default(),
             ensemble_auth_skip: Counter::default(),
+            quit_leading_due_to_disloyal_voter: Counter::default(),
             revalidate_count: Counter::default(),
             unrecoverable_error_count: Counter::default(),
             digest_mismatches_count: Counter::default(),
@@ -651,7 +653,7 @@ impl Metrics {
 
     /// Counters exported as counters (auth_failed_count is a gauge of
     /// ServerStats in ZooKeeper, so it is read among the gauges).
-    fn counters(&self) -> [(&'static str, &Counter); 36] {
+    fn counters(&self) -> [(&'static str, &Counter); 37] {
         [
             ("connection_request_count", &self.connection_request_count),
             ("connection_rejected", &self.connection_rejected),
@@ -723,6 +725,10 @@ impl Metrics {
             ("ensemble_auth_success", &self.ensemble_auth_success),
             ("ensemble_auth_fail", &self.ensemble_auth_fail),
             ("ensemble_auth_skip", &self.ensemble_auth_skip),
+            (
+                "quit_leading_due_to_disloyal_voter",
+                &self.quit_leading_due_to_disloyal_voter,
+            ),
         ]
     }
 

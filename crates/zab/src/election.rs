@@ -92,6 +92,11 @@ pub enum Out {
         state: ServerState,
         vote: Vote,
     },
+    /// Leading: a server that voted for us is looking again (Apache's
+    /// Leader.reportLookingSid, for zookeeper.leader.maxTimeToWaitForEpoch).
+    VoterLooking {
+        sid: u64,
+    },
 }
 
 pub struct Election {
@@ -115,6 +120,8 @@ pub struct Election {
     current_vote: Vote,
     /// Notifications to ourselves, handled before a call returns.
     loopback: VecDeque<Notification>,
+    /// Having decided to lead: the servers whose votes made us leader.
+    leading_voters: BTreeSet<u64>,
 }
 
 impl Election {
@@ -147,6 +154,7 @@ impl Election {
                 version: NOTIFICATION_VERSION,
             },
             loopback: VecDeque::new(),
+            leading_voters: BTreeSet::new(),
         }
     }
 
@@ -225,6 +233,7 @@ impl Election {
         self.proposed_epoch = self.init_epoch();
         self.recv_set.clear();
         self.out_of_election.clear();
+        self.leading_voters.clear();
         self.not_timeout = FINALIZE_WAIT_MS;
         self.next_resend_at = now + self.not_timeout;
         self.finalize_at = None;
@@ -327,6 +336,9 @@ impl Election {
                 to: from,
                 n: self.current_vote_notification(),
             });
+            if self.state == ServerState::Leading && self.leading_voters.contains(&from) {
+                out.push(Out::VoterLooking { sid: from });
+            }
         }
         out
     }
@@ -387,6 +399,18 @@ impl Election {
         };
         self.state = state;
         vote.state = state;
+        // Who backed this leader, in the votes that decided it (Apache's
+        // vote tracker, kept by a leader to spot a voter changing its mind).
+        self.leading_voters = if state == ServerState::Leading {
+            self.recv_set
+                .iter()
+                .chain(&self.out_of_election)
+                .filter(|(_, v)| v.leader == leader)
+                .map(|(k, _)| *k)
+                .collect()
+        } else {
+            BTreeSet::new()
+        };
         self.current_vote = vote;
         self.finalize_at = None;
         self.recv_set.clear();

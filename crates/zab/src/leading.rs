@@ -143,6 +143,12 @@ impl Leading {
         self.established
     }
 
+    /// Discovery's first step: no quorum of accepted epochs yet (Apache's
+    /// waitingForNewEpoch).
+    pub fn choosing_epoch(&self) -> bool {
+        self.epoch == 0
+    }
+
     pub fn acks(&self) -> &AckTracker {
         &self.acks
     }

@@ -247,6 +247,8 @@ impl Peer {
         for o in outs {
             match o {
                 ElectionOut::Send { to, n } => out.push(Out::Notify { to, n }),
+                // The model leaves maxTimeToWaitForEpoch off, as Apache does.
+                ElectionOut::VoterLooking { .. } => {}
                 ElectionOut::Decided { state, vote } => match state {
                     ServerState::Leading => self.lead(now, out),
                     _ => {

@@ -88,6 +88,7 @@ impl Sim {
                     ));
                     self.give_up_at.insert(from, self.now + 2_000);
                 }
+                Out::VoterLooking { .. } => {}
             }
         }
     }
@@ -324,6 +325,7 @@ fn deliver_now(
                 }
             }
             Out::Decided { state, .. } => decided.push((src, state)),
+            Out::VoterLooking { .. } => {}
         }
     }
     decided
@@ -368,4 +370,45 @@ fn a_vote_that_arrived_before_looking_costs_no_extra_round() {
         decided,
         [(1, ServerState::Following), (2, ServerState::Leading)]
     );
+}
+
+#[test]
+fn a_leader_hears_when_one_of_its_voters_looks_again() {
+    // Three servers elect 3. Then 1 looks again (it changed its mind, or
+    // could not reach 3): 3, still leading, is told that a voter of its
+    // election is looking; a looking notification from a server that did
+    // not vote for it (none here) or to a follower says nothing of the kind.
+    let mut nodes: BTreeMap<u64, Election> = (1..=3)
+        .map(|i| (i, Election::new(i, config(3), 0, 0)))
+        .collect();
+    let starts: Vec<(u64, Vec<Out>)> = (1..=3)
+        .map(|i| (i, nodes.get_mut(&i).unwrap().start(0, 0, 0)))
+        .collect();
+    for (i, outs) in starts {
+        deliver_now(&mut nodes, i, outs, 0);
+    }
+    for i in 1..=3 {
+        let outs = nodes.get_mut(&i).unwrap().on_tick(200);
+        deliver_now(&mut nodes, i, outs, 200);
+    }
+    assert_eq!(nodes[&3].state(), ServerState::Leading);
+    let looking = nodes.get_mut(&1).unwrap().start(1000, 0, 0);
+    let to = |who: u64| {
+        looking.iter().find_map(|o| match o {
+            Out::Send { to, n } if *to == who => Some(n.clone()),
+            _ => None,
+        })
+    };
+    let (to3, to2) = (to(3).expect("1 notifies 3"), to(2).expect("1 notifies 2"));
+    let from_leader = nodes.get_mut(&3).unwrap().on_message(1, to3, 1000);
+    assert!(
+        from_leader
+            .iter()
+            .any(|o| matches!(o, Out::VoterLooking { sid: 1 })),
+        "{from_leader:?}"
+    );
+    let from_follower = nodes.get_mut(&2).unwrap().on_message(1, to2, 1000);
+    assert!(!from_follower
+        .iter()
+        .any(|o| matches!(o, Out::VoterLooking { .. })));
 }

@@ -239,6 +239,12 @@ impl Manager {
         for o in outs {
             match o {
                 Out::Send { to, n } => self.send(to, n.encode()),
+                Out::VoterLooking { sid } => {
+                    let _ = self
+                        .core
+                        .send(Msg::Quorum(QMsg::VoterLooking { sid }))
+                        .await;
+                }
                 Out::Decided { state, vote } => {
                     info!(
                         "election decided: {} (leader {}, zxid 0x{:x}, peer epoch {}, round {})",

@@ -60,6 +60,8 @@ pub struct Leader {
     /// A reconfig proposed and not yet committed (one at a time).
     reconfig_in_flight: bool,
     listener: tokio::task::JoinHandle<()>,
+    /// When leading began (pipeline ms), for maxTimeToWaitForEpoch.
+    started: i64,
 }
 
 impl Leader {
@@ -237,6 +239,7 @@ impl Core {
             syncs: Vec::new(),
             reconfig_in_flight: false,
             listener,
+            started: now,
         };
         self.cfg.metrics.election_finished();
         self.ens.as_mut().expect("ensemble").role = Role::Leading(Box::new(l));
@@ -345,6 +348,7 @@ impl Core {
                 }
             }
             QMsg::Tick => self.leader_tick(),
+            QMsg::VoterLooking { sid } => self.voter_looking(sid),
             _ => {}
         }
     }
@@ -836,6 +840,22 @@ impl Core {
                 self.propose(session, cxid, body);
             }
         }
+    }
+
+    /// Leader.reportLookingSid: still without a quorum for the new epoch
+    /// past maxTimeToWaitForEpoch, and a server that voted for us is looking
+    /// again: it changed its mind, and waiting out initLimit for it would
+    /// only delay the next election.
+    fn voter_looking(&mut self, sid: u64) {
+        let now = self.now_ms();
+        let max = self.ens.as_ref().map_or(-1, |e| e.setup.max_epoch_wait_ms);
+        let Some(l) = self.leader() else { return };
+        if max < 0 || !l.m.choosing_epoch() || now - l.started <= max {
+            return;
+        }
+        self.cfg.metrics.quit_leading_due_to_disloyal_voter.inc();
+        info!("Quit leading due to voter changed mind (server {sid} is looking again)");
+        self.become_looking("a voter changed its mind");
     }
 
     fn leader_tick(&mut self) {

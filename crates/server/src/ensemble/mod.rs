@@ -40,6 +40,10 @@ pub struct Setup {
     pub connect_limit: u32,
     /// zookeeper.leaderConnectDelayDuringRetryMs: the pause between tries.
     pub connect_retry_ms: u64,
+    /// zookeeper.leader.maxTimeToWaitForEpoch: a leader still choosing its
+    /// epoch after this long quits when a server that voted for it is
+    /// looking again (-1: never).
+    pub max_epoch_wait_ms: i64,
     /// quorumListenOnAllIPs: bind the quorum and election ports on 0.0.0.0.
     pub listen_all: bool,
 }
@@ -158,6 +162,12 @@ impl Setup {
             init_limit: limit("initLimit", 10)?.max(1),
             sync_limit: limit("syncLimit", 5)?.max(1),
             connect_limit: limit("connectToLearnerMasterLimit", 0)?,
+            max_epoch_wait_ms: match c.prop("zookeeper.leader.maxTimeToWaitForEpoch") {
+                None => -1,
+                Some(v) => v.trim().parse().with_context(|| {
+                    format!("invalid zookeeper.leader.maxTimeToWaitForEpoch: {v:?}")
+                })?,
+            },
             connect_retry_ms: match c.prop("zookeeper.leaderConnectDelayDuringRetryMs") {
                 None => 100,
                 Some(v) => v.trim().parse().with_context(|| {
@@ -271,6 +281,8 @@ pub enum QMsg {
     },
     /// A link closed or failed.
     LinkClosed { link: LinkId, why: String },
+    /// Leading: a server whose vote elected us is looking again.
+    VoterLooking { sid: u64 },
 }
 
 /// Commands to the election task.

@@ -331,17 +331,12 @@ fn deliver_now(
     decided
 }
 
-#[test]
-fn a_vote_that_arrived_before_looking_costs_no_extra_round() {
-    // Servers 1 and 2 follow 3; 3 dies. Server 2 starts looking first, and
-    // its notification reaches 1 while 1 still follows (1 answers with its
-    // old vote). When 1 starts looking it proposes itself; 2 must answer
-    // that worse proposal at once, so both decide after one finalize wait,
-    // not after 2's re-send and a second wait.
+/// Three servers, all started before any vote is delivered (one round
+/// each), elect 3 after one finalize wait.
+fn three_elect_the_third() -> BTreeMap<u64, Election> {
     let mut nodes: BTreeMap<u64, Election> = (1..=3)
         .map(|i| (i, Election::new(i, config(3), 0, 0)))
         .collect();
-    // All start before any vote is delivered: one round each.
     let starts: Vec<(u64, Vec<Out>)> = (1..=3)
         .map(|i| (i, nodes.get_mut(&i).unwrap().start(0, 0, 0)))
         .collect();
@@ -353,6 +348,17 @@ fn a_vote_that_arrived_before_looking_costs_no_extra_round() {
         deliver_now(&mut nodes, i, outs, 200);
     }
     assert_eq!(nodes[&3].state(), ServerState::Leading);
+    nodes
+}
+
+#[test]
+fn a_vote_that_arrived_before_looking_costs_no_extra_round() {
+    // Servers 1 and 2 follow 3; 3 dies. Server 2 starts looking first, and
+    // its notification reaches 1 while 1 still follows (1 answers with its
+    // old vote). When 1 starts looking it proposes itself; 2 must answer
+    // that worse proposal at once, so both decide after one finalize wait,
+    // not after 2's re-send and a second wait.
+    let mut nodes = three_elect_the_third();
     assert_eq!(nodes[&1].logical_clock(), nodes[&2].logical_clock());
     nodes.remove(&3);
     let outs = nodes.get_mut(&2).unwrap().start(1000, 0, 1);
@@ -378,20 +384,7 @@ fn a_leader_hears_when_one_of_its_voters_looks_again() {
     // could not reach 3): 3, still leading, is told that a voter of its
     // election is looking; a looking notification from a server that did
     // not vote for it (none here) or to a follower says nothing of the kind.
-    let mut nodes: BTreeMap<u64, Election> = (1..=3)
-        .map(|i| (i, Election::new(i, config(3), 0, 0)))
-        .collect();
-    let starts: Vec<(u64, Vec<Out>)> = (1..=3)
-        .map(|i| (i, nodes.get_mut(&i).unwrap().start(0, 0, 0)))
-        .collect();
-    for (i, outs) in starts {
-        deliver_now(&mut nodes, i, outs, 0);
-    }
-    for i in 1..=3 {
-        let outs = nodes.get_mut(&i).unwrap().on_tick(200);
-        deliver_now(&mut nodes, i, outs, 200);
-    }
-    assert_eq!(nodes[&3].state(), ServerState::Leading);
+    let mut nodes = three_elect_the_third();
     let looking = nodes.get_mut(&1).unwrap().start(1000, 0, 0);
     let to = |who: u64| {
         looking.iter().find_map(|o| match o {

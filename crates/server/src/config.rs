@@ -150,6 +150,8 @@ pub struct Config {
     /// With EnsembleAuthenticationProvider among the zookeeper.authProvider.*
     /// classes: the names of zookeeper.ensembleAuthName (None: any name).
     pub ensemble_auth: Option<Option<HashSet<String>>>,
+    /// zookeeper.authProvider.* settings naming classes we lack.
+    pub unknown_auth_providers: Vec<String>,
     pub extended_types: bool,
     pub skip_acl: bool,
     pub reconfig_enabled: bool,
@@ -407,6 +409,7 @@ impl Config {
                 .get("zookeeper.DigestAuthenticationProvider.superDigest")
                 .cloned(),
             ensemble_auth: ensemble_auth(&props),
+            unknown_auth_providers: unknown_auth_providers(&props),
             extended_types: pbool("zookeeper.extendedTypesEnabled"),
             skip_acl: props
                 .get("zookeeper.skipACL")
@@ -446,25 +449,29 @@ const X509_PROVIDER: &str = "org.apache.zookeeper.server.auth.X509Authentication
 /// EnsembleAuthenticationProvider's settings when it is configured: the
 /// comma-separated zookeeper.ensembleAuthName, trimmed (None when unset).
 fn ensemble_auth(props: &BTreeMap<String, String>) -> Option<Option<HashSet<String>>> {
-    let mut on = false;
-    for (k, v) in props.range("zookeeper.authProvider.".to_owned()..) {
-        if !k.starts_with("zookeeper.authProvider.") {
-            break;
-        }
-        match v.trim() {
-            ENSEMBLE_PROVIDER => on = true,
-            SASL_PROVIDER | X509_PROVIDER => {}
-            // ZooKeeper logs a failed class load and goes on without it.
-            other => {
-                tracing::warn!("{k}={other}: no such authentication provider in rookeeper; ignored")
-            }
-        }
-    }
+    let on = auth_providers(props).any(|(_, v)| v == ENSEMBLE_PROVIDER);
     on.then(|| {
         props
             .get("zookeeper.ensembleAuthName")
             .map(|csv| csv.split(',').map(|n| n.trim().to_owned()).collect())
     })
+}
+
+fn auth_providers(props: &BTreeMap<String, String>) -> impl Iterator<Item = (&str, &str)> {
+    props
+        .iter()
+        .filter(|(k, _)| k.starts_with("zookeeper.authProvider."))
+        .map(|(k, v)| (k.as_str(), v.trim()))
+}
+
+/// `zookeeper.authProvider.*` settings naming a class rookeeper lacks:
+/// warned about at start, as ZooKeeper logs a class it cannot load and goes
+/// on without it.
+fn unknown_auth_providers(props: &BTreeMap<String, String>) -> Vec<String> {
+    auth_providers(props)
+        .filter(|(_, v)| ![SASL_PROVIDER, ENSEMBLE_PROVIDER, X509_PROVIDER].contains(v))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -490,6 +497,31 @@ mod tests {
         assert!(c.four_letter_words.contains("srvr"));
         assert!(!c.four_letter_words.contains("stat"));
         assert_eq!(c.max_buffer, 0xfffff);
+    }
+
+    #[test]
+    fn auth_providers_from_zoo_cfg_and_properties() {
+        let raw = parse_properties(
+            "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n\
+             authProvider.2=com.example.Custom\n",
+        );
+        let c = Config::build(raw.clone(), BTreeMap::new(), None).unwrap();
+        assert!(c.unknown.is_empty(), "authProvider.N is a known key");
+        assert_eq!(c.ensemble_auth, None);
+        assert_eq!(
+            c.unknown_auth_providers,
+            vec!["zookeeper.authProvider.2=com.example.Custom".to_string()]
+        );
+        let props = BTreeMap::from([
+            (
+                "zookeeper.authProvider.ens".to_string(),
+                " org.apache.zookeeper.server.auth.EnsembleAuthenticationProvider".to_string(),
+            ),
+            ("zookeeper.ensembleAuthName".to_string(), "a, b".to_string()),
+        ]);
+        let c = Config::build(BTreeMap::new(), props, None).unwrap();
+        let names: HashSet<String> = ["a".to_string(), "b".to_string()].into();
+        assert_eq!(c.ensemble_auth, Some(Some(names)));
     }
 
     #[test]

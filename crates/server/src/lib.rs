@@ -51,6 +51,9 @@ impl Server {
         for k in &cfg.unknown {
             warn!("unknown configuration key {k:?}: accepted and ignored");
         }
+        for p in &cfg.unknown_auth_providers {
+            warn!("{p}: no such authentication provider in rookeeper; ignored");
+        }
         std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
             anyhow::anyhow!("cannot create dataDir {}: {e}", cfg.data_dir.display())
         })?;

@@ -241,10 +241,11 @@ async fn a_leader_quits_when_a_voter_changes_its_mind() {
         ],
     )
     .await;
-    // Leading: its quorum port is bound.
+    // Leading: its quorum port accepts. (Connecting, not binding it
+    // ourselves: a bind could take the port just as server 1 binds it.)
     poll_until("server 1 leading", Duration::from_secs(20), || async move {
-        std::net::TcpListener::bind(("127.0.0.1", q1))
-            .is_err()
+        std::net::TcpStream::connect(("127.0.0.1", q1))
+            .is_ok()
             .then_some(())
     })
     .await;

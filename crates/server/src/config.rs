@@ -440,11 +440,16 @@ impl Config {
     }
 }
 
-/// The authentication provider classes besides ip and digest (always on)
-/// that rookeeper implements.
-const SASL_PROVIDER: &str = "org.apache.zookeeper.server.auth.SASLAuthenticationProvider";
 const ENSEMBLE_PROVIDER: &str = "org.apache.zookeeper.server.auth.EnsembleAuthenticationProvider";
-const X509_PROVIDER: &str = "org.apache.zookeeper.server.auth.X509AuthenticationProvider";
+/// ZooKeeper's provider classes that rookeeper implements (ip and digest
+/// are always on; naming them as well is harmless).
+const PROVIDERS: &[&str] = &[
+    "org.apache.zookeeper.server.auth.IPAuthenticationProvider",
+    "org.apache.zookeeper.server.auth.DigestAuthenticationProvider",
+    "org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
+    "org.apache.zookeeper.server.auth.X509AuthenticationProvider",
+    ENSEMBLE_PROVIDER,
+];
 
 /// EnsembleAuthenticationProvider's settings when it is configured: the
 /// comma-separated zookeeper.ensembleAuthName, trimmed (None when unset).
@@ -469,7 +474,7 @@ fn auth_providers(props: &BTreeMap<String, String>) -> impl Iterator<Item = (&st
 /// on without it.
 fn unknown_auth_providers(props: &BTreeMap<String, String>) -> Vec<String> {
     auth_providers(props)
-        .filter(|(_, v)| ![SASL_PROVIDER, ENSEMBLE_PROVIDER, X509_PROVIDER].contains(v))
+        .filter(|(_, v)| !PROVIDERS.contains(v))
         .map(|(k, v)| format!("{k}={v}"))
         .collect()
 }
@@ -503,7 +508,8 @@ mod tests {
     fn auth_providers_from_zoo_cfg_and_properties() {
         let raw = parse_properties(
             "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n\
-             authProvider.2=com.example.Custom\n",
+             authProvider.2=com.example.Custom\n\
+             authProvider.3=org.apache.zookeeper.server.auth.DigestAuthenticationProvider\n",
         );
         let c = Config::build(raw.clone(), BTreeMap::new(), None).unwrap();
         assert!(c.unknown.is_empty(), "authProvider.N is a known key");

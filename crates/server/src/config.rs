@@ -309,15 +309,7 @@ impl Config {
                     .with_context(|| format!("invalid value for {k}: {v:?}")),
             }
         };
-        let prop_num = |k: &str, d: i64| -> Result<i64> {
-            match props.get(k) {
-                None => Ok(d),
-                Some(v) => v
-                    .trim()
-                    .parse::<i64>()
-                    .with_context(|| format!("invalid value for -D{k}: {v:?}")),
-            }
-        };
+        let prop_num = |k: &str, d: i64| num_prop(&props, k, d);
         let tick_time = num("tickTime", 2000)?;
         if tick_time <= 0 {
             bail!("tickTime must be positive, got {tick_time}");
@@ -437,6 +429,21 @@ impl Config {
     /// A system property (-D, or zookeeper.* from zoo.cfg).
     pub fn prop(&self, k: &str) -> Option<&str> {
         self.props.get(k).map(String::as_str)
+    }
+
+    /// A numeric system property, `d` when unset; an error names a bad one.
+    pub fn prop_num(&self, k: &str, d: i64) -> Result<i64> {
+        num_prop(&self.props, k, d)
+    }
+}
+
+fn num_prop(props: &BTreeMap<String, String>, k: &str, d: i64) -> Result<i64> {
+    match props.get(k) {
+        None => Ok(d),
+        Some(v) => v
+            .trim()
+            .parse::<i64>()
+            .with_context(|| format!("invalid value for -D{k}: {v:?}")),
     }
 }
 

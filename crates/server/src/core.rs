@@ -231,8 +231,8 @@ pub struct Core {
     since_snapshot: u64,
     snapshot_at: u64,
     pub(crate) start: Instant,
-    /// When a wrong ensemble name was last logged (pipeline ms; 0: never).
-    ensemble_auth_logged: i64,
+    /// When a wrong ensemble name was last logged (pipeline ms).
+    ensemble_auth_logged: Option<i64>,
     pub stats: ServerStats,
     /// Set when this server is one of an ensemble.
     pub(crate) ens: Option<Box<crate::ensemble::State>>,
@@ -311,7 +311,7 @@ impl Core {
             since_snapshot: 0,
             snapshot_at,
             start: Instant::now(),
-            ensemble_auth_logged: 0,
+            ensemble_auth_logged: None,
             stats: ServerStats::default(),
             started_at: SystemTime::now(),
             ens: None,
@@ -1161,8 +1161,8 @@ impl Core {
         // At most one line a second, as ZooKeeper: a misdirected client
         // fleet would otherwise flood the log.
         let now = self.now();
-        if self.ensemble_auth_logged == 0 || now - self.ensemble_auth_logged >= 1000 {
-            self.ensemble_auth_logged = now.max(1);
+        if self.ensemble_auth_logged.is_none_or(|t| now - t >= 1000) {
+            self.ensemble_auth_logged = Some(now);
             let remote = self.conns.get(&conn).map(|c| c.remote.ip());
             let shown: String = name.chars().filter(|c| !c.is_control()).collect();
             warn!("Unexpected ensemble name: ensemble name: {shown} client ip: {remote:?}");

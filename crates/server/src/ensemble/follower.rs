@@ -151,10 +151,11 @@ impl Core {
         let retry_ms = ens.setup.connect_retry_ms;
         std::thread::spawn(move || {
             let start = std::time::Instant::now();
+            let remaining = || connect_ms.saturating_sub(start.elapsed().as_millis() as u64);
             let addr = m.quorum_addr();
             let mut last_err = String::new();
             for _ in 0..5 {
-                let left = connect_ms.saturating_sub(start.elapsed().as_millis() as u64);
+                let left = remaining();
                 if left == 0 {
                     break;
                 }
@@ -180,7 +181,7 @@ impl Core {
                 } else {
                     last_err = format!("cannot resolve {addr}");
                 }
-                if connect_ms.saturating_sub(start.elapsed().as_millis() as u64) <= retry_ms {
+                if remaining() <= retry_ms {
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(retry_ms));

@@ -162,18 +162,11 @@ impl Setup {
             init_limit: limit("initLimit", 10)?.max(1),
             sync_limit: limit("syncLimit", 5)?.max(1),
             connect_limit: limit("connectToLearnerMasterLimit", 0)?,
-            max_epoch_wait_ms: match c.prop("zookeeper.leader.maxTimeToWaitForEpoch") {
-                None => -1,
-                Some(v) => v.trim().parse().with_context(|| {
-                    format!("invalid zookeeper.leader.maxTimeToWaitForEpoch: {v:?}")
-                })?,
-            },
-            connect_retry_ms: match c.prop("zookeeper.leaderConnectDelayDuringRetryMs") {
-                None => 100,
-                Some(v) => v.trim().parse().with_context(|| {
-                    format!("invalid zookeeper.leaderConnectDelayDuringRetryMs: {v:?}")
-                })?,
-            },
+            max_epoch_wait_ms: c.prop_num("zookeeper.leader.maxTimeToWaitForEpoch", -1)?,
+            connect_retry_ms: u64::try_from(
+                c.prop_num("zookeeper.leaderConnectDelayDuringRetryMs", 100)?,
+            )
+            .context("zookeeper.leaderConnectDelayDuringRetryMs must not be negative")?,
             listen_all: c
                 .raw
                 .get("quorumListenOnAllIPs")

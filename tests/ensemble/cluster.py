@@ -105,13 +105,18 @@ class Server:
 
 
 class Cluster:
-    def __init__(self, kinds, binary, work, observers=(), tick=200, props=(), extra=""):
+    def __init__(self, kinds, binary, work, observers=(), tick=200, props=(), extra="", own_hosts=False):
+        """own_hosts: server i's quorum and election ports are on 127.0.0.i
+        (a port every server binds at its own address, as
+        observerMasterPort is, needs that on one machine); clients always
+        connect at 127.0.0.1."""
         self.work = work
         ports = {i: (free_port(), free_port(), free_port()) for i in range(1, len(kinds) + 1)}
         lines = []
         for i, (c, q, e) in ports.items():
             role = "observer" if i in observers else "participant"
-            lines.append(f"server.{i}=127.0.0.1:{q}:{e}:{role};127.0.0.1:{c}\n")
+            host = f"127.0.0.{i}" if own_hosts else "127.0.0.1"
+            lines.append(f"server.{i}={host}:{q}:{e}:{role};127.0.0.1:{c}\n")
         text = "".join(lines)
         self.servers = {
             i: Server(i, kind, work, binary, ports[i], text, tick, props, extra)

@@ -5,7 +5,7 @@ Apache ZooKeeper 3.8 (Debian's package), through kazoo.
 
 Scenarios: three (failover and catch-up), diff-sync (DIFF from the
 leader's txn log, or SNAP when that is cheaper), five (sequential start elects
-server 3), observer, expiry, read-only, kill-under-load (and its two mixed
+server 3), observer, observer-master (and its two mixed variants), expiry, read-only, kill-under-load (and its two mixed
 variants), trunc (and
 trunc-apache-leader, trunc-rk-leader), stop-leader (SIGSTOP/SIGCONT of
 the leader; and two mixed variants), reconfig (and reconfig-apache, the same
@@ -27,7 +27,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cluster import Cluster, four  # noqa: E402
-from loopback import wait_serving  # noqa: E402
+from loopback import free_port, wait_serving  # noqa: E402
 
 from kazoo.client import KazooClient  # noqa: E402
 from kazoo.exceptions import KazooException, ThrottledOpError  # noqa: E402
@@ -202,6 +202,71 @@ def observer(work):
         zo.stop()
         zo.close()
     finally:
+        c.stop_all()
+
+
+def observer_master(work, kinds=("rookeeper",) * 4):
+    """observerMasterPort: the observer (server 4) syncs from a follower,
+    not the leader; its writes, syncs and session pings go through that
+    follower; when the follower dies it moves to the other one."""
+    omp = free_port()
+    c = Cluster(list(kinds), BINARY, work, observers=(4,), own_hosts=True, extra=f"observerMasterPort={omp}\n")
+    zs = []
+    try:
+        c.start_all()
+        c.wait_serving()
+        leader = c.leader()
+        followers = [i for i in (1, 2, 3) if i != leader]
+
+        def master():
+            if c.servers[4].mode() != "observer":
+                return None
+            m = int(mntr(c.servers[4]).get("zk_observer_master_id", "-1"))
+            hosting = [i for i in followers if c.servers[i].running() and mntr(c.servers[i]).get("zk_synced_observers") == "1"]
+            return m if hosting == [m] else None
+
+        first = wait_for(master, "the observer to sync from a follower")
+        assert first in followers, (first, leader)
+        assert mntr(c.servers[leader]).get("zk_synced_observers") == "0", "the leader hosts the observer"
+        zo = client(c.hosts([4]), timeout=2.0)
+        zl = client(c.hosts([leader]))
+        zs += [zo, zl]
+        zo.create("/om", b"via-observer")
+        zo.create("/om/eph", b"", ephemeral=True)
+        zl.sync("/om")
+        assert zl.get("/om")[0] == b"via-observer"
+        zl.set("/om", b"via-leader")
+        zo.sync("/om")
+        assert zo.get("/om")[0] == b"via-leader"
+        # The observer's session lives on its pings, relayed by the follower
+        # to the leader: three session timeouts later the node is there.
+        time.sleep(6)
+        assert zl.exists("/om/eph") is not None, "the observer's session expired"
+        # A session opened on the leader resumes on the observer: the
+        # follower relays its REVALIDATE and passes the answer back.
+        moved = client(c.hosts([leader]))
+        zs.append(moved)
+        sid = moved.client_id[0]
+        moved.create("/om/moved", b"", ephemeral=True)
+        back = KazooClient(hosts=c.hosts([4]), client_id=moved.client_id, timeout=10)
+        zs.append(back)
+        back.start(timeout=WAIT)
+        assert back.client_id[0] == sid, (hex(back.client_id[0]), hex(sid))
+        assert back.exists("/om/moved") is not None
+        assert back.get("/om")[0] == b"via-leader"
+        c.servers[first].kill()
+        other = [i for i in followers if i != first][0]
+        second = wait_for(lambda: master() == other and other, "the observer to move to the other follower")
+        assert second == other
+        zo.set("/om", b"after-move")
+        zl.sync("/om")
+        assert zl.get("/om")[0] == b"after-move"
+        assert zl.exists("/om/eph") is not None
+        return same_everywhere(c)
+    finally:
+        for z in zs:
+            z.stop()
+            z.close()
         c.stop_all()
 
 
@@ -979,6 +1044,10 @@ SCENARIOS = {
     "five": five,
     "observer": observer,
     "observer-under-load": observer_under_load,
+    "observer-master": observer_master,
+    # Apache's observer syncs from our followers; ours from Apache's.
+    "observer-master-apache-observer": lambda w: observer_master(w, ("rookeeper",) * 3 + ("apache",)),
+    "observer-master-apache-voters": lambda w: observer_master(w, ("apache",) * 3 + ("rookeeper",)),
     "expiry": expiry,
     "read-only": read_only,
     "reconfig": reconfig,

@@ -620,6 +620,7 @@ pub fn run(core: &mut Core, name: &str) -> Map<String, Value> {
         "observers" => {
             let synced = match core.ens.as_ref().map(|e| &e.role) {
                 Some(Role::Leading(l)) => l.synced_observers(),
+                Some(Role::Following(f)) => f.om.as_ref().map_or(0, |om| om.synced()),
                 _ => 0,
             };
             // Apache lists each observer's connection details; the count

@@ -22,6 +22,7 @@ const KNOWN_KEYS: &[&str] = &[
     "initLimit",
     "syncLimit",
     "connectToLearnerMasterLimit",
+    "observerMasterPort",
     "electionAlg",
     "peerType",
     "standaloneEnabled",
@@ -586,6 +587,29 @@ mod tests {
         .unwrap();
         let setup = crate::ensemble::Setup::from_config(&c).unwrap().unwrap();
         assert_eq!(setup.quorum.members[&1].host, "127.0.0.1");
+        // observerMasterPort: off unless positive (QuorumPeerConfig's rule).
+        assert_eq!(
+            build("", plain).unwrap().unwrap().observer_master_port,
+            None
+        );
+        assert_eq!(
+            build("observerMasterPort=0", plain)
+                .unwrap()
+                .unwrap()
+                .observer_master_port,
+            None
+        );
+        assert_eq!(
+            build("observerMasterPort=2191", plain)
+                .unwrap()
+                .unwrap()
+                .observer_master_port,
+            Some(2191)
+        );
+        for bad in ["observerMasterPort=x", "observerMasterPort=70000"] {
+            let e = build(bad, plain).unwrap_err();
+            assert!(e.contains("observerMasterPort"), "{e}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -536,6 +536,15 @@ pub fn gauges(core: &Core) -> Vec<(&'static str, Gauge)> {
             g.push(("min_proposal_size", Gauge::Int(min)));
             g.push(("max_proposal_size", Gauge::Int(max)));
         }
+        if let Role::Following(f) = &e.role {
+            // As Apache's gauges: a follower's only while it hosts observers.
+            if let Some(om) = &f.om {
+                g.push(("synced_observers", Gauge::Int(om.synced() as i64)));
+            }
+            if f.observer {
+                g.push(("observer_master_id", Gauge::Int(f.master as i64)));
+            }
+        }
     }
     g
 }

@@ -264,6 +264,10 @@ pub struct Metrics {
     pub write_final_proc_time_ms: Summary,
     /// Learner: a proposal's age (from its txn's time) when its ACK is made.
     pub proposal_ack_creation_latency: Summary,
+    /// A follower hosting observers: building a proposal's INFORM, and
+    /// sending it to the observers when it commits (ms, as Apache's).
+    pub om_proposal_process_time_ms: Summary,
+    pub om_commit_process_time_ms: Summary,
     /// Leader: learners syncing by SNAP (or by DIFF/TRUNC) when one begins
     /// its sync (it included) and when one ends it.
     pub inflight_snap_count: Summary,
@@ -434,6 +438,11 @@ impl Default for Metrics {
                 "proposal_ack_creation_latency",
                 Detail::Advanced,
             ),
+            om_proposal_process_time_ms: Summary::new(
+                "om_proposal_process_time_ms",
+                Detail::Advanced,
+            ),
+            om_commit_process_time_ms: Summary::new("om_commit_process_time_ms", Detail::Advanced),
             inflight_snap_count: Summary::new("inflight_snap_count", Detail::Basic),
             inflight_diff_count: Summary::new("inflight_diff_count", Detail::Basic),
             requests_in_session_queue: Summary::new("requests_in_session_queue", Detail::Basic),
@@ -523,7 +532,7 @@ pub const FSYNC_WARNING_MS: u64 = 1000;
 const STAT_OVERHEAD_BYTES: usize = 6 * 8 + 5 * 4;
 
 impl Metrics {
-    fn summaries(&self) -> [&Summary; 44] {
+    fn summaries(&self) -> [&Summary; 46] {
         [
             &self.readlatency,
             &self.updatelatency,
@@ -559,6 +568,8 @@ impl Metrics {
             &self.read_final_proc_time_ms,
             &self.write_final_proc_time_ms,
             &self.proposal_ack_creation_latency,
+            &self.om_proposal_process_time_ms,
+            &self.om_commit_process_time_ms,
             &self.inflight_snap_count,
             &self.inflight_diff_count,
             &self.requests_in_session_queue,

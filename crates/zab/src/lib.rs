@@ -14,6 +14,7 @@
 //!   the server runs and [`peer`] models.
 //! - [`learner`] holds a follower's or observer's side of discovery, sync and
 //!   broadcast, which the server runs and [`peer`] models.
+//! - [`relay`] holds a follower's side of hosting observers (ObserverMaster).
 
 pub mod ack;
 pub mod config;
@@ -21,6 +22,7 @@ pub mod election;
 pub mod leading;
 pub mod learner;
 pub mod peer;
+pub mod relay;
 pub mod sync;
 pub mod wire;
 

@@ -18,7 +18,7 @@ use zab::learner::{Do, Learner, Phase, Proposal};
 use zab::wire::{self, packet};
 use zab::{epoch_of, make_zxid};
 
-use super::leader::next_link;
+use super::leader::{next_link, SyncFor};
 use super::link::{self, Link};
 use super::{ElectionCmd, LinkId, QMsg, Role};
 use crate::core::{Core, Msg};
@@ -70,13 +70,19 @@ impl Follower {
 pub struct Follower {
     pub observer: bool,
     pub leader_id: u64,
+    /// Whom we sync from: the leader, or with observerMasterPort (an
+    /// observer) a follower (mntr's observer_master_id).
+    pub master: u64,
+    /// A synced follower with observerMasterPort hosts observers.
+    pub(crate) om: Option<Box<super::observer_master::ObserverMaster>>,
     link: Option<LinkId>,
     out: Option<link::Outbox>,
     sock: Option<TcpStream>,
     /// The protocol's state (zab::learner, which the simulation checks).
     learner: Learner<Prop>,
-    /// Syncs forwarded to the leader, answered in order.
-    pub syncs: VecDeque<(i64, i32)>,
+    /// Syncs forwarded to the leader (ours, and observers' we relayed),
+    /// answered in order.
+    pub(crate) syncs: VecDeque<SyncFor>,
     deadline: i64,
     /// LEADERINFO arrived: synchronisation began (follower_sync_time).
     sync_started: std::time::Instant,
@@ -87,14 +93,18 @@ impl Follower {
         self.learner.serving()
     }
 
-    fn send(&mut self, b: Bytes) {
+    pub(crate) fn send(&mut self, b: Bytes) {
         if let Some(o) = self.out.as_mut() {
             o.push(&b);
         }
     }
 
-    /// End of a pipeline batch: what the leader was sent goes out.
+    /// End of a pipeline batch: what the leader (and observers we host)
+    /// were sent goes out.
     pub(crate) fn flush(&mut self) {
+        if let Some(om) = self.om.as_mut() {
+            om.flush();
+        }
         if let Some(o) = self.out.as_mut() {
             if o.flush().is_err() {
                 warn!("the leader is not reading our packets: disconnecting");
@@ -133,11 +143,24 @@ impl Core {
         let core_tx = ens.core_tx.clone();
         let max = self.cfg.max_buffer + 64 * 1024;
         let ext = self.cfg.extended_types;
-        info!(
-            "{}: leader {leader_id} at {}",
-            if observer { "OBSERVING" } else { "FOLLOWING" },
-            m.quorum_addr()
-        );
+        let (master, addr) = match observer
+            .then(|| self.next_learner_master(leader_id))
+            .flatten()
+        {
+            Some((id, addr)) => {
+                info!("OBSERVING: leader {leader_id}, syncing from follower {id} at {addr}");
+                (id, addr)
+            }
+            None => {
+                info!(
+                    "{}: leader {leader_id} at {}",
+                    if observer { "OBSERVING" } else { "FOLLOWING" },
+                    m.quorum_addr()
+                );
+                (leader_id, m.quorum_addr())
+            }
+        };
+        let ens = self.ens.as_mut().expect("ensemble");
         // Connecting blocks: a thread. As Learner.connectToLeader: at most
         // five tries within connectToLearnerMasterLimit (else initLimit)
         // ticks. A leader that died after the election refuses at once, and
@@ -152,7 +175,6 @@ impl Core {
         std::thread::spawn(move || {
             let start = std::time::Instant::now();
             let remaining = || connect_ms.saturating_sub(start.elapsed().as_millis() as u64);
-            let addr = m.quorum_addr();
             let mut last_err = String::new();
             for _ in 0..5 {
                 let left = remaining();
@@ -188,7 +210,7 @@ impl Core {
             }
             let _ = core_tx.blocking_send(Msg::Quorum(QMsg::LinkClosed {
                 link: link_id,
-                why: format!("cannot connect to the leader at {addr}: {last_err}"),
+                why: format!("cannot connect to {addr}: {last_err}"),
             }));
         });
         self.cfg.metrics.election_finished();
@@ -196,6 +218,8 @@ impl Core {
         ens.role = Role::Following(Box::new(Follower {
             observer,
             leader_id,
+            master,
+            om: None,
             link: Some(link_id),
             out: None,
             sock: None,
@@ -263,7 +287,13 @@ impl Core {
                 let Some(f) = self.follower() else { return };
                 if !f.serving() && now > f.deadline {
                     self.become_looking("timed out syncing with the leader");
+                    return;
                 }
+                self.om_tick();
+            }
+            // Observers we host, on their own links.
+            m @ (QMsg::LearnerConnected { .. } | QMsg::Packet { .. } | QMsg::LinkClosed { .. }) => {
+                self.om_msg(m)
             }
             _ => {}
         }
@@ -295,6 +325,10 @@ impl Core {
             }
             (Phase::Syncing | Phase::Broadcast, packet::PROPOSAL) => match Prop::decode(pkt.data) {
                 Ok(p) => {
+                    if f.om.is_some() {
+                        self.om_proposal(p.txn.header.zxid, &p.raw);
+                    }
+                    let Some(f) = self.follower() else { return };
                     if serving {
                         metrics.learner_proposal_received_count.inc();
                         crate::metrics::Metrics::txn_age(
@@ -311,6 +345,15 @@ impl Core {
                 }
             },
             (Phase::Syncing | Phase::Broadcast, packet::COMMIT | packet::COMMITANDACTIVATE) => {
+                // COMMITANDACTIVATE: the designated leader's id.
+                if let (true, Some(b)) = (
+                    f.om.is_some() && pkt.packet_type == packet::COMMITANDACTIVATE,
+                    pkt.data.get(..8),
+                ) {
+                    let leader = i64::from_be_bytes(b.try_into().unwrap());
+                    self.om_activate(pkt.zxid, leader);
+                }
+                let Some(f) = self.follower() else { return };
                 if serving {
                     metrics.learner_commit_received_count.inc();
                 }
@@ -364,12 +407,17 @@ impl Core {
                 return;
             }
             (Phase::Broadcast, packet::SYNC) => {
-                if let Some((session, xid)) = f.syncs.pop_front() {
-                    self.sync_done(session, xid);
+                match f.syncs.pop_front() {
+                    Some(SyncFor::Local { session, xid }) => self.sync_done(session, xid),
+                    Some(SyncFor::Learner(link)) => self.om_sync_done(link),
+                    None => {}
                 }
                 return;
             }
             (_, packet::REVALIDATE) => {
+                if self.om_revalidated(&pkt) {
+                    return;
+                }
                 let d = &pkt.data;
                 if d.len() >= 9 {
                     let sid = i64::from_be_bytes(d[..8].try_into().unwrap());
@@ -450,6 +498,7 @@ impl Core {
                     self.zxid = self.zxid.max(z);
                 }
                 Do::Apply(p) => {
+                    self.om_commit(p.txn.header.zxid, &p.raw);
                     if self.follower().is_some_and(|f| f.serving()) {
                         crate::metrics::Metrics::txn_age(
                             &self.cfg.metrics.commit_propagation_latency,
@@ -511,9 +560,13 @@ impl Core {
         if let Some(s) = &f.sock {
             link::set_timeout(s, Duration::from_millis(tick * sync_limit));
         }
+        let observer = f.observer;
         let ens = self.ens.as_mut().expect("ensemble");
         let _ = ens.election.send(ElectionCmd::Synced { epoch });
         info!("synced with the leader in epoch {epoch}: serving");
+        if !observer {
+            self.start_observer_master();
+        }
     }
 
     /// Our log is durable up to `zxid`: ACK what it covers.

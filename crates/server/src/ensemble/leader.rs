@@ -44,8 +44,10 @@ pub struct Learner {
     held: Vec<Bytes>,
 }
 
-/// Where a forwarded or local sync answers once its point commits.
-enum SyncFor {
+/// Where a sync answers once its point is reached: a learner that
+/// forwarded it (or, on a follower, an observer it relayed), or a local
+/// client.
+pub(crate) enum SyncFor {
     Learner(LinkId),
     Local { session: i64, xid: i32 },
 }
@@ -173,15 +175,7 @@ impl Core {
         let ens = self.ens.as_mut().expect("ensemble");
         let setup = ens.setup.clone();
         let me = setup.me().clone();
-        let host = if setup.listen_all {
-            "0.0.0.0".to_owned()
-        } else {
-            me.host.clone()
-        };
-        let listener = match std::net::TcpListener::bind((host.as_str(), me.quorum_port))
-            .and_then(|l| l.set_nonblocking(true).map(|_| l))
-            .and_then(tokio::net::TcpListener::from_std)
-        {
+        let listener = match link::listen(&me.host, me.quorum_port, setup.listen_all) {
             Ok(l) => l,
             Err(e) => {
                 warn!("cannot bind the quorum port {}: {e}", me.quorum_addr());
@@ -189,30 +183,9 @@ impl Core {
                 return;
             }
         };
-        let core_tx = ens.core_tx.clone();
         let max = self.cfg.max_buffer + 64 * 1024;
-        let ext = self.cfg.extended_types;
-        let listener = tokio::spawn(async move {
-            loop {
-                let Ok((s, remote)) = listener.accept().await else {
-                    continue;
-                };
-                let id = next_link();
-                let std = match s
-                    .into_std()
-                    .and_then(|s| s.set_nonblocking(false).map(|_| s))
-                {
-                    Ok(s) => s,
-                    Err(e) => {
-                        warn!("learner connection from {remote}: {e}");
-                        continue;
-                    }
-                };
-                if let Err(e) = link::spawn_announced(std, id, core_tx.clone(), max, ext) {
-                    warn!("learner connection from {remote}: {e}");
-                }
-            }
-        });
+        let listener =
+            link::accept_learners(listener, ens.core_tx.clone(), max, self.cfg.extended_types);
         let init = (ens.setup.init_limit as i64) * self.cfg.tick_time as i64;
         let my_id = setup.my_id;
         let accepted_epoch = ens.accepted_epoch;
@@ -504,6 +477,77 @@ impl Core {
         }
     }
 
+    /// What brings a learner at `peer_last` up to our tree: DIFF, TRUNC or
+    /// SNAP (with the database) and the committed txns it lacks as
+    /// PROPOSAL/COMMIT pairs. A leader adds its proposals in flight and
+    /// NEWLEADER; a follower hosting an observer adds NEWLEADER. None when
+    /// the database cannot be serialised for a SNAP.
+    pub(crate) fn sync_packets(&self, peer_last: i64) -> Option<(SyncPlan, Vec<Bytes>)> {
+        let last = self.tree.last_zxid();
+        // What we can send: the in-memory history (when it ends at our last
+        // zxid), preceded by txns from the log when the learner is older.
+        let hist = &self.ens.as_ref().expect("ensemble").history;
+        let in_memory = hist.last_zxid() == Some(last);
+        let before = match hist.first_zxid() {
+            Some(z) if in_memory => z,
+            _ => last.saturating_add(1),
+        };
+        let from_disk = if peer_last < before && peer_last != last {
+            self.disk_history(peer_last, before)
+        } else {
+            Vec::new()
+        };
+        let sendable: Vec<&Txn> = from_disk
+            .iter()
+            .chain(hist.iter().filter(|_| in_memory))
+            .collect();
+        let zxids: Vec<i64> = sendable.iter().map(|t| t.header.zxid).collect();
+        let p = plan(peer_last, &zxids, last);
+        let from = match &p {
+            SyncPlan::Diff { from } | SyncPlan::Trunc { from, .. } => *from,
+            SyncPlan::Snap => sendable.len(),
+        };
+        let mut out: Vec<Bytes> = Vec::with_capacity(2 + 2 * (sendable.len() - from));
+        match &p {
+            SyncPlan::Diff { .. } => {
+                out.push(link::encode(packet::DIFF, last, Bytes::new(), vec![]));
+            }
+            SyncPlan::Trunc { to, .. } => {
+                out.push(link::encode(packet::TRUNC, *to, Bytes::new(), vec![]));
+            }
+            SyncPlan::Snap => {
+                let mut w = BytesMut::new().writer();
+                if let Err(e) = storage::snapshot::serialize_snapshot_stream(&mut w, &self.tree) {
+                    warn!("cannot serialise the database for a SNAP: {e}");
+                    return None;
+                }
+                let mut b = w.into_inner();
+                b.put_string(wire::SNAP_SIGNATURE);
+                out.push(link::encode(packet::SNAP, last, Bytes::new(), vec![]));
+                out.push(b.freeze());
+            }
+        }
+        match p {
+            SyncPlan::Snap => self.cfg.metrics.snap_count.inc(),
+            _ => self.cfg.metrics.diff_count.inc(),
+        }
+        for t in &sendable[from..] {
+            out.push(link::encode(
+                packet::PROPOSAL,
+                t.header.zxid,
+                txn_bytes(t),
+                vec![],
+            ));
+            out.push(link::encode(
+                packet::COMMIT,
+                t.header.zxid,
+                Bytes::new(),
+                vec![],
+            ));
+        }
+        Some((p, out))
+    }
+
     /// DIFF, TRUNC or SNAP as the learner's last zxid asks, the proposals
     /// in flight, then NEWLEADER.
     fn sync_learner(&mut self, link: LinkId, peer_last: i64, observer: bool) {
@@ -515,62 +559,9 @@ impl Core {
             .setup
             .quorum
             .to_string();
-        // Serialised before borrowing the leader: a SNAP needs the tree.
-        // What we can send: the in-memory history (when it ends at our last
-        // zxid), preceded by txns from the log when the learner is older.
-        let hist = &self.ens.as_ref().expect("ensemble").history;
-        let in_memory = hist.last_zxid() == Some(leader_last);
-        let before = match hist.first_zxid() {
-            Some(z) if in_memory => z,
-            _ => leader_last.saturating_add(1),
-        };
-        let from_disk = if peer_last < before && peer_last != leader_last {
-            self.disk_history(peer_last, before)
-        } else {
-            Vec::new()
-        };
-        let sendable: Vec<&Txn> = from_disk
-            .iter()
-            .chain(hist.iter().filter(|_| in_memory))
-            .collect();
-        let zxids: Vec<i64> = sendable.iter().map(|t| t.header.zxid).collect();
-        let p = plan(peer_last, &zxids, leader_last);
-        match p {
-            SyncPlan::Snap => self.cfg.metrics.snap_count.inc(),
-            _ => self.cfg.metrics.diff_count.inc(),
-        }
-        let from = match &p {
-            SyncPlan::Diff { from } | SyncPlan::Trunc { from, .. } => *from,
-            SyncPlan::Snap => sendable.len(),
-        };
-        let mut txns_out: Vec<Bytes> = Vec::with_capacity(2 * (sendable.len() - from));
-        for t in &sendable[from..] {
-            txns_out.push(link::encode(
-                packet::PROPOSAL,
-                t.header.zxid,
-                txn_bytes(t),
-                vec![],
-            ));
-            txns_out.push(link::encode(
-                packet::COMMIT,
-                t.header.zxid,
-                Bytes::new(),
-                vec![],
-            ));
-        }
-        drop(sendable);
-        drop(from_disk);
-        let snap = if p == SyncPlan::Snap {
-            let mut w = BytesMut::new().writer();
-            if let Err(e) = storage::snapshot::serialize_snapshot_stream(&mut w, &self.tree) {
-                warn!("cannot serialise the database for a SNAP: {e}");
-                return;
-            }
-            let mut b = w.into_inner();
-            b.put_string(wire::SNAP_SIGNATURE);
-            Some(b.freeze())
-        } else {
-            None
+        // Built before borrowing the leader: a SNAP needs the tree.
+        let Some((p, mut out)) = self.sync_packets(peer_last) else {
+            return;
         };
         let cfg = self.cfg.clone();
         let Some(l) = self.leader() else { return };
@@ -583,34 +574,10 @@ impl Core {
         lr.snap_sync = snap_sync;
         cfg.metrics
             .syncs_in_flight(snap_sync, l.syncs_in_flight(snap_sync));
-        let mut out: Vec<Bytes> = Vec::new();
-        match &p {
-            SyncPlan::Diff { .. } => {
-                out.push(link::encode(
-                    packet::DIFF,
-                    leader_last,
-                    Bytes::new(),
-                    vec![],
-                ));
-            }
-            SyncPlan::Trunc { to, .. } => {
-                out.push(link::encode(packet::TRUNC, *to, Bytes::new(), vec![]));
-            }
-            SyncPlan::Snap => {
-                out.push(link::encode(
-                    packet::SNAP,
-                    leader_last,
-                    Bytes::new(),
-                    vec![],
-                ));
-                out.push(snap.expect("serialised above"));
-            }
-        }
         info!(
             "syncing learner {sid} (last zxid 0x{peer_last:x}) with {:?}, leader at 0x{leader_last:x}",
             p
         );
-        out.extend(txns_out);
         if !observer {
             // In flight: their COMMITs follow as for every follower.
             for t in &l.proposals {

@@ -13,7 +13,7 @@ use jute::codec::{Record, Writer};
 use jute::data::Id;
 use jute::quorum::QuorumPacket;
 use tokio::sync::mpsc;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::{LinkId, QMsg};
 use crate::core::Msg;
@@ -252,6 +252,47 @@ pub fn spawn_announced(
     extended_types: bool,
 ) -> std::io::Result<()> {
     start(stream, link, core, false, max_packet, extended_types, true).map(|_| ())
+}
+
+/// Binds a port learners connect to (the quorum port, or a follower's
+/// observerMasterPort) at `host`, or on every address with
+/// quorumListenOnAllIPs.
+pub fn listen(host: &str, port: u16, all: bool) -> std::io::Result<tokio::net::TcpListener> {
+    let host = if all { "0.0.0.0" } else { host };
+    let l = std::net::TcpListener::bind((host, port))?;
+    l.set_nonblocking(true)?;
+    tokio::net::TcpListener::from_std(l)
+}
+
+/// Accepts learners on `listener` until aborted: each connection becomes a
+/// link announced to the pipeline ([`QMsg::LearnerConnected`]).
+pub fn accept_learners(
+    listener: tokio::net::TcpListener,
+    core: mpsc::Sender<Msg>,
+    max_packet: usize,
+    extended_types: bool,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, remote)) = listener.accept().await else {
+                continue;
+            };
+            let id = super::leader::next_link();
+            let std = match s
+                .into_std()
+                .and_then(|s| s.set_nonblocking(false).map(|_| s))
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    warn!("learner connection from {remote}: {e}");
+                    continue;
+                }
+            };
+            if let Err(e) = spawn_announced(std, id, core.clone(), max_packet, extended_types) {
+                warn!("learner connection from {remote}: {e}");
+            }
+        }
+    })
 }
 
 fn start(

@@ -7,6 +7,7 @@
 //!   read straight off the stream.
 //! - `leader`, `follower`: the ZAB phases, as methods of the request
 //!   pipeline ([`crate::core::Core`]), which owns the tree in every role.
+//! - `observer_master`: a follower hosting observers (observerMasterPort).
 //! - `serve`: client requests and sessions while in an ensemble: reads
 //!   served locally in per-session order, writes proposed (leader) or
 //!   forwarded (learners) and answered once committed.
@@ -16,6 +17,7 @@ pub mod follower;
 pub mod history;
 pub mod leader;
 pub mod link;
+pub mod observer_master;
 pub mod serve;
 
 use std::path::Path;
@@ -46,6 +48,9 @@ pub struct Setup {
     pub max_epoch_wait_ms: i64,
     /// quorumListenOnAllIPs: bind the quorum and election ports on 0.0.0.0.
     pub listen_all: bool,
+    /// observerMasterPort: followers host observers on this port (at their
+    /// quorum address), and observers sync from a follower, not the leader.
+    pub observer_master_port: Option<u16>,
 }
 
 impl Setup {
@@ -167,6 +172,17 @@ impl Setup {
                 c.prop_num("zookeeper.leaderConnectDelayDuringRetryMs", 100)?,
             )
             .context("zookeeper.leaderConnectDelayDuringRetryMs must not be negative")?,
+            observer_master_port: match c.raw.get("observerMasterPort") {
+                None => None,
+                Some(v) => match v.trim().parse::<i32>() {
+                    Ok(p) if p <= 0 => None,
+                    Ok(p) => Some(
+                        u16::try_from(p)
+                            .map_err(|_| anyhow::anyhow!("invalid observerMasterPort: {v:?}"))?,
+                    ),
+                    Err(_) => bail!("invalid observerMasterPort: {v:?}"),
+                },
+            },
             listen_all: c
                 .raw
                 .get("quorumListenOnAllIPs")
@@ -347,6 +363,9 @@ pub struct State {
     /// Leader's txn digests that matched our tree, since start (the first
     /// is logged, so that an operator can see the check is running).
     pub digests_matched: u64,
+    /// An observer with observerMasterPort: where its rotation through the
+    /// followers stands (started at random on first use).
+    pub next_master: Option<usize>,
 }
 
 pub enum Role {
@@ -458,6 +477,7 @@ pub async fn start(
         read_only_active: false,
         history: Default::default(),
         digests_matched: 0,
+        next_master: None,
     });
     state.arm_read_only(tick_time);
     Ok(state)

@@ -584,7 +584,8 @@ impl Core {
                 };
                 if is_sync {
                     if let Some(f) = self.follower() {
-                        f.syncs.push_back((session, xid));
+                        f.syncs
+                            .push_back(super::leader::SyncFor::Local { session, xid });
                     }
                 }
                 self.forward_request(session, xid, opc, &req, &auth);

@@ -5,7 +5,8 @@ Apache ZooKeeper 3.8 (Debian's package), through kazoo.
 
 Scenarios: three (failover and catch-up), diff-sync (DIFF from the
 leader's txn log, or SNAP when that is cheaper), five (sequential start elects
-server 3), observer, observer-master (and its two mixed variants), expiry, read-only, kill-under-load (and its two mixed
+server 3), observer, observer-master (and its two mixed variants), hierarchical (and
+hierarchical-mixed), expiry, read-only, kill-under-load (and its two mixed
 variants), trunc (and
 trunc-apache-leader, trunc-rk-leader), stop-leader (SIGSTOP/SIGCONT of
 the leader; and two mixed variants), reconfig (and reconfig-apache, the same
@@ -262,6 +263,39 @@ def observer_master(work, kinds=("rookeeper",) * 4):
         zl.sync("/om")
         assert zl.get("/om")[0] == b"after-move"
         assert zl.exists("/om/eph") is not None
+        return same_everywhere(c)
+    finally:
+        for z in zs:
+            z.stop()
+            z.close()
+        c.stop_all()
+
+
+def hierarchical(work, kinds=("rookeeper",) * 3):
+    """Hierarchical quorums (group.1=1:2, group.2=3, weight.1=2): a quorum
+    needs a weighted majority in both groups. Without server 2 the others
+    serve (server 1 outweighs it); without server 1 servers 2 and 3 are a
+    majority of servers but not a quorum, and stop serving."""
+    c = Cluster(list(kinds), BINARY, work, extra="group.1=1:2\ngroup.2=3\nweight.1=2\n")
+    zs = []
+    try:
+        c.start_all()
+        c.wait_serving()
+        z = client(c.hosts([3]))
+        zs.append(z)
+        z.create("/hq", b"1")
+        c.servers[2].kill()
+        c.wait_serving(ids=[1, 3])
+        z.set("/hq", b"2")
+        c.servers[2].start()
+        c.wait_serving()
+        c.servers[1].kill()
+        wait_for(lambda: c.servers[2].mode() is None and c.servers[3].mode() is None,
+                 "servers 2 and 3 to stop serving without group 1's majority")
+        c.servers[1].start()
+        c.wait_serving()
+        z.sync("/hq")
+        assert z.get("/hq")[0] == b"2"
         return same_everywhere(c)
     finally:
         for z in zs:
@@ -1048,6 +1082,8 @@ SCENARIOS = {
     # Apache's observer syncs from our followers; ours from Apache's.
     "observer-master-apache-observer": lambda w: observer_master(w, ("rookeeper",) * 3 + ("apache",)),
     "observer-master-apache-voters": lambda w: observer_master(w, ("apache",) * 3 + ("rookeeper",)),
+    "hierarchical": hierarchical,
+    "hierarchical-mixed": lambda w: hierarchical(w, ("apache", "rookeeper", "rookeeper")),
     "expiry": expiry,
     "read-only": read_only,
     "reconfig": reconfig,

@@ -135,12 +135,21 @@ impl fmt::Display for Member {
 }
 
 /// The membership of an ensemble at one configuration version, with
-/// majority quorums over its participants.
+/// majority quorums over its participants (QuorumMaj), or hierarchical
+/// ones when `group.N` / `weight.N` lines are given (QuorumHierarchical).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct QuorumConfig {
     pub members: BTreeMap<u64, Member>,
     /// The zxid that made this configuration (0 for a static one).
     pub version: i64,
+    /// Hierarchical quorums: each grouped server's group (`group.G=a:b:c`).
+    /// Empty for majority quorums.
+    pub groups: BTreeMap<u64, u64>,
+    /// Hierarchical quorums: each server's weight (`weight.N=w`; a
+    /// participant without one weighs 1).
+    pub weights: BTreeMap<u64, u64>,
+    /// Hierarchical quorums: how many `group.G` lines there are.
+    pub group_lines: usize,
 }
 
 impl QuorumConfig {
@@ -149,17 +158,70 @@ impl QuorumConfig {
         pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<QuorumConfig, String> {
         let mut c = QuorumConfig::default();
+        let mut hierarchical = false;
+        let id_of = |k: &str, rest: &str| -> Result<u64, String> {
+            rest.trim().parse().map_err(|_| format!("bad id in {k:?}"))
+        };
         for (k, v) in pairs {
             if let Some(id) = k.strip_prefix("server.") {
-                let id: u64 = id.parse().map_err(|_| format!("bad server id in {k:?}"))?;
+                let id = id_of(k, id)?;
                 let m = Member::parse(id, v)?;
                 c.members.insert(id, m);
             } else if k == "version" {
                 c.version = i64::from_str_radix(v.trim(), 16)
                     .map_err(|_| format!("bad config version {v:?}"))?;
+            } else if let Some(g) = k.strip_prefix("group.") {
+                hierarchical = true;
+                let gid = id_of(k, g)?;
+                c.group_lines += 1;
+                for sid in v.split(':') {
+                    let sid: u64 = sid
+                        .trim()
+                        .parse()
+                        .map_err(|_| format!("bad server id {sid:?} in {k}"))?;
+                    if c.groups.insert(sid, gid).is_some() {
+                        return Err(format!("Server {sid} is in multiple groups"));
+                    }
+                }
+            } else if let Some(id) = k.strip_prefix("weight.") {
+                hierarchical = true;
+                let sid = id_of(k, id)?;
+                let w: u64 = v
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("bad weight {v:?} in {k}"))?;
+                c.weights.insert(sid, w);
+            }
+        }
+        if hierarchical {
+            // As QuorumHierarchical.parse: every participant in a group,
+            // weighing 1 unless told otherwise.
+            for m in c.members.values() {
+                if m.kind == LearnerType::Participant {
+                    if !c.groups.contains_key(&m.id) {
+                        return Err(format!("Server {} is not in a group", m.id));
+                    }
+                    c.weights.entry(m.id).or_insert(1);
+                }
             }
         }
         Ok(c)
+    }
+
+    /// Hierarchical quorums (group/weight lines), not majorities.
+    pub fn is_hierarchical(&self) -> bool {
+        !self.groups.is_empty() || !self.weights.is_empty()
+    }
+
+    /// A server's weight: 1 for every voter under majority quorums; under
+    /// hierarchical ones its `weight.N` (a server of weight 0 is never
+    /// elected, as FastLeaderElection skips it).
+    pub fn weight(&self, id: u64) -> u64 {
+        if self.is_hierarchical() {
+            self.weights.get(&id).copied().unwrap_or(0)
+        } else {
+            1
+        }
     }
 
     /// Parses the text form (`server.N=...` lines and `version=hex`).
@@ -189,18 +251,47 @@ impl QuorumConfig {
         self.voters().count()
     }
 
-    /// More than half of the voters are in `set` (QuorumMaj).
+    /// More than half of the voters are in `set` (QuorumMaj); with groups,
+    /// more than half of the groups of non-zero weight each have more than
+    /// half of their weight in `set` (QuorumHierarchical.containsQuorum).
     pub fn is_quorum(&self, set: &BTreeSet<u64>) -> bool {
-        let n = set.iter().filter(|id| self.is_voter(**id)).count();
-        n > self.voter_count() / 2
+        if !self.is_hierarchical() {
+            let n = set.iter().filter(|id| self.is_voter(**id)).count();
+            return n > self.voter_count() / 2;
+        }
+        let weight = |sid: &u64| self.weights.get(sid).copied().unwrap_or(0);
+        let mut total: BTreeMap<u64, u64> = BTreeMap::new();
+        for (sid, gid) in &self.groups {
+            *total.entry(*gid).or_default() += weight(sid);
+        }
+        let groups = self.group_lines - total.values().filter(|w| **w == 0).count();
+        let mut have: BTreeMap<u64, u64> = BTreeMap::new();
+        for sid in set {
+            if let Some(gid) = self.groups.get(sid) {
+                *have.entry(*gid).or_default() += weight(sid);
+            }
+        }
+        let majorities = have.iter().filter(|(gid, w)| **w > total[gid] / 2).count();
+        !set.is_empty() && majorities > groups / 2
     }
 }
 
 impl fmt::Display for QuorumConfig {
-    /// As QuorumMaj.toString: one `server.N=` line each, then `version=hex`.
+    /// As QuorumMaj.toString: one `server.N=` line each, then `version=hex`;
+    /// as QuorumHierarchical's, `group.G=a:b` and `weight.N=w` lines between.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for m in self.members.values() {
             writeln!(f, "server.{}={}", m.id, m)?;
+        }
+        let mut groups: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+        for (sid, gid) in &self.groups {
+            groups.entry(*gid).or_default().push(sid.to_string());
+        }
+        for (gid, sids) in groups {
+            writeln!(f, "group.{gid}={}", sids.join(":"))?;
+        }
+        for (sid, w) in &self.weights {
+            writeln!(f, "weight.{sid}={w}")?;
         }
         write!(f, "version={:x}", self.version)
     }
@@ -240,5 +331,49 @@ mod tests {
         assert!(c.is_quorum(&[1, 2].into()));
         assert!(!c.is_quorum(&[1, 4].into()));
         assert!(!c.is_quorum(&[3].into()));
+        assert!(!c.is_hierarchical());
+        assert_eq!(c.weight(3), 1);
+    }
+
+    #[test]
+    fn hierarchical_quorums_need_a_majority_of_groups_each_by_weight() {
+        let servers = "server.1=127.0.0.1:1:2\nserver.2=127.0.0.1:3:4\n\
+                       server.3=127.0.0.1:5:6\nserver.4=127.0.0.1:7:8\n\
+                       server.5=127.0.0.1:9:10\nserver.6=127.0.0.1:11:12:observer\n";
+        // Two groups: both need a weighted majority.
+        let c = QuorumConfig::parse(&format!(
+            "{servers}group.1=1:2:3\ngroup.2=4:5\nweight.1=3\nversion=0"
+        ))
+        .unwrap();
+        assert!(c.is_hierarchical());
+        assert_eq!(c.weight(1), 3);
+        assert_eq!(c.weight(2), 1);
+        assert_eq!(c.weight(6), 0);
+        // Group 1 weighs 5: server 1 alone (3) is its majority.
+        assert!(c.is_quorum(&[1, 4, 5].into()));
+        assert!(!c.is_quorum(&[2, 3, 4, 5].into()));
+        // Four of five servers, but group 2 has only half its weight.
+        assert!(!c.is_quorum(&[1, 2, 3, 4].into()));
+        assert!(!c.is_quorum(&[].into()));
+        // The text form is Apache's, and reads back the same.
+        let text = c.to_string();
+        assert!(
+            text.ends_with("group.1=1:2:3\ngroup.2=4:5\nweight.1=3\nweight.2=1\nweight.3=1\nweight.4=1\nweight.5=1\nversion=0"),
+            "{text}"
+        );
+        assert_eq!(QuorumConfig::parse(&text).unwrap(), c);
+
+        // A group of weight 0 does not count among the groups.
+        let c = QuorumConfig::parse(&format!(
+            "{servers}group.1=1:2:3\ngroup.2=4:5\nweight.4=0\nweight.5=0"
+        ))
+        .unwrap();
+        assert!(c.is_quorum(&[1, 2].into()));
+        assert!(!c.is_quorum(&[1, 4, 5].into()));
+
+        let e = QuorumConfig::parse(&format!("{servers}group.1=1:2:3")).unwrap_err();
+        assert!(e.contains("Server 4 is not in a group"), "{e}");
+        let e = QuorumConfig::parse(&format!("{servers}group.1=1:2:3\ngroup.2=3:4:5")).unwrap_err();
+        assert!(e.contains("Server 3 is in multiple groups"), "{e}");
     }
 }

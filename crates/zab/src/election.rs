@@ -215,7 +215,8 @@ impl Election {
     /// FastLeaderElection.totalOrderPredicate: does (id, zxid, epoch) beat
     /// the current proposal?
     fn better(&self, id: i64, zxid: i64, epoch: i64, cid: i64, czxid: i64, cepoch: i64) -> bool {
-        if !self.valid_voter(id) {
+        // A voter of weight 0 (hierarchical quorums) is never elected.
+        if !self.valid_voter(id) || self.cfg.weight(id as u64) == 0 {
             return false;
         }
         epoch > cepoch || (epoch == cepoch && (zxid > czxid || (zxid == czxid && id > cid)))

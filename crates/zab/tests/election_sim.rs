@@ -405,3 +405,29 @@ fn a_leader_hears_when_one_of_its_voters_looks_again() {
         .iter()
         .any(|o| matches!(o, Out::VoterLooking { .. })));
 }
+
+#[test]
+fn a_voter_of_weight_zero_is_never_elected() {
+    // Hierarchical quorums where server 3 weighs nothing: 3 would win on id,
+    // but FastLeaderElection never proposes a server of weight 0, so the
+    // three elect 2.
+    let mut cfg = config(3);
+    cfg = zab::QuorumConfig::parse(&format!("{cfg}\ngroup.1=1:2:3\nweight.3=0")).unwrap();
+    assert_eq!(cfg.weight(3), 0);
+    let mut nodes: BTreeMap<u64, Election> = (1..=3)
+        .map(|i| (i, Election::new(i, cfg.clone(), 0, 0)))
+        .collect();
+    let starts: Vec<(u64, Vec<Out>)> = (1..=3)
+        .map(|i| (i, nodes.get_mut(&i).unwrap().start(0, 0, 0)))
+        .collect();
+    for (i, outs) in starts {
+        deliver_now(&mut nodes, i, outs, 0);
+    }
+    for i in 1..=3 {
+        let outs = nodes.get_mut(&i).unwrap().on_tick(200);
+        deliver_now(&mut nodes, i, outs, 200);
+    }
+    assert_eq!(nodes[&2].state(), ServerState::Leading);
+    assert_eq!(nodes[&1].state(), ServerState::Following);
+    assert_eq!(nodes[&3].state(), ServerState::Following);
+}

@@ -932,9 +932,11 @@ impl Core {
                 }
                 m.insert(sid, mem);
             }
+            // Majority quorums, as Apache's incremental reconfig makes
+            // (a QuorumMaj, even from a hierarchical configuration).
             QuorumConfig {
                 members: m,
-                version: 0,
+                ..Default::default()
             }
         };
         next.version = zxid;

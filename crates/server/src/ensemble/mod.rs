@@ -60,17 +60,16 @@ impl Setup {
         let pairs: Vec<(&str, &str)> = c
             .raw
             .iter()
-            .filter(|(k, _)| k.starts_with("server.") || k.as_str() == "version")
+            .filter(|(k, _)| {
+                k.starts_with("server.")
+                    || k.starts_with("group.")
+                    || k.starts_with("weight.")
+                    || k.as_str() == "version"
+            })
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         if pairs.iter().all(|(k, _)| !k.starts_with("server.")) {
             return Ok(None);
-        }
-        if c.raw
-            .keys()
-            .any(|k| k.starts_with("group.") || k.starts_with("weight."))
-        {
-            bail!("hierarchical quorums (group.N / weight.N) are not supported yet");
         }
         // Security an operator asked for and we cannot give: refuse to start
         // rather than run the quorum in the clear.
@@ -222,18 +221,24 @@ pub fn write_epoch(dir: &Path, name: &str, value: i64) -> Result<()> {
     atomic_write(&dir.join(name), &format!("{value}\n"))
 }
 
-/// After a reconfig, as QuorumPeer.setQuorumVerifier does: the members go
-/// to `<zoo.cfg>.dynamic.<version>` (no version line: the name carries it)
+/// After a reconfig, as QuorumPeer.setQuorumVerifier does: the members (and
+/// any groups and weights) go to `<zoo.cfg>.dynamic.<version>` (no version
+/// line: the name carries it)
 /// and zoo.cfg keeps only the static settings plus `dynamicConfigFile`
 /// (clientPort too goes when our server line has a client address). Both
 /// written to a temp file and renamed.
 pub fn write_dynamic_config(static_cfg: &Path, q: &QuorumConfig, my_id: u64) -> Result<()> {
     let dyn_path =
         std::path::PathBuf::from(format!("{}.dynamic.{:x}", static_cfg.display(), q.version));
-    let mut text = String::new();
-    for m in q.members.values() {
-        text.push_str(&format!("server.{}={}\n", m.id, m));
-    }
+    // As QuorumPeerConfig.writeDynamicConfig: the configuration's lines
+    // (servers, and groups and weights) sorted, without the version.
+    let full = q.to_string();
+    let mut lines: Vec<&str> = full
+        .lines()
+        .filter(|l| !l.starts_with("version="))
+        .collect();
+    lines.sort_unstable();
+    let text = lines.join("\n");
     atomic_write(&dyn_path, &text)?;
     let erase_client = q.members.get(&my_id).is_some_and(|m| m.client.is_some());
     let old = std::fs::read_to_string(static_cfg)

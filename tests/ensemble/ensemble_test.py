@@ -206,6 +206,12 @@ def observer(work):
         c.stop_all()
 
 
+def close_clients(zs):
+    for z in zs:
+        z.stop()
+        z.close()
+
+
 def observer_master(work, kinds=("rookeeper",) * 4):
     """observerMasterPort: the observer (server 4) syncs from a follower,
     not the leader; its writes, syncs and session pings go through that
@@ -265,9 +271,7 @@ def observer_master(work, kinds=("rookeeper",) * 4):
         assert zl.exists("/om/eph") is not None
         return same_everywhere(c)
     finally:
-        for z in zs:
-            z.stop()
-            z.close()
+        close_clients(zs)
         c.stop_all()
 
 
@@ -298,9 +302,7 @@ def hierarchical(work, kinds=("rookeeper",) * 3):
         assert z.get("/hq")[0] == b"2"
         return same_everywhere(c)
     finally:
-        for z in zs:
-            z.stop()
-            z.close()
+        close_clients(zs)
         c.stop_all()
 
 

@@ -334,8 +334,16 @@ fn deliver_now(
 /// Three servers, all started before any vote is delivered (one round
 /// each), elect 3 after one finalize wait.
 fn three_elect_the_third() -> BTreeMap<u64, Election> {
+    let nodes = three_look_at_once(config(3));
+    assert_eq!(nodes[&3].state(), ServerState::Leading);
+    nodes
+}
+
+/// Servers 1-3 of `cfg` start looking at once; every vote is delivered,
+/// then the finalize wait passes.
+fn three_look_at_once(cfg: zab::QuorumConfig) -> BTreeMap<u64, Election> {
     let mut nodes: BTreeMap<u64, Election> = (1..=3)
-        .map(|i| (i, Election::new(i, config(3), 0, 0)))
+        .map(|i| (i, Election::new(i, cfg.clone(), 0, 0)))
         .collect();
     let starts: Vec<(u64, Vec<Out>)> = (1..=3)
         .map(|i| (i, nodes.get_mut(&i).unwrap().start(0, 0, 0)))
@@ -347,7 +355,6 @@ fn three_elect_the_third() -> BTreeMap<u64, Election> {
         let outs = nodes.get_mut(&i).unwrap().on_tick(200);
         deliver_now(&mut nodes, i, outs, 200);
     }
-    assert_eq!(nodes[&3].state(), ServerState::Leading);
     nodes
 }
 
@@ -411,22 +418,10 @@ fn a_voter_of_weight_zero_is_never_elected() {
     // Hierarchical quorums where server 3 weighs nothing: 3 would win on id,
     // but FastLeaderElection never proposes a server of weight 0, so the
     // three elect 2.
-    let mut cfg = config(3);
-    cfg = zab::QuorumConfig::parse(&format!("{cfg}\ngroup.1=1:2:3\nweight.3=0")).unwrap();
+    let cfg =
+        zab::QuorumConfig::parse(&format!("{}\ngroup.1=1:2:3\nweight.3=0", config(3))).unwrap();
     assert_eq!(cfg.weight(3), 0);
-    let mut nodes: BTreeMap<u64, Election> = (1..=3)
-        .map(|i| (i, Election::new(i, cfg.clone(), 0, 0)))
-        .collect();
-    let starts: Vec<(u64, Vec<Out>)> = (1..=3)
-        .map(|i| (i, nodes.get_mut(&i).unwrap().start(0, 0, 0)))
-        .collect();
-    for (i, outs) in starts {
-        deliver_now(&mut nodes, i, outs, 0);
-    }
-    for i in 1..=3 {
-        let outs = nodes.get_mut(&i).unwrap().on_tick(200);
-        deliver_now(&mut nodes, i, outs, 200);
-    }
+    let nodes = three_look_at_once(cfg);
     assert_eq!(nodes[&2].state(), ServerState::Leading);
     assert_eq!(nodes[&1].state(), ServerState::Following);
     assert_eq!(nodes[&3].state(), ServerState::Following);

@@ -6,7 +6,7 @@ Apache ZooKeeper 3.8 (Debian's package), through kazoo.
 Scenarios: three (failover and catch-up), diff-sync (DIFF from the
 leader's txn log, or SNAP when that is cheaper), five (sequential start elects
 server 3), observer, observer-master (and its two mixed variants), hierarchical (and
-hierarchical-mixed), expiry, read-only, kill-under-load (and its two mixed
+hierarchical-mixed), ssl-quorum (and two mixed variants), ssl-quorum-rolling, expiry, read-only, kill-under-load (and its two mixed
 variants), trunc (and
 trunc-apache-leader, trunc-rk-leader), stop-leader (SIGSTOP/SIGCONT of
 the leader; and two mixed variants), reconfig (and reconfig-apache, the same
@@ -27,6 +27,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from certs import make_quorum_certs, quorum_tls_cfg  # noqa: E402
 from cluster import Cluster, four  # noqa: E402
 from loopback import free_port, wait_serving  # noqa: E402
 
@@ -212,12 +213,16 @@ def close_clients(zs):
         z.close()
 
 
-def observer_master(work, kinds=("rookeeper",) * 4):
+def observer_master(work, kinds=("rookeeper",) * 4, tls=False):
     """observerMasterPort: the observer (server 4) syncs from a follower,
     not the leader; its writes, syncs and session pings go through that
-    follower; when the follower dies it moves to the other one."""
-    omp = free_port()
-    c = Cluster(list(kinds), BINARY, work, observers=(4,), own_hosts=True, extra=f"observerMasterPort={omp}\n")
+    follower; when the follower dies it moves to the other one. `tls`: over
+    quorum TLS (the observer master port too)."""
+    extra = f"observerMasterPort={free_port()}\n"
+    if tls:
+        certs = make_quorum_certs(os.path.join(work, "certs"))
+        extra += quorum_tls_cfg(certs["member"], certs["ca"])
+    c = Cluster(list(kinds), BINARY, work, observers=(4,), own_hosts=True, extra=extra)
     zs = []
     try:
         c.start_all()
@@ -300,6 +305,87 @@ def hierarchical(work, kinds=("rookeeper",) * 3):
         c.wait_serving()
         z.sync("/hq")
         assert z.get("/hq")[0] == b"2"
+        return same_everywhere(c)
+    finally:
+        close_clients(zs)
+        c.stop_all()
+
+
+def ssl_quorum(work, kinds=("rookeeper",) * 3):
+    """sslQuorum=true with PEM key and trust stores: the ensemble serves and
+    fails over; a member whose certificate nobody trusts, or one without
+    TLS, cannot join, and joins once it has the trusted certificate."""
+    certs = make_quorum_certs(os.path.join(work, "certs"))
+    c = Cluster(list(kinds), BINARY, work, extra=quorum_tls_cfg(certs["member"], certs["ca"]))
+    zs = []
+    try:
+        c.start_all()
+        c.wait_serving()
+        for i in c.servers:
+            z = client(c.hosts([i]))
+            zs.append(z)
+            z.create(f"/tls{i}", b"x")
+        s3 = c.servers[3]
+        with open(s3.cfg) as f:
+            good = f.read()
+        for bad in (good.replace(certs["member"], certs["stranger"]), good.replace("sslQuorum=true\n", "")):
+            s3.kill()
+            c.wait_serving(ids=[1, 2])
+            with open(s3.cfg, "w") as f:
+                f.write(bad)
+            s3.start()
+            # Bounded: a member joins in well under a second here.
+            deadline = time.time() + 5
+            while time.time() < deadline:
+                assert s3.mode() is None, f"server 3 joined with {bad!r}"
+                time.sleep(0.25)
+        s3.kill()
+        with open(s3.cfg, "w") as f:
+            f.write(good)
+        s3.start()
+        c.wait_serving()
+        leader = c.leader()
+        c.servers[leader].kill()
+        c.wait_serving(ids=[i for i in c.servers if i != leader])
+        zs[0 if leader != 1 else 1].create("/tls-after-failover", b"y")
+        c.servers[leader].start()
+        c.wait_serving()
+        return same_everywhere(c)
+    finally:
+        close_clients(zs)
+        c.stop_all()
+
+
+def ssl_quorum_rolling(work, kinds=("rookeeper", "apache", "rookeeper")):
+    """Turning quorum TLS on one server at a time, as ZooKeeper's guide does:
+    portUnification=true everywhere (ports take TLS and plain), then
+    sslQuorum=true server by server, then portUnification off server by
+    server; the ensemble serves and keeps every write at each step."""
+    certs = make_quorum_certs(os.path.join(work, "certs"))
+    stores = quorum_tls_cfg(certs["member"], certs["ca"]).replace("sslQuorum=true\n", "")
+    c = Cluster(list(kinds), BINARY, work, extra=stores + "portUnification=true\n")
+    zs = []
+    try:
+        c.start_all()
+        c.wait_serving()
+        z = client(c.hosts())
+        zs.append(z)
+        n = 0
+        for step in ("sslQuorum=true\nportUnification=true\n", "sslQuorum=true\n"):
+            for i, srv in c.servers.items():
+                srv.stop()
+                with open(srv.cfg) as f:
+                    text = f.read()
+                text = text.replace("sslQuorum=true\n", "").replace("portUnification=true\n", "")
+                with open(srv.cfg, "w") as f:
+                    f.write(step + text)
+                srv.start()
+                c.wait_serving()
+                n += 1
+                z.create(f"/roll{n}", str(i).encode())
+        for srv in c.servers.values():
+            with open(srv.cfg) as f:
+                assert "portUnification" not in f.read()
         return same_everywhere(c)
     finally:
         close_clients(zs)
@@ -567,11 +653,14 @@ def check_digests(c):
         "no rookeeper server compared a leader's digests"
 
 
-def observer_under_load(work, restarts=3):
+def observer_under_load(work, restarts=3, kinds=("rookeeper",) * 4, om=False):
     """An observer restarted while a client writes through the participants:
     each time it syncs with txns committing during its sync, whose INFORMs
-    the leader holds until its UPTODATE; it must end with every write."""
-    c = Cluster(["rookeeper"] * 4, BINARY, work, observers=(4,))
+    the leader holds until its UPTODATE (a follower hosting it with
+    observerMasterPort, `om`, sends them after NEWLEADER, as Apache's
+    does); it must end with every write."""
+    extra = f"observerMasterPort={free_port()}\n" if om else ""
+    c = Cluster(list(kinds), BINARY, work, observers=(4,), own_hosts=om, extra=extra)
     acked, errors = [], []
     stop = threading.Event()
     with c.failing_with_stacks(stop):
@@ -1081,11 +1170,21 @@ SCENARIOS = {
     "observer": observer,
     "observer-under-load": observer_under_load,
     "observer-master": observer_master,
+    "observer-master-under-load": lambda w: observer_under_load(w, om=True),
+    "observer-master-under-load-apache-observer": lambda w: observer_under_load(
+        w, kinds=("rookeeper",) * 3 + ("apache",), om=True
+    ),
     # Apache's observer syncs from our followers; ours from Apache's.
     "observer-master-apache-observer": lambda w: observer_master(w, ("rookeeper",) * 3 + ("apache",)),
     "observer-master-apache-voters": lambda w: observer_master(w, ("apache",) * 3 + ("rookeeper",)),
     "hierarchical": hierarchical,
     "hierarchical-mixed": lambda w: hierarchical(w, ("apache", "rookeeper", "rookeeper")),
+    "ssl-quorum": ssl_quorum,
+    "ssl-quorum-mixed": lambda w: ssl_quorum(w, ("apache", "rookeeper", "rookeeper")),
+    "ssl-quorum-mixed-apache": lambda w: ssl_quorum(w, ("rookeeper", "apache", "apache")),
+    "ssl-quorum-rolling": ssl_quorum_rolling,
+    # Apache's observer syncs from our followers' TLS observer master port.
+    "ssl-quorum-observer-master": lambda w: observer_master(w, ("rookeeper",) * 3 + ("apache",), tls=True),
     "expiry": expiry,
     "read-only": read_only,
     "reconfig": reconfig,

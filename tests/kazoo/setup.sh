@@ -57,6 +57,8 @@ if [ "${KAZOO_SKIP_APT:-0}" != 1 ]; then
     pkg_installed python3-yaml || need+=(python3-yaml)
     # twofish (a pyjks dependency) only ships an sdist: needs a C compiler.
     command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+    # tests/ensemble makes its quorum TLS certificates with openssl.
+    command -v openssl >/dev/null 2>&1 || need+=(openssl)
     if [ "${#need[@]}" -gt 0 ]; then
         apt_install "${need[@]}"
     fi

@@ -30,6 +30,7 @@ const KNOWN_KEYS: &[&str] = &[
     "dynamicConfigFile",
     // Checked by ensemble::Setup: refused when they ask for what we lack.
     "sslQuorum",
+    "portUnification",
     "quorum.auth.enableSasl",
     "quorum.auth.learnerRequireSasl",
     "quorum.auth.serverRequireSasl",
@@ -93,6 +94,23 @@ const KNOWN_PROPS: &[&str] = &[
     "zookeeper.ssl.ocsp",
     "zookeeper.ssl.authProvider",
     "zookeeper.ssl.context.supplier.class",
+    // Quorum TLS (sslQuorum, crate::tls::QuorumTls).
+    "zookeeper.ssl.quorum.keyStore.location",
+    "zookeeper.ssl.quorum.keyStore.password",
+    "zookeeper.ssl.quorum.keyStore.passwordPath",
+    "zookeeper.ssl.quorum.keyStore.type",
+    "zookeeper.ssl.quorum.trustStore.location",
+    "zookeeper.ssl.quorum.trustStore.password",
+    "zookeeper.ssl.quorum.trustStore.passwordPath",
+    "zookeeper.ssl.quorum.trustStore.type",
+    "zookeeper.ssl.quorum.clientAuth",
+    "zookeeper.ssl.quorum.protocol",
+    "zookeeper.ssl.quorum.enabledProtocols",
+    "zookeeper.ssl.quorum.ciphersuites",
+    "zookeeper.ssl.quorum.crl",
+    "zookeeper.ssl.quorum.ocsp",
+    "zookeeper.ssl.quorum.context.supplier.class",
+    "zookeeper.ssl.quorum.hostnameVerification",
     // No effect on the client port in ZooKeeper either (no client hostname
     // checks there; detection is for port unification).
     "zookeeper.ssl.hostnameVerification",
@@ -278,7 +296,7 @@ impl Config {
         Ok(c)
     }
 
-    fn build(
+    pub(crate) fn build(
         raw: BTreeMap<String, String>,
         mut props: BTreeMap<String, String>,
         source: Option<PathBuf>,
@@ -567,8 +585,9 @@ mod tests {
         let plain = "127.0.0.1:6:7";
         assert!(build("", plain).is_ok());
         assert!(build("sslQuorum=false\nquorum.auth.enableSasl=true", plain).is_ok());
+        // Quorum TLS needs its key store.
         let e = build("sslQuorum=true", plain).unwrap_err();
-        assert!(e.contains("sslQuorum"), "{e}");
+        assert!(e.contains("zookeeper.ssl.quorum.keyStore.location"), "{e}");
         let e = build("quorum.auth.learnerRequireSasl=true", plain).unwrap_err();
         assert!(e.contains("learnerRequireSasl"), "{e}");
         let multi = "127.0.0.1:6:7|127.0.0.2:6:7";

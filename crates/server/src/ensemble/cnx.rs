@@ -19,6 +19,7 @@ use zab::election::Out;
 use zab::wire::{self, Notification};
 use zab::Election;
 
+use super::secure::{self, Stream};
 use super::{ElectionCmd, QMsg, Setup};
 use crate::core::Msg;
 
@@ -29,12 +30,12 @@ enum Event {
     /// A handshake read off an accepted socket.
     Incoming {
         sid: u64,
-        stream: TcpStream,
+        stream: Box<dyn Stream>,
     },
     /// A connection we made to a smaller id.
     Outgoing {
         sid: u64,
-        stream: TcpStream,
+        stream: Box<dyn Stream>,
     },
     ConnectDone {
         sid: u64,
@@ -75,7 +76,7 @@ pub async fn start(
         })?;
     info!("election port listening on {}", me.election_addr());
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-    tokio::spawn(accept_loop(listener, ev_tx.clone()));
+    tokio::spawn(accept_loop(listener, ev_tx.clone(), setup.tls.clone()));
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let election = Election::new(setup.my_id, setup.quorum.clone(), last_zxid, current_epoch);
     tokio::spawn(
@@ -95,7 +96,11 @@ pub async fn start(
     Ok(cmd_tx)
 }
 
-async fn accept_loop(listener: TcpListener, ev: mpsc::UnboundedSender<Event>) {
+async fn accept_loop(
+    listener: TcpListener,
+    ev: mpsc::UnboundedSender<Event>,
+    tls: Option<Arc<crate::tls::QuorumTls>>,
+) {
     loop {
         let (stream, remote) = match listener.accept().await {
             Ok(s) => s,
@@ -106,7 +111,15 @@ async fn accept_loop(listener: TcpListener, ev: mpsc::UnboundedSender<Event>) {
             }
         };
         let ev = ev.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
+            let stream = match secure::accept(tls.as_deref(), stream).await {
+                Ok(s) => s.boxed(),
+                Err(e) => {
+                    warn!("election connection from {remote}: {e}");
+                    return;
+                }
+            };
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, read_handshake(stream)).await {
                 Ok(Ok((sid, stream))) => {
                     let _ = ev.send(Event::Incoming { sid, stream });
@@ -120,7 +133,7 @@ async fn accept_loop(listener: TcpListener, ev: mpsc::UnboundedSender<Event>) {
 
 /// The connecting side's first bytes: a protocol version and its id, or
 /// (servers before 3.5) just its id.
-async fn read_handshake(mut s: TcpStream) -> anyhow::Result<(u64, TcpStream)> {
+async fn read_handshake(mut s: Box<dyn Stream>) -> anyhow::Result<(u64, Box<dyn Stream>)> {
     let first = s.read_i64().await?;
     if first >= 0 {
         return Ok((first as u64, s));
@@ -287,15 +300,21 @@ impl Manager {
             return;
         };
         let addr = m.election_addr();
+        let host = m.host.clone();
+        let tls = self.setup.tls.clone();
         let my_id = self.setup.my_id;
         let hello = wire::initial_message(my_id, &self.setup.me().election_addr());
         let ev = self.ev_tx.clone();
         tokio::spawn(async move {
-            let r = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr)).await;
+            let r = tokio::time::timeout(CONNECT_TIMEOUT, async {
+                let s = TcpStream::connect(&addr).await?;
+                let _ = s.set_nodelay(true);
+                secure::connect(tls.as_deref(), &host, s).await
+            })
+            .await;
             match r {
                 Ok(Ok(mut s)) => {
-                    let _ = s.set_nodelay(true);
-                    if s.write_all(&hello).await.is_ok() {
+                    if s.write_all(&hello).await.is_ok() && s.flush().await.is_ok() {
                         if sid > my_id {
                             // They keep connections from larger ids only:
                             // this one tells them to call us.
@@ -312,11 +331,11 @@ impl Manager {
         });
     }
 
-    fn register(&mut self, sid: u64, stream: TcpStream) {
+    fn register(&mut self, sid: u64, stream: Box<dyn Stream>) {
         self.gen += 1;
         let gen = self.gen;
         let (tx, mut rx) = mpsc::channel::<Bytes>(16);
-        let (mut rd, mut wr) = stream.into_split();
+        let (mut rd, mut wr) = tokio::io::split(stream);
         let ev = self.ev_tx.clone();
         tokio::spawn(async move {
             while let Ok(n) = rd.read_i32().await {
@@ -345,7 +364,8 @@ impl Manager {
                 let mut frame = Vec::with_capacity(4 + b.len());
                 frame.extend_from_slice(&(b.len() as i32).to_be_bytes());
                 frame.extend_from_slice(b.chunk());
-                if wr.write_all(&frame).await.is_err() {
+                // A TLS stream holds records until flushed.
+                if wr.write_all(&frame).await.is_err() || wr.flush().await.is_err() {
                     break;
                 }
             }

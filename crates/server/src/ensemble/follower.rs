@@ -7,6 +7,8 @@
 
 use std::collections::VecDeque;
 use std::net::{TcpStream, ToSocketAddrs};
+
+use super::link::Sock;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -77,7 +79,7 @@ pub struct Follower {
     pub(crate) om: Option<Box<super::observer_master::ObserverMaster>>,
     link: Option<LinkId>,
     out: Option<link::Outbox>,
-    sock: Option<TcpStream>,
+    sock: Option<Sock>,
     /// The protocol's state (zab::learner, which the simulation checks).
     learner: Learner<Prop>,
     /// Syncs forwarded to the leader (ours, and observers' we relayed),
@@ -172,6 +174,15 @@ impl Core {
             n => n as u64 * self.cfg.tick_time as u64,
         };
         let retry_ms = ens.setup.connect_retry_ms;
+        let tls = ens.setup.tls.clone();
+        // The host as server.N names it: what a TLS certificate must name.
+        let host = addr
+            .rsplit_once(':')
+            .map_or(addr.as_str(), |(h, _)| h)
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let rt = tokio::runtime::Handle::current();
         std::thread::spawn(move || {
             let start = std::time::Instant::now();
             let remaining = || connect_ms.saturating_sub(start.elapsed().as_millis() as u64);
@@ -183,7 +194,9 @@ impl Core {
                 }
                 let target = addr.to_socket_addrs().ok().and_then(|mut a| a.next());
                 if let Some(t) = target {
-                    match TcpStream::connect_timeout(&t, Duration::from_millis(left)) {
+                    match TcpStream::connect_timeout(&t, Duration::from_millis(left))
+                        .and_then(|s| secure_link(s, tls.as_deref(), &host, &rt, left))
+                    {
                         Ok(s) => {
                             link::set_timeout(&s, Duration::from_millis(init_ms));
                             match link::spawn(s, link_id, core_tx.clone(), true, max, ext) {
@@ -637,4 +650,32 @@ fn request_size_hint(req: &jute::request::Request) -> usize {
         R::SetData(s) => s.path.len() + s.data.as_ref().map_or(0, |d| d.len()),
         _ => 0,
     }
+}
+
+/// A connection to the leader (or observer master) as the link threads
+/// take it: with sslQuorum, TLS bridged to a local socket (the handshake
+/// within `within_ms`), else the TCP socket itself.
+fn secure_link(
+    s: TcpStream,
+    tls: Option<&crate::tls::QuorumTls>,
+    host: &str,
+    rt: &tokio::runtime::Handle,
+    within_ms: u64,
+) -> std::io::Result<Sock> {
+    let Some(tls) = tls.filter(|t| t.connect_tls) else {
+        return Ok(Sock::Tcp(s));
+    };
+    s.set_nonblocking(true)?;
+    rt.block_on(async {
+        let s = tokio::net::TcpStream::from_std(s)?;
+        let t = tokio::time::timeout(
+            Duration::from_millis(within_ms.max(1000)),
+            super::secure::connect(Some(tls), host, s),
+        )
+        .await
+        .map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out")
+        })??;
+        super::secure::bridge(t)
+    })
 }

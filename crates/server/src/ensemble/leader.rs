@@ -7,7 +7,6 @@
 //! sockets, files and the tree, and chooses what a sync sends.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -36,7 +35,7 @@ pub fn next_link() -> LinkId {
 /// A learner's connection; its protocol state is in [`Leading`].
 pub struct Learner {
     out: link::Outbox,
-    sock: TcpStream,
+    sock: link::Sock,
     /// The sync under way (or last) was a SNAP, not a DIFF or TRUNC.
     snap_sync: bool,
     /// COMMITs (INFORMs for an observer) made while it syncs, sent after
@@ -184,8 +183,13 @@ impl Core {
             }
         };
         let max = self.cfg.max_buffer + 64 * 1024;
-        let listener =
-            link::accept_learners(listener, ens.core_tx.clone(), max, self.cfg.extended_types);
+        let listener = link::accept_learners(
+            listener,
+            ens.core_tx.clone(),
+            max,
+            self.cfg.extended_types,
+            setup.tls.clone(),
+        );
         let init = (ens.setup.init_limit as i64) * self.cfg.tick_time as i64;
         let my_id = setup.my_id;
         let accepted_epoch = ens.accepted_epoch;

@@ -5,6 +5,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
@@ -24,11 +25,67 @@ const LINK_QUEUE: usize = 1 << 16;
 /// Most auth ids a packet may carry.
 const MAX_AUTH_IDS: i32 = 1024;
 
+/// A quorum link's socket: TCP, or the local end of a TLS connection's
+/// bridge (`secure::bridge`).
+#[derive(Debug)]
+pub enum Sock {
+    Tcp(TcpStream),
+    Local(UnixStream),
+}
+
+impl Sock {
+    pub fn try_clone(&self) -> std::io::Result<Sock> {
+        Ok(match self {
+            Sock::Tcp(s) => Sock::Tcp(s.try_clone()?),
+            Sock::Local(s) => Sock::Local(s.try_clone()?),
+        })
+    }
+
+    pub fn shutdown(&self, how: Shutdown) -> std::io::Result<()> {
+        match self {
+            Sock::Tcp(s) => s.shutdown(how),
+            Sock::Local(s) => s.shutdown(how),
+        }
+    }
+
+    fn set_read_timeout(&self, d: Option<Duration>) -> std::io::Result<()> {
+        match self {
+            Sock::Tcp(s) => s.set_read_timeout(d),
+            Sock::Local(s) => s.set_read_timeout(d),
+        }
+    }
+}
+
+impl Read for Sock {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Sock::Tcp(s) => s.read(buf),
+            Sock::Local(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Sock {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Sock::Tcp(s) => s.write(buf),
+            Sock::Local(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Sock::Tcp(s) => s.flush(),
+            Sock::Local(s) => s.flush(),
+        }
+    }
+}
+
 /// A connection's sending side, and a handle to change its read timeout.
 #[derive(Debug)]
 pub struct Link {
     pub tx: mpsc::Sender<Bytes>,
-    pub sock: TcpStream,
+    pub sock: Sock,
 }
 
 /// Packets towards one peer, gathered while the pipeline handles a batch of
@@ -222,7 +279,7 @@ pub fn read_packet<R: Read>(r: &mut R, max: usize) -> std::io::Result<QuorumPack
 /// [`QMsg::LinkClosed`]. On a learner's side a SNAP is followed by the
 /// leader's database, read here into a tree ([`QMsg::Snap`]).
 pub fn spawn(
-    stream: TcpStream,
+    stream: Sock,
     link: LinkId,
     core: mpsc::Sender<Msg>,
     learner_side: bool,
@@ -245,7 +302,7 @@ pub fn spawn(
 /// itself hands the link to the pipeline ([`QMsg::LearnerConnected`]) before
 /// its first read, so no packet can arrive ahead of the link.
 pub fn spawn_announced(
-    stream: TcpStream,
+    stream: Sock,
     link: LinkId,
     core: mpsc::Sender<Msg>,
     max_packet: usize,
@@ -264,39 +321,43 @@ pub fn listen(host: &str, port: u16, all: bool) -> std::io::Result<tokio::net::T
     tokio::net::TcpListener::from_std(l)
 }
 
-/// Accepts learners on `listener` until aborted: each connection becomes a
-/// link announced to the pipeline ([`QMsg::LearnerConnected`]).
+/// Accepts learners on `listener` until aborted: each connection (TLS
+/// with the quorum's settings) becomes a link announced to the pipeline
+/// ([`QMsg::LearnerConnected`]).
 pub fn accept_learners(
     listener: tokio::net::TcpListener,
     core: mpsc::Sender<Msg>,
     max_packet: usize,
     extended_types: bool,
+    tls: Option<std::sync::Arc<crate::tls::QuorumTls>>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             let Ok((s, remote)) = listener.accept().await else {
                 continue;
             };
-            let id = super::leader::next_link();
-            let std = match s
-                .into_std()
-                .and_then(|s| s.set_nonblocking(false).map(|_| s))
-            {
-                Ok(s) => s,
-                Err(e) => {
+            let core = core.clone();
+            let tls = tls.clone();
+            // Its own task: a slow handshake holds up no one else.
+            tokio::spawn(async move {
+                let sock = match super::secure::accept(tls.as_deref(), s).await {
+                    Ok(a) => a.into_sock(),
+                    Err(e) => Err(e),
+                };
+                let r = sock.and_then(|sock| {
+                    let id = super::leader::next_link();
+                    spawn_announced(sock, id, core, max_packet, extended_types)
+                });
+                if let Err(e) = r {
                     warn!("learner connection from {remote}: {e}");
-                    continue;
                 }
-            };
-            if let Err(e) = spawn_announced(std, id, core.clone(), max_packet, extended_types) {
-                warn!("learner connection from {remote}: {e}");
-            }
+            });
         }
     })
 }
 
 fn start(
-    stream: TcpStream,
+    stream: Sock,
     link: LinkId,
     core: mpsc::Sender<Msg>,
     learner_side: bool,
@@ -304,7 +365,9 @@ fn start(
     extended_types: bool,
     announce: bool,
 ) -> std::io::Result<Option<Link>> {
-    stream.set_nodelay(true)?;
+    if let Sock::Tcp(s) = &stream {
+        s.set_nodelay(true)?;
+    }
     let reader = stream.try_clone()?;
     let mut writer = stream.try_clone()?;
     let (tx, mut rx) = mpsc::channel::<Bytes>(LINK_QUEUE);
@@ -352,7 +415,7 @@ fn start(
 }
 
 fn read_loop(
-    sock: TcpStream,
+    sock: Sock,
     link: LinkId,
     core: &mpsc::Sender<Msg>,
     learner_side: bool,
@@ -417,7 +480,7 @@ fn read_snap<R: BufRead>(
 }
 
 /// Sets how long a read may wait before the link counts as dead.
-pub fn set_timeout(sock: &TcpStream, d: Duration) {
+pub fn set_timeout(sock: &Sock, d: Duration) {
     let _ = sock.set_read_timeout(Some(d.max(Duration::from_millis(1))));
 }
 

@@ -18,6 +18,7 @@ pub mod history;
 pub mod leader;
 pub mod link;
 pub mod observer_master;
+pub mod secure;
 pub mod serve;
 
 use std::path::Path;
@@ -51,6 +52,8 @@ pub struct Setup {
     /// observerMasterPort: followers host observers on this port (at their
     /// quorum address), and observers sync from a follower, not the leader.
     pub observer_master_port: Option<u16>,
+    /// Quorum TLS (sslQuorum / portUnification).
+    pub tls: Option<std::sync::Arc<crate::tls::QuorumTls>>,
 }
 
 impl Setup {
@@ -78,9 +81,17 @@ impl Setup {
                 .get(k)
                 .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
         };
-        if on("sslQuorum") {
-            bail!("sslQuorum=true: TLS between ensemble members is not supported yet (the quorum and election ports would run in the clear)");
-        }
+        // TLS between members: sslQuorum, or portUnification alone (then
+        // the ports also take TLS, for switching TLS on server by server).
+        let tls = if on("sslQuorum") || on("portUnification") {
+            Some(std::sync::Arc::new(crate::tls::QuorumTls::from_config(
+                c,
+                on("sslQuorum"),
+                on("portUnification"),
+            )?))
+        } else {
+            None
+        };
         for k in [
             "quorum.auth.learnerRequireSasl",
             "quorum.auth.serverRequireSasl",
@@ -182,6 +193,7 @@ impl Setup {
                     Err(_) => bail!("invalid observerMasterPort: {v:?}"),
                 },
             },
+            tls,
             listen_all: c
                 .raw
                 .get("quorumListenOnAllIPs")

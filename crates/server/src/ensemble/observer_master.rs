@@ -15,7 +15,6 @@
 //! leader, which does not listen on one.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::TcpStream;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -33,7 +32,7 @@ use crate::core::Core;
 
 struct Observer {
     out: link::Outbox,
-    sock: TcpStream,
+    sock: link::Sock,
 }
 
 pub struct ObserverMaster {
@@ -117,6 +116,7 @@ impl Core {
         };
         let me = ens.setup.me().clone();
         let core_tx = ens.core_tx.clone();
+        let tls = ens.setup.tls.clone();
         let listener = match link::listen(&me.host, port, ens.setup.listen_all) {
             Ok(l) => l,
             Err(e) => {
@@ -128,7 +128,7 @@ impl Core {
                 return;
             }
         };
-        let listener = link::accept_learners(listener, core_tx, max, ext);
+        let listener = link::accept_learners(listener, core_tx, max, ext, tls);
         info!("hosting observers on {}:{port}", me.host);
         let last = self.tree.last_zxid();
         let Some(f) = self.follower() else {

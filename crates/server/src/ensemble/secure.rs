@@ -91,15 +91,34 @@ pub async fn connect(
     }
 }
 
+/// How long a bridge waits for the other direction once one has ended
+/// (a dead peer never closes its side).
+const LINGER: Duration = Duration::from_secs(5);
+
 /// The plain end of a TLS stream for blocking threads: a task copies both
-/// ways between the stream and a socket pair until either side ends.
+/// ways between the stream and a socket pair. When one direction ends, the
+/// other gets [`LINGER`] to finish, then the connection is dropped.
 pub fn bridge(s: Box<dyn Stream>) -> io::Result<Sock> {
+    use tokio::io::AsyncWriteExt;
     let (ours, theirs) = UnixStream::pair()?;
     ours.set_nonblocking(true)?;
-    let mut ours = tokio::net::UnixStream::from_std(ours)?;
-    let mut s = s;
+    let ours = tokio::net::UnixStream::from_std(ours)?;
     tokio::spawn(async move {
-        let _ = tokio::io::copy_bidirectional(&mut s, &mut ours).await;
+        let (mut tls_rd, mut tls_wr) = tokio::io::split(s);
+        let (mut rd, mut wr) = ours.into_split();
+        let up = async {
+            let _ = tokio::io::copy(&mut rd, &mut tls_wr).await;
+            let _ = tls_wr.shutdown().await;
+        };
+        let down = async {
+            let _ = tokio::io::copy(&mut tls_rd, &mut wr).await;
+            let _ = wr.shutdown().await;
+        };
+        tokio::pin!(up, down);
+        tokio::select! {
+            _ = &mut up => { let _ = tokio::time::timeout(LINGER, down).await; }
+            _ = &mut down => { let _ = tokio::time::timeout(LINGER, up).await; }
+        }
     });
     Ok(Sock::Local(theirs))
 }

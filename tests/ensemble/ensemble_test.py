@@ -6,7 +6,7 @@ Apache ZooKeeper 3.8 (Debian's package), through kazoo.
 Scenarios: three (failover and catch-up), diff-sync (DIFF from the
 leader's txn log, or SNAP when that is cheaper), five (sequential start elects
 server 3), observer, observer-master (and its two mixed variants), hierarchical (and
-hierarchical-mixed), ssl-quorum (and two mixed variants), ssl-quorum-rolling, expiry, read-only, kill-under-load (and its two mixed
+hierarchical-mixed), ssl-quorum (and two mixed variants), ssl-quorum-rolling, sasl-quorum (and two mixed variants), expiry, read-only, kill-under-load (and its two mixed
 variants), trunc (and
 trunc-apache-leader, trunc-rk-leader), stop-leader (SIGSTOP/SIGCONT of
 the leader; and two mixed variants), reconfig (and reconfig-apache, the same
@@ -311,6 +311,42 @@ def hierarchical(work, kinds=("rookeeper",) * 3):
         c.stop_all()
 
 
+def outsider_then_member(c, z, attempts):
+    """Server 3 of a secured ensemble: restarted with each (props, zoo.cfg
+    text) of `attempts` it must not join (bounded: a member joins in well
+    under a second here); restarted as it was, it joins. Then the leader is
+    killed, a write goes through `z`, the leader comes back, and every
+    server holds the same tree."""
+    s3 = c.servers[3]
+    with open(s3.cfg) as f:
+        good_cfg = f.read()
+    good_props = s3.props
+    for props, text in attempts:
+        s3.kill()
+        c.wait_serving(ids=[1, 2])
+        s3.props = props
+        with open(s3.cfg, "w") as f:
+            f.write(text)
+        s3.start()
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            assert s3.mode() is None, f"server 3 joined with {props} / {text!r}"
+            time.sleep(0.25)
+    s3.kill()
+    s3.props = good_props
+    with open(s3.cfg, "w") as f:
+        f.write(good_cfg)
+    s3.start()
+    c.wait_serving()
+    leader = c.leader()
+    c.servers[leader].kill()
+    c.wait_serving(ids=[i for i in c.servers if i != leader])
+    z.create("/after-failover", b"y")
+    c.servers[leader].start()
+    c.wait_serving()
+    return same_everywhere(c)
+
+
 def ssl_quorum(work, kinds=("rookeeper",) * 3):
     """sslQuorum=true with PEM key and trust stores: the ensemble serves and
     fails over; a member whose certificate nobody trusts, or one without
@@ -325,32 +361,13 @@ def ssl_quorum(work, kinds=("rookeeper",) * 3):
             z = client(c.hosts([i]))
             zs.append(z)
             z.create(f"/tls{i}", b"x")
-        s3 = c.servers[3]
-        with open(s3.cfg) as f:
+        with open(c.servers[3].cfg) as f:
             good = f.read()
-        for bad in (good.replace(certs["member"], certs["stranger"]), good.replace("sslQuorum=true\n", "")):
-            s3.kill()
-            c.wait_serving(ids=[1, 2])
-            with open(s3.cfg, "w") as f:
-                f.write(bad)
-            s3.start()
-            # Bounded: a member joins in well under a second here.
-            deadline = time.time() + 5
-            while time.time() < deadline:
-                assert s3.mode() is None, f"server 3 joined with {bad!r}"
-                time.sleep(0.25)
-        s3.kill()
-        with open(s3.cfg, "w") as f:
-            f.write(good)
-        s3.start()
-        c.wait_serving()
-        leader = c.leader()
-        c.servers[leader].kill()
-        c.wait_serving(ids=[i for i in c.servers if i != leader])
-        zs[0 if leader != 1 else 1].create("/tls-after-failover", b"y")
-        c.servers[leader].start()
-        c.wait_serving()
-        return same_everywhere(c)
+        props = c.servers[3].props
+        return outsider_then_member(c, zs[0], [
+            (props, good.replace(certs["member"], certs["stranger"])),
+            (props, good.replace("sslQuorum=true\n", "")),
+        ])
     finally:
         close_clients(zs)
         c.stop_all()
@@ -387,6 +404,48 @@ def ssl_quorum_rolling(work, kinds=("rookeeper", "apache", "rookeeper")):
             with open(srv.cfg) as f:
                 assert "portUnification" not in f.read()
         return same_everywhere(c)
+    finally:
+        close_clients(zs)
+        c.stop_all()
+
+
+def write_jaas(path, learner_password):
+    with open(path, "w") as f:
+        f.write(
+            "QuorumServer {\n  org.apache.zookeeper.server.auth.DigestLoginModule required\n"
+            '  user_member="member-secret";\n};\n'
+            "QuorumLearner {\n  org.apache.zookeeper.server.auth.DigestLoginModule required\n"
+            f'  username="member"\n  password="{learner_password}";\n}};\n'
+        )
+    return path
+
+
+SASL_REQUIRED = (
+    "quorum.auth.enableSasl=true\nquorum.auth.learnerRequireSasl=true\nquorum.auth.serverRequireSasl=true\n"
+)
+
+
+def sasl_quorum(work, kinds=("rookeeper",) * 3):
+    """Quorum SASL (DIGEST-MD5, JAAS QuorumServer/QuorumLearner), required
+    both ways: the ensemble serves and fails over; a member with the wrong
+    password, or one that does not authenticate, cannot join; with the
+    right password it does."""
+    good = write_jaas(os.path.join(work, "jaas.conf"), "member-secret")
+    wrong = write_jaas(os.path.join(work, "jaas-wrong.conf"), "not-the-secret")
+    c = Cluster(list(kinds), BINARY, work, props=[f"java.security.auth.login.config={good}"], extra=SASL_REQUIRED)
+    zs = []
+    try:
+        c.start_all()
+        c.wait_serving()
+        z = client(c.hosts())
+        zs.append(z)
+        z.create("/sasl", b"x")
+        with open(c.servers[3].cfg) as f:
+            cfg = f.read()
+        return outsider_then_member(c, z, [
+            ([f"-Djava.security.auth.login.config={wrong}"], cfg),
+            (c.servers[3].props, cfg.replace("quorum.auth.learnerRequireSasl=true", "quorum.auth.learnerRequireSasl=false")),
+        ])
     finally:
         close_clients(zs)
         c.stop_all()
@@ -1185,6 +1244,9 @@ SCENARIOS = {
     "ssl-quorum-rolling": ssl_quorum_rolling,
     # Apache's observer syncs from our followers' TLS observer master port.
     "ssl-quorum-observer-master": lambda w: observer_master(w, ("rookeeper",) * 3 + ("apache",), tls=True),
+    "sasl-quorum": sasl_quorum,
+    "sasl-quorum-mixed": lambda w: sasl_quorum(w, ("apache", "rookeeper", "rookeeper")),
+    "sasl-quorum-mixed-apache": lambda w: sasl_quorum(w, ("rookeeper", "apache", "apache")),
     "expiry": expiry,
     "read-only": read_only,
     "reconfig": reconfig,

@@ -28,12 +28,14 @@ const KNOWN_KEYS: &[&str] = &[
     "standaloneEnabled",
     "reconfigEnabled",
     "dynamicConfigFile",
-    // Checked by ensemble::Setup: refused when they ask for what we lack.
+    // Quorum TLS and SASL (ensemble::Setup).
     "sslQuorum",
     "portUnification",
     "quorum.auth.enableSasl",
     "quorum.auth.learnerRequireSasl",
     "quorum.auth.serverRequireSasl",
+    "quorum.auth.learner.saslLoginContext",
+    "quorum.auth.server.saslLoginContext",
     "autopurge.snapRetainCount",
     "autopurge.purgeInterval",
     "snapCount",
@@ -584,7 +586,10 @@ mod tests {
         };
         let plain = "127.0.0.1:6:7";
         assert!(build("", plain).is_ok());
-        assert!(build("sslQuorum=false\nquorum.auth.enableSasl=true", plain).is_ok());
+        assert!(build("sslQuorum=false\nquorum.auth.enableSasl=false", plain).is_ok());
+        // Quorum SASL needs its JAAS file.
+        let e = build("quorum.auth.enableSasl=true", plain).unwrap_err();
+        assert!(e.contains("java.security.auth.login.config"), "{e}");
         // Quorum TLS needs its key store.
         let e = build("sslQuorum=true", plain).unwrap_err();
         assert!(e.contains("zookeeper.ssl.quorum.keyStore.location"), "{e}");

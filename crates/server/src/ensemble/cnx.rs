@@ -76,7 +76,12 @@ pub async fn start(
         })?;
     info!("election port listening on {}", me.election_addr());
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-    tokio::spawn(accept_loop(listener, ev_tx.clone(), setup.tls.clone()));
+    tokio::spawn(accept_loop(
+        listener,
+        ev_tx.clone(),
+        setup.tls.clone(),
+        setup.auth.clone(),
+    ));
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let election = Election::new(setup.my_id, setup.quorum.clone(), last_zxid, current_epoch);
     tokio::spawn(
@@ -100,6 +105,7 @@ async fn accept_loop(
     listener: TcpListener,
     ev: mpsc::UnboundedSender<Event>,
     tls: Option<Arc<crate::tls::QuorumTls>>,
+    auth: Option<Arc<super::quorum_auth::QuorumAuth>>,
 ) {
     loop {
         let (stream, remote) = match listener.accept().await {
@@ -112,6 +118,7 @@ async fn accept_loop(
         };
         let ev = ev.clone();
         let tls = tls.clone();
+        let auth = auth.clone();
         tokio::spawn(async move {
             let stream = match secure::accept(tls.as_deref(), stream).await {
                 Ok(s) => s.boxed(),
@@ -120,7 +127,17 @@ async fn accept_loop(
                     return;
                 }
             };
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, read_handshake(stream)).await {
+            // The handshake, then (quorum SASL) the connecting member's
+            // authentication, as QuorumCnxManager.handleConnection.
+            let handshake = async {
+                let (sid, stream) = read_handshake(stream).await?;
+                let stream = match &auth {
+                    Some(a) => a.admit(stream).await?,
+                    None => stream,
+                };
+                anyhow::Ok((sid, stream))
+            };
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
                 Ok(Ok((sid, stream))) => {
                     let _ = ev.send(Event::Incoming { sid, stream });
                 }
@@ -302,6 +319,7 @@ impl Manager {
         let addr = m.election_addr();
         let host = m.host.clone();
         let tls = self.setup.tls.clone();
+        let auth = self.setup.auth.clone();
         let my_id = self.setup.my_id;
         let hello = wire::initial_message(my_id, &self.setup.me().election_addr());
         let ev = self.ev_tx.clone();
@@ -314,7 +332,19 @@ impl Manager {
             .await;
             match r {
                 Ok(Ok(mut s)) => {
-                    if s.write_all(&hello).await.is_ok() && s.flush().await.is_ok() {
+                    let sent = s.write_all(&hello).await.is_ok() && s.flush().await.is_ok();
+                    // Quorum SASL after the handshake (initiateConnection).
+                    let authed = match (&auth, sent) {
+                        (Some(a), true) => match a.authenticate(&mut s).await {
+                            Ok(()) => true,
+                            Err(e) => {
+                                warn!("election connection to {sid}: {e}");
+                                false
+                            }
+                        },
+                        (_, sent) => sent,
+                    };
+                    if authed {
                         if sid > my_id {
                             // They keep connections from larger ids only:
                             // this one tells them to call us.

@@ -7,8 +7,6 @@
 
 use std::collections::VecDeque;
 use std::net::{TcpStream, ToSocketAddrs};
-
-use super::link::Sock;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -21,7 +19,7 @@ use zab::wire::{self, packet};
 use zab::{epoch_of, make_zxid};
 
 use super::leader::{next_link, SyncFor};
-use super::link::{self, Link};
+use super::link::{self, Link, Sock};
 use super::{ElectionCmd, LinkId, QMsg, Role};
 use crate::core::{Core, Msg};
 
@@ -174,7 +172,7 @@ impl Core {
             n => n as u64 * self.cfg.tick_time as u64,
         };
         let retry_ms = ens.setup.connect_retry_ms;
-        let tls = ens.setup.tls.clone();
+        let setup = ens.setup.clone();
         // The host as server.N names it: what a TLS certificate must name.
         let host = addr
             .rsplit_once(':')
@@ -194,9 +192,12 @@ impl Core {
                 }
                 let target = addr.to_socket_addrs().ok().and_then(|mut a| a.next());
                 if let Some(t) = target {
-                    match TcpStream::connect_timeout(&t, Duration::from_millis(left))
-                        .and_then(|s| secure_link(s, tls.as_deref(), &host, &rt, left))
-                    {
+                    match TcpStream::connect_timeout(&t, Duration::from_millis(left)).and_then(
+                        |s| {
+                            let within = Duration::from_millis(left.max(1000));
+                            super::secure::connect_learner(&setup, &host, s, &rt, within)
+                        },
+                    ) {
                         Ok(s) => {
                             link::set_timeout(&s, Duration::from_millis(init_ms));
                             match link::spawn(s, link_id, core_tx.clone(), true, max, ext) {
@@ -650,32 +651,4 @@ fn request_size_hint(req: &jute::request::Request) -> usize {
         R::SetData(s) => s.path.len() + s.data.as_ref().map_or(0, |d| d.len()),
         _ => 0,
     }
-}
-
-/// A connection to the leader (or observer master) as the link threads
-/// take it: with sslQuorum, TLS bridged to a local socket (the handshake
-/// within `within_ms`), else the TCP socket itself.
-fn secure_link(
-    s: TcpStream,
-    tls: Option<&crate::tls::QuorumTls>,
-    host: &str,
-    rt: &tokio::runtime::Handle,
-    within_ms: u64,
-) -> std::io::Result<Sock> {
-    let Some(tls) = tls.filter(|t| t.connect_tls) else {
-        return Ok(Sock::Tcp(s));
-    };
-    s.set_nonblocking(true)?;
-    rt.block_on(async {
-        let s = tokio::net::TcpStream::from_std(s)?;
-        let t = tokio::time::timeout(
-            Duration::from_millis(within_ms.max(1000)),
-            super::secure::connect(Some(tls), host, s),
-        )
-        .await
-        .map_err(|_| {
-            std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out")
-        })??;
-        super::secure::bridge(t)
-    })
 }

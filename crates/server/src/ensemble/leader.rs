@@ -188,7 +188,7 @@ impl Core {
             ens.core_tx.clone(),
             max,
             self.cfg.extended_types,
-            setup.tls.clone(),
+            setup.clone(),
         );
         let init = (ens.setup.init_limit as i64) * self.cfg.tick_time as i64;
         let my_id = setup.my_id;

@@ -321,15 +321,15 @@ pub fn listen(host: &str, port: u16, all: bool) -> std::io::Result<tokio::net::T
     tokio::net::TcpListener::from_std(l)
 }
 
-/// Accepts learners on `listener` until aborted: each connection (TLS
-/// with the quorum's settings) becomes a link announced to the pipeline
+/// Accepts learners on `listener` until aborted: each connection (TLS and
+/// SASL as the quorum's settings say) becomes a link announced to the pipeline
 /// ([`QMsg::LearnerConnected`]).
 pub fn accept_learners(
     listener: tokio::net::TcpListener,
     core: mpsc::Sender<Msg>,
     max_packet: usize,
     extended_types: bool,
-    tls: Option<std::sync::Arc<crate::tls::QuorumTls>>,
+    setup: std::sync::Arc<super::Setup>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
@@ -337,13 +337,10 @@ pub fn accept_learners(
                 continue;
             };
             let core = core.clone();
-            let tls = tls.clone();
+            let setup = setup.clone();
             // Its own task: a slow handshake holds up no one else.
             tokio::spawn(async move {
-                let sock = match super::secure::accept(tls.as_deref(), s).await {
-                    Ok(a) => a.into_sock(),
-                    Err(e) => Err(e),
-                };
+                let sock = super::secure::accept_learner(&setup, s).await;
                 let r = sock.and_then(|sock| {
                     let id = super::leader::next_link();
                     spawn_announced(sock, id, core, max_packet, extended_types)

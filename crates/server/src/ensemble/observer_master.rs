@@ -116,7 +116,7 @@ impl Core {
         };
         let me = ens.setup.me().clone();
         let core_tx = ens.core_tx.clone();
-        let tls = ens.setup.tls.clone();
+        let setup = ens.setup.clone();
         let listener = match link::listen(&me.host, port, ens.setup.listen_all) {
             Ok(l) => l,
             Err(e) => {
@@ -128,7 +128,7 @@ impl Core {
                 return;
             }
         };
-        let listener = link::accept_learners(listener, core_tx, max, ext, tls);
+        let listener = link::accept_learners(listener, core_tx, max, ext, setup);
         info!("hosting observers on {}:{port}", me.host);
         let last = self.tree.last_zxid();
         let Some(f) = self.follower() else {

@@ -1,5 +1,6 @@
 //! Member connections over TLS (`sslQuorum`, `portUnification`; the
-//! settings and checks are [`crate::tls::QuorumTls`]'s).
+//! settings and checks are [`crate::tls::QuorumTls`]'s), and where quorum
+//! SASL (`super::quorum_auth`) runs on them.
 //!
 //! The election port's connections are async and take the TLS stream as
 //! it is. The quorum links run on blocking threads (a reader that can
@@ -16,6 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use super::link::Sock;
+use super::Setup;
 use crate::tls::QuorumTls;
 
 /// How long an accepted connection may take to finish its TLS handshake.
@@ -76,6 +78,57 @@ pub async fn accept(tls: Option<&QuorumTls>, s: TcpStream) -> io::Result<Accepte
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
     Ok(Accepted::Tls(Box::new(s)))
+}
+
+/// A learner's connection on the quorum or observer master port, for the
+/// link threads: TLS as configured, then quorum SASL (LearnerHandler
+/// authenticates before anything else), within [`HANDSHAKE_TIMEOUT`].
+pub async fn accept_learner(setup: &Setup, s: TcpStream) -> io::Result<Sock> {
+    let a = accept(setup.tls.as_deref(), s).await?;
+    match &setup.auth {
+        None => a.into_sock(),
+        Some(auth) => {
+            let s = tokio::time::timeout(HANDSHAKE_TIMEOUT, auth.admit(a.boxed()))
+                .await
+                .map_err(|_| {
+                    io::Error::new(io::ErrorKind::TimedOut, "SASL exchange timed out")
+                })??;
+            bridge(s)
+        }
+    }
+}
+
+/// Our connection to a leader or observer master at `host`, for the link
+/// threads: TLS with sslQuorum, then quorum SASL, within `within`; as the
+/// plain socket when neither applies.
+pub fn connect_learner(
+    setup: &Setup,
+    host: &str,
+    s: std::net::TcpStream,
+    rt: &tokio::runtime::Handle,
+    within: Duration,
+) -> io::Result<Sock> {
+    let tls = setup.tls.as_deref().filter(|t| t.connect_tls);
+    if tls.is_none() && setup.auth.is_none() {
+        return Ok(Sock::Tcp(s));
+    }
+    s.set_nonblocking(true)?;
+    rt.block_on(async {
+        let s = TcpStream::from_std(s)?;
+        let handshake = async {
+            let mut t = connect(tls, host, s).await?;
+            if let Some(a) = &setup.auth {
+                a.authenticate(&mut t).await?;
+            }
+            io::Result::Ok(t)
+        };
+        let t = tokio::time::timeout(within, handshake)
+            .await
+            .map_err(|_| {
+                io::Error::new(io::ErrorKind::TimedOut, "TLS or SASL handshake timed out")
+            })??;
+        bridge(t)
+    })
 }
 
 /// Opens our side of a connection to the member at `host`: TLS with

@@ -6,7 +6,7 @@ Apache ZooKeeper 3.8 (Debian's package), through kazoo.
 Scenarios: three (failover and catch-up), diff-sync (DIFF from the
 leader's txn log, or SNAP when that is cheaper), five (sequential start elects
 server 3), observer, observer-master (and its two mixed variants), hierarchical (and
-hierarchical-mixed), ssl-quorum (and two mixed variants), ssl-quorum-rolling, sasl-quorum (and two mixed variants), expiry, read-only, kill-under-load (and its two mixed
+hierarchical-mixed), ssl-quorum (and two mixed variants), ssl-quorum-rolling, sasl-quorum (and two mixed variants), sasl-quorum-rolling, expiry, read-only, kill-under-load (and its two mixed
 variants), trunc (and
 trunc-apache-leader, trunc-rk-leader), stop-leader (SIGSTOP/SIGCONT of
 the leader; and two mixed variants), reconfig (and reconfig-apache, the same
@@ -373,40 +373,65 @@ def ssl_quorum(work, kinds=("rookeeper",) * 3):
         c.stop_all()
 
 
-def ssl_quorum_rolling(work, kinds=("rookeeper", "apache", "rookeeper")):
-    """Turning quorum TLS on one server at a time, as ZooKeeper's guide does:
-    portUnification=true everywhere (ports take TLS and plain), then
-    sslQuorum=true server by server, then portUnification off server by
-    server; the ensemble serves and keeps every write at each step."""
-    certs = make_quorum_certs(os.path.join(work, "certs"))
-    stores = quorum_tls_cfg(certs["member"], certs["ca"]).replace("sslQuorum=true\n", "")
-    c = Cluster(list(kinds), BINARY, work, extra=stores + "portUnification=true\n")
-    zs = []
+def roll_settings(c, steps, first):
+    """Starts `c` with the zoo.cfg lines `first`, then for each of `steps`
+    restarts the servers one at a time with that step's lines instead; the
+    ensemble serves and takes a write after every restart, and every server
+    ends with the same tree."""
+    keys = {line.split("=")[0] for step in [first, *steps] for line in step.splitlines()}
+    for srv in c.servers.values():
+        with open(srv.cfg) as f:
+            text = f.read()
+        with open(srv.cfg, "w") as f:
+            f.write(first + text)
+    c.start_all()
+    c.wait_serving()
+    z = client(c.hosts())
     try:
-        c.start_all()
-        c.wait_serving()
-        z = client(c.hosts())
-        zs.append(z)
         n = 0
-        for step in ("sslQuorum=true\nportUnification=true\n", "sslQuorum=true\n"):
+        for step in steps:
             for i, srv in c.servers.items():
                 srv.stop()
                 with open(srv.cfg) as f:
-                    text = f.read()
-                text = text.replace("sslQuorum=true\n", "").replace("portUnification=true\n", "")
+                    text = "".join(line for line in f.readlines() if line.split("=")[0] not in keys)
                 with open(srv.cfg, "w") as f:
                     f.write(step + text)
                 srv.start()
                 c.wait_serving()
                 n += 1
                 z.create(f"/roll{n}", str(i).encode())
-        for srv in c.servers.values():
-            with open(srv.cfg) as f:
-                assert "portUnification" not in f.read()
-        return same_everywhere(c)
     finally:
-        close_clients(zs)
-        c.stop_all()
+        close_clients([z])
+    return same_everywhere(c)
+
+
+def ssl_quorum_rolling(work, kinds=("rookeeper", "apache", "rookeeper")):
+    """Turning quorum TLS on one server at a time, as ZooKeeper's guide does:
+    portUnification=true everywhere (ports take TLS and plain), then
+    sslQuorum=true server by server, then portUnification off server by
+    server."""
+    certs = make_quorum_certs(os.path.join(work, "certs"))
+    stores = quorum_tls_cfg(certs["member"], certs["ca"]).replace("sslQuorum=true\n", "")
+    c = Cluster(list(kinds), BINARY, work, extra=stores)
+    with c.failing_with_stacks():
+        return roll_settings(
+            c, ["sslQuorum=true\nportUnification=true\n", "sslQuorum=true\n"], "portUnification=true\n"
+        )
+
+
+def sasl_quorum_rolling(work, kinds=("rookeeper", "apache", "rookeeper")):
+    """Turning quorum SASL on one server at a time, as ZooKeeper's guide
+    does: enableSasl everywhere (nothing required), then learnerRequireSasl
+    server by server, then serverRequireSasl server by server."""
+    jaas = write_jaas(os.path.join(work, "jaas.conf"), "member-secret")
+    c = Cluster(list(kinds), BINARY, work, props=[f"java.security.auth.login.config={jaas}"])
+    on = "quorum.auth.enableSasl=true\n"
+    with c.failing_with_stacks():
+        return roll_settings(
+            c,
+            [on + "quorum.auth.learnerRequireSasl=true\n", SASL_REQUIRED],
+            on,
+        )
 
 
 def write_jaas(path, learner_password):
@@ -1245,6 +1270,7 @@ SCENARIOS = {
     # Apache's observer syncs from our followers' TLS observer master port.
     "ssl-quorum-observer-master": lambda w: observer_master(w, ("rookeeper",) * 3 + ("apache",), tls=True),
     "sasl-quorum": sasl_quorum,
+    "sasl-quorum-rolling": sasl_quorum_rolling,
     "sasl-quorum-mixed": lambda w: sasl_quorum(w, ("apache", "rookeeper", "rookeeper")),
     "sasl-quorum-mixed-apache": lambda w: sasl_quorum(w, ("rookeeper", "apache", "apache")),
     "expiry": expiry,

@@ -90,6 +90,7 @@ pub async fn start(
             election,
             peers: HashMap::new(),
             pending: HashMap::new(),
+            last_sent: HashMap::new(),
             connecting: HashSet::new(),
             ev_tx,
             gen: 0,
@@ -179,6 +180,11 @@ struct Manager {
     peers: HashMap<u64, Peer>,
     /// The newest message for a peer we are not connected to.
     pending: HashMap<u64, Bytes>,
+    /// The newest message for each peer, sent again on a new connection
+    /// when nothing is pending (QuorumCnxManager's SendWorker does): a
+    /// member that authenticates what connects to it (quorum SASL) waits
+    /// for the first bytes before taking the connection.
+    last_sent: HashMap<u64, Bytes>,
     connecting: HashSet<u64>,
     ev_tx: mpsc::UnboundedSender<Event>,
     gen: u64,
@@ -294,6 +300,7 @@ impl Manager {
     }
 
     fn send(&mut self, to: u64, body: Bytes) {
+        self.last_sent.insert(to, body.clone());
         if let Some(p) = self.peers.get(&to) {
             match p.tx.try_send(body.clone()) {
                 Ok(()) => return,
@@ -400,7 +407,11 @@ impl Manager {
                 }
             }
         });
-        if let Some(b) = self.pending.remove(&sid) {
+        if let Some(b) = self
+            .pending
+            .remove(&sid)
+            .or_else(|| self.last_sent.get(&sid).cloned())
+        {
             let _ = tx.try_send(b);
         }
         self.peers.insert(sid, Peer { tx, gen });

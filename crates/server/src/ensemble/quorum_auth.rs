@@ -155,9 +155,18 @@ impl QuorumAuth {
     /// Our side as the accepting member: the connection as it continues
     /// (bytes read to look for an auth packet are given back).
     pub async fn admit(&self, mut s: Box<dyn Stream>) -> io::Result<Box<dyn Stream>> {
+        // What the member sends first; it may send less and hang up (an
+        // election connection to a larger id does), which is no auth packet
+        // either.
         let mut first = [0u8; 8];
-        s.read_exact(&mut first).await?;
-        if i64::from_be_bytes(first) != MAGIC {
+        let mut n = 0;
+        while n < 8 {
+            match s.read(&mut first[n..]).await? {
+                0 => break,
+                k => n += k,
+            }
+        }
+        if n < 8 || i64::from_be_bytes(first) != MAGIC {
             if self.server_require {
                 return Err(io::Error::new(
                     io::ErrorKind::PermissionDenied,
@@ -165,7 +174,7 @@ impl QuorumAuth {
                 ));
             }
             return Ok(Box::new(Rewind {
-                head: first.to_vec(),
+                head: first[..n].to_vec(),
                 at: 0,
                 inner: s,
             }));
@@ -343,6 +352,15 @@ mod tests {
         assert_eq!(s.unwrap(), b"after the exchange");
         let (_, s) = run(auth(false, false, bad), auth(false, true, ok)).await;
         assert!(s.is_err());
+        // A member that says less than an auth packet and hangs up (an
+        // election connection to a larger id): let through with its bytes.
+        let (mut a, b) = tokio::io::duplex(64);
+        a.write_all(b"hi").await.unwrap();
+        drop(a);
+        let mut s = auth(false, false, ok).admit(Box::new(b)).await.unwrap();
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(rest, b"hi");
         // A failed exchange with a server that does not require it: the
         // server lets it through, the learner gives up.
         let (l, s) = run(auth(true, false, bad), auth(false, false, ok)).await;

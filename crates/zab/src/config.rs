@@ -105,7 +105,8 @@ fn split_host_ports(s: &str) -> Result<Vec<String>, String> {
     }
 }
 
-fn bracket(host: &str) -> String {
+/// A host as it goes before `:port`: IPv6 addresses in brackets.
+pub fn bracket(host: &str) -> String {
     if host.contains(':') {
         format!("[{host}]")
     } else {

@@ -462,11 +462,6 @@ impl Core {
             .get_or_insert_with(|| rand::random::<u32>() as usize);
         ens.next_master = Some(at.wrapping_add(1));
         let m = candidates[at % candidates.len()];
-        let host = if m.host.contains(':') {
-            format!("[{}]", m.host)
-        } else {
-            m.host.clone()
-        };
-        Some((m.id, format!("{host}:{port}")))
+        Some((m.id, format!("{}:{port}", zab::config::bracket(&m.host))))
     }
 }

@@ -15,7 +15,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zookeeper_client as zk;
 
 const APACHE_KEYS: &str = include_str!("fixtures/admin/apache-3.8.0-keys.json");
-const MNTR_NOT_APPLICABLE: &str = include_str!("fixtures/admin/mntr-not-applicable.txt");
 
 /// Apache keys we do not produce, per command, and why.
 fn not_applicable(cmd: &str, key: &str) -> bool {
@@ -34,7 +33,6 @@ fn not_applicable(cmd: &str, key: &str) -> bool {
         ]
         .iter()
         .any(|p| key.starts_with(p)),
-        "monitor" => MNTR_NOT_APPLICABLE.lines().any(|l| l.trim() == key),
         _ => false,
     }
 }
@@ -649,6 +647,16 @@ async fn mntr_follows_watches_log_namespaces_and_connections() {
     // Every request went through the pipeline; writes were prepared.
     assert!(mntr_row(&mntr, "prep_processor_request_queued") >= 5.0);
     assert!(mntr_row(&mntr, "cnt_prep_process_time") >= 3.0);
+    // Each prepared write was then handed to the log.
+    assert_eq!(
+        mntr_row(&mntr, "cnt_proposal_process_time"),
+        mntr_row(&mntr, "cnt_prep_process_time")
+    );
+    // Standalone, there is no commit processor (as in Apache's).
+    assert_eq!(mntr_row(&mntr, "cnt_commit_process_time"), 0.0);
+    assert_eq!(mntr_row(&mntr, "request_commit_queued"), 0.0);
+    // No connection with watches has closed yet.
+    assert_eq!(mntr_row(&mntr, "dead_watchers_queued"), 0.0);
     assert_eq!(mntr_row(&mntr, "cnt_propagation_latency"), queued);
     assert_eq!(mntr_row(&mntr, "connection_revalidate_count"), 0.0);
     // Prep recorded a change for each node a write touched (the parent
@@ -662,20 +670,24 @@ async fn mntr_follows_watches_log_namespaces_and_connections() {
     assert!(mntr_row(&mntr, "cnt_write_final_proc_time_ms") >= 3.0);
     assert_eq!(mntr_row(&mntr, "stale_requests"), 0.0);
     assert_eq!(mntr_row(&mntr, "stale_replies"), 0.0);
-    // Dropping the last handle closes the session, in the background.
+    // Dropping the last handle closes the session, in the background; the
+    // watch it left is then a dead watcher, cleared.
+    let (_, _, _left) = a.get_and_watch_data("/ns").await.unwrap();
     drop(a);
-    let mut closed = 0.0;
+    let mut mntr = String::new();
     for _ in 0..100 {
-        closed = mntr_row(
-            &four_letter(addr, "mntr").await,
-            "cnt_close_session_prep_time",
-        );
-        if closed >= 1.0 {
+        mntr = four_letter(addr, "mntr").await;
+        if mntr_row(&mntr, "cnt_close_session_prep_time") >= 1.0
+            && mntr_row(&mntr, "dead_watchers_cleared") >= 1.0
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(closed, 1.0);
+    assert_eq!(mntr_row(&mntr, "cnt_close_session_prep_time"), 1.0);
+    assert_eq!(mntr_row(&mntr, "dead_watchers_queued"), 1.0, "{mntr}");
+    assert_eq!(mntr_row(&mntr, "dead_watchers_cleared"), 1.0);
+    assert_eq!(mntr_row(&mntr, "cnt_dead_watchers_cleaner_latency"), 1.0);
 
     // Prometheus labels the per-namespace summaries with their key.
     let (_, _, body) = http(r.server.metrics_addr().unwrap(), "/metrics", "").await;
@@ -842,6 +854,35 @@ async fn ensemble_members_answer_with_apache_keys() {
     assert_eq!(fm["peer_state"], "following - broadcast");
     assert!(fm["cnt_updatelatency"].as_u64().unwrap() >= 1, "{fm}");
     assert!(fm["cnt_readlatency"].as_u64().unwrap() >= 1, "{fm}");
+    // The commit processor's figures: both members applied every commit
+    // (the sessions, /w, /e0, /e1), in commit rounds. The leader's own
+    // client wrote /w; the follower's wrote /e1 and forwarded it, so it
+    // saw its own commit and others' (server writes) arrive.
+    let n = |v: &Value, k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k}: {v}"));
+    for v in [&m, &fm] {
+        assert!(n(v, "request_commit_queued") >= 5, "{v}");
+        assert!(n(v, "cnt_commit_process_time") >= 1, "{v}");
+        assert!(n(v, "cnt_write_commit_proc_issued") >= 1, "{v}");
+        assert!(n(v, "sum_write_commit_proc_issued") >= 5, "{v}");
+        assert!(n(v, "cnt_local_write_committed_time_ms") >= 1, "{v}");
+    }
+    assert!(n(&fm, "cnt_server_write_committed_time_ms") >= 1, "{fm}");
+    assert!(
+        n(&fm, "cnt_learner_request_processor_queue_size") >= 2,
+        "{fm}"
+    );
+    assert!(
+        n(&m, "requests_not_forwarded_to_commit_processor") >= 2,
+        "{m}"
+    );
+    // Every write the leader prepared (its clients' and forwarded ones)
+    // was then proposed.
+    assert!(n(&m, "cnt_proposal_process_time") >= 3, "{m}");
+    assert_eq!(
+        n(&m, "cnt_proposal_process_time"),
+        n(&m, "cnt_prep_process_time")
+    );
+    assert_eq!(n(&fm, "cnt_proposal_process_time"), 0, "{fm}");
     let conf = four_letter(servers[follower].addr, "conf").await;
     assert!(
         conf.contains(&format!("serverId={}\n", follower + 1)),

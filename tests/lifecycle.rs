@@ -240,3 +240,87 @@ fn status_asks_localhost_without_client_port_address() {
     let o = run(dir.path(), &["server", "stop", cfg]);
     assert_eq!(stdout(&o), "Stopping zookeeper ... STOPPED\n");
 }
+
+/// `jvm.pause.monitor=true`: a process stopped for 1.5 s (SIGSTOP) shows
+/// as a pause in mntr's jvm_pause_time_ms and in the log, as Apache's
+/// JvmPauseMonitor reports a stalled JVM.
+#[test]
+fn pause_monitor_reports_a_stopped_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = dir.path().join("zoo.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "tickTime=2000\nclientPort={port}\nclientPortAddress=127.0.0.1\ndataDir={}\n\
+             admin.enableServer=false\n4lw.commands.whitelist=srvr,mntr\n\
+             jvm.pause.monitor=true\njvm.pause.sleep.time.ms=100\njvm.pause.info-threshold.ms=500\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let cfg = cfg.to_str().unwrap();
+    let pid_file = dir.path().join("data/zookeeper_server.pid");
+    let _guard = Daemon {
+        pid_file: pid_file.clone(),
+    };
+    let log_dir = dir.path().join("zklogs");
+    let log_dir_arg = format!("-Dzookeeper.log.dir={}", log_dir.display());
+    let o = run(
+        dir.path(),
+        &[
+            "server",
+            "start",
+            "-Dzookeeper.root.logger=INFO,ROLLINGFILE",
+            &log_dir_arg,
+            cfg,
+        ],
+    );
+    assert!(o.status.success(), "{o:?}");
+    assert!(wait_status(dir.path(), cfg).status.success());
+    let pid = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let mntr = || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.write_all(b"mntr").unwrap();
+        let mut r = String::new();
+        s.read_to_string(&mut r).unwrap();
+        r
+    };
+    let max_pause = |m: &str| -> u64 {
+        m.lines()
+            .find_map(|l| l.strip_prefix("zk_max_jvm_pause_time_ms\t"))
+            .unwrap_or_else(|| panic!("no zk_max_jvm_pause_time_ms in {m}"))
+            .parse()
+            .unwrap()
+    };
+    assert!(Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(Command::new("kill")
+        .args(["-CONT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    // The sleep that spanned the stop ends once the process runs again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut m = mntr();
+    while max_pause(&m) < 1000 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        m = mntr();
+    }
+    assert!(max_pause(&m) >= 1000, "{m}");
+    let log = std::fs::read_to_string(log_dir.join("zookeeper.log")).unwrap();
+    assert!(
+        log.contains("detected pause in the process or host machine"),
+        "{log}"
+    );
+    let o = run(dir.path(), &["server", "stop", cfg]);
+    assert!(o.status.success(), "{o:?}");
+}

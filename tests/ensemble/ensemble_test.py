@@ -266,6 +266,12 @@ def observer_master(work, kinds=("rookeeper",) * 4, tls=False):
         assert back.client_id[0] == sid, (hex(back.client_id[0]), hex(sid))
         assert back.exists("/om/moved") is not None
         assert back.get("/om")[0] == b"via-leader"
+        if c.servers[first].kind == "rookeeper":
+            # The observer's writes went to the leader through its master,
+            # which answers none of them itself.
+            fm = mntr(c.servers[first])
+            assert int(fm["zk_skip_learner_request_to_next_processor_count"]) >= 2, fm
+            assert int(fm["zk_cnt_learner_request_processor_queue_size"]) >= 2, fm
         c.servers[first].kill()
         other = [i for i in followers if i != first][0]
         second = wait_for(lambda: master() == other and other, "the observer to move to the other follower")
@@ -1167,6 +1173,11 @@ def diff_sync(work):
         # The quorum figures of mntr count what happened.
         assert int(after["zk_cnt_quorum_ack_latency"]) >= 1500, after
         assert int(after["zk_proposal_count"]) >= 1500, after
+        # The killed follower's link closed on the leader's side.
+        assert int(after["zk_cnt_socket_closing_time"]) >= 1, after
+        # Each member applied every commit, in commit rounds.
+        assert int(after["zk_request_commit_queued"]) >= 1500, after
+        assert int(after["zk_sum_write_commit_proc_issued"]) >= 1500, after
         back = mntr(c.servers[f])
         assert back["zk_cnt_follower_sync_time"] == "1", back
         assert int(back["zk_cnt_leader_unavailable_time"]) == 0, back
@@ -1181,6 +1192,11 @@ def diff_sync(work):
         assert queued >= 1500, (after, other)
         committed = sum(int(m["zk_cnt_write_commitproc_time_ms"]) for m in (after, other))
         assert committed >= 1500, (after, other)
+        # Their commits, timed from arrival to applied where the client was;
+        # on the other member they were other servers' writes.
+        local = sum(int(m["zk_cnt_local_write_committed_time_ms"]) for m in (after, other))
+        assert local >= 1500, (after, other)
+        assert int(other["zk_cnt_local_write_committed_time_ms"]) + int(other["zk_cnt_server_write_committed_time_ms"]) >= 1500, other
         same_everywhere(c)
         # 1500 txns of 1 KB each outweigh a third of the snapshot: SNAP.
         c.servers[f].kill()

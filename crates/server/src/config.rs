@@ -55,6 +55,11 @@ const KNOWN_KEYS: &[&str] = &[
     "quorumListenOnAllIPs",
     "localSessionsEnabled",
     "localSessionsUpgradingEnabled",
+    // The pause monitor (crate::pause).
+    "jvm.pause.monitor",
+    "jvm.pause.sleep.time.ms",
+    "jvm.pause.info-threshold.ms",
+    "jvm.pause.warn-threshold.ms",
 ];
 
 /// Properties whose meaning we implement (-D or zoo.cfg as zookeeper.*).
@@ -187,6 +192,8 @@ pub struct Config {
     pub container_check_interval_ms: u64,
     pub container_max_per_minute: u64,
     pub container_max_never_used_ms: i64,
+    /// `jvm.pause.monitor=true`: watch for process pauses (crate::pause).
+    pub pause_monitor: Option<crate::pause::Settings>,
     /// Every setting as given, for `conf` and `envi`.
     pub raw: BTreeMap<String, String>,
     /// System properties (-D and zoo.cfg extras).
@@ -438,6 +445,14 @@ impl Config {
             container_max_per_minute: prop_num("znode.container.maxPerMinute", 10_000)?.max(1)
                 as u64,
             container_max_never_used_ms: prop_num("znode.container.maxNeverUsedIntervalMs", 0)?,
+            pause_monitor: match get("jvm.pause.monitor").is_some_and(|v| parse_bool(&v)) {
+                true => Some(crate::pause::Settings {
+                    sleep_ms: num("jvm.pause.sleep.time.ms", 500)?.max(1) as u64,
+                    info_ms: num("jvm.pause.info-threshold.ms", 1000)?.max(0) as u64,
+                    warn_ms: num("jvm.pause.warn-threshold.ms", 10_000)?.max(0) as u64,
+                }),
+                false => None,
+            },
             raw,
             props,
             source,

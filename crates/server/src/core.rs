@@ -210,6 +210,9 @@ pub struct Core {
     /// The time prep gave the txn it just made: its header must carry the
     /// same (the stats prep predicted hold it).
     pub(crate) prep_time: Option<i64>,
+    /// When prep finished the write being handed on, for
+    /// proposal_process_time (taken by the proposal or the log append).
+    pub(crate) prepped_at: Option<Instant>,
     pub(crate) opts: Options,
     pub sessions: SessionTracker,
     pub conns: HashMap<ConnId, Conn>,
@@ -297,6 +300,7 @@ impl Core {
             tree,
             pending,
             prep_time: None,
+            prepped_at: None,
             opts,
             sessions,
             conns: HashMap::new(),
@@ -374,6 +378,9 @@ impl Core {
                 _ = expiry.tick(), if self.disk_failed.is_none() => self.expire_sessions(),
                 _ = containers.tick(), if self.disk_failed.is_none() => self.clean_containers(),
                 _ = probe.tick(), if self.disk_failed.is_some() => self.try_resume_log(),
+            }
+            if let Some(e) = self.ens.as_mut() {
+                e.round.end(&self.cfg.metrics, Instant::now);
             }
             self.flush_links();
         }
@@ -555,7 +562,14 @@ impl Core {
     /// until it expires or is closed.
     pub(crate) fn drop_conn(&mut self, conn: ConnId) {
         if let Some(c) = self.conns.remove(&conn) {
-            self.tree.remove_watcher(conn);
+            let started = Instant::now();
+            if self.tree.remove_watcher(conn) > 0 {
+                // WatcherCleaner's figures: one dead watcher, cleared now.
+                let m = &self.cfg.metrics;
+                m.dead_watchers_queued.inc();
+                m.dead_watchers_cleaner_latency.since(started);
+                m.dead_watchers_cleared.inc();
+            }
             if self.by_session.get(&c.session) == Some(&conn) {
                 self.by_session.remove(&c.session);
             }
@@ -715,6 +729,7 @@ impl Core {
                 tree_digest: self.tree.digest(),
             }),
         });
+        self.handed_on();
         self.count_for_snapshot();
         self.deliver_watches();
         rc
@@ -759,11 +774,20 @@ impl Core {
         rc
     }
 
+    /// proposal_process_time: a prepared write is now logged (a leader's
+    /// `propose` records its own).
+    fn handed_on(&mut self) {
+        if let Some(t) = self.prepped_at.take() {
+            self.cfg.metrics.proposal_process_time.since(t);
+        }
+    }
+
     /// prep_process_time (and close_session_prep_time) of a write whose
     /// txn took from `started` to make. Returns now.
-    pub(crate) fn prepared(&self, req: &Request, started: Instant) -> Instant {
+    pub(crate) fn prepared(&mut self, req: &Request, started: Instant) -> Instant {
         let m = &self.cfg.metrics;
         let now = m.prep_process_time.since(started);
+        self.prepped_at = Some(now);
         if matches!(req, Request::CloseSession) {
             m.close_session_prep_time
                 .observe(now.saturating_duration_since(started).as_millis() as u64);

@@ -11,6 +11,7 @@ pub mod core;
 pub mod ensemble;
 pub mod fourlw;
 pub mod metrics;
+pub mod pause;
 pub mod persist;
 pub mod sasl;
 pub mod tls;
@@ -43,6 +44,8 @@ pub struct Server {
     /// pipeline is gone.
     log_thread: Option<std::thread::JoinHandle<()>>,
     core: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// The pause monitor's thread, stopped when the server is dropped.
+    _pause: Option<pause::Monitor>,
 }
 
 impl Server {
@@ -100,6 +103,7 @@ impl Server {
         // back, a follower's TRUNC) do not start another purger.
         persist::start_autopurge(&cfg, &layout);
         let cfg = Arc::new(cfg);
+        let (cfg_pause, metrics) = (cfg.pause_monitor, cfg.metrics.clone());
         let (tx, rx) = mpsc::channel(PIPELINE_QUEUE);
         let last_zxid = tree.last_zxid();
         let mut pipeline = core::Core::new(cfg.clone(), tree, persister, layout.clone(), ev_tx);
@@ -144,6 +148,10 @@ impl Server {
             Some(l) => tokio::spawn(conn::accept_loop(l, tx, cfg, adm, None)),
             None => tokio::spawn(std::future::pending()),
         };
+        let _pause = match &cfg_pause {
+            Some(s) => Some(pause::Monitor::start(*s, metrics)?),
+            None => None,
+        };
         Ok(Server {
             addr,
             secure_addr,
@@ -152,6 +160,7 @@ impl Server {
             secure_accept,
             log_thread: Some(log_thread),
             core,
+            _pause,
         })
     }
 

@@ -289,6 +289,47 @@ pub struct Metrics {
     /// connect took its tokens.
     pub request_throttle_queue_time_ms: Summary,
     pub connection_token_deficit: Summary,
+    /// Prep handing a write on (ZooKeeper's proposal_process_time: the
+    /// time after prep until the next stage has it: logged, proposed).
+    pub proposal_process_time: Summary,
+    /// An ensemble member's commit rounds (ZooKeeper's CommitProcessor
+    /// loop; here one pipeline turn that applied commits or answered
+    /// reads, `ensemble::serve::Round`): reads and writes waiting in
+    /// session queues and commits to apply when it began; reads answered,
+    /// commits applied and session queues drained in it; the time to apply
+    /// its commits and the whole turn's; the wait for the read workers,
+    /// which is 0 (reads run on the pipeline, there is no pool), and reads
+    /// in flight while commits apply, never observed (there are none).
+    pub read_commit_proc_req_queued: Summary,
+    pub write_commit_proc_req_queued: Summary,
+    pub commit_commit_proc_req_queued: Summary,
+    pub read_commit_proc_issued: Summary,
+    pub write_commit_proc_issued: Summary,
+    pub session_queues_drained: Summary,
+    pub write_batch_time_in_commit_processor: Summary,
+    pub commit_process_time: Summary,
+    pub time_waiting_empty_pool_in_commit_processor_read_ms: Summary,
+    pub concurrent_request_processing_in_commit_processor: Summary,
+    /// From a commit's arrival (a COMMIT read off the leader's link, or a
+    /// leader's quorum) to its txn applied: for this server's clients'
+    /// writes, and for other servers'.
+    pub local_write_committed_time_ms: Summary,
+    pub server_write_committed_time_ms: Summary,
+    /// Learner: requests already waiting to go to the leader when one is
+    /// queued (FollowerRequestProcessor's queue).
+    pub learner_request_processor_queue_size: Summary,
+    /// Closing a quorum link's socket (learner side and leader side).
+    pub socket_closing_time: Summary,
+    /// A closed connection's watches removed (WatchManagerOptimized's dead
+    /// watcher cleaner: here synchronous, at close).
+    pub dead_watchers_cleaner_latency: Summary,
+    /// Process pauses (`jvm.pause.monitor`, crate::pause): how much longer
+    /// than asked the monitor's sleeps took.
+    pub jvm_pause_time_ms: Summary,
+    /// Netty's queued read buffer: never observed; rookeeper's connections
+    /// do not queue what they read while throttled (as Apache's default
+    /// NIO connections do not).
+    pub netty_queued_buffer_capacity: Summary,
     /// Bytes read and written per top-level namespace (DataTree's
     /// updateReadStat / updateWriteStat).
     pub read_per_namespace: SummarySet,
@@ -362,6 +403,31 @@ pub struct Metrics {
     /// elsewhere (ServerStats' non-mTLS counts: cumulative).
     pub non_mtls_local_conn_count: Counter,
     pub non_mtls_remote_conn_count: Counter,
+    /// Commits handed to be applied (ZooKeeper's request_commit_queued).
+    pub request_commit_queued: Counter,
+    /// Leader: learners' requests, answered by their own server and so
+    /// never queued here (ZooKeeper with
+    /// forwardLearnerRequestsToCommitProcessorDisabled).
+    pub requests_not_forwarded_to_commit_processor: Counter,
+    /// A follower hosting observers: their requests relayed to the leader
+    /// without being queued here (skipLearnerRequestToNextProcessor).
+    pub skip_learner_request_to_next_processor_count: Counter,
+    /// Watches of closed connections removed; removal never waits for a
+    /// queue, so the stall time stays 0.
+    pub dead_watchers_queued: Counter,
+    pub dead_watchers_cleared: Counter,
+    pub add_dead_watcher_stall_time: Counter,
+    /// ZooKeeper's response cache for getData / getChildren2: rookeeper
+    /// has none (a reply is written from the tree each time), which counts
+    /// as Apache with zookeeper.maxResponseCacheSize=0: neither hits nor
+    /// misses.
+    pub response_packet_cache_hits: Counter,
+    pub response_packet_cache_misses: Counter,
+    pub response_packet_get_children_cache_hits: Counter,
+    pub response_packet_get_children_cache_misses: Counter,
+    /// Plain HTTP connections to an AdminServer that also takes HTTPS
+    /// (admin.portUnification); the AdminServer here is plain HTTP only.
+    pub insecure_admin_count: Counter,
     /// Snapshot taken by this server (file name zxid, unix seconds).
     last_snapshot: Mutex<Option<(i64, i64)>>,
     /// Reply sizes: last, min, max (-1 before the first, as ZooKeeper).
@@ -462,6 +528,54 @@ impl Default for Metrics {
                 Detail::Advanced,
             ),
             connection_token_deficit: Summary::new("connection_token_deficit", Detail::Basic),
+            proposal_process_time: Summary::new("proposal_process_time", Detail::Basic),
+            read_commit_proc_req_queued: Summary::new("read_commit_proc_req_queued", Detail::Basic),
+            write_commit_proc_req_queued: Summary::new(
+                "write_commit_proc_req_queued",
+                Detail::Basic,
+            ),
+            commit_commit_proc_req_queued: Summary::new(
+                "commit_commit_proc_req_queued",
+                Detail::Basic,
+            ),
+            read_commit_proc_issued: Summary::new("read_commit_proc_issued", Detail::Basic),
+            write_commit_proc_issued: Summary::new("write_commit_proc_issued", Detail::Basic),
+            session_queues_drained: Summary::new("session_queues_drained", Detail::Basic),
+            write_batch_time_in_commit_processor: Summary::new(
+                "write_batch_time_in_commit_processor",
+                Detail::Basic,
+            ),
+            commit_process_time: Summary::new("commit_process_time", Detail::Basic),
+            time_waiting_empty_pool_in_commit_processor_read_ms: Summary::new(
+                "time_waiting_empty_pool_in_commit_processor_read_ms",
+                Detail::Basic,
+            ),
+            concurrent_request_processing_in_commit_processor: Summary::new(
+                "concurrent_request_processing_in_commit_processor",
+                Detail::Basic,
+            ),
+            local_write_committed_time_ms: Summary::new(
+                "local_write_committed_time_ms",
+                Detail::Advanced,
+            ),
+            server_write_committed_time_ms: Summary::new(
+                "server_write_committed_time_ms",
+                Detail::Advanced,
+            ),
+            learner_request_processor_queue_size: Summary::new(
+                "learner_request_processor_queue_size",
+                Detail::Basic,
+            ),
+            socket_closing_time: Summary::new("socket_closing_time", Detail::Basic),
+            dead_watchers_cleaner_latency: Summary::new(
+                "dead_watchers_cleaner_latency",
+                Detail::Advanced,
+            ),
+            jvm_pause_time_ms: Summary::new("jvm_pause_time_ms", Detail::Advanced),
+            netty_queued_buffer_capacity: Summary::new(
+                "netty_queued_buffer_capacity",
+                Detail::Basic,
+            ),
             read_per_namespace: SummarySet::new("read_per_namespace"),
             write_per_namespace: SummarySet::new("write_per_namespace"),
             unavailable_since: Mutex::new(None),
@@ -505,6 +619,17 @@ impl Default for Metrics {
             tls_handshake_exceeded: Counter::default(),
             non_mtls_local_conn_count: Counter::default(),
             non_mtls_remote_conn_count: Counter::default(),
+            request_commit_queued: Counter::default(),
+            requests_not_forwarded_to_commit_processor: Counter::default(),
+            skip_learner_request_to_next_processor_count: Counter::default(),
+            dead_watchers_queued: Counter::default(),
+            dead_watchers_cleared: Counter::default(),
+            add_dead_watcher_stall_time: Counter::default(),
+            response_packet_cache_hits: Counter::default(),
+            response_packet_cache_misses: Counter::default(),
+            response_packet_get_children_cache_hits: Counter::default(),
+            response_packet_get_children_cache_misses: Counter::default(),
+            insecure_admin_count: Counter::default(),
             last_snapshot: Mutex::new(None),
             client_response: Mutex::new((-1, -1, -1)),
             proposals: Mutex::new((-1, -1, -1)),
@@ -532,7 +657,7 @@ pub const FSYNC_WARNING_MS: u64 = 1000;
 const STAT_OVERHEAD_BYTES: usize = 6 * 8 + 5 * 4;
 
 impl Metrics {
-    fn summaries(&self) -> [&Summary; 46] {
+    fn summaries(&self) -> [&Summary; 64] {
         [
             &self.readlatency,
             &self.updatelatency,
@@ -580,6 +705,24 @@ impl Metrics {
             &self.write_commitproc_time_ms,
             &self.request_throttle_queue_time_ms,
             &self.connection_token_deficit,
+            &self.proposal_process_time,
+            &self.read_commit_proc_req_queued,
+            &self.write_commit_proc_req_queued,
+            &self.commit_commit_proc_req_queued,
+            &self.read_commit_proc_issued,
+            &self.write_commit_proc_issued,
+            &self.session_queues_drained,
+            &self.write_batch_time_in_commit_processor,
+            &self.commit_process_time,
+            &self.time_waiting_empty_pool_in_commit_processor_read_ms,
+            &self.concurrent_request_processing_in_commit_processor,
+            &self.local_write_committed_time_ms,
+            &self.server_write_committed_time_ms,
+            &self.learner_request_processor_queue_size,
+            &self.socket_closing_time,
+            &self.dead_watchers_cleaner_latency,
+            &self.jvm_pause_time_ms,
+            &self.netty_queued_buffer_capacity,
         ]
     }
 
@@ -664,7 +807,7 @@ impl Metrics {
 
     /// Counters exported as counters (auth_failed_count is a gauge of
     /// ServerStats in ZooKeeper, so it is read among the gauges).
-    fn counters(&self) -> [(&'static str, &Counter); 37] {
+    fn counters(&self) -> [(&'static str, &Counter); 48] {
         [
             ("connection_request_count", &self.connection_request_count),
             ("connection_rejected", &self.connection_rejected),
@@ -740,6 +883,38 @@ impl Metrics {
                 "quit_leading_due_to_disloyal_voter",
                 &self.quit_leading_due_to_disloyal_voter,
             ),
+            ("request_commit_queued", &self.request_commit_queued),
+            (
+                "requests_not_forwarded_to_commit_processor",
+                &self.requests_not_forwarded_to_commit_processor,
+            ),
+            (
+                "skip_learner_request_to_next_processor_count",
+                &self.skip_learner_request_to_next_processor_count,
+            ),
+            ("dead_watchers_queued", &self.dead_watchers_queued),
+            ("dead_watchers_cleared", &self.dead_watchers_cleared),
+            (
+                "add_dead_watcher_stall_time",
+                &self.add_dead_watcher_stall_time,
+            ),
+            (
+                "response_packet_cache_hits",
+                &self.response_packet_cache_hits,
+            ),
+            (
+                "response_packet_cache_misses",
+                &self.response_packet_cache_misses,
+            ),
+            (
+                "response_packet_get_children_cache_hits",
+                &self.response_packet_get_children_cache_hits,
+            ),
+            (
+                "response_packet_get_children_cache_misses",
+                &self.response_packet_get_children_cache_misses,
+            ),
+            ("insecure_admin_count", &self.insecure_admin_count),
         ]
     }
 

@@ -373,9 +373,9 @@ impl DataTree {
         self.child_watches = std::mem::take(&mut old.child_watches);
     }
 
-    pub fn remove_watcher(&mut self, w: WatcherId) {
-        self.data_watches.remove_watcher(w);
-        self.child_watches.remove_watcher(w);
+    /// Forgets every watch of `w`; returns how many it had.
+    pub fn remove_watcher(&mut self, w: WatcherId) -> usize {
+        self.data_watches.remove_watcher(w) + self.child_watches.remove_watcher(w)
     }
 
     pub fn watch_count(&self) -> usize {

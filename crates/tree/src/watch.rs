@@ -158,11 +158,13 @@ impl WatchTable {
         true
     }
 
-    /// Drops every watch of a closed connection.
-    pub fn remove_watcher(&mut self, w: WatcherId) {
+    /// Drops every watch of a closed connection; returns how many paths it
+    /// watched.
+    pub fn remove_watcher(&mut self, w: WatcherId) -> usize {
         let Some(paths) = self.by_watcher.remove(&w) else {
-            return;
+            return 0;
         };
+        let n = paths.len();
         for p in paths {
             if let Some(ws) = self.by_path.get_mut(&p) {
                 if let Some(m) = ws.remove(&w) {
@@ -175,6 +177,7 @@ impl WatchTable {
                 }
             }
         }
+        n
     }
 
     /// Number of (watcher, path) pairs.

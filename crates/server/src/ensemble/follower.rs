@@ -86,6 +86,9 @@ pub struct Follower {
     deadline: i64,
     /// LEADERINFO arrived: synchronisation began (follower_sync_time).
     sync_started: std::time::Instant,
+    /// Requests handed to the leader in this pipeline turn, not yet
+    /// written (learner_request_processor_queue_size).
+    forwarding: u64,
 }
 
 impl Follower {
@@ -99,9 +102,19 @@ impl Follower {
         }
     }
 
+    /// A client's (or a hosted observer's) request for the leader: the
+    /// requests before it in this turn are its queue.
+    pub(crate) fn send_request(&mut self, b: Bytes, m: &crate::metrics::Metrics) {
+        m.learner_request_processor_queue_size
+            .observe(self.forwarding);
+        self.forwarding += 1;
+        self.send(b);
+    }
+
     /// End of a pipeline batch: what the leader (and observers we host)
     /// were sent goes out.
     pub(crate) fn flush(&mut self) {
+        self.forwarding = 0;
         if let Some(om) = self.om.as_mut() {
             om.flush();
         }
@@ -141,8 +154,7 @@ impl Core {
         let init_ms = ens.setup.init_limit as u64 * self.cfg.tick_time as u64;
         let link_id = next_link();
         let core_tx = ens.core_tx.clone();
-        let max = self.cfg.max_buffer + 64 * 1024;
-        let ext = self.cfg.extended_types;
+        let opts = link::Opts::of(&self.cfg);
         let (master, addr) = match observer
             .then(|| self.next_learner_master(leader_id))
             .flatten()
@@ -200,7 +212,7 @@ impl Core {
                     ) {
                         Ok(s) => {
                             link::set_timeout(&s, Duration::from_millis(init_ms));
-                            match link::spawn(s, link_id, core_tx.clone(), true, max, ext) {
+                            match link::spawn(s, link_id, core_tx.clone(), true, opts.clone()) {
                                 Ok(conn) => {
                                     let _ =
                                         core_tx.blocking_send(Msg::Quorum(QMsg::LeaderConnected {
@@ -241,6 +253,7 @@ impl Core {
             syncs: VecDeque::new(),
             deadline: now + init_ms as i64 * 2,
             sync_started: std::time::Instant::now(),
+            forwarding: 0,
         }));
         ens.since = now;
     }
@@ -295,7 +308,12 @@ impl Core {
                 // branch: cut it, so a restart replays only the leader's.
                 self.truncate_log_after(zxid);
             }
-            QMsg::Packet { link, pkt } if Some(link) == my_link => self.leader_packet(pkt),
+            QMsg::Packet { link, pkt, at } if Some(link) == my_link => {
+                if let Some(e) = self.ens.as_mut() {
+                    e.commit_arrived = at;
+                }
+                self.leader_packet(pkt)
+            }
             QMsg::Tick => {
                 let now = self.now_ms();
                 let Some(f) = self.follower() else { return };
@@ -600,9 +618,10 @@ impl Core {
         body: Bytes,
         auth: Vec<jute::data::Id>,
     ) {
+        let metrics = self.cfg.metrics.clone();
         let Some(f) = self.follower() else { return };
         let data = wire::encode_request(session, cxid, opc, &body);
-        f.send(link::encode(packet::REQUEST, -1, data, auth));
+        f.send_request(link::encode(packet::REQUEST, -1, data, auth), &metrics);
     }
 
     /// [`Core::forward`] of a decoded request, serialised straight into the
@@ -616,20 +635,18 @@ impl Core {
         req: &jute::request::Request,
         auth: &[jute::data::Id],
     ) {
+        let metrics = self.cfg.metrics.clone();
         let Some(f) = self.follower() else { return };
         let hint = 16 + request_size_hint(req);
-        f.send(link::encode_with_auth(
-            packet::REQUEST,
-            -1,
-            hint,
-            auth,
-            |w| {
+        f.send_request(
+            link::encode_with_auth(packet::REQUEST, -1, hint, auth, |w| {
                 w.put_i64(session);
                 w.put_i32(cxid);
                 w.put_i32(opc);
                 req.write(w);
-            },
-        ));
+            }),
+            &metrics,
+        );
     }
 
     pub(crate) fn revalidate(&mut self, session: i64, timeout: i32) {

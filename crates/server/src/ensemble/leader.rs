@@ -182,12 +182,10 @@ impl Core {
                 return;
             }
         };
-        let max = self.cfg.max_buffer + 64 * 1024;
         let listener = link::accept_learners(
             listener,
             ens.core_tx.clone(),
-            max,
-            self.cfg.extended_types,
+            link::Opts::of(&self.cfg),
             setup.clone(),
         );
         let init = (ens.setup.init_limit as i64) * self.cfg.tick_time as i64;
@@ -315,7 +313,7 @@ impl Core {
                     },
                 );
             }
-            QMsg::Packet { link, pkt } => self.learner_packet(link, pkt),
+            QMsg::Packet { link, pkt, .. } => self.learner_packet(link, pkt),
             QMsg::LinkClosed { link, why } => {
                 if let Some(l) = self.leader() {
                     l.learners.remove(&link);
@@ -399,6 +397,13 @@ impl Core {
             }
             packet::REQUEST => {
                 if phase == Phase::Synced {
+                    // Its own server answers the client: it is proposed,
+                    // never queued here (Apache with
+                    // forwardLearnerRequestsToCommitProcessorDisabled).
+                    self.cfg
+                        .metrics
+                        .requests_not_forwarded_to_commit_processor
+                        .inc();
                     self.forwarded_request(link, pkt);
                 }
                 return;
@@ -629,6 +634,7 @@ impl Core {
     /// A write (or createSession, closeSession, deleteContainer) becomes a
     /// proposal: logged here, sent to the followers, applied on commit.
     pub(crate) fn propose(&mut self, session: i64, cxid: i32, body: TxnBody) {
+        let prepped = self.prepped_at.take();
         self.zxid += 1;
         // The tree once this txn (and every one before it) is applied:
         // followers compare it with theirs (Apache's and ours).
@@ -662,6 +668,9 @@ impl Core {
         }
         l.m.propose(zxid);
         l.proposals.push_back(txn);
+        if let Some(t) = prepped {
+            self.cfg.metrics.proposal_process_time.since(t);
+        }
     }
 
     /// Our own log is durable up to `zxid`: that is our ACK.
@@ -674,6 +683,11 @@ impl Core {
 
     fn commit(&mut self, zxids: Vec<i64>) {
         self.cfg.metrics.commit_count.add(zxids.len() as u64);
+        // The quorum is this moment: Apache's leader hands these commits
+        // to its CommitProcessor now.
+        if let Some(e) = self.ens.as_mut() {
+            e.commit_arrived = Some(std::time::Instant::now());
+        }
         let my_id = self.ens.as_ref().map_or(0, |e| e.setup.my_id);
         for z in zxids {
             let Some(l) = self.leader() else { return };

@@ -283,19 +283,29 @@ pub fn spawn(
     link: LinkId,
     core: mpsc::Sender<Msg>,
     learner_side: bool,
-    max_packet: usize,
-    extended_types: bool,
+    opts: Opts,
 ) -> std::io::Result<Link> {
-    start(
-        stream,
-        link,
-        core,
-        learner_side,
-        max_packet,
-        extended_types,
-        false,
-    )
-    .map(|l| l.expect("not announced"))
+    start(stream, link, core, learner_side, opts, false).map(|l| l.expect("not announced"))
+}
+
+/// What every link's threads need besides their socket.
+#[derive(Clone)]
+pub struct Opts {
+    /// The largest packet read (jute.maxbuffer and room for the header).
+    pub max_packet: usize,
+    pub extended_types: bool,
+    /// For socket_closing_time.
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+}
+
+impl Opts {
+    pub fn of(cfg: &crate::Config) -> Opts {
+        Opts {
+            max_packet: cfg.max_buffer + 64 * 1024,
+            extended_types: cfg.extended_types,
+            metrics: cfg.metrics.clone(),
+        }
+    }
 }
 
 /// As [`spawn`] for a learner's connection to the leader: the reader thread
@@ -305,10 +315,9 @@ pub fn spawn_announced(
     stream: Sock,
     link: LinkId,
     core: mpsc::Sender<Msg>,
-    max_packet: usize,
-    extended_types: bool,
+    opts: Opts,
 ) -> std::io::Result<()> {
-    start(stream, link, core, false, max_packet, extended_types, true).map(|_| ())
+    start(stream, link, core, false, opts, true).map(|_| ())
 }
 
 /// Binds a port learners connect to (the quorum port, or a follower's
@@ -327,8 +336,7 @@ pub fn listen(host: &str, port: u16, all: bool) -> std::io::Result<tokio::net::T
 pub fn accept_learners(
     listener: tokio::net::TcpListener,
     core: mpsc::Sender<Msg>,
-    max_packet: usize,
-    extended_types: bool,
+    opts: Opts,
     setup: std::sync::Arc<super::Setup>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -338,12 +346,13 @@ pub fn accept_learners(
             };
             let core = core.clone();
             let setup = setup.clone();
+            let opts = opts.clone();
             // Its own task: a slow handshake holds up no one else.
             tokio::spawn(async move {
                 let sock = super::secure::accept_learner(&setup, s).await;
                 let r = sock.and_then(|sock| {
                     let id = super::leader::next_link();
-                    spawn_announced(sock, id, core, max_packet, extended_types)
+                    spawn_announced(sock, id, core, opts)
                 });
                 if let Err(e) = r {
                     warn!("learner connection from {remote}: {e}");
@@ -358,10 +367,14 @@ fn start(
     link: LinkId,
     core: mpsc::Sender<Msg>,
     learner_side: bool,
-    max_packet: usize,
-    extended_types: bool,
+    opts: Opts,
     announce: bool,
 ) -> std::io::Result<Option<Link>> {
+    let Opts {
+        max_packet,
+        extended_types,
+        metrics,
+    } = opts;
     if let Sock::Tcp(s) = &stream {
         s.set_nodelay(true)?;
     }
@@ -405,7 +418,9 @@ fn start(
             }
             let _ = out.flush();
             drop(out);
+            let closing = std::time::Instant::now();
             let _ = writer.shutdown(Shutdown::Both);
+            metrics.socket_closing_time.since(closing);
             debug!("quorum link {link} writer done");
         })?;
     Ok(handle)
@@ -447,8 +462,16 @@ fn read_loop(
             }
             continue;
         }
+        use zab::wire::packet;
+        // Commits note their arrival (*_write_committed_time_ms); the
+        // other packets need no clock.
+        let at = matches!(
+            pkt.packet_type,
+            packet::COMMIT | packet::INFORM | packet::COMMITANDACTIVATE | packet::INFORMANDACTIVATE
+        )
+        .then(std::time::Instant::now);
         if core
-            .blocking_send(Msg::Quorum(QMsg::Packet { link, pkt }))
+            .blocking_send(Msg::Quorum(QMsg::Packet { link, pkt, at }))
             .is_err()
         {
             return "pipeline gone".into();

@@ -19,6 +19,7 @@ pub mod leader;
 pub mod link;
 pub mod observer_master;
 pub mod quorum_auth;
+pub mod round;
 pub mod secure;
 pub mod serve;
 
@@ -285,8 +286,12 @@ pub enum QMsg {
     LearnerConnected { link: LinkId, conn: link::Link },
     /// Learner side: connected to the leader.
     LeaderConnected { link: LinkId, conn: link::Link },
-    /// A packet on a link.
-    Packet { link: LinkId, pkt: QuorumPacket },
+    /// A packet on a link; a commit's notes when it was read.
+    Packet {
+        link: LinkId,
+        pkt: QuorumPacket,
+        at: Option<std::time::Instant>,
+    },
     /// Learner side: the database a SNAP carried.
     Snap {
         link: LinkId,
@@ -353,6 +358,14 @@ pub struct State {
     pub current_epoch: i64,
     /// Per session: requests in arrival order while a write is pending.
     pub queued: std::collections::HashMap<i64, std::collections::VecDeque<Queued>>,
+    /// Reads and writes (syncs too) in `queued`, for the commit figures.
+    pub queued_reads: u64,
+    pub queued_writes: u64,
+    /// This pipeline turn's commit figures (`round`).
+    pub round: round::Round,
+    /// When the commit being applied arrived: a COMMIT read off the
+    /// leader's link, or a leader's quorum (for *_write_committed_time_ms).
+    pub commit_arrived: Option<std::time::Instant>,
     pub connecting: std::collections::HashMap<i64, PendingConnect>,
     /// Learners: sessions active since the last PING (with timeouts).
     pub touched: std::collections::HashMap<i64, i32>,
@@ -418,6 +431,14 @@ impl State {
         });
     }
 
+    /// A request left its session's queue.
+    pub fn unqueued(&mut self, x: &Queued) {
+        match x.submitted {
+            true => self.queued_writes = self.queued_writes.saturating_sub(1),
+            false => self.queued_reads = self.queued_reads.saturating_sub(1),
+        }
+    }
+
     /// Serving clients: a leader or learner past UPTODATE.
     pub fn serving(&self) -> bool {
         match &self.role {
@@ -475,6 +496,10 @@ pub async fn start(
         accepted_epoch,
         current_epoch,
         queued: Default::default(),
+        queued_reads: 0,
+        queued_writes: 0,
+        round: Default::default(),
+        commit_arrived: None,
         connecting: Default::default(),
         touched: Default::default(),
         since: 0,

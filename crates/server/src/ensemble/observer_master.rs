@@ -108,8 +108,6 @@ impl Core {
     /// hosting observers (Follower.followLeader starts its ObserverMaster
     /// at this point too).
     pub(crate) fn start_observer_master(&mut self) {
-        let max = self.cfg.max_buffer + 64 * 1024;
-        let ext = self.cfg.extended_types;
         let Some(ens) = self.ens.as_mut() else { return };
         let Some(port) = ens.setup.observer_master_port else {
             return;
@@ -128,7 +126,7 @@ impl Core {
                 return;
             }
         };
-        let listener = link::accept_learners(listener, core_tx, max, ext, setup);
+        let listener = link::accept_learners(listener, core_tx, link::Opts::of(&self.cfg), setup);
         info!("hosting observers on {}:{port}", me.host);
         let last = self.tree.last_zxid();
         let Some(f) = self.follower() else {
@@ -171,7 +169,7 @@ impl Core {
                     },
                 );
             }
-            QMsg::Packet { link, pkt } => self.om_packet(link, pkt),
+            QMsg::Packet { link, pkt, .. } => self.om_packet(link, pkt),
             QMsg::LinkClosed { link, why } => {
                 let Some(om) = self.om() else { return };
                 om.links.remove(&link);
@@ -324,16 +322,18 @@ impl Core {
             .data
             .get(12..16)
             .is_some_and(|b| i32::from_be_bytes(b.try_into().unwrap()) == op::SYNC);
+        let metrics = self.cfg.metrics.clone();
         let Some(f) = self.follower() else { return };
         if is_sync {
             f.syncs.push_back(SyncFor::Learner(link));
         }
-        f.send(link::encode(
-            packet::REQUEST,
-            pkt.zxid,
-            pkt.data,
-            pkt.auth_info,
-        ));
+        // The observer answers its client; nothing waits for it here
+        // (Apache with skipLearnerRequestToNextProcessor).
+        metrics.skip_learner_request_to_next_processor_count.inc();
+        f.send_request(
+            link::encode(packet::REQUEST, pkt.zxid, pkt.data, pkt.auth_info),
+            &metrics,
+        );
     }
 
     /// The leader answered a sync we relayed.

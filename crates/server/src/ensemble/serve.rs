@@ -107,6 +107,7 @@ impl Core {
         ens.arm_read_only(self.cfg.tick_time);
         self.cfg.metrics.election_started();
         ens.queued.clear();
+        (ens.queued_reads, ens.queued_writes) = (0, 0);
         ens.connecting.clear();
         ens.touched.clear();
         let conns: Vec<ConnId> = self.conns.keys().copied().collect();
@@ -332,7 +333,15 @@ impl Core {
         self.zxid = self.zxid.max(hdr.zxid);
         self.deliver_watches();
         self.count_for_snapshot();
-        self.cfg.metrics.write_final_proc_time_ms.since(started);
+        let m = &self.cfg.metrics;
+        let applied = m.write_final_proc_time_ms.since(started);
+        m.request_commit_queued.inc();
+        let arrived = self.ens.as_mut().and_then(|e| {
+            let waiting = (e.queued_reads, e.queued_writes);
+            e.round.begin(started, waiting);
+            e.round.committed(started, applied);
+            e.commit_arrived
+        });
         let session = hdr.client_id;
         if let Some(text) = reconfig {
             self.activate_config(&String::from_utf8_lossy(&text));
@@ -359,12 +368,17 @@ impl Core {
                     })
                 });
                 if !asked {
+                    self.write_committed(false, arrived, applied);
                     if let Some(c) = ours {
                         info!("session 0x{session:x} closed by the leader (expired)");
                         self.drop_conn(c);
                     }
                     if let Some(e) = self.ens.as_mut() {
-                        e.queued.remove(&session);
+                        if let Some(q) = e.queued.remove(&session) {
+                            for x in q {
+                                e.unqueued(&x);
+                            }
+                        }
                     }
                     return;
                 }
@@ -372,6 +386,7 @@ impl Core {
             _ => {}
         }
         let Some(ens) = self.ens.as_mut() else { return };
+        let mut local = false;
         if let Some(q) = ens.queued.get_mut(&session) {
             if let Some(x) = q.iter_mut().find(|x| {
                 x.submitted
@@ -380,9 +395,28 @@ impl Core {
                     && !matches!(x.req, Request::Sync(_))
             }) {
                 x.result = Some(rc);
+                local = true;
+            }
+        }
+        self.write_committed(local, arrived, applied);
+        if local {
+            if let Some(e) = self.ens.as_mut() {
+                e.round.drained(session);
             }
         }
         self.drain_session(session);
+    }
+
+    /// local_write_committed_time_ms (a write of this server's client) or
+    /// server_write_committed_time_ms: from the commit's arrival to applied.
+    fn write_committed(&self, local: bool, arrived: Option<Instant>, applied: Instant) {
+        let Some(arrived) = arrived else { return };
+        let m = &self.cfg.metrics;
+        let s = match local {
+            true => &m.local_write_committed_time_ms,
+            false => &m.server_write_committed_time_ms,
+        };
+        s.observe(applied.saturating_duration_since(arrived).as_millis() as u64);
     }
 
     pub(crate) fn sync_done(&mut self, session: i64, xid: i32) {
@@ -557,6 +591,9 @@ impl Core {
         if !write && !busy {
             // Nothing of its session in flight: no wait (read_commitproc_time).
             self.cfg.metrics.read_commitproc_time_ms.observe(0);
+            let waiting = (ens.queued_reads, ens.queued_writes);
+            ens.round.begin(taken, waiting);
+            ens.round.read();
             self.answer_read(conn, xid, opc, &req, received, taken, throttled);
             return ticket;
         }
@@ -592,6 +629,10 @@ impl Core {
             }
         }
         let ens = self.ens.as_mut().expect("ensemble");
+        match submitted {
+            true => ens.queued_writes += 1,
+            false => ens.queued_reads += 1,
+        }
         let q = ens.queued.entry(session).or_default();
         q.push_back(Queued {
             conn,
@@ -681,6 +722,7 @@ impl Core {
                 return (reads, after_write);
             }
             let x = q.pop_front().expect("checked");
+            ens.unqueued(&x);
             if !self.conns.contains_key(&x.conn) {
                 // The client left while its request was in flight; a close
                 // may outlive its connection (Apache's Request.isStale).
@@ -693,6 +735,11 @@ impl Core {
             if !x.submitted || (matches!(x.req, Request::Sync(_)) && !x.throttled) {
                 // A read waited behind its session's write (a sync too).
                 let from = m.read_commitproc_time_ms.since(x.received);
+                if let Some(e) = self.ens.as_mut() {
+                    let waiting = (e.queued_reads, e.queued_writes);
+                    e.round.begin(from, waiting);
+                    e.round.read();
+                }
                 reads += 1;
                 if let Some(n) = after_write.as_mut() {
                     *n += 1;

@@ -19,8 +19,6 @@ const APACHE_KEYS: &str = include_str!("fixtures/admin/apache-3.8.0-keys.json");
 /// Apache keys we do not produce, per command, and why.
 fn not_applicable(cmd: &str, key: &str) -> bool {
     match cmd {
-        // log4j's trace mask: no such thing in rookeeper.
-        "get_trace_mask" | "set_trace_mask" => true,
         // The JVM's own system properties.
         "system_properties" => [
             "java.",
@@ -228,9 +226,6 @@ async fn every_admin_command_has_apache_keys() {
 
     let mut missing = Vec::new();
     for (cmd, keys) in fixture["admin"].as_object().unwrap() {
-        if matches!(cmd.as_str(), "get_trace_mask" | "set_trace_mask") {
-            continue;
-        }
         let v = command(admin, cmd).await;
         assert_eq!(v["command"], Value::from(cmd.as_str()), "{cmd}");
         let mut ours = BTreeSet::new();
@@ -481,6 +476,39 @@ async fn snapshot_command_is_guarded_as_in_3_9() {
     let (status, _, _) = http(admin, "/commands/snapshot", auth).await;
     assert_eq!(status, 503);
     r.server.stop().await;
+}
+
+/// `hash` (4lw and admin): the tree digest after every 128th zxid, as
+/// DataTree's digest log; a restart replays the log to the same digests.
+#[tokio::test]
+async fn hash_lists_the_digest_log_and_replay_gives_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_at(dir.path(), &[], &[]).await;
+    let c = client(server.addr).await;
+    // One createSession, then creates up to zxid 0x120.
+    for i in 0..0x11f {
+        c.create(&format!("/n{i}"), b"d", &persistent())
+            .await
+            .unwrap();
+    }
+    drop(c);
+    let text = four_letter(server.addr, "hash").await;
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].starts_with("80: "), "{text}");
+    assert!(lines[1].starts_with("100: "), "{text}");
+    let v = command(server.admin_addr().unwrap(), "hash").await;
+    let digests = v["digests"].as_array().unwrap();
+    assert_eq!(digests.len(), 2, "{v}");
+    assert_eq!(digests[0]["zxid"], 0x80);
+    assert_eq!(digests[1]["zxid"], 0x100);
+    assert_eq!(digests[0]["digestVersion"], 2);
+    assert_eq!(format!("80: {}", digests[0]["digest"]), lines[0]);
+    assert_ne!(digests[0]["digest"], digests[1]["digest"]);
+    server.stop().await;
+    let server = start_at(dir.path(), &[], &[]).await;
+    assert_eq!(four_letter(server.addr, "hash").await, text);
+    server.stop().await;
 }
 
 #[tokio::test]
@@ -789,9 +817,6 @@ async fn ensemble_members_answer_with_apache_keys() {
         let fixture: Value = serde_json::from_str(fixture).unwrap();
         let mut missing = Vec::new();
         for (cmd, keys) in fixture["admin"].as_object().unwrap() {
-            if matches!(cmd.as_str(), "get_trace_mask" | "set_trace_mask") {
-                continue;
-            }
             let v = command(admin, cmd).await;
             let mut ours = BTreeSet::new();
             shape(&v, "", &mut ours);
@@ -1019,6 +1044,57 @@ fn line_shape(l: &str) -> String {
         s = s.replace(n, "@");
     }
     s
+}
+
+/// ZooKeeper's trace mask: `gtmk` reads it (ZooTrace's initial 306),
+/// `stmk` sets it from the 8-byte long after the word, and the admin
+/// commands read and set the same mask; both words need the whitelist.
+#[tokio::test]
+async fn trace_mask_is_read_and_set_by_words_and_admin_commands() {
+    let r = start(&[], &[]).await;
+    let addr = r.server.addr;
+    let admin = r.server.admin_addr().unwrap();
+    assert_eq!(four_letter(addr, "gtmk").await, "306");
+    let stmk = |mask: i64| async move {
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut b = b"stmk".to_vec();
+        b.extend_from_slice(&mask.to_be_bytes());
+        c.write_all(&b).await.unwrap();
+        let mut out = String::new();
+        c.read_to_string(&mut out).await.unwrap();
+        out
+    };
+    assert_eq!(within("stmk", stmk(2)).await, "2");
+    assert_eq!(four_letter(addr, "gtmk").await, "2");
+    assert_eq!(command(admin, "get_trace_mask").await["tracemask"], 2);
+    assert_eq!(command(admin, "gtmk").await["tracemask"], 2);
+    let v = command(admin, "set_trace_mask").await;
+    assert_eq!(v["error"], "setTraceMask requires long traceMask argument");
+    let (_, _, body) = http(admin, "/commands/set_trace_mask?traceMask=x1", "").await;
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        v["error"],
+        "setTraceMask requires long traceMask argument, got x1"
+    );
+    let (_, _, body) = http(admin, "/commands/stmk?traceMask=-1", "").await;
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["tracemask"], -1);
+    assert_eq!(v["error"], Value::Null);
+    assert_eq!(four_letter(addr, "gtmk").await, "-1");
+    r.server.stop().await;
+
+    // Not whitelisted: refused as Apache refuses, the mask unchanged.
+    let r = start(&["4lw.commands.whitelist=srvr"], &[]).await;
+    let addr = r.server.addr;
+    for w in ["gtmk", "stmk"] {
+        assert_eq!(
+            four_letter(addr, w).await,
+            format!("{w} is not executed because it is not in the whitelist.\n")
+        );
+    }
+    let admin = r.server.admin_addr().unwrap();
+    assert_eq!(command(admin, "get_trace_mask").await["tracemask"], 306);
+    r.server.stop().await;
 }
 
 #[tokio::test]

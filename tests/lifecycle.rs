@@ -324,3 +324,75 @@ fn pause_monitor_reports_a_stopped_process() {
     let o = run(dir.path(), &["server", "stop", cfg]);
     assert!(o.status.success(), "{o:?}");
 }
+
+/// The trace mask gates TRACE logging as ZooTrace does: with the log at
+/// TRACE, client requests are traced while the mask has
+/// CLIENT_REQUEST_TRACE_MASK (2, in ZooTrace's initial 306) and not once
+/// `stmk` clears it.
+#[test]
+fn trace_mask_gates_request_traces() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = dir.path().join("zoo.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "tickTime=2000\nclientPort={port}\nclientPortAddress=127.0.0.1\ndataDir={}\n\
+             admin.enableServer=false\n4lw.commands.whitelist=srvr,stmk\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let cfg = cfg.to_str().unwrap();
+    let pid_file = dir.path().join("data/zookeeper_server.pid");
+    let _guard = Daemon {
+        pid_file: pid_file.clone(),
+    };
+    let log_dir = dir.path().join("zklogs");
+    let o = Command::new(BIN)
+        .args([
+            "server",
+            "start",
+            "-Dzookeeper.root.logger=TRACE,ROLLINGFILE",
+            &format!("-Dzookeeper.log.dir={}", log_dir.display()),
+            cfg,
+        ])
+        .current_dir(dir.path())
+        .env("ZOO_LOG_DIR", dir.path().join("logs"))
+        .env("RUST_LOG", "server=trace,info")
+        .env_remove("ZOOPIDFILE")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    assert!(wait_status(dir.path(), cfg).status.success());
+    let server = format!("127.0.0.1:{port}");
+    let cli = |path: &str| {
+        let o = run(dir.path(), &["cli", "-server", &server, "stat", path]);
+        assert!(o.status.success(), "{o:?}");
+    };
+    let stmk = |mask: i64| {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let mut b = b"stmk".to_vec();
+        b.extend_from_slice(&mask.to_be_bytes());
+        s.write_all(&b).unwrap();
+        let mut r = String::new();
+        s.read_to_string(&mut r).unwrap();
+        assert_eq!(r, mask.to_string());
+    };
+    let log = || std::fs::read_to_string(log_dir.join("zookeeper.log")).unwrap_or_default();
+    let traced = |path: &str| log().contains(&format!("type:exists cxid:0x1 reqpath:{path}\n"));
+    cli("/zookeeper");
+    assert!(traced("/zookeeper"), "{}", log());
+    stmk(0);
+    cli("/zookeeper/config");
+    stmk(2);
+    cli("/zookeeper/quota");
+    // The log is written as it goes: the last request is there, the one
+    // made with the mask cleared is not.
+    assert!(traced("/zookeeper/quota"), "{}", log());
+    assert!(!traced("/zookeeper/config"), "{}", log());
+    assert!(log().contains("set text trace mask to 0x0"));
+    let o = run(dir.path(), &["server", "stop", cfg]);
+    assert!(o.status.success(), "{o:?}");
+}

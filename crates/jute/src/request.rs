@@ -243,6 +243,29 @@ impl Request {
         }
     }
 
+    /// The path it names, for requests on one node (logs, traces).
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            Request::Create(_, r) => Some(&r.path),
+            Request::CreateTtl(r) => Some(&r.path),
+            Request::Delete(r) => Some(&r.path),
+            Request::Exists(r)
+            | Request::GetData(r)
+            | Request::GetChildren(r)
+            | Request::GetChildren2(r) => Some(&r.path),
+            Request::SetData(r) => Some(&r.path),
+            Request::GetAcl(r)
+            | Request::Sync(r)
+            | Request::GetEphemerals(r)
+            | Request::GetAllChildrenNumber(r) => Some(&r.path),
+            Request::SetAcl(r) => Some(&r.path),
+            Request::Check(r) => Some(&r.path),
+            Request::CheckWatches(r) | Request::RemoveWatches(r) => Some(&r.path),
+            Request::AddWatch(r) => Some(&r.path),
+            _ => None,
+        }
+    }
+
     /// True for operations that change state (become a txn).
     pub fn is_write(&self) -> bool {
         matches!(

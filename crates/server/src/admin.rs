@@ -331,6 +331,8 @@ const COMMANDS: &[&[&str]] = &[
     &["zabstate"],
     &["snapshot", "snap"],
     &["restore", "rest"],
+    &["get_trace_mask", "gtmk"],
+    &["set_trace_mask", "stmk"],
 ];
 
 /// The primary name of a command given by any of its names.
@@ -385,6 +387,9 @@ async fn command(
     if primary == "snapshot" {
         return snapshot(&st, &params, &headers).await;
     }
+    if let Some(v) = trace_mask(&st.cfg, primary, &params) {
+        return json_response(StatusCode::OK, &v);
+    }
     if primary == "restore" {
         let v = response(
             primary,
@@ -413,6 +418,36 @@ async fn command(
                 Map::new(),
             ),
         ),
+    }
+}
+
+/// get_trace_mask / set_trace_mask (`traceMask=<long>`): the trace mask
+/// is the server's own, so these need no serving pipeline (as Apache's).
+fn trace_mask(cfg: &Config, primary: &str, params: &HashMap<String, String>) -> Option<Value> {
+    let answer = |mask: i64| Some(response(primary, None, obj(json!({ "tracemask": mask }))));
+    match primary {
+        "get_trace_mask" => answer(cfg.trace.get() as i64),
+        "set_trace_mask" => match params.get("traceMask") {
+            None => Some(response(
+                primary,
+                Some("setTraceMask requires long traceMask argument".into()),
+                Map::new(),
+            )),
+            Some(v) => match v.parse::<i64>() {
+                Ok(mask) => {
+                    cfg.trace.set(mask as u64);
+                    answer(mask)
+                }
+                Err(_) => Some(response(
+                    primary,
+                    Some(format!(
+                        "setTraceMask requires long traceMask argument, got {v}"
+                    )),
+                    Map::new(),
+                )),
+            },
+        },
+        _ => None,
     }
 }
 
@@ -541,8 +576,13 @@ pub fn run(core: &mut Core, name: &str) -> Map<String, Value> {
             let (plain, secure) = connections(core, true);
             obj(json!({ "connections": plain, "secure_connections": secure }))
         }
+        // DataTree.getDigestLog, as Jackson writes a ZxidDigest.
         "hash" => obj(json!({
-            "digests": [{ "zxid": core.last_zxid(), "digest": core.tree.digest() }],
+            "digests": core.tree.digest_log().map(|(zxid, digest)| json!({
+                "zxid": zxid,
+                "digestVersion": tree::digest::DIGEST_VERSION,
+                "digest": digest,
+            })).collect::<Vec<_>>(),
         })),
         "dirs" => obj(json!({
             "datadir_size": fourlw::dir_size(&cfg.data_dir),

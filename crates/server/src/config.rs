@@ -207,6 +207,8 @@ pub struct Config {
     /// This server's metrics (crate::metrics), shared by everything that
     /// records or reports them.
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// ZooKeeper's trace mask (`gtmk`/`stmk`), changed while running.
+    pub trace: std::sync::Arc<crate::trace::TraceMask>,
 }
 
 impl Default for Config {
@@ -459,6 +461,7 @@ impl Config {
             unknown,
             ensemble: None,
             metrics: Default::default(),
+            trace: Default::default(),
         })
     }
 

@@ -299,7 +299,23 @@ where
     }
     if fourlw::is_command(&buf[..4]) {
         let cmd = String::from_utf8_lossy(&buf[..4]).into_owned();
-        let text = if cfg.four_letter_words.contains(&cmd) {
+        let text = if cmd == "stmk" && cfg.four_letter_words.contains(&cmd) {
+            // The new mask follows the word: a Java long, big-endian.
+            while buf.len() < 12 {
+                match tokio::time::timeout_at(deadline, rd.read_buf(&mut buf)).await {
+                    Err(_) => return sessionless(),
+                    Ok(r) => {
+                        if r? == 0 {
+                            warn!("closing connection from {remote}: stmk without a mask");
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            let mask = i64::from_be_bytes(buf[4..12].try_into().expect("8 bytes"));
+            cfg.trace.set(mask as u64);
+            mask.to_string()
+        } else if cfg.four_letter_words.contains(&cmd) {
             let (tx, rx) = oneshot::channel();
             core.send(Msg::Command {
                 cmd: cmd.clone(),

@@ -20,7 +20,7 @@ use jute::proto::{ConnectRequest, ConnectResponse, ReplyHeader, WatcherEvent};
 use jute::request::Request;
 use jute::txn::{CreateSessionTxn, Txn, TxnBody, TxnHeader};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, info, trace, warn};
 
 use tree::acl;
 use tree::ops::{self, Caller, Response};
@@ -821,6 +821,14 @@ impl Core {
                 |w| ev.write(w),
             );
             self.cfg.metrics.watch_bytes.add(b.len() as u64);
+            if self.cfg.trace.on(crate::trace::EVENT_DELIVERY) {
+                trace!(
+                    "deliver event type:{} path:{} to session 0x{:x}",
+                    ev.event_type,
+                    ev.path,
+                    c.session
+                );
+            }
             self.send(f.watcher, b);
         }
     }
@@ -895,6 +903,17 @@ impl Core {
                 return ticket;
             }
         };
+        let kind = match req {
+            Request::Ping => crate::trace::CLIENT_PING,
+            _ => crate::trace::CLIENT_REQUEST,
+        };
+        if self.cfg.trace.on(kind) {
+            trace!(
+                "request sessionid:0x{session:x} type:{} cxid:0x{xid:x} reqpath:{}",
+                op::name(opc),
+                req.path().unwrap_or("n/a")
+            );
+        }
         let auth = self.conns[&conn].auth.clone();
         if self.ens.is_some() && !matches!(req, Request::Ping | Request::Auth(_) | Request::Sasl(_))
         {

@@ -23,7 +23,7 @@ pub fn full_version() -> String {
 /// Every word we answer; `4lw.commands.whitelist=*` enables them all.
 pub const ALL: &[&str] = &[
     "ruok", "srvr", "stat", "envi", "conf", "cons", "mntr", "isro", "wchs", "wchc", "wchp", "dump",
-    "dirs", "crst", "srst",
+    "dirs", "crst", "srst", "gtmk", "stmk", "hash",
 ];
 
 /// Is this 4-byte prefix a four-letter word (rather than a frame length)?
@@ -32,7 +32,7 @@ pub fn is_command(b: &[u8]) -> bool {
 }
 
 /// Words ZooKeeper knows that we refuse as not whitelisted / unsupported.
-const KNOWN_OTHER: &[&str] = &["gtmk", "stmk", "kill", "reqs", "hash"];
+const KNOWN_OTHER: &[&str] = &["kill", "reqs"];
 
 pub(crate) fn dir_size(p: &std::path::Path) -> u64 {
     let mut total = 0;
@@ -151,11 +151,19 @@ pub(crate) fn watches(core: &Core) -> BTreeSet<(i64, String)> {
 pub fn run(core: &mut Core, cmd: &str) -> String {
     let mut out = String::new();
     // An ensemble member between roles: as Apache's commands say then.
-    if !core.serving() && !matches!(cmd, "ruok" | "envi" | "conf" | "dirs" | "isro") {
+    if !core.serving() && !matches!(cmd, "ruok" | "envi" | "conf" | "dirs" | "isro" | "gtmk") {
         return "This ZooKeeper instance is not currently serving requests\n".to_owned();
     }
     match cmd {
         "ruok" => out.push_str("imok"),
+        // A Java long, without a newline (TraceMaskCommand).
+        "gtmk" => out.push_str(&(core.cfg.trace.get() as i64).to_string()),
+        // The digest log: zxid in hex, the digest (DigestCommand).
+        "hash" => {
+            for (zxid, digest) in core.tree.digest_log() {
+                let _ = writeln!(out, "{zxid:x}: {digest}");
+            }
+        }
         // An ensemble member serving nobody answers null, as Apache does.
         "isro" => out.push_str(
             if core.disk_failed.is_some() || core.ens.as_ref().is_some_and(|e| e.read_only()) {

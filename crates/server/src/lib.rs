@@ -15,6 +15,7 @@ pub mod pause;
 pub mod persist;
 pub mod sasl;
 pub mod tls;
+pub mod trace;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -151,8 +151,16 @@ pub struct DataTree {
     pub(crate) data_bytes: u64,
     /// The tree digest (digest.rs), kept current by every change.
     pub(crate) digest: i64,
+    /// ZooKeeper's digest log: (zxid, digest) after each txn whose zxid is
+    /// a multiple of 128, the newest 1024 (`hash` shows them, so servers
+    /// can be compared at the same zxids).
+    pub(crate) digest_log: std::collections::VecDeque<(i64, i64)>,
     pub extended_types: bool,
 }
+
+/// ZooKeeper's DIGEST_LOG_INTERVAL and DIGEST_LOG_LIMIT.
+const DIGEST_LOG_INTERVAL: i64 = 128;
+const DIGEST_LOG_LIMIT: usize = 1024;
 
 impl Default for DataTree {
     fn default() -> Self {
@@ -177,6 +185,7 @@ impl DataTree {
             last_zxid: 0,
             data_bytes: 0,
             digest: 0,
+            digest_log: Default::default(),
             extended_types,
         };
         let open = |name: &str| store::encode(name, Some(b""), OPEN_UNSAFE_ACL_ID, &blank);
@@ -362,6 +371,7 @@ impl DataTree {
             last_zxid: self.last_zxid,
             data_bytes: self.data_bytes,
             digest: self.digest,
+            digest_log: Default::default(),
             extended_types: self.extended_types,
         }
     }
@@ -454,7 +464,18 @@ impl DataTree {
         if hdr.zxid > self.last_zxid {
             self.last_zxid = hdr.zxid;
         }
+        if hdr.zxid % DIGEST_LOG_INTERVAL == 0 {
+            if self.digest_log.len() == DIGEST_LOG_LIMIT {
+                self.digest_log.pop_front();
+            }
+            self.digest_log.push_back((hdr.zxid, self.digest));
+        }
         rc
+    }
+
+    /// The digest log, oldest first.
+    pub fn digest_log(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.digest_log.iter().copied()
     }
 
     fn apply_body(

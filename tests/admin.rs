@@ -728,15 +728,21 @@ async fn mntr_follows_watches_log_namespaces_and_connections() {
     r.server.stop().await;
 }
 
-/// Ensemble keys of Apache's that we do not report: per-learner queue
-/// statistics (`<sid>_learner_handler_qp_*`), pending syncs; per-namespace
-/// keys name whatever namespaces the capture's clients touched.
+/// Ensemble keys of Apache's capture that name what differs between runs:
+/// per-namespace keys name the namespaces its clients touched, per-learner
+/// queue keys its learners' ids (checked apart, for ours).
 fn ensemble_not_applicable(cmd: &str, key: &str) -> bool {
     let k = key.trim_start_matches("zk_");
-    not_applicable(cmd, k)
-        || k.contains("learner_handler_qp")
-        || k.contains("_per_namespace")
-        || k == "pending_syncs"
+    not_applicable(cmd, k) || k.contains("_per_namespace") || k.contains("learner_handler_qp")
+}
+
+/// `zk_<stat>_<sid>_learner_handler_qp_<figure>` as (stat, figure).
+fn qp_key_shape(k: &str) -> Option<(&str, &str)> {
+    let k = k.strip_prefix("zk_")?;
+    let (stat, rest) = k.split_once('_')?;
+    let (sid, figure) = rest.split_once("_learner_handler_qp_")?;
+    sid.parse::<u64>().ok()?;
+    Some((stat, figure))
 }
 
 /// Below the ephemeral range (see `bench::free_port`).
@@ -744,25 +750,37 @@ fn free_port() -> u16 {
     bench::free_port().unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ensemble_members_answer_with_apache_keys() {
+/// Three voters (and `observers` observers after them) on loopback, in
+/// this process: the servers, their (quorum, election) ports, the leader's
+/// index, once one leads and the rest follow or observe.
+async fn ensemble(observers: usize) -> (Vec<Server>, Vec<(u16, u16)>, usize, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+    let n = 3 + observers;
+    let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
     let servers_text: String = ports
         .iter()
         .enumerate()
-        .map(|(i, (q, e))| format!("server.{}=127.0.0.1:{q}:{e}\n", i + 1))
+        .map(|(i, (q, e))| {
+            let role = if i >= 3 { ":observer" } else { "" };
+            format!("server.{}=127.0.0.1:{q}:{e}{role}\n", i + 1)
+        })
         .collect();
     let mut servers = Vec::new();
-    for id in 1..=3 {
+    for id in 1..=n {
         let d = dir.path().join(format!("s{id}"));
         std::fs::create_dir_all(d.join("data")).unwrap();
         std::fs::write(d.join("data/myid"), format!("{id}\n")).unwrap();
-        let lines = ["tickTime=200", "initLimit=10", "syncLimit=5", &servers_text];
+        let peer = if id > 3 { "peerType=observer" } else { "" };
+        let lines = [
+            "tickTime=200",
+            "initLimit=10",
+            "syncLimit=5",
+            &servers_text,
+            peer,
+        ];
         servers.push(start_at(&d, &lines, &[]).await);
     }
-    // Wait (bounded) until one leads and two follow, all serving.
-    let mut leader = None;
+    // Wait (bounded) until one leads and the others follow or observe.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let mut modes = Vec::new();
@@ -775,18 +793,71 @@ async fn ensemble_members_answer_with_apache_keys() {
                     .to_owned(),
             );
         }
-        let leaders: Vec<usize> = (0..3).filter(|&i| modes[i] == "leader").collect();
+        let leaders: Vec<usize> = (0..n).filter(|&i| modes[i] == "leader").collect();
         let followers = modes.iter().filter(|m| *m == "follower").count();
-        if leaders.len() == 1 && followers == 2 {
-            leader = Some(leaders[0]);
-            break;
+        let observing = modes.iter().filter(|m| *m == "observer").count();
+        if leaders.len() == 1 && followers == 2 && observing == observers {
+            return (servers, ports, leaders[0], dir);
         }
-        if tokio::time::Instant::now() > deadline {
-            break;
-        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no leader with everyone else following within 30s: {modes:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let leader = leader.expect("an elected leader and two followers within 30s");
+}
+
+/// Admin `observers` lists each synced observer's link as LearnerHandler
+/// describes it; `orst` starts its counts again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observers_are_listed_with_their_link_figures() {
+    let (servers, _ports, leader, _dir) = ensemble(1).await;
+    let c = client(servers[3].addr).await;
+    c.create("/o", b"x", &persistent()).await.unwrap();
+    c.create("/o/1", b"x", &persistent()).await.unwrap();
+    let admin = servers[leader].admin_addr().unwrap();
+    let v = command(admin, "observers").await;
+    assert_eq!(v["synced_observers"], 1, "{v}");
+    let o = &v["observers"][0];
+    assert_eq!(o["sid"], 4, "{v}");
+    assert!(
+        o["remote_socket_address"]
+            .as_str()
+            .unwrap()
+            .starts_with("/127.0.0.1:"),
+        "{v}"
+    );
+    assert!(o["established"].as_i64().unwrap() > 0, "{v}");
+    // Its session and two creates came as REQUESTs; each commit went back
+    // as an INFORM, the last one's zxid the last sent.
+    assert!(o["requests"].as_u64().unwrap() >= 3, "{v}");
+    assert!(o["packets_received"].as_u64().unwrap() >= 3, "{v}");
+    assert!(o["packets_sent"].as_u64().unwrap() >= 3, "{v}");
+    let stat = c.check_stat("/o/1").await.unwrap().unwrap();
+    assert!(o["last_zxid"].as_i64().unwrap() >= stat.czxid, "{v}");
+    for k in ["queued_packets", "queued_packets_size"] {
+        assert!(o[k].as_u64().is_some(), "{k}: {v}");
+    }
+    command(admin, "orst").await;
+    let v = command(admin, "observers").await;
+    let o = &v["observers"][0];
+    assert_eq!(o["requests"], 0, "{v}");
+    assert_eq!(o["packets_received"], 0, "{v}");
+    assert_eq!(o["last_zxid"], -1, "{v}");
+    // Followers host no observers here.
+    let follower = (0..3).find(|&i| i != leader).unwrap();
+    let v = command(servers[follower].admin_addr().unwrap(), "observers").await;
+    assert_eq!(v["synced_observers"], 0, "{v}");
+    assert_eq!(v["observers"], serde_json::json!([]), "{v}");
+    drop(c);
+    for s in servers {
+        s.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ensemble_members_answer_with_apache_keys() {
+    let (servers, ports, leader, _dir) = ensemble(0).await;
     let follower = (leader + 1) % 3;
     // A write, so proposal sizes and commits are there to report.
     let c = within(
@@ -835,6 +906,22 @@ async fn ensemble_members_answer_with_apache_keys() {
                 let k = k.as_str().unwrap();
                 if !text.contains(k) && !ensemble_not_applicable("monitor", k) {
                     missing.push(format!("{role} 4lw {w}: {k}"));
+                }
+            }
+        }
+        // The leader's queue figures for each of its learners, under our
+        // learners' ids.
+        if role == "leader" {
+            let text = four_letter(servers[idx].addr, "mntr").await;
+            for k in fixture["fourlw"]["mntr"].as_array().unwrap() {
+                let Some((stat, figure)) = qp_key_shape(k.as_str().unwrap()) else {
+                    continue;
+                };
+                for sid in (1..=3).filter(|&s| s != idx + 1) {
+                    let ours = format!("zk_{stat}_{sid}_learner_handler_qp_{figure}\t");
+                    if !text.contains(&ours) {
+                        missing.push(format!("leader mntr: {ours}"));
+                    }
                 }
             }
         }

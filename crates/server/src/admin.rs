@@ -552,7 +552,19 @@ pub fn run(core: &mut Core, name: &str) -> Map<String, Value> {
     let cfg = core.cfg.clone();
     let log_dir = cfg.data_log_dir.as_ref().unwrap_or(&cfg.data_dir);
     match name {
-        "ruok" | "observer_connection_stat_reset" => Map::new(),
+        "ruok" => Map::new(),
+        "observer_connection_stat_reset" => {
+            match core.ens.as_mut().map(|e| &mut e.role) {
+                Some(Role::Leading(l)) => l.reset_observer_stats(),
+                Some(Role::Following(f)) => {
+                    if let Some(om) = f.om.as_mut() {
+                        om.reset_observer_stats();
+                    }
+                }
+                _ => {}
+            }
+            Map::new()
+        }
         "connection_stat_reset" => {
             core.reset_conn_stats();
             Map::new()
@@ -658,14 +670,15 @@ pub fn run(core: &mut Core, name: &str) -> Map<String, Value> {
         "server_stats" => server_stats(core, false),
         "stats" => server_stats(core, true),
         "observers" => {
-            let synced = match core.ens.as_ref().map(|e| &e.role) {
-                Some(Role::Leading(l)) => l.synced_observers(),
-                Some(Role::Following(f)) => f.om.as_ref().map_or(0, |om| om.synced()),
-                _ => 0,
+            let (synced, observers) = match core.ens.as_ref().map(|e| &e.role) {
+                Some(Role::Leading(l)) => (l.synced_observers(), l.observers_info()),
+                Some(Role::Following(f)) => {
+                    f.om.as_ref()
+                        .map_or((0, Vec::new()), |om| (om.synced(), om.observers_info()))
+                }
+                _ => (0, Vec::new()),
             };
-            // Apache lists each observer's connection details; the count
-            // is what we track.
-            obj(json!({ "synced_observers": synced, "observers": [] }))
+            obj(json!({ "synced_observers": synced, "observers": observers }))
         }
         "system_properties" => system_properties(&cfg),
         "voting_view" => {

@@ -534,8 +534,9 @@ pub fn gauges(core: &Core) -> Vec<(&'static str, Gauge)> {
         if let Role::Leading(l) = &e.role {
             g.push(("learners", Gauge::Int(l.learner_count() as i64)));
             g.push(("synced_followers", Gauge::Int(l.synced_followers() as i64)));
-            // Every participant votes here (no reconfig yet).
-            g.push(("synced_non_voting_followers", Gauge::Int(0)));
+            let non_voting = l.synced_non_voting_followers(&e.setup.quorum);
+            g.push(("synced_non_voting_followers", Gauge::Int(non_voting as i64)));
+            g.push(("pending_syncs", Gauge::Int(l.pending_syncs() as i64)));
             g.push(("synced_observers", Gauge::Int(l.synced_observers() as i64)));
             let up = core.start.elapsed().as_millis() as i64 - e.since;
             g.push(("leader_uptime", Gauge::Int(up.max(0))));

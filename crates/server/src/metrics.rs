@@ -145,13 +145,19 @@ impl Summary {
 #[derive(Debug)]
 pub struct SummarySet {
     pub name: &'static str,
+    pub detail: Detail,
     members: Mutex<BTreeMap<String, SummaryState>>,
 }
 
 impl SummarySet {
     const fn new(name: &'static str) -> SummarySet {
+        SummarySet::with(name, Detail::Basic)
+    }
+
+    const fn with(name: &'static str, detail: Detail) -> SummarySet {
         SummarySet {
             name,
+            detail,
             members: Mutex::new(BTreeMap::new()),
         }
     }
@@ -334,6 +340,12 @@ pub struct Metrics {
     /// updateReadStat / updateWriteStat).
     pub read_per_namespace: SummarySet,
     pub write_per_namespace: SummarySet,
+    /// Leader, per learner (keyed by its server id): packets handed to the
+    /// link's writer and not yet written, at each hand-over; how long a
+    /// marked batch (one per 1000 packets) waited for the writer
+    /// (LearnerHandler's queuedPackets and its marker packets).
+    pub learner_handler_qp_size: SummarySet,
+    pub learner_handler_qp_time_ms: SummarySet,
     /// When the current unavailability began.
     unavailable_since: Mutex<Option<std::time::Instant>>,
     pub connection_request_count: Counter,
@@ -578,6 +590,11 @@ impl Default for Metrics {
             ),
             read_per_namespace: SummarySet::new("read_per_namespace"),
             write_per_namespace: SummarySet::new("write_per_namespace"),
+            learner_handler_qp_size: SummarySet::new("learner_handler_qp_size"),
+            learner_handler_qp_time_ms: SummarySet::with(
+                "learner_handler_qp_time_ms",
+                Detail::Advanced,
+            ),
             unavailable_since: Mutex::new(None),
             connection_request_count: Counter::default(),
             connection_rejected: Counter::default(),
@@ -726,8 +743,13 @@ impl Metrics {
         ]
     }
 
-    fn summary_sets(&self) -> [&SummarySet; 2] {
-        [&self.read_per_namespace, &self.write_per_namespace]
+    fn summary_sets(&self) -> [&SummarySet; 4] {
+        [
+            &self.read_per_namespace,
+            &self.write_per_namespace,
+            &self.learner_handler_qp_size,
+            &self.learner_handler_qp_time_ms,
+        ]
     }
 
     /// Watchers notified by one trigger of `event_type` (ZooKeeper's
@@ -1042,6 +1064,11 @@ pub fn monitor_rows(gauges: &[(&'static str, Gauge)], m: &Metrics) -> Vec<(Strin
             rows.push((format!("max_{name}"), Value::from(v.max)));
             rows.push((format!("cnt_{name}"), Value::from(v.count)));
             rows.push((format!("sum_{name}"), Value::from(v.sum)));
+            if set.detail == Detail::Advanced {
+                for (p, q) in [("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("p999", 0.999)] {
+                    rows.push((format!("{p}_{name}"), Value::from(v.quantile(q) as u64)));
+                }
+            }
         }
     }
     rows
@@ -1111,11 +1138,17 @@ pub fn prometheus_text(gauges: &[(&'static str, Gauge)], m: &Metrics) -> String 
         for (key, v) in set.read() {
             // Label values escape \ and " (text format 0.0.4).
             let key = key.replace('\\', "\\\\").replace('"', "\\\"");
-            let _ = writeln!(
-                out,
-                "{name}{{key=\"{key}\",quantile=\"0.5\",}} {}",
-                prom_float(v.quantile(0.5))
-            );
+            let qs: &[f64] = match set.detail {
+                Detail::Basic => &[0.5],
+                Detail::Advanced => &[0.5, 0.9, 0.99],
+            };
+            for &q in qs {
+                let _ = writeln!(
+                    out,
+                    "{name}{{key=\"{key}\",quantile=\"{q}\",}} {}",
+                    prom_float(v.quantile(q))
+                );
+            }
             let _ = writeln!(
                 out,
                 "{name}_count{{key=\"{key}\",}} {}",

@@ -272,8 +272,10 @@ impl Core {
                 let mut b = BytesMut::new();
                 info.write(&mut b);
                 let Some(f) = self.follower() else { return };
-                let Link { tx, sock } = conn;
-                f.out = Some(link::Outbox::new(tx));
+                let Link {
+                    tx, sock, backlog, ..
+                } = conn;
+                f.out = Some(link::Outbox::new(tx, backlog));
                 f.sock = Some(sock);
                 f.learner.connected();
                 let t = if f.observer {

@@ -41,6 +41,9 @@ pub struct Learner {
     /// COMMITs (INFORMs for an observer) made while it syncs, sent after
     /// UPTODATE, as `Leading::committed` says.
     held: Vec<Bytes>,
+    /// Its server id as the queue figures' key, once known.
+    qp_key: Option<String>,
+    pub(crate) stats: link::PeerStats,
 }
 
 /// Where a sync answers once its point is reached: a learner that
@@ -95,12 +98,58 @@ impl Leader {
             .count()
     }
 
+    /// Synced followers the configuration does not count as voters (a
+    /// reconfig took them out), as Leader.getNonVotingFollowers.
+    pub fn synced_non_voting_followers(&self, quorum: &zab::config::QuorumConfig) -> usize {
+        self.m
+            .learners()
+            .filter(|(_, l)| l.phase == Phase::Synced && !l.observer)
+            .filter(|(_, l)| l.sid.is_some_and(|sid| !quorum.is_voter(sid)))
+            .count()
+    }
+
+    /// Learners' syncs not yet answered (mntr's pending_syncs; Apache's
+    /// leader counts only those, its own clients' wait elsewhere).
+    pub fn pending_syncs(&self) -> usize {
+        self.syncs
+            .iter()
+            .filter(|(_, f)| matches!(f, SyncFor::Learner(_)))
+            .count()
+    }
+
     /// Observers past UPTODATE (mntr's synced_observers).
     pub fn synced_observers(&self) -> usize {
         self.m
             .learners()
             .filter(|(_, l)| l.phase == Phase::Synced && l.observer)
             .count()
+    }
+
+    /// Admin `observers`: each synced observer's link.
+    pub fn observers_info(&self) -> Vec<serde_json::Value> {
+        self.m
+            .learners()
+            .filter(|(_, l)| l.phase == Phase::Synced && l.observer)
+            .filter_map(|(link, l)| {
+                let x = self.learners.get(&link)?;
+                Some(x.stats.info(l.sid?, &x.out))
+            })
+            .collect()
+    }
+
+    /// Admin `orst`: the observers' link counts start again.
+    pub fn reset_observer_stats(&mut self) {
+        let observers: Vec<LinkId> = self
+            .m
+            .learners()
+            .filter(|(_, l)| l.observer)
+            .map(|(link, _)| link)
+            .collect();
+        for link in observers {
+            if let Some(x) = self.learners.get_mut(&link) {
+                x.stats.reset(&mut x.out);
+            }
+        }
     }
 
     pub fn learner_count(&self) -> usize {
@@ -114,15 +163,26 @@ impl Leader {
     }
 
     /// End of a pipeline batch: what each learner was sent goes out.
-    pub(crate) fn flush(&mut self) {
+    pub(crate) fn flush(&mut self, metrics: &crate::metrics::Metrics) {
         for (link, l) in self.learners.iter_mut() {
+            let sid = self.m.learner(*link).and_then(|x| x.sid);
             if l.out.flush().is_err() {
                 warn!(
                     "learner {} is not reading its packets: disconnecting it",
-                    self.m.learner(*link).and_then(|x| x.sid).unwrap_or(0)
+                    sid.unwrap_or(0)
                 );
                 // Its reader then reports the link closed.
                 let _ = l.sock.shutdown(std::net::Shutdown::Both);
+            }
+            // LearnerHandler's queue figures, keyed by the learner's id.
+            let (queued, waits) = l.out.queue_figures();
+            let Some(sid) = sid else { continue };
+            let key = l.qp_key.get_or_insert_with(|| sid.to_string());
+            if let Some(q) = queued {
+                metrics.learner_handler_qp_size.observe(key, q);
+            }
+            for w in waits {
+                metrics.learner_handler_qp_time_ms.observe(key, w);
             }
         }
     }
@@ -298,7 +358,12 @@ impl Core {
                     .map_or(20_000, |e| e.setup.init_limit as u64)
                     * self.cfg.tick_time as u64;
                 let Some(l) = self.leader() else { return };
-                let Link { tx, sock } = conn;
+                let Link {
+                    tx,
+                    sock,
+                    backlog,
+                    remote,
+                } = conn;
                 // A learner that goes silent is noticed (LearnerHandler's
                 // socket timeout): initLimit ticks until it is synced.
                 link::set_timeout(&sock, Duration::from_millis(init_ms));
@@ -306,10 +371,12 @@ impl Core {
                 l.learners.insert(
                     link,
                     Learner {
-                        out: link::Outbox::new(tx),
+                        out: link::Outbox::new(tx, backlog),
                         sock,
                         snap_sync: false,
                         held: Vec::new(),
+                        qp_key: None,
+                        stats: link::PeerStats::new(remote),
                     },
                 );
             }
@@ -345,6 +412,12 @@ impl Core {
             return;
         };
         l.m.heard(link, now);
+        if let Some(x) = l.learners.get_mut(&link) {
+            x.stats.received += 1;
+            if pkt.packet_type == packet::REQUEST {
+                x.stats.requests += 1;
+            }
+        }
         let todo = match pkt.packet_type {
             packet::FOLLOWERINFO | packet::OBSERVERINFO if phase == Phase::Info => {
                 let info = match LearnerInfo::read(&mut Reader::new(pkt.data.clone())) {

@@ -7,7 +7,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use jute::codec::{Record, Writer};
@@ -84,9 +86,86 @@ impl Write for Sock {
 /// A connection's sending side, and a handle to change its read timeout.
 #[derive(Debug)]
 pub struct Link {
-    pub tx: mpsc::Sender<Bytes>,
+    pub tx: mpsc::Sender<Batch>,
     pub sock: Sock,
+    /// What the writer has yet to write (for the leader's queue figures).
+    pub backlog: Arc<Backlog>,
+    /// The peer's address, for an accepted learner (admin `observers`).
+    pub remote: Option<std::net::SocketAddr>,
 }
+
+/// What admin `observers` tells of an accepted learner's link, besides its
+/// outbox's figures (LearnerHandler.getLearnerHandlerInfo).
+#[derive(Debug)]
+pub struct PeerStats {
+    pub remote: Option<std::net::SocketAddr>,
+    /// Wall-clock ms when it connected.
+    pub established_ms: i64,
+    pub received: u64,
+    pub requests: u64,
+}
+
+impl PeerStats {
+    /// LearnerHandler.getLearnerHandlerInfo's map for the learner `sid`
+    /// sent to through `out`.
+    pub fn info(&self, sid: u64, out: &Outbox) -> serde_json::Value {
+        let (sent, queued, queued_bytes, last_zxid) = out.sent();
+        serde_json::json!({
+            // Java's InetSocketAddress.toString: "/127.0.0.1:1234".
+            "remote_socket_address": self.remote.map_or("<null>".into(), |a| format!("/{a}")),
+            "sid": sid,
+            "established": self.established_ms,
+            "queued_packets": queued,
+            "queued_packets_size": queued_bytes,
+            "packets_received": self.received,
+            "packets_sent": sent,
+            "requests": self.requests,
+            "last_zxid": last_zxid,
+        })
+    }
+
+    /// `orst` (resetObserverConnectionStats).
+    pub fn reset(&mut self, out: &mut Outbox) {
+        self.received = 0;
+        self.requests = 0;
+        out.reset_sent();
+    }
+
+    pub fn new(remote: Option<std::net::SocketAddr>) -> PeerStats {
+        PeerStats {
+            remote,
+            established_ms: crate::core::wall_ms(),
+            received: 0,
+            requests: 0,
+        }
+    }
+}
+
+/// What a link's writer takes: whole packets, counted.
+#[derive(Debug)]
+pub struct Batch {
+    bytes: Bytes,
+    packets: u64,
+    /// On the hand-over that follows each 1000th packet: when (the
+    /// marker packets of Apache's LearnerHandler).
+    marked: Option<Instant>,
+}
+
+/// Packets handed to a link's writer and not yet written, and how long
+/// marked batches waited to be taken.
+#[derive(Debug, Default)]
+pub struct Backlog {
+    packets: AtomicU64,
+    bytes: AtomicU64,
+    waits: Mutex<Vec<u64>>,
+}
+
+/// Marker waits kept until the pipeline reads them (links whose figures
+/// nobody reads keep no more).
+const MAX_WAITS: usize = 64;
+
+/// A marker every this many packets, as LearnerHandler's.
+const MARKER_INTERVAL: u64 = 1000;
 
 /// Packets towards one peer, gathered while the pipeline handles a batch of
 /// messages and handed to the link's writer thread as one buffer by
@@ -94,11 +173,24 @@ pub struct Link {
 /// packet (a leader sends each follower a PROPOSAL and a COMMIT per write).
 #[derive(Debug)]
 pub struct Outbox {
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<Batch>,
     buf: BytesMut,
-    /// Buffers to hand over before `buf`: a large packet (a SNAP's
-    /// database) goes as it is rather than copied into `buf`.
-    ready: Vec<Bytes>,
+    /// Packets in `buf`.
+    in_buf: u64,
+    /// Buffers to hand over before `buf`, with their packet counts: a
+    /// large packet (a SNAP's database) goes as it is rather than copied
+    /// into `buf`.
+    ready: Vec<(Bytes, u64)>,
+    /// Packets pushed ever, and whether the next hand-over is marked.
+    pushed: u64,
+    mark: bool,
+    backlog: Arc<Backlog>,
+    /// The writer's backlog (packets) at the last hand-over, until read.
+    queued_at_flush: Option<u64>,
+    /// The zxid of the last packet pushed that had one.
+    last_zxid: i64,
+    /// Packets written before the last stat reset.
+    sent_base: u64,
 }
 
 /// Packets at least this big are not copied into the batch buffer.
@@ -113,20 +205,56 @@ const BATCH_START: usize = 64 * 1024;
 pub struct Stalled;
 
 impl Outbox {
-    pub fn new(tx: mpsc::Sender<Bytes>) -> Outbox {
+    pub fn new(tx: mpsc::Sender<Batch>, backlog: Arc<Backlog>) -> Outbox {
         Outbox {
             tx,
             buf: BytesMut::new(),
+            in_buf: 0,
             ready: Vec::new(),
+            pushed: 0,
+            mark: false,
+            backlog,
+            queued_at_flush: None,
+            last_zxid: -1,
+            sent_base: 0,
         }
     }
 
+    /// `orst`: packets sent count from now, and no last zxid.
+    pub fn reset_sent(&mut self) {
+        self.sent_base += self.sent().0;
+        self.last_zxid = -1;
+    }
+
+    /// (Packets written, packets and bytes still to write, the last zxid
+    /// sent) once the outbox has been flushed: LearnerHandler's
+    /// packets_sent, queued_packets, queued_packets_size, last_zxid.
+    pub fn sent(&self) -> (u64, u64, u64, i64) {
+        let queued = self.backlog.packets.load(Ordering::Relaxed);
+        let unflushed = self.in_buf + self.ready.iter().map(|(_, n)| n).sum::<u64>();
+        let sent = self
+            .pushed
+            .saturating_sub(queued + unflushed + self.sent_base);
+        let bytes = self.backlog.bytes.load(Ordering::Relaxed);
+        (sent, queued, bytes, self.last_zxid)
+    }
+
     pub fn push(&mut self, packet: &Bytes) {
-        if packet.len() >= BIG {
-            if !self.buf.is_empty() {
-                self.ready.push(self.buf.split().freeze());
+        // The first packet and every 1000th after it, as LearnerHandler.
+        if self.pushed.is_multiple_of(MARKER_INTERVAL) {
+            self.mark = true;
+        }
+        self.pushed += 1;
+        // A packet is its type, then its zxid.
+        if let Some(z) = packet.get(4..12) {
+            let z = i64::from_be_bytes(z.try_into().expect("8 bytes"));
+            if z > 0 {
+                self.last_zxid = z;
             }
-            self.ready.push(packet.clone());
+        }
+        if packet.len() >= BIG {
+            self.buf_to_ready();
+            self.ready.push((packet.clone(), 1));
         } else {
             if self.buf.is_empty() {
                 // A batch is often many packets: start it big rather than
@@ -134,17 +262,46 @@ impl Outbox {
                 self.buf.reserve(BATCH_START.max(packet.len()));
             }
             self.buf.extend_from_slice(packet);
+            self.in_buf += 1;
         }
+    }
+
+    fn buf_to_ready(&mut self) {
+        if !self.buf.is_empty() {
+            self.ready.push((self.buf.split().freeze(), self.in_buf));
+            self.in_buf = 0;
+        }
+    }
+
+    /// (The writer's backlog in packets at the last hand-over, the waits
+    /// of marked batches) since the last call: LearnerHandler's qp_size
+    /// and qp_time.
+    pub fn queue_figures(&mut self) -> (Option<u64>, Vec<u64>) {
+        let waits =
+            std::mem::take(&mut *self.backlog.waits.lock().unwrap_or_else(|e| e.into_inner()));
+        (self.queued_at_flush.take(), waits)
     }
 
     /// Hands what was pushed to the writer. A peer that stopped reading is
     /// to be disconnected, as dropping packets would break the stream.
     pub fn flush(&mut self) -> Result<(), Stalled> {
-        if !self.buf.is_empty() {
-            self.ready.push(self.buf.split().freeze());
+        self.buf_to_ready();
+        if self.ready.is_empty() {
+            return Ok(());
         }
+        self.queued_at_flush = Some(self.backlog.packets.load(Ordering::Relaxed));
+        let mut marked = std::mem::take(&mut self.mark).then(Instant::now);
         // Returning early drops the rest of the drain, and so the rest.
-        for b in self.ready.drain(..) {
+        for (bytes, packets) in self.ready.drain(..) {
+            self.backlog.packets.fetch_add(packets, Ordering::Relaxed);
+            self.backlog
+                .bytes
+                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            let b = Batch {
+                bytes,
+                packets,
+                marked: marked.take(),
+            };
             match self.tx.try_send(b) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => return Err(Stalled),
@@ -285,7 +442,7 @@ pub fn spawn(
     learner_side: bool,
     opts: Opts,
 ) -> std::io::Result<Link> {
-    start(stream, link, core, learner_side, opts, false).map(|l| l.expect("not announced"))
+    start(stream, link, core, learner_side, opts, None).map(|l| l.expect("not announced"))
 }
 
 /// What every link's threads need besides their socket.
@@ -316,8 +473,9 @@ pub fn spawn_announced(
     link: LinkId,
     core: mpsc::Sender<Msg>,
     opts: Opts,
+    remote: std::net::SocketAddr,
 ) -> std::io::Result<()> {
-    start(stream, link, core, false, opts, true).map(|_| ())
+    start(stream, link, core, false, opts, Some(remote)).map(|_| ())
 }
 
 /// Binds a port learners connect to (the quorum port, or a follower's
@@ -352,7 +510,7 @@ pub fn accept_learners(
                 let sock = super::secure::accept_learner(&setup, s).await;
                 let r = sock.and_then(|sock| {
                     let id = super::leader::next_link();
-                    spawn_announced(sock, id, core, opts)
+                    spawn_announced(sock, id, core, opts, remote)
                 });
                 if let Err(e) = r {
                     warn!("learner connection from {remote}: {e}");
@@ -368,7 +526,7 @@ fn start(
     core: mpsc::Sender<Msg>,
     learner_side: bool,
     opts: Opts,
-    announce: bool,
+    accepted_from: Option<std::net::SocketAddr>,
 ) -> std::io::Result<Option<Link>> {
     let Opts {
         max_packet,
@@ -380,10 +538,23 @@ fn start(
     }
     let reader = stream.try_clone()?;
     let mut writer = stream.try_clone()?;
-    let (tx, mut rx) = mpsc::channel::<Bytes>(LINK_QUEUE);
+    let (tx, mut rx) = mpsc::channel::<Batch>(LINK_QUEUE);
     let to_core = core.clone();
-    let mut handle = Some(Link { tx, sock: stream });
-    let announced = if announce { handle.take() } else { None };
+    let backlog = Arc::new(Backlog::default());
+    let written = backlog.clone();
+    let mut handle = Some(Link {
+        tx,
+        sock: stream,
+        backlog,
+        remote: accepted_from,
+    });
+    // An accepted learner's link (with its address) is announced by the
+    // reader thread.
+    let announced = if accepted_from.is_some() {
+        handle.take()
+    } else {
+        None
+    };
     std::thread::Builder::new()
         .name(format!("quorum-read-{link}"))
         .spawn(move || {
@@ -408,9 +579,19 @@ fn start(
         .spawn(move || {
             let mut out = std::io::BufWriter::with_capacity(64 * 1024, &mut writer);
             while let Some(b) = rx.blocking_recv() {
-                if out.write_all(&b).is_err() {
+                if let Some(t) = b.marked {
+                    let mut w = written.waits.lock().unwrap_or_else(|e| e.into_inner());
+                    if w.len() < MAX_WAITS {
+                        w.push(t.elapsed().as_millis() as u64);
+                    }
+                }
+                if out.write_all(&b.bytes).is_err() {
                     break;
                 }
+                written.packets.fetch_sub(b.packets, Ordering::Relaxed);
+                written
+                    .bytes
+                    .fetch_sub(b.bytes.len() as u64, Ordering::Relaxed);
                 // Flush when nothing else is queued: batches under load.
                 if rx.is_empty() && out.flush().is_err() {
                     break;
@@ -527,7 +708,7 @@ mod tests {
     #[test]
     fn outbox_batches_small_packets_and_passes_big_ones_in_order() {
         let (tx, mut rx) = mpsc::channel(2);
-        let mut o = Outbox::new(tx);
+        let mut o = Outbox::new(tx, Default::default());
         let big = Bytes::from(vec![7u8; BIG]);
         o.push(&Bytes::from_static(b"ab"));
         o.push(&Bytes::from_static(b"cd"));
@@ -535,12 +716,12 @@ mod tests {
         o.push(&Bytes::from_static(b"ef"));
         // Three buffers, two slots: the writer is behind.
         assert!(o.flush().is_err());
-        let got: Vec<Bytes> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+        let got: Vec<Bytes> = std::iter::from_fn(|| rx.try_recv().ok().map(|b| b.bytes)).collect();
         assert_eq!(got, [Bytes::from_static(b"abcd"), big.clone()]);
         // What did not fit was dropped with the stalled link, not resent.
         o.push(&Bytes::from_static(b"gh"));
         o.flush().unwrap();
-        assert_eq!(rx.try_recv().unwrap(), Bytes::from_static(b"gh"));
+        assert_eq!(rx.try_recv().unwrap().bytes, Bytes::from_static(b"gh"));
         assert!(rx.try_recv().is_err());
         // Nothing pushed: nothing sent.
         o.flush().unwrap();

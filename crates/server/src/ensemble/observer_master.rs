@@ -33,6 +33,7 @@ use crate::core::Core;
 struct Observer {
     out: link::Outbox,
     sock: link::Sock,
+    stats: link::PeerStats,
 }
 
 pub struct ObserverMaster {
@@ -55,6 +56,25 @@ impl ObserverMaster {
     /// Observers past UPTODATE (a follower's synced_observers).
     pub fn synced(&self) -> usize {
         self.m.synced()
+    }
+
+    /// Admin `orst`: the observers' link counts start again.
+    pub fn reset_observer_stats(&mut self) {
+        for o in self.links.values_mut() {
+            o.stats.reset(&mut o.out);
+        }
+    }
+
+    /// Admin `observers`: each synced observer's link.
+    pub fn observers_info(&self) -> Vec<serde_json::Value> {
+        self.m
+            .synced_links()
+            .filter_map(|link| {
+                let sid = self.m.observer(link)?.sid?;
+                let o = self.links.get(&link)?;
+                Some(o.stats.info(sid, &o.out))
+            })
+            .collect()
     }
 
     fn send(&mut self, link: LinkId, b: &Bytes) {
@@ -153,7 +173,12 @@ impl Core {
             * self.cfg.tick_time as u64;
         match m {
             QMsg::LearnerConnected { link, conn } => {
-                let Link { tx, sock } = conn;
+                let Link {
+                    tx,
+                    sock,
+                    backlog,
+                    remote,
+                } = conn;
                 let Some(om) = self.om() else {
                     // No longer hosting (a role change raced the accept).
                     let _ = sock.shutdown(std::net::Shutdown::Both);
@@ -164,8 +189,9 @@ impl Core {
                 om.links.insert(
                     link,
                     Observer {
-                        out: link::Outbox::new(tx),
+                        out: link::Outbox::new(tx, backlog),
                         sock,
+                        stats: link::PeerStats::new(remote),
                     },
                 );
             }
@@ -191,6 +217,12 @@ impl Core {
             return;
         };
         use zab::relay::Phase;
+        if let Some(o) = om.links.get_mut(&link) {
+            o.stats.received += 1;
+            if pkt.packet_type == packet::REQUEST {
+                o.stats.requests += 1;
+            }
+        }
         let todo = match pkt.packet_type {
             packet::FOLLOWERINFO | packet::OBSERVERINFO if phase == Phase::Info => {
                 match LearnerInfo::read(&mut Reader::new(pkt.data.clone())) {

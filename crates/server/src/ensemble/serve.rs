@@ -174,7 +174,7 @@ impl Core {
     /// Hands the packets queued for quorum peers to their writers.
     pub(crate) fn flush_links(&mut self) {
         match self.ens.as_mut().map(|e| &mut e.role) {
-            Some(Role::Leading(l)) => l.flush(),
+            Some(Role::Leading(l)) => l.flush(&self.cfg.metrics),
             Some(Role::Following(f)) => f.flush(),
             _ => {}
         }

@@ -1007,6 +1007,101 @@ async fn ensemble_members_answer_with_apache_keys() {
     }
 }
 
+/// An HTTPS GET of `path` (trusting the test CA), the whole response.
+async fn https_get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let ca = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls/ca.pem");
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let mut s = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await?;
+    let mut out = Vec::new();
+    // A TLS peer may end without close_notify once the response is sent.
+    let _ = s.read_to_end(&mut out).await;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// HTTPS on the AdminServer with the quorum's key store, as
+/// JettyAdminServer: with admin.portUnification plain HTTP is served on the
+/// same port and counted (insecure_admin_count); with admin.forceHttps
+/// only TLS is.
+#[tokio::test]
+async fn admin_server_takes_https_beside_or_instead_of_http() {
+    let ks =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls/keystore.jks");
+    let ks = format!("ssl.quorum.keyStore.location={}", ks.display());
+    let stores = [ks.as_str(), "ssl.quorum.keyStore.password=apassword"];
+
+    let r = start(&[stores[0], stores[1], "admin.portUnification=true"], &[]).await;
+    let admin = r.server.admin_addr().unwrap();
+    let text = within("HTTPS", https_get(admin, "/commands/ruok"))
+        .await
+        .unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("\"command\": \"ruok\""), "{text}");
+    assert_eq!(command(admin, "ruok").await["command"], "ruok");
+    let m = command(admin, "monitor").await;
+    // The two plain requests so far (this one too), not the HTTPS one.
+    assert_eq!(m["insecure_admin_count"], 2, "{m}");
+    r.server.stop().await;
+
+    let r = start(&[stores[0], stores[1], "admin.forceHttps=true"], &[]).await;
+    let admin = r.server.admin_addr().unwrap();
+    let text = within("HTTPS", https_get(admin, "/commands/ruok"))
+        .await
+        .unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let plain = within("plain HTTP", async {
+        let mut s = tokio::net::TcpStream::connect(admin).await.unwrap();
+        s.write_all(b"GET /commands/ruok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out).await;
+        out
+    })
+    .await;
+    assert!(
+        !plain.starts_with(b"HTTP/"),
+        "{}",
+        String::from_utf8_lossy(&plain)
+    );
+    r.server.stop().await;
+
+    // Without the key store, startup stops and says why.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("zoo.cfg"),
+        format!(
+            "clientPort=0\ndataDir={}\nadmin.serverPort=0\nadmin.forceHttps=true\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let cfg = Config::load(Some(&dir.path().join("zoo.cfg")), &[]).unwrap();
+    let err = match Server::start(cfg).await {
+        Ok(_) => panic!("started without a key store"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("zookeeper.ssl.quorum.keyStore.location"),
+        "{err}"
+    );
+}
+
 #[tokio::test]
 async fn connections_on_the_secure_port_are_listed_as_secure() {
     use jute::codec::Record;

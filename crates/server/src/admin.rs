@@ -31,10 +31,12 @@ use crate::fourlw;
 use crate::metrics;
 
 /// Where the HTTP services listen, from zoo.cfg keys and `-D` properties.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone)]
 pub struct HttpSettings {
     /// AdminServer address and command URL; None when disabled.
     pub admin: Option<(SocketAddr, String)>,
+    /// HTTPS on the AdminServer, and whether plain HTTP is taken too.
+    pub admin_tls: Option<(tokio_rustls::TlsAcceptor, AdminTls)>,
     /// Prometheus `/metrics`; None without PrometheusMetricsProvider.
     pub metrics: Option<SocketAddr>,
 }
@@ -101,8 +103,118 @@ impl HttpSettings {
             }
             _ => None,
         };
-        Ok(HttpSettings { admin, metrics })
+        let flag = |k| setting(cfg, k).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        // As JettyAdminServer: forceHttps wins over portUnification.
+        let mode = match (flag("admin.forceHttps"), flag("admin.portUnification")) {
+            (true, _) => Some(AdminTls::Only),
+            (false, true) => Some(AdminTls::Unified),
+            (false, false) => None,
+        };
+        let admin_tls = match (mode, &admin) {
+            (Some(mode), Some(_)) => Some((crate::tls::Tls::admin_acceptor(cfg)?, mode)),
+            _ => None,
+        };
+        Ok(HttpSettings {
+            admin,
+            admin_tls,
+            metrics,
+        })
     }
+}
+
+/// HTTPS on the AdminServer: only (admin.forceHttps), or beside plain HTTP
+/// on the same port, told apart by the first byte (admin.portUnification).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminTls {
+    Only,
+    Unified,
+}
+
+/// What the AdminServer serves on: plain TCP or TLS.
+trait AdminStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> AdminStream for T {}
+
+/// Connections to the AdminServer once their TLS (if any) is set up; the
+/// handshakes run in their own tasks so a slow one holds up no one.
+struct AdminListener {
+    ready: mpsc::Receiver<(Box<dyn AdminStream>, SocketAddr)>,
+    local: SocketAddr,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for AdminListener {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+impl axum::serve::Listener for AdminListener {
+    type Io = Box<dyn AdminStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(c) => c,
+            // The accept task is gone only when we are.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        Ok(self.local)
+    }
+}
+
+/// A TLS ClientHello starts with a handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
+
+fn admin_listener(
+    l: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    mode: AdminTls,
+    metrics: Arc<crate::metrics::Metrics>,
+) -> std::io::Result<AdminListener> {
+    let local = l.local_addr()?;
+    let (tx, ready) = mpsc::channel(64);
+    let accept = tokio::spawn(async move {
+        loop {
+            let Ok((s, remote)) = l.accept().await else {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            };
+            let (tx, acceptor, metrics) = (tx.clone(), acceptor.clone(), metrics.clone());
+            tokio::spawn(async move {
+                let setup = async {
+                    let mut first = [0u8; 1];
+                    let tls = match mode {
+                        AdminTls::Only => true,
+                        AdminTls::Unified => {
+                            s.peek(&mut first).await? == 1 && first[0] == TLS_HANDSHAKE
+                        }
+                    };
+                    let io: Box<dyn AdminStream> = if tls {
+                        Box::new(acceptor.accept(s).await?)
+                    } else {
+                        metrics.insecure_admin_count.inc();
+                        Box::new(s)
+                    };
+                    std::io::Result::Ok(io)
+                };
+                match tokio::time::timeout(Duration::from_secs(10), setup).await {
+                    Ok(Ok(io)) => {
+                        let _ = tx.send((io, remote)).await;
+                    }
+                    Ok(Err(e)) => info!("AdminServer connection from {remote}: {e}"),
+                    Err(_) => info!("AdminServer connection from {remote}: TLS setup timed out"),
+                }
+            });
+        }
+    });
+    Ok(AdminListener {
+        ready,
+        local,
+        accept,
+    })
 }
 
 /// The running HTTP services.
@@ -163,6 +275,7 @@ pub async fn start(
                     addr.ip(),
                     l.local_addr()?.port()
                 );
+                let metrics = cfg.metrics.clone();
                 let state = Arc::new(AdminState {
                     core,
                     cfg,
@@ -176,11 +289,23 @@ pub async fn start(
                     .route(&format!("{url}/{{name}}"), get(command).post(post_command))
                     .layer(DefaultBodyLimit::max(RESTORE_MAX_BYTES))
                     .with_state(state);
-                http.tasks.push(tokio::spawn(async move {
-                    if let Err(e) = axum::serve(l, app).await {
-                        error!("AdminServer stopped: {e}");
+                let served = match settings.admin_tls.clone() {
+                    None => tokio::spawn(async move {
+                        if let Err(e) = axum::serve(l, app).await {
+                            error!("AdminServer stopped: {e}");
+                        }
+                    }),
+                    Some((acceptor, mode)) => {
+                        info!("AdminServer takes HTTPS ({mode:?})");
+                        let l = admin_listener(l, acceptor, mode, metrics.clone())?;
+                        tokio::spawn(async move {
+                            if let Err(e) = axum::serve(l, app).await {
+                                error!("AdminServer stopped: {e}");
+                            }
+                        })
                     }
-                }));
+                };
+                http.tasks.push(served);
             }
             Err(e) => warn!(
                 "problem starting AdminServer on address {}, port {} and command URL {url}: {e}; \

@@ -131,6 +131,8 @@ const KNOWN_PROPS: &[&str] = &[
     "zookeeper.admin.idleTimeout",
     "zookeeper.admin.snapshot.enabled",
     "zookeeper.admin.restore.enabled",
+    "zookeeper.admin.forceHttps",
+    "zookeeper.admin.portUnification",
     // Connections without a session (crate::conn).
     "zookeeper.nio.sessionlessCnxnTimeout",
     "zookeeper.netty.server.outstandingHandshake.limit",

@@ -438,7 +438,7 @@ pub struct Metrics {
     pub response_packet_get_children_cache_hits: Counter,
     pub response_packet_get_children_cache_misses: Counter,
     /// Plain HTTP connections to an AdminServer that also takes HTTPS
-    /// (admin.portUnification); the AdminServer here is plain HTTP only.
+    /// (admin.portUnification).
     pub insecure_admin_count: Counter,
     /// Snapshot taken by this server (file name zxid, unix seconds).
     last_snapshot: Mutex<Option<(i64, i64)>>,

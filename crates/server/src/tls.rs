@@ -247,6 +247,30 @@ impl Tls {
         })
     }
 
+    /// HTTPS on the AdminServer (`admin.forceHttps`,
+    /// `admin.portUnification`): the quorum's key store, as JettyAdminServer
+    /// reads QuorumX509Util's; no client certificate is asked for (Jetty's
+    /// default).
+    pub fn admin_acceptor(cfg: &Config) -> Result<tokio_rustls::TlsAcceptor> {
+        let Common {
+            versions,
+            provider,
+            certified,
+            ..
+        } = Common::read(
+            cfg,
+            Scope::Quorum,
+            "admin.forceHttps or admin.portUnification is set but zookeeper.ssl.quorum.keyStore.location is not",
+        )?;
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&versions)
+            .map_err(|e| anyhow!("TLS protocol setup: {e}"))?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(SingleCertAndKey::from(certified)));
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    }
+
     pub fn acceptor(&self) -> &tokio_rustls::TlsAcceptor {
         &self.acceptor
     }

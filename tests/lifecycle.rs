@@ -241,55 +241,102 @@ fn status_asks_localhost_without_client_port_address() {
     assert_eq!(stdout(&o), "Stopping zookeeper ... STOPPED\n");
 }
 
+/// A daemon for one test: its directory, client port, zoo.cfg (with
+/// `extra` lines) and log file; killed if the test ends before `stop`.
+struct Logged {
+    // Dropped first: the pid file is in `dir`.
+    _guard: Daemon,
+    dir: tempfile::TempDir,
+    port: u16,
+    cfg: String,
+    log: PathBuf,
+}
+
+impl Logged {
+    /// `server start` with the log at `level` in a file, `env` set; waits
+    /// until `status` reports it running.
+    fn start(extra: &str, level: &str, env: &[(&str, &str)]) -> Logged {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let cfg = dir.path().join("zoo.cfg");
+        std::fs::write(
+            &cfg,
+            format!(
+                "tickTime=2000\nclientPort={port}\nclientPortAddress=127.0.0.1\ndataDir={}\n\
+                 admin.enableServer=false\n{extra}",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let cfg = cfg.to_str().unwrap().to_owned();
+        let log_dir = dir.path().join("zklogs");
+        let mut c = Command::new(BIN);
+        c.args([
+            "server",
+            "start",
+            &format!("-Dzookeeper.root.logger={level},ROLLINGFILE"),
+            &format!("-Dzookeeper.log.dir={}", log_dir.display()),
+            &cfg,
+        ])
+        .current_dir(dir.path())
+        .env("ZOO_LOG_DIR", dir.path().join("logs"))
+        .env_remove("ZOOPIDFILE");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let guard = Daemon {
+            pid_file: dir.path().join("data/zookeeper_server.pid"),
+        };
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{o:?}");
+        assert!(wait_status(dir.path(), &cfg).status.success());
+        Logged {
+            port,
+            cfg,
+            log: log_dir.join("zookeeper.log"),
+            _guard: guard,
+            dir,
+        }
+    }
+
+    fn pid(&self) -> String {
+        std::fs::read_to_string(&self._guard.pid_file)
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A four-letter word and `extra` bytes after it; the answer.
+    fn word(&self, w: &str, extra: &[u8]) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.write_all(&[w.as_bytes(), extra].concat()).unwrap();
+        let mut r = String::new();
+        s.read_to_string(&mut r).unwrap();
+        r
+    }
+
+    fn stop(self) {
+        let o = run(self.dir.path(), &["server", "stop", &self.cfg]);
+        assert!(o.status.success(), "{o:?}");
+    }
+}
+
 /// `jvm.pause.monitor=true`: a process stopped for 1.5 s (SIGSTOP) shows
 /// as a pause in mntr's jvm_pause_time_ms and in the log, as Apache's
 /// JvmPauseMonitor reports a stalled JVM.
 #[test]
 fn pause_monitor_reports_a_stopped_process() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let cfg = dir.path().join("zoo.cfg");
-    std::fs::write(
-        &cfg,
-        format!(
-            "tickTime=2000\nclientPort={port}\nclientPortAddress=127.0.0.1\ndataDir={}\n\
-             admin.enableServer=false\n4lw.commands.whitelist=srvr,mntr\n\
-             jvm.pause.monitor=true\njvm.pause.sleep.time.ms=100\njvm.pause.info-threshold.ms=500\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .unwrap();
-    let cfg = cfg.to_str().unwrap();
-    let pid_file = dir.path().join("data/zookeeper_server.pid");
-    let _guard = Daemon {
-        pid_file: pid_file.clone(),
-    };
-    let log_dir = dir.path().join("zklogs");
-    let log_dir_arg = format!("-Dzookeeper.log.dir={}", log_dir.display());
-    let o = run(
-        dir.path(),
-        &[
-            "server",
-            "start",
-            "-Dzookeeper.root.logger=INFO,ROLLINGFILE",
-            &log_dir_arg,
-            cfg,
-        ],
+    let d = Logged::start(
+        "4lw.commands.whitelist=srvr,mntr\njvm.pause.monitor=true\n\
+         jvm.pause.sleep.time.ms=100\njvm.pause.info-threshold.ms=500\n",
+        "INFO",
+        &[],
     );
-    assert!(o.status.success(), "{o:?}");
-    assert!(wait_status(dir.path(), cfg).status.success());
-    let pid = std::fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .to_owned();
-    let mntr = || {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        s.write_all(b"mntr").unwrap();
-        let mut r = String::new();
-        s.read_to_string(&mut r).unwrap();
-        r
-    };
     let max_pause = |m: &str| -> u64 {
         m.lines()
             .find_map(|l| l.strip_prefix("zk_max_jvm_pause_time_ms\t"))
@@ -297,32 +344,27 @@ fn pause_monitor_reports_a_stopped_process() {
             .parse()
             .unwrap()
     };
-    assert!(Command::new("kill")
-        .args(["-STOP", &pid])
-        .status()
-        .unwrap()
-        .success());
+    let signal = |sig: &str| {
+        let st = Command::new("kill").args([sig, &d.pid()]).status().unwrap();
+        assert!(st.success());
+    };
+    signal("-STOP");
     std::thread::sleep(Duration::from_millis(1500));
-    assert!(Command::new("kill")
-        .args(["-CONT", &pid])
-        .status()
-        .unwrap()
-        .success());
+    signal("-CONT");
     // The sleep that spanned the stop ends once the process runs again.
     let deadline = Instant::now() + Duration::from_secs(10);
-    let mut m = mntr();
+    let mut m = d.word("mntr", &[]);
     while max_pause(&m) < 1000 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
-        m = mntr();
+        m = d.word("mntr", &[]);
     }
     assert!(max_pause(&m) >= 1000, "{m}");
-    let log = std::fs::read_to_string(log_dir.join("zookeeper.log")).unwrap();
+    let log = d.log();
     assert!(
         log.contains("detected pause in the process or host machine"),
         "{log}"
     );
-    let o = run(dir.path(), &["server", "stop", cfg]);
-    assert!(o.status.success(), "{o:?}");
+    d.stop();
 }
 
 /// The trace mask gates TRACE logging as ZooTrace does: with the log at
@@ -331,68 +373,31 @@ fn pause_monitor_reports_a_stopped_process() {
 /// `stmk` clears it.
 #[test]
 fn trace_mask_gates_request_traces() {
-    use std::io::{Read, Write};
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let cfg = dir.path().join("zoo.cfg");
-    std::fs::write(
-        &cfg,
-        format!(
-            "tickTime=2000\nclientPort={port}\nclientPortAddress=127.0.0.1\ndataDir={}\n\
-             admin.enableServer=false\n4lw.commands.whitelist=srvr,stmk\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .unwrap();
-    let cfg = cfg.to_str().unwrap();
-    let pid_file = dir.path().join("data/zookeeper_server.pid");
-    let _guard = Daemon {
-        pid_file: pid_file.clone(),
-    };
-    let log_dir = dir.path().join("zklogs");
-    let o = Command::new(BIN)
-        .args([
-            "server",
-            "start",
-            "-Dzookeeper.root.logger=TRACE,ROLLINGFILE",
-            &format!("-Dzookeeper.log.dir={}", log_dir.display()),
-            cfg,
-        ])
-        .current_dir(dir.path())
-        .env("ZOO_LOG_DIR", dir.path().join("logs"))
-        .env("RUST_LOG", "server=trace,info")
-        .env_remove("ZOOPIDFILE")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{o:?}");
-    assert!(wait_status(dir.path(), cfg).status.success());
-    let server = format!("127.0.0.1:{port}");
+    let d = Logged::start(
+        "4lw.commands.whitelist=srvr,stmk\n",
+        "TRACE",
+        &[("RUST_LOG", "server=trace,info")],
+    );
+    let server = format!("127.0.0.1:{}", d.port);
     let cli = |path: &str| {
-        let o = run(dir.path(), &["cli", "-server", &server, "stat", path]);
+        let o = run(d.dir.path(), &["cli", "-server", &server, "stat", path]);
         assert!(o.status.success(), "{o:?}");
     };
-    let stmk = |mask: i64| {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        let mut b = b"stmk".to_vec();
-        b.extend_from_slice(&mask.to_be_bytes());
-        s.write_all(&b).unwrap();
-        let mut r = String::new();
-        s.read_to_string(&mut r).unwrap();
-        assert_eq!(r, mask.to_string());
+    let stmk = |mask: i64| assert_eq!(d.word("stmk", &mask.to_be_bytes()), mask.to_string());
+    let traced = |path: &str| {
+        d.log()
+            .contains(&format!("type:exists cxid:0x1 reqpath:{path}\n"))
     };
-    let log = || std::fs::read_to_string(log_dir.join("zookeeper.log")).unwrap_or_default();
-    let traced = |path: &str| log().contains(&format!("type:exists cxid:0x1 reqpath:{path}\n"));
     cli("/zookeeper");
-    assert!(traced("/zookeeper"), "{}", log());
+    assert!(traced("/zookeeper"), "{}", d.log());
     stmk(0);
     cli("/zookeeper/config");
     stmk(2);
     cli("/zookeeper/quota");
     // The log is written as it goes: the last request is there, the one
     // made with the mask cleared is not.
-    assert!(traced("/zookeeper/quota"), "{}", log());
-    assert!(!traced("/zookeeper/config"), "{}", log());
-    assert!(log().contains("set text trace mask to 0x0"));
-    let o = run(dir.path(), &["server", "stop", cfg]);
-    assert!(o.status.success(), "{o:?}");
+    assert!(traced("/zookeeper/quota"), "{}", d.log());
+    assert!(!traced("/zookeeper/config"), "{}", d.log());
+    assert!(d.log().contains("set text trace mask to 0x0"));
+    d.stop();
 }

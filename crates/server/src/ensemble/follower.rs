@@ -19,7 +19,7 @@ use zab::wire::{self, packet};
 use zab::{epoch_of, make_zxid};
 
 use super::leader::{next_link, SyncFor};
-use super::link::{self, Link, Sock};
+use super::link::{self, Sock};
 use super::{ElectionCmd, LinkId, QMsg, Role};
 use crate::core::{Core, Msg};
 
@@ -272,10 +272,8 @@ impl Core {
                 let mut b = BytesMut::new();
                 info.write(&mut b);
                 let Some(f) = self.follower() else { return };
-                let Link {
-                    tx, sock, backlog, ..
-                } = conn;
-                f.out = Some(link::Outbox::new(tx, backlog));
+                let (out, sock, _) = conn.split();
+                f.out = Some(out);
                 f.sock = Some(sock);
                 f.learner.connected();
                 let t = if f.observer {

@@ -22,7 +22,7 @@ use zab::sync::{plan, SyncPlan};
 use zab::wire::{self, packet};
 use zab::{epoch_of, make_zxid};
 
-use super::link::{self, Link};
+use super::link;
 use super::{LinkId, QMsg, Role};
 use crate::core::Core;
 
@@ -358,12 +358,7 @@ impl Core {
                     .map_or(20_000, |e| e.setup.init_limit as u64)
                     * self.cfg.tick_time as u64;
                 let Some(l) = self.leader() else { return };
-                let Link {
-                    tx,
-                    sock,
-                    backlog,
-                    remote,
-                } = conn;
+                let (out, sock, remote) = conn.split();
                 // A learner that goes silent is noticed (LearnerHandler's
                 // socket timeout): initLimit ticks until it is synced.
                 link::set_timeout(&sock, Duration::from_millis(init_ms));
@@ -371,7 +366,7 @@ impl Core {
                 l.learners.insert(
                     link,
                     Learner {
-                        out: link::Outbox::new(tx, backlog),
+                        out,
                         sock,
                         snap_sync: false,
                         held: Vec::new(),

@@ -94,6 +94,14 @@ pub struct Link {
     pub remote: Option<std::net::SocketAddr>,
 }
 
+impl Link {
+    /// The link as the pipeline keeps it: an outbox to its writer, the
+    /// socket (timeouts, shutdown) and, if accepted, the peer's address.
+    pub fn split(self) -> (Outbox, Sock, Option<std::net::SocketAddr>) {
+        (Outbox::new(self.tx, self.backlog), self.sock, self.remote)
+    }
+}
+
 /// What admin `observers` tells of an accepted learner's link, besides its
 /// outbox's figures (LearnerHandler.getLearnerHandlerInfo).
 #[derive(Debug)]

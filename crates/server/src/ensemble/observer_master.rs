@@ -26,7 +26,7 @@ use zab::relay::{Do, Relay};
 use zab::wire::{self, packet};
 
 use super::leader::SyncFor;
-use super::link::{self, Link};
+use super::link;
 use super::{LinkId, QMsg, Role};
 use crate::core::Core;
 
@@ -173,12 +173,7 @@ impl Core {
             * self.cfg.tick_time as u64;
         match m {
             QMsg::LearnerConnected { link, conn } => {
-                let Link {
-                    tx,
-                    sock,
-                    backlog,
-                    remote,
-                } = conn;
+                let (out, sock, remote) = conn.split();
                 let Some(om) = self.om() else {
                     // No longer hosting (a role change raced the accept).
                     let _ = sock.shutdown(std::net::Shutdown::Both);
@@ -189,7 +184,7 @@ impl Core {
                 om.links.insert(
                     link,
                     Observer {
-                        out: link::Outbox::new(tx, backlog),
+                        out,
                         sock,
                         stats: link::PeerStats::new(remote),
                     },

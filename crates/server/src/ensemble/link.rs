@@ -175,6 +175,10 @@ const MAX_WAITS: usize = 64;
 /// A marker every this many packets, as LearnerHandler's.
 const MARKER_INTERVAL: u64 = 1000;
 
+/// Quorum packet types run from 1 (REQUEST) to 19 (INFORMANDACTIVATE);
+/// a little room above.
+const MAX_PACKET_TYPE: i32 = 32;
+
 /// Packets towards one peer, gathered while the pipeline handles a batch of
 /// messages and handed to the link's writer thread as one buffer by
 /// [`Outbox::flush`]: one wake-up and one write per batch instead of per
@@ -248,21 +252,30 @@ impl Outbox {
     }
 
     pub fn push(&mut self, packet: &Bytes) {
-        // The first packet and every 1000th after it, as LearnerHandler.
-        if self.pushed.is_multiple_of(MARKER_INTERVAL) {
-            self.mark = true;
-        }
-        self.pushed += 1;
-        // A packet is its type, then its zxid.
-        if let Some(z) = packet.get(4..12) {
-            let z = i64::from_be_bytes(z.try_into().expect("8 bytes"));
-            if z > 0 {
-                self.last_zxid = z;
+        // A packet is its type (a small number), then its zxid; what
+        // follows a SNAP is the database's stream, not a packet.
+        let head = packet
+            .get(..12)
+            .map(|h| (i32::from_be_bytes(h[..4].try_into().expect("4 bytes")), h));
+        let count = match head {
+            Some((t, h)) if (1..=MAX_PACKET_TYPE).contains(&t) => {
+                let z = i64::from_be_bytes(h[4..12].try_into().expect("8 bytes"));
+                if z > 0 {
+                    self.last_zxid = z;
+                }
+                // The first packet and every 1000th after it, as
+                // LearnerHandler.
+                if self.pushed.is_multiple_of(MARKER_INTERVAL) {
+                    self.mark = true;
+                }
+                self.pushed += 1;
+                1
             }
-        }
+            _ => 0,
+        };
         if packet.len() >= BIG {
             self.buf_to_ready();
-            self.ready.push((packet.clone(), 1));
+            self.ready.push((packet.clone(), count));
         } else {
             if self.buf.is_empty() {
                 // A batch is often many packets: start it big rather than
@@ -270,7 +283,7 @@ impl Outbox {
                 self.buf.reserve(BATCH_START.max(packet.len()));
             }
             self.buf.extend_from_slice(packet);
-            self.in_buf += 1;
+            self.in_buf += count;
         }
     }
 
@@ -711,6 +724,34 @@ mod tests {
         }];
         let with_auth = encode_with_auth(1, -1, 0, &auth, |w| w.put_slice(&data));
         assert_eq!(with_auth, encode(1, -1, data, auth));
+    }
+
+    #[test]
+    fn outbox_counts_packets_not_a_snapshot_stream() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let backlog = Arc::new(Backlog::default());
+        let mut o = Outbox::new(tx, backlog.clone());
+        o.push(&encode(2, 0x105, Bytes::new(), vec![]));
+        o.push(&encode(15, 0x100, Bytes::new(), vec![]));
+        // A database stream (its magic is no packet type) after a SNAP.
+        o.push(&Bytes::from(
+            b"ZKSN\0\0\0\x02\xff\xff\xff\xff rest".to_vec(),
+        ));
+        o.flush().unwrap();
+        assert_eq!(o.queue_figures().0, Some(0));
+        let (sent, queued, bytes, last) = o.sent();
+        assert_eq!((sent, queued, last), (0, 2, 0x100));
+        assert!(bytes > 0);
+        // The first hand-over carries a marker, as LearnerHandler's first
+        // packet does.
+        let b = rx.try_recv().unwrap();
+        assert_eq!(b.packets, 2);
+        assert!(b.marked.is_some());
+        // The writer took it: what it wrote counts as sent.
+        backlog.packets.fetch_sub(b.packets, Ordering::Relaxed);
+        assert_eq!(o.sent().0, 2);
+        o.reset_sent();
+        assert_eq!((o.sent().0, o.sent().3), (0, -1));
     }
 
     #[test]

@@ -272,14 +272,20 @@ def observer_master(work, kinds=("rookeeper",) * 4, tls=False):
             fm = mntr(c.servers[first])
             assert int(fm["zk_skip_learner_request_to_next_processor_count"]) >= 2, fm
             assert int(fm["zk_cnt_learner_request_processor_queue_size"]) >= 2, fm
+        # A session that outlives the move: the observer is down while it
+        # finds its next master, and a 2 s session (zo's) may expire before
+        # its client is back, as with Apache's servers.
+        zlong = client(c.hosts([4]), timeout=10.0)
+        zs.append(zlong)
+        zlong.create("/om/long", b"", ephemeral=True)
         c.servers[first].kill()
         other = [i for i in followers if i != first][0]
         second = wait_for(lambda: master() == other and other, "the observer to move to the other follower")
         assert second == other
-        zo.set("/om", b"after-move")
+        zlong.set("/om", b"after-move")
         zl.sync("/om")
         assert zl.get("/om")[0] == b"after-move"
-        assert zl.exists("/om/eph") is not None
+        assert zl.exists("/om/long") is not None, "the observer's session did not survive the move"
         return same_everywhere(c)
     finally:
         close_clients(zs)

@@ -1263,6 +1263,12 @@ async fn trace_mask_is_read_and_set_by_words_and_admin_commands() {
     assert_eq!(v["tracemask"], -1);
     assert_eq!(v["error"], Value::Null);
     assert_eq!(four_letter(addr, "gtmk").await, "-1");
+
+    // Words ZooKeeper 3.8 no longer has are read as a frame length, too
+    // large: the connection closes unanswered, as there.
+    for w in ["kill", "reqs"] {
+        assert_eq!(four_letter(addr, w).await, "", "{w}");
+    }
     r.server.stop().await;
 
     // Not whitelisted: refused as Apache refuses, the mask unchanged.

@@ -56,21 +56,28 @@ fn wait_status(dir: &Path, cfg: &str) -> Output {
     }
 }
 
-#[test]
-fn start_status_stop_round_trip() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let cfg = dir.path().join("zoo.cfg");
+/// Writes `dir`/zoo.cfg for a server on loopback `port` with its dataDir
+/// in `dir`, no AdminServer, and `extra` lines; returns its path.
+fn write_config(dir: &Path, port: u16, extra: &str) -> String {
+    let cfg = dir.join("zoo.cfg");
     std::fs::write(
         &cfg,
         format!(
             "tickTime=2000\nclientPort={port}\nclientPortAddress=127.0.0.1\ndataDir={}\n\
-             admin.enableServer=false\n4lw.commands.whitelist=srvr,ruok\n",
-            dir.path().join("data").display()
+             admin.enableServer=false\n{extra}",
+            dir.join("data").display()
         ),
     )
     .unwrap();
-    let cfg = cfg.to_str().unwrap();
+    cfg.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn start_status_stop_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = write_config(dir.path(), port, "4lw.commands.whitelist=srvr,ruok\n");
+    let cfg = cfg.as_str();
     let pid_file = dir.path().join("data/zookeeper_server.pid");
     let _guard = Daemon {
         pid_file: pid_file.clone(),
@@ -258,17 +265,7 @@ impl Logged {
     fn start(extra: &str, level: &str, env: &[(&str, &str)]) -> Logged {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let cfg = dir.path().join("zoo.cfg");
-        std::fs::write(
-            &cfg,
-            format!(
-                "tickTime=2000\nclientPort={port}\nclientPortAddress=127.0.0.1\ndataDir={}\n\
-                 admin.enableServer=false\n{extra}",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
-        let cfg = cfg.to_str().unwrap().to_owned();
+        let cfg = write_config(dir.path(), port, extra);
         let log_dir = dir.path().join("zklogs");
         let mut c = Command::new(BIN);
         c.args([

@@ -27,12 +27,10 @@ pub const ALL: &[&str] = &[
 ];
 
 /// Is this 4-byte prefix a four-letter word (rather than a frame length)?
+/// Words 3.8 dropped (`kill`, `reqs`) are lengths, too large, as there.
 pub fn is_command(b: &[u8]) -> bool {
-    std::str::from_utf8(b).is_ok_and(|s| ALL.contains(&s) || KNOWN_OTHER.contains(&s))
+    std::str::from_utf8(b).is_ok_and(|s| ALL.contains(&s))
 }
-
-/// Words ZooKeeper knows that we refuse as not whitelisted / unsupported.
-const KNOWN_OTHER: &[&str] = &["kill", "reqs"];
 
 pub(crate) fn dir_size(p: &std::path::Path) -> u64 {
     let mut total = 0;

@@ -300,7 +300,7 @@ pub struct Metrics {
     pub proposal_process_time: Summary,
     /// An ensemble member's commit rounds (ZooKeeper's CommitProcessor
     /// loop; here one pipeline turn that applied commits or answered
-    /// reads, `ensemble::serve::Round`): reads and writes waiting in
+    /// reads, `ensemble::round::Round`): reads and writes waiting in
     /// session queues and commits to apply when it began; reads answered,
     /// commits applied and session queues drained in it; the time to apply
     /// its commits and the whole turn's; the wait for the read workers,
@@ -1028,6 +1028,31 @@ impl Gauge {
     }
 }
 
+/// mntr's rows of one summary: avg/min/max/cnt/sum, and for ADVANCED
+/// ones p50/p95/p99/p999.
+fn summary_rows(rows: &mut Vec<(String, Value)>, name: &str, v: &SummaryView, detail: Detail) {
+    let avg = (v.avg() * 10_000.0).round() / 10_000.0;
+    rows.push((format!("avg_{name}"), Value::from(avg)));
+    rows.push((format!("min_{name}"), Value::from(v.min)));
+    rows.push((format!("max_{name}"), Value::from(v.max)));
+    rows.push((format!("cnt_{name}"), Value::from(v.count)));
+    rows.push((format!("sum_{name}"), Value::from(v.sum)));
+    if detail == Detail::Advanced {
+        for (p, q) in [("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("p999", 0.999)] {
+            rows.push((format!("{p}_{name}"), Value::from(v.quantile(q) as u64)));
+        }
+    }
+}
+
+/// The quantiles Prometheus text shows of a summary (simpleclient's, as
+/// Apache's provider configures them).
+fn prom_quantiles(detail: Detail) -> &'static [f64] {
+    match detail {
+        Detail::Basic => &[0.5],
+        Detail::Advanced => &[0.5, 0.9, 0.99],
+    }
+}
+
 /// mntr's rows, in order: the pipeline's gauges (read by the caller from
 /// the server's state, the way ZooKeeperServer registers them), then the
 /// counters and summaries as Apache's default metrics provider dumps them
@@ -1042,33 +1067,11 @@ pub fn monitor_rows(gauges: &[(&'static str, Gauge)], m: &Metrics) -> Vec<(Strin
         rows.push((name.to_owned(), Value::from(c.get())));
     }
     for s in m.summaries() {
-        let v = s.read();
-        let avg = (v.avg() * 10_000.0).round() / 10_000.0;
-        rows.push((format!("avg_{}", s.name), Value::from(avg)));
-        rows.push((format!("min_{}", s.name), Value::from(v.min)));
-        rows.push((format!("max_{}", s.name), Value::from(v.max)));
-        rows.push((format!("cnt_{}", s.name), Value::from(v.count)));
-        rows.push((format!("sum_{}", s.name), Value::from(v.sum)));
-        if s.detail == Detail::Advanced {
-            for (p, q) in [("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("p999", 0.999)] {
-                rows.push((format!("{p}_{}", s.name), Value::from(v.quantile(q) as u64)));
-            }
-        }
+        summary_rows(&mut rows, s.name, &s.read(), s.detail);
     }
     for set in m.summary_sets() {
         for (key, v) in set.read() {
-            let name = format!("{key}_{}", set.name);
-            let avg = (v.avg() * 10_000.0).round() / 10_000.0;
-            rows.push((format!("avg_{name}"), Value::from(avg)));
-            rows.push((format!("min_{name}"), Value::from(v.min)));
-            rows.push((format!("max_{name}"), Value::from(v.max)));
-            rows.push((format!("cnt_{name}"), Value::from(v.count)));
-            rows.push((format!("sum_{name}"), Value::from(v.sum)));
-            if set.detail == Detail::Advanced {
-                for (p, q) in [("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("p999", 0.999)] {
-                    rows.push((format!("{p}_{name}"), Value::from(v.quantile(q) as u64)));
-                }
-            }
+            summary_rows(&mut rows, &format!("{key}_{}", set.name), &v, set.detail);
         }
     }
     rows
@@ -1118,11 +1121,7 @@ pub fn prometheus_text(gauges: &[(&'static str, Gauge)], m: &Metrics) -> String 
         let v = s.read();
         let name = s.name;
         let _ = writeln!(out, "# HELP {name} {name}\n# TYPE {name} summary");
-        let qs: &[f64] = match s.detail {
-            Detail::Basic => &[0.5],
-            Detail::Advanced => &[0.5, 0.9, 0.99],
-        };
-        for &q in qs {
+        for &q in prom_quantiles(s.detail) {
             let _ = writeln!(
                 out,
                 "{name}{{quantile=\"{q}\",}} {}",
@@ -1138,11 +1137,7 @@ pub fn prometheus_text(gauges: &[(&'static str, Gauge)], m: &Metrics) -> String 
         for (key, v) in set.read() {
             // Label values escape \ and " (text format 0.0.4).
             let key = key.replace('\\', "\\\\").replace('"', "\\\"");
-            let qs: &[f64] = match set.detail {
-                Detail::Basic => &[0.5],
-                Detail::Advanced => &[0.5, 0.9, 0.99],
-            };
-            for &q in qs {
+            for &q in prom_quantiles(set.detail) {
                 let _ = writeln!(
                     out,
                     "{name}{{key=\"{key}\",quantile=\"{q}\",}} {}",

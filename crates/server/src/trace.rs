@@ -41,4 +41,16 @@ impl TraceMask {
     pub fn on(&self, bit: u64) -> bool {
         self.get() & bit != 0
     }
+
+    /// A quorum packet received `from` a peer (SERVER_PACKET).
+    pub fn quorum_packet(&self, from: std::fmt::Arguments, pkt: &jute::quorum::QuorumPacket) {
+        if self.on(SERVER_PACKET) {
+            tracing::trace!(
+                "from {from}: {} zxid 0x{:x}, {} bytes",
+                zab::wire::packet::name(pkt.packet_type),
+                pkt.zxid,
+                pkt.data.len()
+            );
+        }
+    }
 }

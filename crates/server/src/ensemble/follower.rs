@@ -332,14 +332,9 @@ impl Core {
     }
 
     fn leader_packet(&mut self, pkt: QuorumPacket) {
-        if self.cfg.trace.on(crate::trace::SERVER_PACKET) {
-            tracing::trace!(
-                "from the leader: {} zxid 0x{:x}, {} bytes",
-                packet::name(pkt.packet_type),
-                pkt.zxid,
-                pkt.data.len()
-            );
-        }
+        self.cfg
+            .trace
+            .quorum_packet(format_args!("the leader"), &pkt);
         let last_logged = self.tree.last_zxid().max(self.zxid);
         let (accepted, current) = {
             let ens = self.ens.as_ref().expect("ensemble");

@@ -391,14 +391,9 @@ impl Core {
     }
 
     fn learner_packet(&mut self, link: LinkId, pkt: QuorumPacket) {
-        if self.cfg.trace.on(crate::trace::SERVER_PACKET) {
-            tracing::trace!(
-                "from learner link {link}: {} zxid 0x{:x}, {} bytes",
-                packet::name(pkt.packet_type),
-                pkt.zxid,
-                pkt.data.len()
-            );
-        }
+        self.cfg
+            .trace
+            .quorum_packet(format_args!("learner link {link}"), &pkt);
         let now = self.now_ms();
         let setup = self.ens.as_ref().expect("ensemble").setup.clone();
         let quorum = &setup.quorum;

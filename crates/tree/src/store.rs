@@ -6,7 +6,8 @@
 //!   its parent's id, its place in the parent's child list), in chunks of
 //!   `CHUNK` slots. A chunk is shared by reference: `snapshot_copy` copies
 //!   a table of chunk pointers, and a chunk is copied only when written
-//!   while a snapshot holds it.
+//!   while a snapshot holds it. Nodes are reference-counted, so that copy
+//!   shares the chunk's nodes rather than copying their bytes.
 //! - A node is found by (parent id, name) in a hash table of ids; a path is
 //!   walked from the root one component at a time. Nodes do not store their
 //!   path, and no path is stored twice.
@@ -16,9 +17,10 @@
 //!
 //! The encoding stores the Stat fields a fresh node has at their defaults
 //! as flags: a node as created costs 16 bytes of Stat, not 60. With 100
-//! bytes of data and a name of up to 8 bytes a node is one 128-byte
-//! allocation, 16 bytes of slot and about 15 bytes of index and child list
-//! (RSS at 1M such znodes: 168 bytes each, against 401 with a map of
+//! bytes of data and a name of up to 4 bytes a node is one 128-byte
+//! allocation (its 4-byte count included), 16 bytes of slot and about 15
+//! bytes of index and child list (RSS at 1M such znodes, as `bench
+//! compare` loads them: 176 bytes each, against 401 with a map of
 //! `Arc<str>` paths to `Arc<Node>` and a `BTreeSet` of child paths).
 
 use std::collections::HashMap;
@@ -55,28 +57,65 @@ pub struct Node<'a> {
 }
 
 /// One node's encoding in an allocation of its own, behind a thin pointer
-/// (8 bytes in a slot, not a slice's 16). The allocation starts with the
-/// varint length of the rest, so the pointer alone finds its end.
+/// (8 bytes in a slot, not a slice's 16). The allocation starts with a
+/// reference count, then the varint length of the rest, so the pointer
+/// alone finds its end. Counted, not copied: a chunk copied because a
+/// snapshot holds it (`Arc::make_mut`) shares its 63 nodes instead of
+/// copying them, which at 1 KiB of data each was a burst of 63 KiB of
+/// copies per chunk, right after every snapshot began, on the pipeline.
 pub(crate) struct Blob(std::ptr::NonNull<u8>);
 
-// SAFETY: a Blob owns its bytes, as a Box<[u8]> does, and never changes
-// them after it is made.
+// SAFETY: a Blob's bytes never change after `encode` made them, and its
+// count is atomic, as an Arc<[u8]>'s is.
 unsafe impl Send for Blob {}
 // SAFETY: as above; shared access only reads.
 unsafe impl Sync for Blob {}
 
+/// Bytes ahead of the encoding: the reference count.
+const COUNT: usize = std::mem::size_of::<std::sync::atomic::AtomicU32>();
+
 impl Blob {
-    fn from_boxed(b: Box<[u8]>) -> Blob {
-        let p = Box::into_raw(b) as *mut u8;
-        Blob(std::ptr::NonNull::new(p).expect("a Box is never null"))
+    fn layout(encoded: usize) -> std::alloc::Layout {
+        std::alloc::Layout::from_size_align(COUNT + encoded, COUNT)
+            .expect("a node encoding is far below isize::MAX")
     }
 
-    /// The whole allocation, length prefix included.
+    /// A blob of `encoded` bytes (length prefix included), filled by `fill`,
+    /// which must write all of them.
+    fn new(encoded: usize, fill: impl FnOnce(&mut Fill<'_>)) -> Blob {
+        let layout = Blob::layout(encoded);
+        // SAFETY: the layout is never zero-sized (COUNT > 0).
+        let p = unsafe { std::alloc::alloc(layout) };
+        let Some(p) = std::ptr::NonNull::new(p) else {
+            std::alloc::handle_alloc_error(layout)
+        };
+        // SAFETY: p is valid for the layout's size and aligned for the
+        // count; the bytes after it are ours to write.
+        unsafe {
+            p.as_ptr()
+                .cast::<std::sync::atomic::AtomicU32>()
+                .write(std::sync::atomic::AtomicU32::new(1));
+            let buf = std::slice::from_raw_parts_mut(p.as_ptr().add(COUNT), encoded);
+            buf.fill(0);
+            let mut f = Fill { buf, at: 0 };
+            fill(&mut f);
+            debug_assert_eq!(f.at, encoded);
+        }
+        Blob(p)
+    }
+
+    fn count(&self) -> &std::sync::atomic::AtomicU32 {
+        // SAFETY: `new` put an initialised, aligned count at the start.
+        unsafe { &*self.0.as_ptr().cast::<std::sync::atomic::AtomicU32>() }
+    }
+
+    /// The whole encoding, length prefix included.
     fn raw(&self) -> &[u8] {
-        let p = self.0.as_ptr();
+        // SAFETY: the encoding follows the count (see `new`).
+        let p = unsafe { self.0.as_ptr().add(COUNT) };
         let (mut len, mut shift, mut i) = (0usize, 0, 0);
         loop {
-            // SAFETY: the allocation starts with a complete varint (made by
+            // SAFETY: the encoding starts with a complete varint (made by
             // `encode`), so each byte read up to its last is inside it.
             let x = unsafe { *p.add(i) };
             i += 1;
@@ -86,8 +125,8 @@ impl Blob {
             }
             shift += 7;
         }
-        // SAFETY: `encode` made an allocation of exactly the prefix plus
-        // the length it records.
+        // SAFETY: `encode` made an encoding of exactly the prefix plus the
+        // length it records.
         unsafe { std::slice::from_raw_parts(p, i + len) }
     }
 
@@ -102,16 +141,55 @@ impl Blob {
 
 impl Drop for Blob {
     fn drop(&mut self) {
-        let len = self.raw().len();
-        let p = std::ptr::slice_from_raw_parts_mut(self.0.as_ptr(), len);
-        // SAFETY: `from_boxed` took this pointer and length from a Box.
-        drop(unsafe { Box::from_raw(p) });
+        use std::sync::atomic::{fence, Ordering};
+        // As Arc: the last owner sees every other owner's reads finished.
+        if self.count().fetch_sub(1, Ordering::Release) != 1 {
+            return;
+        }
+        fence(Ordering::Acquire);
+        let layout = Blob::layout(self.raw().len());
+        // SAFETY: `new` allocated this pointer with this layout, and no
+        // other Blob refers to it any more.
+        unsafe { std::alloc::dealloc(self.0.as_ptr(), layout) }
     }
 }
 
 impl Clone for Blob {
     fn clone(&self) -> Blob {
-        Blob::from_boxed(self.raw().into())
+        let old = self
+            .count()
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Never near in practice (one count per tree copy holding the
+        // node); wrapping would free a node still in use.
+        if old > u32::MAX / 2 {
+            std::process::abort();
+        }
+        Blob(self.0)
+    }
+}
+
+/// Writes a blob's bytes in place.
+struct Fill<'a> {
+    buf: &'a mut [u8],
+    at: usize,
+}
+
+impl Fill<'_> {
+    fn bytes(&mut self, b: &[u8]) {
+        self.buf[self.at..self.at + b.len()].copy_from_slice(b);
+        self.at += b.len();
+    }
+
+    fn byte(&mut self, b: u8) {
+        self.bytes(&[b]);
+    }
+
+    fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.byte(v as u8 | 0x80);
+            v >>= 7;
+        }
+        self.byte(v as u8);
     }
 }
 
@@ -143,52 +221,43 @@ pub(crate) fn encode(name: &str, data: Option<&[u8]>, acl: i64, s: &StatPersiste
     flag(s.cversion != 0, F_CVERSION, 4);
     flag(s.aversion != 0, F_AVERSION, 4);
     flag(s.ephemeral_owner != 0, F_OWNER, 8);
-    let mut b = Vec::with_capacity(varint_len(len as u64) + len);
-    put_varint(&mut b, len as u64);
-    b.push(flags);
-    put_varint(&mut b, name.len() as u64);
-    b.extend_from_slice(name.as_bytes());
-    put_varint(&mut b, zacl);
-    b.extend_from_slice(&s.czxid.to_le_bytes());
-    b.extend_from_slice(&s.ctime.to_le_bytes());
-    if flags & F_MZXID != 0 {
-        b.extend_from_slice(&s.mzxid.to_le_bytes());
-    }
-    if flags & F_PZXID != 0 {
-        b.extend_from_slice(&s.pzxid.to_le_bytes());
-    }
-    if flags & F_MTIME != 0 {
-        b.extend_from_slice(&s.mtime.to_le_bytes());
-    }
-    if flags & F_VERSION != 0 {
-        b.extend_from_slice(&s.version.to_le_bytes());
-    }
-    if flags & F_CVERSION != 0 {
-        b.extend_from_slice(&s.cversion.to_le_bytes());
-    }
-    if flags & F_AVERSION != 0 {
-        b.extend_from_slice(&s.aversion.to_le_bytes());
-    }
-    if flags & F_OWNER != 0 {
-        b.extend_from_slice(&s.ephemeral_owner.to_le_bytes());
-    }
-    if let Some(d) = data {
-        b.extend_from_slice(d);
-    }
-    debug_assert_eq!(b.len(), b.capacity());
-    Blob::from_boxed(b.into_boxed_slice())
+    Blob::new(varint_len(len as u64) + len, |b| {
+        b.varint(len as u64);
+        b.byte(flags);
+        b.varint(name.len() as u64);
+        b.bytes(name.as_bytes());
+        b.varint(zacl);
+        b.bytes(&s.czxid.to_le_bytes());
+        b.bytes(&s.ctime.to_le_bytes());
+        if flags & F_MZXID != 0 {
+            b.bytes(&s.mzxid.to_le_bytes());
+        }
+        if flags & F_PZXID != 0 {
+            b.bytes(&s.pzxid.to_le_bytes());
+        }
+        if flags & F_MTIME != 0 {
+            b.bytes(&s.mtime.to_le_bytes());
+        }
+        if flags & F_VERSION != 0 {
+            b.bytes(&s.version.to_le_bytes());
+        }
+        if flags & F_CVERSION != 0 {
+            b.bytes(&s.cversion.to_le_bytes());
+        }
+        if flags & F_AVERSION != 0 {
+            b.bytes(&s.aversion.to_le_bytes());
+        }
+        if flags & F_OWNER != 0 {
+            b.bytes(&s.ephemeral_owner.to_le_bytes());
+        }
+        if let Some(d) = data {
+            b.bytes(d);
+        }
+    })
 }
 
 fn varint_len(v: u64) -> usize {
     (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
-}
-
-fn put_varint(b: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        b.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    b.push(v as u8);
 }
 
 /// Blobs are only made by `encode`, so reads within them cannot fail.
@@ -531,6 +600,7 @@ pub(crate) fn blob_name(b: &[u8]) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::Ordering;
 
     fn stat(z: i64) -> StatPersisted {
         StatPersisted {
@@ -547,17 +617,26 @@ mod tests {
     fn encoding_round_trips_and_fresh_nodes_are_small() {
         let s = stat(0x1_0000_0005);
         let b = encode("n123", Some(&[b'x'; 100]), -1, &s);
-        // Length, flags, name length, name, acl, czxid, ctime, data: one
-        // 128-byte allocation.
-        assert_eq!(b.raw().len(), 1 + 1 + 1 + 4 + 1 + 16 + 100);
+        // Count, length, flags, name length, name, acl, czxid, ctime, data:
+        // one 128-byte allocation.
+        assert_eq!(COUNT + b.raw().len(), 4 + 1 + 1 + 1 + 4 + 1 + 16 + 100);
         let n = decode(b.body(), 0);
         assert_eq!((n.data, n.acl, n.stat), (Some(&[b'x'; 100][..]), -1, s));
         assert_eq!(name_of(b.body()), "n123");
-        assert_eq!(b.clone().body(), b.body());
+        // A copy shares the bytes, and outlives the original.
+        let c = b.clone();
+        assert_eq!((c.0, c.body()), (b.0, b.body()));
+        drop(b);
+        assert_eq!(
+            (c.count().load(Ordering::Relaxed), name_of(c.body())),
+            (1, "n123")
+        );
         for v in [0u64, 1, 127, 128, 16383, 16384, u64::MAX] {
-            let mut x = Vec::new();
-            put_varint(&mut x, v);
-            assert_eq!((x.len(), varint(&x, &mut 0)), (varint_len(v), v));
+            let mut x = [0u8; 10];
+            let mut f = Fill { buf: &mut x, at: 0 };
+            f.varint(v);
+            let n = f.at;
+            assert_eq!((n, varint(&x, &mut 0)), (varint_len(v), v));
         }
         // Lengths that take a longer prefix.
         for n in [100, 120, 16380, 20000] {

@@ -320,6 +320,52 @@ fn snapshot_copy_is_unchanged_by_later_writes() {
     assert_eq!(t.digest(), t.compute_digest());
 }
 
+/// Nodes are shared by count between the copy and the live tree: a copy
+/// read and dropped on another thread (as the snapshot thread does) while
+/// the live tree rewrites and deletes the same nodes keeps its contents,
+/// and the live tree keeps its own after the copy is gone.
+#[test]
+fn snapshot_copy_dropped_on_another_thread_during_writes() {
+    let mut t = DataTree::new(false);
+    let n = 500;
+    for i in 0..n {
+        let p = format!("/n{i}");
+        assert_eq!(t.apply(&hdr(i + 1), &create(&p, open_acl_unsafe())).err, 0);
+    }
+    let copy = t.snapshot_copy();
+    let want = copy.compute_digest();
+    let reader = std::thread::spawn(move || {
+        for _ in 0..20 {
+            for i in 0..n {
+                let node = copy.node(&format!("/n{i}")).expect("in the copy");
+                assert_eq!(node.data, Some(&b"d"[..]));
+            }
+        }
+        assert_eq!(copy.compute_digest(), want);
+    });
+    for i in 0..n {
+        let path = format!("/n{i}");
+        let body = if i % 2 == 0 {
+            TxnBody::SetData(jute::txn::SetDataTxn {
+                path,
+                data: Some(Bytes::from(vec![b'x'; 1024])),
+                version: 1,
+            })
+        } else {
+            TxnBody::Delete(DeleteTxn { path })
+        };
+        assert_eq!(t.apply(&hdr(n + 1 + i), &body).err, 0);
+    }
+    reader.join().expect("the reader saw the copy unchanged");
+    for i in (0..n).step_by(2) {
+        assert_eq!(
+            t.node(&format!("/n{i}")).unwrap().data,
+            Some(&[b'x'; 1024][..])
+        );
+    }
+    assert_eq!(t.digest(), t.compute_digest());
+}
+
 /// Only replaying an inconsistent history deletes a node that has
 /// children (prep refuses): the subtree goes with it, and the digest, the
 /// size count and the ACL counts follow.

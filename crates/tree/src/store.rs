@@ -90,13 +90,15 @@ impl Blob {
             std::alloc::handle_alloc_error(layout)
         };
         // SAFETY: p is valid for the layout's size and aligned for the
-        // count; the bytes after it are ours to write.
+        // count; the bytes after it are ours, zeroed before a slice of
+        // them is made (a slice of uninitialised bytes is not allowed).
         unsafe {
             p.as_ptr()
                 .cast::<std::sync::atomic::AtomicU32>()
                 .write(std::sync::atomic::AtomicU32::new(1));
-            let buf = std::slice::from_raw_parts_mut(p.as_ptr().add(COUNT), encoded);
-            buf.fill(0);
+            let body = p.as_ptr().add(COUNT);
+            std::ptr::write_bytes(body, 0, encoded);
+            let buf = std::slice::from_raw_parts_mut(body, encoded);
             let mut f = Fill { buf, at: 0 };
             fill(&mut f);
             debug_assert_eq!(f.at, encoded);

@@ -1034,6 +1034,17 @@ async fn https_get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
+/// A plain HTTP GET of `path`, the whole response (empty if the server
+/// closes without one).
+async fn plain_get(addr: SocketAddr, path: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// HTTPS on the AdminServer with the quorum's key store, as
 /// JettyAdminServer: with admin.portUnification plain HTTP is served on the
 /// same port and counted (insecure_admin_count); with admin.forceHttps
@@ -1052,7 +1063,21 @@ async fn admin_server_takes_https_beside_or_instead_of_http() {
         .unwrap();
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains("\"command\": \"ruok\""), "{text}");
-    assert_eq!(command(admin, "ruok").await["command"], "ruok");
+    // As Jetty's SecureRequestCustomizer: HSTS over TLS, not over plain HTTP.
+    let hsts = "strict-transport-security: max-age=86400; includeSubDomains";
+    assert!(
+        text.to_ascii_lowercase()
+            .contains(&hsts.to_ascii_lowercase()),
+        "{text}"
+    );
+    let plain = within("plain HTTP", plain_get(admin, "/commands/ruok")).await;
+    assert!(plain.starts_with("HTTP/1.1 200"), "{plain}");
+    assert!(
+        !plain
+            .to_ascii_lowercase()
+            .contains("strict-transport-security"),
+        "{plain}"
+    );
     let m = command(admin, "monitor").await;
     // The two plain requests so far (this one too), not the HTTPS one.
     assert_eq!(m["insecure_admin_count"], 2, "{m}");
@@ -1064,21 +1089,8 @@ async fn admin_server_takes_https_beside_or_instead_of_http() {
         .await
         .unwrap();
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    let plain = within("plain HTTP", async {
-        let mut s = tokio::net::TcpStream::connect(admin).await.unwrap();
-        s.write_all(b"GET /commands/ruok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .await
-            .unwrap();
-        let mut out = Vec::new();
-        let _ = s.read_to_end(&mut out).await;
-        out
-    })
-    .await;
-    assert!(
-        !plain.starts_with(b"HTTP/"),
-        "{}",
-        String::from_utf8_lossy(&plain)
-    );
+    let plain = within("plain HTTP", plain_get(admin, "/commands/ruok")).await;
+    assert!(!plain.starts_with("HTTP/"), "{}", plain);
     r.server.stop().await;
 
     // Without the key store, startup stops and says why.

@@ -134,10 +134,43 @@ pub enum AdminTls {
 trait AdminStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> AdminStream for T {}
 
+/// Who a connection to the AdminServer is from, and whether it is TLS.
+#[derive(Debug, Clone, Copy)]
+struct AdminPeer {
+    #[allow(dead_code)] // Only read through Debug, in axum's logs.
+    addr: SocketAddr,
+    secure: bool,
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, AdminListener>>
+    for AdminPeer
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, AdminListener>) -> Self {
+        *stream.remote_addr()
+    }
+}
+
+/// Jetty's SecureRequestCustomizer as JettyAdminServer sets it up: answers
+/// over TLS carry Strict-Transport-Security (a day, subdomains included).
+async fn hsts(
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<AdminPeer>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let mut r = next.run(req).await;
+    if peer.secure {
+        r.headers_mut().insert(
+            axum::http::header::STRICT_TRANSPORT_SECURITY,
+            axum::http::HeaderValue::from_static("max-age=86400; includeSubDomains"),
+        );
+    }
+    r
+}
+
 /// Connections to the AdminServer once their TLS (if any) is set up; the
 /// handshakes run in their own tasks so a slow one holds up no one.
 struct AdminListener {
-    ready: mpsc::Receiver<(Box<dyn AdminStream>, SocketAddr)>,
+    ready: mpsc::Receiver<(Box<dyn AdminStream>, AdminPeer)>,
     local: SocketAddr,
     accept: tokio::task::JoinHandle<()>,
 }
@@ -150,7 +183,7 @@ impl Drop for AdminListener {
 
 impl axum::serve::Listener for AdminListener {
     type Io = Box<dyn AdminStream>;
-    type Addr = SocketAddr;
+    type Addr = AdminPeer;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         match self.ready.recv().await {
@@ -160,8 +193,11 @@ impl axum::serve::Listener for AdminListener {
         }
     }
 
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        Ok(self.local)
+    fn local_addr(&self) -> std::io::Result<AdminPeer> {
+        Ok(AdminPeer {
+            addr: self.local,
+            secure: false,
+        })
     }
 }
 
@@ -198,11 +234,15 @@ fn admin_listener(
                         metrics.insecure_admin_count.inc();
                         Box::new(s)
                     };
-                    std::io::Result::Ok(io)
+                    std::io::Result::Ok((io, tls))
                 };
                 match tokio::time::timeout(Duration::from_secs(10), setup).await {
-                    Ok(Ok(io)) => {
-                        let _ = tx.send((io, remote)).await;
+                    Ok(Ok((io, secure))) => {
+                        let peer = AdminPeer {
+                            addr: remote,
+                            secure,
+                        };
+                        let _ = tx.send((io, peer)).await;
                     }
                     Ok(Err(e)) => info!("AdminServer connection from {remote}: {e}"),
                     Err(_) => info!("AdminServer connection from {remote}: TLS setup timed out"),
@@ -298,6 +338,9 @@ pub async fn start(
                     Some((acceptor, mode)) => {
                         info!("AdminServer takes HTTPS ({mode:?})");
                         let l = admin_listener(l, acceptor, mode, metrics.clone())?;
+                        let app = app
+                            .layer(axum::middleware::from_fn(hsts))
+                            .into_make_service_with_connect_info::<AdminPeer>();
                         tokio::spawn(async move {
                             if let Err(e) = axum::serve(l, app).await {
                                 error!("AdminServer stopped: {e}");

@@ -754,17 +754,40 @@ fn free_port() -> u16 {
 /// this process: the servers, their (quorum, election) ports, the leader's
 /// index, once one leads and the rest follow or observe.
 async fn ensemble(observers: usize) -> (Vec<Server>, Vec<(u16, u16)>, usize, tempfile::TempDir) {
+    ensemble_with(observers, false).await
+}
+
+/// [`ensemble`], with each server given an `observerMasterPort` of its
+/// own when `observer_master`, so observers sync from a follower.
+async fn ensemble_with(
+    observers: usize,
+    observer_master: bool,
+) -> (Vec<Server>, Vec<(u16, u16)>, usize, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let n = 3 + observers;
     let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+    // A follower hosts observers at its quorum host on the one
+    // observerMasterPort all share, so each server gets a host of its own.
+    let host = |i: usize| {
+        if observer_master {
+            format!("127.0.0.{}", i + 1)
+        } else {
+            "127.0.0.1".to_owned()
+        }
+    };
     let servers_text: String = ports
         .iter()
         .enumerate()
         .map(|(i, (q, e))| {
             let role = if i >= 3 { ":observer" } else { "" };
-            format!("server.{}=127.0.0.1:{q}:{e}{role}\n", i + 1)
+            format!("server.{}={}:{q}:{e}{role}\n", i + 1, host(i))
         })
         .collect();
+    let om = if observer_master {
+        format!("observerMasterPort={}", free_port())
+    } else {
+        String::new()
+    };
     let mut servers = Vec::new();
     for id in 1..=n {
         let d = dir.path().join(format!("s{id}"));
@@ -777,6 +800,7 @@ async fn ensemble(observers: usize) -> (Vec<Server>, Vec<(u16, u16)>, usize, tem
             "syncLimit=5",
             &servers_text,
             peer,
+            &om,
         ];
         servers.push(start_at(&d, &lines, &[]).await);
     }
@@ -849,6 +873,51 @@ async fn observers_are_listed_with_their_link_figures() {
     let v = command(servers[follower].admin_addr().unwrap(), "observers").await;
     assert_eq!(v["synced_observers"], 0, "{v}");
     assert_eq!(v["observers"], serde_json::json!([]), "{v}");
+    drop(c);
+    for s in servers {
+        s.stop().await;
+    }
+}
+
+/// With observerMasterPort the observer syncs from a follower, whose
+/// `observers` then lists it (ObserverMaster's LearnerHandlers) and whose
+/// `orst` resets its counts; the leader lists no observer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_hosting_an_observer_lists_it() {
+    let (servers, _ports, leader, _dir) = ensemble_with(1, true).await;
+    let c = client(servers[3].addr).await;
+    c.create("/om", b"x", &persistent()).await.unwrap();
+    c.create("/om/1", b"x", &persistent()).await.unwrap();
+    let v = command(servers[leader].admin_addr().unwrap(), "observers").await;
+    assert_eq!(v["observers"], serde_json::json!([]), "{v}");
+    let mut hosts = Vec::new();
+    for i in (0..3).filter(|&i| i != leader) {
+        let v = command(servers[i].admin_addr().unwrap(), "observers").await;
+        if v["synced_observers"] == 1 {
+            hosts.push((i, v));
+        } else {
+            assert_eq!(v["observers"], serde_json::json!([]), "{v}");
+        }
+    }
+    assert_eq!(hosts.len(), 1, "one follower hosts the observer: {hosts:?}");
+    let (host, v) = hosts.pop().unwrap();
+    let o = &v["observers"][0];
+    assert_eq!(o["sid"], 4, "{v}");
+    assert!(o["established"].as_i64().unwrap() > 0, "{v}");
+    // The session and the two creates were relayed through this follower.
+    assert!(o["requests"].as_u64().unwrap() >= 3, "{v}");
+    assert!(o["packets_sent"].as_u64().unwrap() >= 3, "{v}");
+    let stat = c.check_stat("/om/1").await.unwrap().unwrap();
+    assert!(o["last_zxid"].as_i64().unwrap() >= stat.czxid, "{v}");
+    let admin = servers[host].admin_addr().unwrap();
+    command(admin, "orst").await;
+    let v = command(admin, "observers").await;
+    let o = &v["observers"][0];
+    assert_eq!(
+        (o["requests"].clone(), o["last_zxid"].clone()),
+        (0.into(), (-1).into()),
+        "{v}"
+    );
     drop(c);
     for s in servers {
         s.stop().await;

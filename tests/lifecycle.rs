@@ -369,7 +369,7 @@ fn pause_monitor_reports_a_stopped_process() {
 /// CLIENT_REQUEST_TRACE_MASK (2, in ZooTrace's initial 306) and not once
 /// `stmk` clears it.
 #[test]
-fn trace_mask_gates_request_traces() {
+fn trace_mask_gates_request_and_session_traces() {
     let d = Logged::start(
         "4lw.commands.whitelist=srvr,stmk\n",
         "TRACE",
@@ -396,5 +396,32 @@ fn trace_mask_gates_request_traces() {
     assert!(traced("/zookeeper/quota"), "{}", d.log());
     assert!(!traced("/zookeeper/config"), "{}", d.log());
     assert!(d.log().contains("set text trace mask to 0x0"));
+    // SESSION (in the initial 306, not in 0 or 2): sessions entering and
+    // leaving the tracker, as SessionTrackerImpl traces them.
+    let sessions = |what: &str| {
+        d.log()
+            .matches(&format!("SessionTrackerImpl --- {what} session 0x"))
+            .count()
+    };
+    assert_eq!(
+        (sessions("Adding"), sessions("Removing")),
+        (1, 1),
+        "{}",
+        d.log()
+    );
+    stmk(32);
+    cli("/zookeeper");
+    assert_eq!(
+        (sessions("Adding"), sessions("Removing")),
+        (2, 2),
+        "{}",
+        d.log()
+    );
+    assert_eq!(
+        d.log().matches("reqpath:/zookeeper\n").count(),
+        1,
+        "{}",
+        d.log()
+    );
     d.stop();
 }

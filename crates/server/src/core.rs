@@ -386,6 +386,19 @@ impl Core {
         }
     }
 
+    /// A session enters the tracker; traced under the SESSION bit as
+    /// ZooTrace does ("Adding session").
+    pub(crate) fn track_session(&mut self, sid: i64, timeout: i32, now: i64) {
+        self.cfg.trace.session("Adding", sid);
+        self.sessions.add(sid, timeout, now);
+    }
+
+    /// A session leaves the tracker (closed or expired; "Removing session").
+    pub(crate) fn untrack_session(&mut self, sid: i64) {
+        self.cfg.trace.session("Removing", sid);
+        self.sessions.remove(sid);
+    }
+
     /// outstanding_changes_queued/_removed: what prep recorded and forgot
     /// since the last call (before any reply that follows from it).
     pub(crate) fn count_pending(&mut self) {
@@ -611,7 +624,7 @@ impl Core {
                 0,
                 TxnBody::CreateSession(CreateSessionTxn { time_out: timeout }),
             );
-            self.sessions.add(sid, timeout, now);
+            self.track_session(sid, timeout, now);
             info!("established session 0x{sid:x} with negotiated timeout {timeout} for client {remote}");
             (sid, true)
         } else {
@@ -960,7 +973,7 @@ impl Core {
             }
             Request::CloseSession => {
                 let rc = self.prepare_and_apply(session, xid, &auth, &req, taken);
-                self.sessions.remove(session);
+                self.untrack_session(session);
                 info!("closed session 0x{session:x}");
                 self.reply(conn, xid, rc.err, &Response::Empty);
                 self.drop_conn(conn);
@@ -1270,7 +1283,7 @@ impl Core {
             let timeout = self.sessions.timeout(sid).unwrap_or(0);
             info!("expiring session 0x{sid:x}, timeout of {timeout}ms exceeded");
             self.prepare_and_apply(sid, 0, &[], &Request::CloseSession, Instant::now());
-            self.sessions.remove(sid);
+            self.untrack_session(sid);
             if let Some(conn) = self.by_session.remove(&sid) {
                 self.drop_conn(conn);
             }
@@ -1351,7 +1364,7 @@ impl Core {
         self.zxid = zxid;
         self.since_snapshot = 0;
         for sid in gone {
-            self.sessions.remove(sid);
+            self.untrack_session(sid);
             if let Some(conn) = self.by_session.remove(&sid) {
                 self.drop_conn(conn);
             }
@@ -1360,7 +1373,7 @@ impl Core {
         let known: Vec<(i64, i32)> = self.tree.sessions().iter().map(|(s, t)| (*s, *t)).collect();
         for (sid, timeout) in known {
             if self.sessions.timeout(sid).is_none() {
-                self.sessions.add(sid, timeout, now);
+                self.track_session(sid, timeout, now);
             }
         }
         // The snapshot stands for every txn up to here: what waited for

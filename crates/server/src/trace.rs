@@ -10,7 +10,7 @@ use tracing::info;
 pub const CLIENT_REQUEST: u64 = 1 << 1;
 pub const CLIENT_PING: u64 = 1 << 3;
 pub const SERVER_PACKET: u64 = 1 << 4;
-/// Sessions are logged at INFO here; the bit is kept for the mask's value.
+/// Sessions entering and leaving the tracker (besides their INFO lines).
 pub const SESSION: u64 = 1 << 5;
 pub const EVENT_DELIVERY: u64 = 1 << 6;
 pub const WARNING: u64 = 1 << 8;
@@ -40,6 +40,14 @@ impl TraceMask {
     /// Events of kind `bit` are traced.
     pub fn on(&self, bit: u64) -> bool {
         self.get() & bit != 0
+    }
+
+    /// A session added to or removed from the tracker (SESSION), in
+    /// SessionTrackerImpl's words.
+    pub fn session(&self, what: &str, sid: i64) {
+        if self.on(SESSION) {
+            tracing::trace!("SessionTrackerImpl --- {what} session 0x{sid:x}");
+        }
     }
 
     /// A quorum packet received `from` a peer (SERVER_PACKET).

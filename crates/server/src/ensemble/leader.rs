@@ -695,7 +695,7 @@ impl Core {
         let sessions: Vec<(i64, i32)> =
             self.tree.sessions().iter().map(|(k, v)| (*k, *v)).collect();
         for (sid, to) in sessions {
-            self.sessions.add(sid, to, now);
+            self.track_session(sid, to, now);
         }
         self.cfg.metrics.available(true);
         info!("leader of epoch {epoch} is serving");
@@ -858,7 +858,7 @@ impl Core {
             op::CREATE_SESSION => {
                 let Some(b) = body.get(..4) else { return };
                 let to = i32::from_be_bytes(b.try_into().unwrap());
-                self.sessions.add(session, to, now);
+                self.track_session(session, to, now);
                 self.propose(
                     session,
                     cxid,
@@ -891,7 +891,7 @@ impl Core {
                     Ok(r) => self.prepare(session, &pkt.auth_info, &r),
                 };
                 if opc == op::CLOSE_SESSION {
-                    self.sessions.remove(session);
+                    self.untrack_session(session);
                 }
                 self.propose(session, cxid, body);
             }

@@ -356,7 +356,7 @@ impl Core {
                 }
             }
             op::CLOSE_SESSION => {
-                self.sessions.remove(session);
+                self.untrack_session(session);
                 let ours = self.session_conn(session);
                 let asked = self.ens.as_ref().is_some_and(|e| {
                     e.queued.get(&session).is_some_and(|q| {
@@ -512,7 +512,7 @@ impl Core {
                 .connecting
                 .insert(sid, pc);
             if leading {
-                self.sessions.add(sid, timeout, now);
+                self.track_session(sid, timeout, now);
                 self.propose(
                     sid,
                     0,
@@ -609,7 +609,7 @@ impl Core {
                 } else {
                     let body = self.prepare(session, &auth, &req);
                     if matches!(req, Request::CloseSession) {
-                        self.sessions.remove(session);
+                        self.untrack_session(session);
                     }
                     self.propose(session, xid, body);
                 }
@@ -792,7 +792,7 @@ impl Core {
         let now = self.now_ms();
         let (sid, valid) = if req.session_id == 0 {
             let sid = self.sessions.next_session_id();
-            self.sessions.add(sid, timeout, now);
+            self.track_session(sid, timeout, now);
             (sid, true)
         } else {
             let sid = req.session_id;
@@ -826,7 +826,7 @@ impl Core {
             Request::CloseSession => {
                 if let Some(c) = self.conns.get(&conn) {
                     let s = c.session;
-                    self.sessions.remove(s);
+                    self.untrack_session(s);
                 }
                 self.reply(conn, xid, 0, &Response::Empty);
                 self.drop_conn(conn);

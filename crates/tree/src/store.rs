@@ -231,26 +231,20 @@ pub(crate) fn encode(name: &str, data: Option<&[u8]>, acl: i64, s: &StatPersiste
         b.varint(zacl);
         b.bytes(&s.czxid.to_le_bytes());
         b.bytes(&s.ctime.to_le_bytes());
-        if flags & F_MZXID != 0 {
-            b.bytes(&s.mzxid.to_le_bytes());
-        }
-        if flags & F_PZXID != 0 {
-            b.bytes(&s.pzxid.to_le_bytes());
-        }
-        if flags & F_MTIME != 0 {
-            b.bytes(&s.mtime.to_le_bytes());
-        }
-        if flags & F_VERSION != 0 {
-            b.bytes(&s.version.to_le_bytes());
-        }
-        if flags & F_CVERSION != 0 {
-            b.bytes(&s.cversion.to_le_bytes());
-        }
-        if flags & F_AVERSION != 0 {
-            b.bytes(&s.aversion.to_le_bytes());
-        }
-        if flags & F_OWNER != 0 {
-            b.bytes(&s.ephemeral_owner.to_le_bytes());
+        // The Stat fields not at a fresh node's value, in flag order.
+        let fields: [(u8, &[u8]); 7] = [
+            (F_MZXID, &s.mzxid.to_le_bytes()),
+            (F_PZXID, &s.pzxid.to_le_bytes()),
+            (F_MTIME, &s.mtime.to_le_bytes()),
+            (F_VERSION, &s.version.to_le_bytes()),
+            (F_CVERSION, &s.cversion.to_le_bytes()),
+            (F_AVERSION, &s.aversion.to_le_bytes()),
+            (F_OWNER, &s.ephemeral_owner.to_le_bytes()),
+        ];
+        for (f, v) in fields {
+            if flags & f != 0 {
+                b.bytes(v);
+            }
         }
         if let Some(d) = data {
             b.bytes(d);

@@ -1092,26 +1092,32 @@ async fn https_get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     let tcp = tokio::net::TcpStream::connect(addr).await?;
-    let mut s = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls))
+    let s = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls))
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await?;
-    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await?;
-    let mut out = Vec::new();
-    // A TLS peer may end without close_notify once the response is sent.
-    let _ = s.read_to_end(&mut out).await;
-    Ok(String::from_utf8_lossy(&out).into_owned())
+    get_over(s, path).await
 }
 
 /// A plain HTTP GET of `path`, the whole response (empty if the server
 /// closes without one).
 async fn plain_get(addr: SocketAddr, path: &str) -> String {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    get_over(s, path).await.unwrap()
+}
+
+/// Sends a GET of `path` on `s` and reads whatever comes back until the
+/// server closes.
+async fn get_over<S>(mut s: S, path: &str) -> std::io::Result<String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
+    s.write_all(req.as_bytes()).await?;
     let mut out = Vec::new();
+    // A TLS peer may end without close_notify once the response is sent,
+    // and a server refusing the request may reset it.
     let _ = s.read_to_end(&mut out).await;
-    String::from_utf8_lossy(&out).into_owned()
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// HTTPS on the AdminServer with the quorum's key store, as

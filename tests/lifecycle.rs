@@ -367,7 +367,8 @@ fn pause_monitor_reports_a_stopped_process() {
 /// The trace mask gates TRACE logging as ZooTrace does: with the log at
 /// TRACE, client requests are traced while the mask has
 /// CLIENT_REQUEST_TRACE_MASK (2, in ZooTrace's initial 306) and not once
-/// `stmk` clears it.
+/// `stmk` clears it; sessions entering and leaving the tracker while it has
+/// SESSION_TRACE_MASK (32).
 #[test]
 fn trace_mask_gates_request_and_session_traces() {
     let d = Logged::start(

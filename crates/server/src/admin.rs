@@ -134,11 +134,9 @@ pub enum AdminTls {
 trait AdminStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> AdminStream for T {}
 
-/// Who a connection to the AdminServer is from, and whether it is TLS.
+/// What the AdminServer knows of a connection: whether it is TLS.
 #[derive(Debug, Clone, Copy)]
 struct AdminPeer {
-    #[allow(dead_code)] // Only read through Debug, in axum's logs.
-    addr: SocketAddr,
     secure: bool,
 }
 
@@ -171,7 +169,6 @@ async fn hsts(
 /// handshakes run in their own tasks so a slow one holds up no one.
 struct AdminListener {
     ready: mpsc::Receiver<(Box<dyn AdminStream>, AdminPeer)>,
-    local: SocketAddr,
     accept: tokio::task::JoinHandle<()>,
 }
 
@@ -193,11 +190,9 @@ impl axum::serve::Listener for AdminListener {
         }
     }
 
+    /// axum asks only to report it; the bound address is known before.
     fn local_addr(&self) -> std::io::Result<AdminPeer> {
-        Ok(AdminPeer {
-            addr: self.local,
-            secure: false,
-        })
+        Ok(AdminPeer { secure: false })
     }
 }
 
@@ -210,7 +205,6 @@ fn admin_listener(
     mode: AdminTls,
     metrics: Arc<crate::metrics::Metrics>,
 ) -> std::io::Result<AdminListener> {
-    let local = l.local_addr()?;
     let (tx, ready) = mpsc::channel(64);
     let accept = tokio::spawn(async move {
         loop {
@@ -238,11 +232,7 @@ fn admin_listener(
                 };
                 match tokio::time::timeout(Duration::from_secs(10), setup).await {
                     Ok(Ok((io, secure))) => {
-                        let peer = AdminPeer {
-                            addr: remote,
-                            secure,
-                        };
-                        let _ = tx.send((io, peer)).await;
+                        let _ = tx.send((io, AdminPeer { secure })).await;
                     }
                     Ok(Err(e)) => info!("AdminServer connection from {remote}: {e}"),
                     Err(_) => info!("AdminServer connection from {remote}: TLS setup timed out"),
@@ -250,11 +240,7 @@ fn admin_listener(
             });
         }
     });
-    Ok(AdminListener {
-        ready,
-        local,
-        accept,
-    })
+    Ok(AdminListener { ready, accept })
 }
 
 /// The running HTTP services.

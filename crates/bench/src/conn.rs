@@ -3,7 +3,11 @@
 //! The load generator drives many of these; it measures the server, so it
 //! keeps per-request work to encoding a header and a body.
 
-use std::time::Duration;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::pin::Pin;
+use std::task::{ready, Context as TaskContext, Poll};
+use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context, Result};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -14,7 +18,7 @@ use jute::proto::{
     ReplyHeader, RequestHeader, SetDataRequest, WatcherEvent,
 };
 use jute::{Reader, Record};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, Interest, ReadBuf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
@@ -45,8 +49,67 @@ impl Reply {
     }
 }
 
+/// The read half, which can also note when the kernel received the bytes it
+/// returns (SO_TIMESTAMPNS). A notification's arrival time taken that way does
+/// not include the time the load generator, busy with other sockets, took to
+/// get round to reading it.
+struct StampedRead {
+    inner: OwnedReadHalf,
+    stamps: bool,
+    /// Kernel receive time of the last segment of the last read.
+    last_rx: Option<SystemTime>,
+}
+
+/// One `recvmsg` without waiting: the byte count and the kernel's receive
+/// time of the last segment read, if it gave one.
+fn recv_stamped(fd: i32, buf: &mut [u8]) -> io::Result<(usize, Option<SystemTime>)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let mut space = nix::cmsg_space!(nix::sys::time::TimeSpec);
+    let msg = recvmsg::<()>(fd, &mut iov, Some(&mut space), MsgFlags::MSG_DONTWAIT)
+        .map_err(io::Error::from)?;
+    let mut at = None;
+    for c in msg.cmsgs().map_err(io::Error::from)? {
+        if let ControlMessageOwned::ScmTimestampns(ts) = c {
+            at = Some(SystemTime::UNIX_EPOCH + Duration::from(ts));
+        }
+    }
+    Ok((msg.bytes, at))
+}
+
+impl AsyncRead for StampedRead {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let me = self.get_mut();
+        if !me.stamps {
+            return Pin::new(&mut me.inner).poll_read(cx, buf);
+        }
+        let stream = me.inner.as_ref();
+        loop {
+            ready!(stream.poll_read_ready(cx))?;
+            let dst = buf.initialize_unfilled();
+            // try_io clears the readiness on WouldBlock, so the next
+            // poll_read_ready waits for new data.
+            match stream.try_io(Interest::READABLE, || recv_stamped(stream.as_raw_fd(), dst)) {
+                Ok((n, at)) => {
+                    buf.advance(n);
+                    if at.is_some() {
+                        me.last_rx = at;
+                    }
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
 pub struct Conn {
-    rd: BufReader<OwnedReadHalf>,
+    rd: BufReader<StampedRead>,
     wr: OwnedWriteHalf,
     out: BytesMut,
     next_xid: i32,
@@ -68,7 +131,14 @@ impl Conn {
         stream.set_nodelay(true)?;
         let (r, w) = stream.into_split();
         let mut c = Conn {
-            rd: BufReader::with_capacity(64 << 10, r),
+            rd: BufReader::with_capacity(
+                64 << 10,
+                StampedRead {
+                    inner: r,
+                    stamps: false,
+                    last_rx: None,
+                },
+            ),
             wr: w,
             out: BytesMut::with_capacity(64 << 10),
             next_xid: 0,
@@ -231,6 +301,23 @@ impl Conn {
                 bail!("reply xid {} while waiting for {want}", r.xid);
             }
         }
+    }
+
+    /// From now on, notes the kernel's receive time of what is read
+    /// (`last_rx`).
+    pub fn stamp_arrivals(&mut self) -> Result<()> {
+        use nix::sys::socket::{setsockopt, sockopt::ReceiveTimestampns};
+        setsockopt(self.rd.get_ref().inner.as_ref(), ReceiveTimestampns, &true)
+            .context("SO_TIMESTAMPNS")?;
+        self.rd.get_mut().stamps = true;
+        Ok(())
+    }
+
+    /// When the kernel received the last bytes read from this connection
+    /// (after `stamp_arrivals`). Bytes read together share one stamp, that of
+    /// the last segment, so it is exact for a frame that arrived alone.
+    pub fn last_arrival(&self) -> Option<SystemTime> {
+        self.rd.get_ref().last_rx
     }
 
     /// True if a whole frame is already buffered, so reading it will not

@@ -1079,3 +1079,89 @@ async fn multi_ops_see_earlier_ops_of_the_same_multi() {
     assert_eq!(c.count_descendants_number("/mm").await.unwrap(), 3);
     s.stop().await;
 }
+
+/// A raw pipelining session (the bench's), for replies read later.
+async fn raw_session(addr: &str) -> bench::conn::Conn {
+    common::within("session", bench::conn::Conn::connect(addr, 6000))
+        .await
+        .unwrap()
+}
+
+/// Waits until the server has applied the txn `zxid` (srvr shows the last
+/// applied zxid, durable or not).
+async fn applied(addr: &str, zxid: i64) {
+    common::poll_until("the write applied", common::WAIT, || async move {
+        let srvr = bench::conn::four_letter(addr, "srvr").await.ok()?;
+        srvr.contains(&format!("Zxid: 0x{zxid:x}\n")).then_some(())
+    })
+    .await
+}
+
+/// Checks that nothing arrives on `c` yet (a correct server sends nothing,
+/// so the short wait cannot fail it).
+async fn nothing_yet(c: &mut bench::conn::Conn, what: &str) {
+    let r = tokio::time::timeout(Duration::from_millis(300), c.read()).await;
+    assert!(r.is_err(), "{what} came before the write was durable");
+}
+
+/// Standalone, a write waits for its fsync, and so does everything that
+/// could show it: its reply, its watch event, and any read queued after
+/// it, from any session (ZooKeeper's SyncRequestProcessor holds reads
+/// behind pending flushes). Once durable, the event comes before the
+/// replies and the reads show the write.
+#[tokio::test]
+async fn nothing_that_shows_a_write_goes_out_before_its_fsync() {
+    use bytes::Bytes;
+    use jute::consts::{event, xid};
+    use std::sync::atomic::Ordering::SeqCst;
+
+    let s = TestServer::start().await;
+    let addr = &s.addr.to_string();
+    let mut a = raw_session(addr).await;
+    let v0 = Bytes::from_static(b"v0");
+    for p in ["/d", "/e"] {
+        let x = a.push_create(p, &v0, false);
+        a.flush().await.unwrap();
+        assert_eq!(a.reply_to(x).await.unwrap().err, 0, "create {p}");
+    }
+    // Sessions are txns too: opened before the fsyncs stall.
+    let (mut watcher, mut reader) = (raw_session(addr).await, raw_session(addr).await);
+    let x = watcher.push_get("/d", true);
+    watcher.flush().await.unwrap();
+    let z0 = common::within("getData /d", watcher.reply_to(x))
+        .await
+        .unwrap()
+        .zxid;
+
+    s.hold_fsync.store(true, SeqCst);
+    let set = a.push_set("/d", &Bytes::from_static(b"v1"));
+    a.flush().await.unwrap();
+    applied(addr, z0 + 1).await;
+    nothing_yet(&mut a, "the write's reply").await;
+    nothing_yet(&mut watcher, "the watch event").await;
+    let changed = watcher.push_get("/d", false);
+    watcher.flush().await.unwrap();
+    let other = reader.push_get("/e", false);
+    reader.flush().await.unwrap();
+    nothing_yet(&mut reader, "a read of another node").await;
+
+    s.hold_fsync.store(false, SeqCst);
+    let ev = common::within("the watch event", watcher.read())
+        .await
+        .unwrap();
+    assert_eq!(ev.xid, xid::NOTIFICATION, "the event comes first");
+    assert_eq!(ev.event().unwrap().event_type, event::NODE_DATA_CHANGED);
+    let r = common::within("getData /d", watcher.read()).await.unwrap();
+    assert_eq!((r.xid, r.err), (changed, 0));
+    assert_eq!(
+        &r.body[..6],
+        &[0, 0, 0, 2, b'v', b'1'],
+        "the read shows the write"
+    );
+    assert!(r.zxid > z0);
+    let r = common::within("setData", a.read()).await.unwrap();
+    assert_eq!((r.xid, r.err), (set, 0));
+    let r = common::within("getData /e", reader.read()).await.unwrap();
+    assert_eq!((r.xid, r.err), (other, 0));
+    assert!(r.zxid > z0);
+}

@@ -50,6 +50,9 @@ where
 pub struct TestServer {
     server: Server,
     pub addr: SocketAddr,
+    /// While true, the server's txn-log thread waits before each fsync
+    /// (`Config::hold_fsync`).
+    pub hold_fsync: std::sync::Arc<std::sync::atomic::AtomicBool>,
     _dir: TempDir,
 }
 
@@ -92,6 +95,7 @@ impl TestServer {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let cfg = Config::load(Some(&path), &defines).expect("config");
+        let hold_fsync = cfg.hold_fsync.clone();
         let server = Server::start(cfg).await.expect("server starts");
         let addr = server.addr;
         assert!(addr.ip().is_loopback(), "server bound to {addr}");
@@ -99,6 +103,7 @@ impl TestServer {
         TestServer {
             server,
             addr,
+            hold_fsync,
             _dir: dir,
         }
     }

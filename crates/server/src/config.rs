@@ -211,6 +211,10 @@ pub struct Config {
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     /// ZooKeeper's trace mask (`gtmk`/`stmk`), changed while running.
     pub trace: std::sync::Arc<crate::trace::TraceMask>,
+    /// For tests, not read from zoo.cfg: while true, the txn-log thread
+    /// waits before each fsync, as a stalled disk would, so that a test can
+    /// see what is answered before a write is durable.
+    pub hold_fsync: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Default for Config {
@@ -464,6 +468,7 @@ impl Config {
             ensemble: None,
             metrics: Default::default(),
             trace: Default::default(),
+            hold_fsync: Default::default(),
         })
     }
 

@@ -1,11 +1,15 @@
 //! Client connections: accept, four-letter words, the handshake, then
 //! frames in (decoded here, in parallel across connections) and frames out
-//! (written by a per-connection writer draining its outbox).
+//! (written by a per-connection writer draining its outbox, or for a watch
+//! event on an idle plain socket by the pipeline itself: `Outbox`).
 
 use std::collections::HashMap;
+use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -15,7 +19,9 @@ use jute::data::Id;
 use jute::proto::{ConnectRequest, RequestHeader};
 use jute::request::{MultiOp, Request};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
@@ -59,6 +65,98 @@ impl Drop for SecureMark {
         if let Some(s) = SECURE.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
             s.remove(&self.0);
         }
+    }
+}
+
+/// Where the pipeline sends a connection's frames: the queue its writer task
+/// drains and, for a plain socket, the socket itself.
+///
+/// Watch events go out through `send_now`: written at once when nothing is
+/// queued before them. In a fan-out to a thousand watchers, queued events
+/// waited behind the watchers' own re-registrations (read, answered and
+/// written while the event tasks sat in tokio's queues), which doubled the
+/// time until the last watcher heard. Replies stay queued, so that a
+/// pipelining client's replies are coalesced into one write by its writer.
+#[derive(Clone, Debug)]
+pub struct Outbox {
+    tx: mpsc::Sender<Bytes>,
+    direct: Option<Direct>,
+}
+
+#[derive(Clone, Debug)]
+struct Direct {
+    sock: Arc<OwnedWriteHalf>,
+    /// Frames queued and not yet written. The pipeline is the queue's only
+    /// producer, so at zero the writer has written everything and waits:
+    /// a frame written straight to the socket then keeps its place.
+    queued: Arc<AtomicUsize>,
+}
+
+impl Outbox {
+    /// An outbox with no socket of its own (tests, TLS connections).
+    pub fn queue_only(tx: mpsc::Sender<Bytes>) -> Outbox {
+        Outbox { tx, direct: None }
+    }
+
+    /// Queues a frame for the writer.
+    pub fn try_send(&self, b: Bytes) -> Result<(), TrySendError<Bytes>> {
+        let Some(d) = &self.direct else {
+            return self.tx.try_send(b);
+        };
+        d.queued.fetch_add(1, Ordering::AcqRel);
+        let r = self.tx.try_send(b);
+        if r.is_err() {
+            d.queued.fetch_sub(1, Ordering::AcqRel);
+        }
+        r
+    }
+
+    /// Writes a frame to the socket now if nothing is queued before it (and
+    /// the socket takes it); otherwise, or for what the socket did not
+    /// take, queues it.
+    pub fn send_now(&self, b: Bytes) -> Result<(), TrySendError<Bytes>> {
+        if let Some(d) = self.direct.as_ref() {
+            if d.queued.load(Ordering::Acquire) == 0 {
+                match d.sock.try_write(&b) {
+                    Ok(n) if n == b.len() => return Ok(()),
+                    Ok(n) => return self.try_send(b.slice(n..)),
+                    // Full, or failing: the writer waits or finds out.
+                    Err(_) => {}
+                }
+            }
+        }
+        self.try_send(b)
+    }
+}
+
+/// The writer task's side of a plain socket the pipeline may also write
+/// (`Outbox::send_now`). The write side is shut when the last holder drops
+/// the half, after the writer's last frame.
+struct SharedWrite(Arc<OwnedWriteHalf>);
+
+impl AsyncWrite for SharedWrite {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let sock: &TcpStream = (*self.0).as_ref();
+        loop {
+            ready!(sock.poll_write_ready(cx))?;
+            match sock.try_write(buf) {
+                // try_write cleared the readiness: wait for it again.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -204,7 +302,13 @@ async fn serve(
 ) -> anyhow::Result<()> {
     let _ = stream.set_nodelay(true);
     let (rd, wr) = stream.into_split();
-    serve_conn(id, rd, wr, remote, core, cfg, adm, Vec::new()).await
+    let sock = Arc::new(wr);
+    let direct = Direct {
+        sock: sock.clone(),
+        queued: Arc::default(),
+    };
+    let wr = SharedWrite(sock);
+    serve_conn(id, rd, wr, Some(direct), remote, core, cfg, adm, Vec::new()).await
 }
 
 /// A secure-port connection: the TLS handshake (the client certificate
@@ -245,7 +349,7 @@ async fn serve_tls(
     }
     let (rd, wr) = tokio::io::split(stream);
     let _secure = SecureMark::new(id);
-    serve_conn(id, rd, wr, remote, core, cfg, adm, auth).await
+    serve_conn(id, rd, wr, None, remote, core, cfg, adm, auth).await
 }
 
 /// `zookeeper.nio.sessionlessCnxnTimeout` (ms, default 10 s, as ZooKeeper's).
@@ -263,6 +367,7 @@ async fn serve_conn<R, W>(
     id: ConnId,
     mut rd: R,
     mut wr: W,
+    direct: Option<Direct>,
     remote: SocketAddr,
     core: mpsc::Sender<Msg>,
     cfg: Arc<Config>,
@@ -366,16 +471,17 @@ where
             .max(0) as u64,
     );
     let (tx, rx) = mpsc::channel::<Bytes>(OUTBOX_FRAMES);
+    let queued = direct.as_ref().map(|d| d.queued.clone());
     core.send(Msg::Connect {
         conn: id,
         remote,
         req,
         legacy,
-        tx,
+        tx: Outbox { tx, direct },
         auth,
     })
     .await?;
-    let mut writer = tokio::spawn(write_loop(wr, rx));
+    let mut writer = tokio::spawn(write_loop(wr, rx, queued));
 
     loop {
         let f = tokio::select! {
@@ -454,15 +560,24 @@ where
     }
 }
 
-/// Writes queued frames, coalescing what is ready into one write. Ends when
-/// the pipeline drops the connection (after its last frame) or on error.
-async fn write_loop(mut wr: impl AsyncWrite + Unpin, mut rx: mpsc::Receiver<Bytes>) {
+/// Writes queued frames, coalescing what is ready into one write; counts
+/// them off `queued` once written (see `Outbox`). Ends when the pipeline
+/// drops the connection (after its last frame) or on error.
+async fn write_loop(
+    mut wr: impl AsyncWrite + Unpin,
+    mut rx: mpsc::Receiver<Bytes>,
+    queued: Option<Arc<AtomicUsize>>,
+) {
     let mut out = BytesMut::with_capacity(64 * 1024);
     while let Some(b) = rx.recv().await {
         out.extend_from_slice(&b);
+        let mut frames = 1;
         while out.len() < 256 * 1024 {
             match rx.try_recv() {
-                Ok(b) => out.extend_from_slice(&b),
+                Ok(b) => {
+                    out.extend_from_slice(&b);
+                    frames += 1;
+                }
                 Err(_) => break,
             }
         }
@@ -471,6 +586,9 @@ async fn write_loop(mut wr: impl AsyncWrite + Unpin, mut rx: mpsc::Receiver<Byte
             return;
         }
         out.clear();
+        if let Some(q) = &queued {
+            q.fetch_sub(frames, Ordering::AcqRel);
+        }
     }
     let _ = wr.shutdown().await;
 }

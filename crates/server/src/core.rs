@@ -30,6 +30,7 @@ use tree::DataTree;
 
 use crate::admission::Ticket;
 use crate::config::Config;
+use crate::conn::Outbox;
 use crate::fourlw;
 use crate::persist::{self, Event, Layout, Persister};
 use crate::sasl;
@@ -51,8 +52,11 @@ const BATCH: usize = 64;
 struct Held {
     after: i64,
     conn: ConnId,
-    tx: mpsc::Sender<Bytes>,
+    tx: Outbox,
     frame: Bytes,
+    /// A watch event: written at once if its connection's queue is empty
+    /// (`Outbox::send_now`).
+    event: bool,
     /// The request this frame answers, timed when it goes out: as in
     /// Apache, a write's latency includes waiting for its fsync.
     done: Option<Done>,
@@ -105,7 +109,7 @@ pub enum Msg {
         remote: SocketAddr,
         req: ConnectRequest,
         legacy: bool,
-        tx: mpsc::Sender<Bytes>,
+        tx: Outbox,
         /// Identities the transport proved (a verified TLS client
         /// certificate: x509, maybe super), added after the ip one.
         auth: Vec<Id>,
@@ -187,7 +191,7 @@ pub struct ConnStats {
 }
 
 pub struct Conn {
-    pub tx: mpsc::Sender<Bytes>,
+    pub tx: Outbox,
     pub remote: SocketAddr,
     pub session: i64,
     pub timeout: i32,
@@ -465,6 +469,12 @@ impl Core {
     /// is not yet durable (nor a reply before an earlier one).
     /// False if the connection is gone (the frame is dropped).
     fn send(&mut self, conn: ConnId, b: Bytes) -> bool {
+        self.send_frame(conn, b, false)
+    }
+
+    /// `send`; an `event` (a watch event) is written at once once released
+    /// if its connection's queue is empty (`Outbox::send_now`).
+    fn send_frame(&mut self, conn: ConnId, b: Bytes, event: bool) -> bool {
         let Some(c) = self.conns.get_mut(&conn) else {
             return false;
         };
@@ -474,13 +484,14 @@ impl Core {
         // In an ensemble nothing uncommitted is ever applied: no holding.
         if self.held.is_empty() && (self.durable >= self.zxid || self.ens.is_some()) {
             let tx = c.tx.clone();
-            self.deliver(conn, &tx, b);
+            self.deliver(conn, &tx, b, event);
         } else {
             self.held.push_back(Held {
                 after: self.zxid,
                 conn,
                 tx: c.tx.clone(),
                 frame: b,
+                event,
                 done: None,
                 ticket: None,
             });
@@ -498,7 +509,7 @@ impl Core {
         }
         while self.held.front().is_some_and(|h| h.after <= self.durable) {
             let h = self.held.pop_front().expect("checked");
-            self.deliver(h.conn, &h.tx, h.frame);
+            self.deliver(h.conn, &h.tx, h.frame, h.event);
             if let Some(d) = h.done {
                 self.finish(h.conn, d);
             }
@@ -554,8 +565,12 @@ impl Core {
 
     /// Hands a frame to the connection's writer; a connection whose outbox
     /// is full (a client not reading) is dropped.
-    fn deliver(&mut self, conn: ConnId, tx: &mpsc::Sender<Bytes>, b: Bytes) {
-        match tx.try_send(b) {
+    fn deliver(&mut self, conn: ConnId, tx: &Outbox, b: Bytes, event: bool) {
+        let sent = match event {
+            true => tx.send_now(b),
+            false => tx.try_send(b),
+        };
+        match sent {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
                 if let Some(c) = self.conns.get(&conn) {
@@ -596,7 +611,7 @@ impl Core {
         remote: SocketAddr,
         req: ConnectRequest,
         legacy: bool,
-        tx: mpsc::Sender<Bytes>,
+        tx: Outbox,
     ) {
         self.cfg.metrics.connection_request_count.inc();
         let last = self.tree.last_zxid();
@@ -652,7 +667,7 @@ impl Core {
         conn: ConnId,
         remote: SocketAddr,
         legacy: bool,
-        tx: mpsc::Sender<Bytes>,
+        tx: Outbox,
         session: i64,
         timeout: i32,
         valid: bool,
@@ -842,7 +857,7 @@ impl Core {
                     c.session
                 );
             }
-            self.send(f.watcher, b);
+            self.send_frame(f.watcher, b, true);
         }
     }
 

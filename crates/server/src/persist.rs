@@ -3,11 +3,11 @@
 //! that depend on it are held until this thread reports it fsynced.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use jute::txn::Txn;
@@ -413,13 +413,14 @@ pub fn start(
     let snap_dir = layout.snap_dir.clone();
     let comp = compression(cfg);
     let metrics = cfg.metrics.clone();
+    let hold = cfg.hold_fsync.clone();
     let backlog = Arc::new(AtomicUsize::new(0));
     let counted = backlog.clone();
     let handle = thread::Builder::new()
         .name("txnlog".into())
         .spawn(move || {
             log_loop(
-                writer, rx, events, force_sync, snap_dir, comp, last_zxid, metrics, counted,
+                writer, rx, events, force_sync, snap_dir, comp, last_zxid, metrics, counted, hold,
             )
         })?;
     Ok((Persister { tx, backlog }, handle))
@@ -439,6 +440,7 @@ fn log_loop(
     mut durable: i64,
     metrics: Arc<Metrics>,
     backlog: Arc<AtomicUsize>,
+    hold: Arc<AtomicBool>,
 ) {
     // Joined however the loop ends: a stopped server leaves no snapshot
     // half written behind it (a restart would race it for the file).
@@ -500,6 +502,9 @@ fn log_loop(
             if is_txn {
                 queued.push(at);
             }
+        }
+        while hold.load(Ordering::Acquire) {
+            thread::sleep(Duration::from_millis(1));
         }
         let synced = Instant::now();
         let result = result.and_then(|_| w.sync(force_sync));

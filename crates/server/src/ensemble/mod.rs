@@ -26,7 +26,6 @@ pub mod serve;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use bytes::Bytes;
 use jute::quorum::QuorumPacket;
 use tokio::sync::mpsc;
 use zab::{LearnerType, QuorumConfig, ServerState, Vote};
@@ -342,7 +341,7 @@ pub struct PendingConnect {
     pub conn: crate::core::ConnId,
     pub remote: std::net::SocketAddr,
     pub legacy: bool,
-    pub tx: mpsc::Sender<Bytes>,
+    pub tx: crate::conn::Outbox,
     pub timeout: i32,
     pub auth: Vec<jute::data::Id>,
 }

@@ -14,12 +14,12 @@ use jute::data::Id;
 use jute::proto::ConnectRequest;
 use jute::request::Request;
 use jute::txn::{Txn, TxnBody};
-use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 use tree::ops::{self, Response};
 use tree::session::{self, SessionTracker};
 
 use super::{PendingConnect, QMsg, Queued, Role};
+use crate::conn::Outbox;
 use crate::core::{ConnId, Core};
 
 impl Core {
@@ -470,7 +470,7 @@ impl Core {
         remote: SocketAddr,
         req: ConnectRequest,
         legacy: bool,
-        tx: mpsc::Sender<Bytes>,
+        tx: Outbox,
         auth: Vec<Id>,
     ) {
         let Some(ens) = self.ens.as_ref() else { return };
@@ -779,7 +779,7 @@ impl Core {
         remote: SocketAddr,
         req: ConnectRequest,
         legacy: bool,
-        tx: mpsc::Sender<Bytes>,
+        tx: Outbox,
         auth: Vec<Id>,
     ) {
         if !req.read_only {

@@ -93,11 +93,6 @@ struct Direct {
 }
 
 impl Outbox {
-    /// An outbox with no socket of its own (tests, TLS connections).
-    pub fn queue_only(tx: mpsc::Sender<Bytes>) -> Outbox {
-        Outbox { tx, direct: None }
-    }
-
     /// Queues a frame for the writer.
     pub fn try_send(&self, b: Bytes) -> Result<(), TrySendError<Bytes>> {
         let Some(d) = &self.direct else {

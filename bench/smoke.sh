@@ -70,7 +70,7 @@ CASES=(
     "create-delete|--workload create-delete --sessions 4 --depth 8|create,delete"
     "mixed-50|--workload mixed --read-pct 50 --sessions 4 --depth 8 --nodes 100|getData,setData"
     "zk-latencies|--workload zk-latencies --nodes 200 --watch-sessions 2 --depth 50|create,set,get,delete,create ephemeral,exists+watch,delete watched,watch event (since delete start)"
-    "watch-fanout|--workload watch-fanout --watchers 20|setData,event (each watcher),round (all W events)"
+    "watch-fanout|--workload watch-fanout --watchers 20|setData,event arrived (each watcher),event seen by generator,round (all W events arrived),round seen by generator"
     "churn|--workload churn --rate 20 --sessions 8|connect,create ephemeral,close,cycle"
     "read (zookeeper-client driver)|--workload read --driver client --sessions 2 --depth 8 --nodes 100|getData"
 )

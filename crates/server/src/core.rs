@@ -472,8 +472,9 @@ impl Core {
         self.send_frame(conn, b, false)
     }
 
-    /// `send`; an `event` (a watch event) is written at once once released
-    /// if its connection's queue is empty (`Outbox::send_now`).
+    /// `send`, for a frame that may be a watch event: once free to go, an
+    /// event is written straight to the socket if its connection has
+    /// nothing queued (`Outbox::send_now`).
     fn send_frame(&mut self, conn: ConnId, b: Bytes, event: bool) -> bool {
         let Some(c) = self.conns.get_mut(&conn) else {
             return false;

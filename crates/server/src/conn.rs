@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use jute::codec::{DecodeError, Reader, Record};
-use jute::consts::{op, CreateMode};
+use jute::consts::{op, xid, CreateMode};
 use jute::data::Id;
 use jute::proto::{ConnectRequest, RequestHeader};
 use jute::request::{MultiOp, Request};
@@ -71,8 +71,8 @@ impl Drop for SecureMark {
 /// Where the pipeline sends a connection's frames: the queue its writer task
 /// drains and, for a plain socket, the socket itself.
 ///
-/// Watch events go out through `send_now`: written at once when nothing is
-/// queued before them. In a fan-out to a thousand watchers, queued events
+/// Watch events (frames with the notification xid) are written at once when
+/// nothing is queued before them. In a fan-out to a thousand watchers, queued events
 /// waited behind the watchers' own re-registrations (read, answered and
 /// written while the event tasks sat in tokio's queues), which doubled the
 /// time until the last watcher heard. Replies stay queued, so that a
@@ -106,11 +106,13 @@ impl Outbox {
         r
     }
 
-    /// Writes a frame to the socket now if nothing is queued before it (and
-    /// the socket takes it); otherwise, or for what the socket did not
-    /// take, queues it.
-    pub fn send_now(&self, b: Bytes) -> Result<(), TrySendError<Bytes>> {
-        if let Some(d) = self.direct.as_ref() {
+    /// Sends a frame: a watch event straight to the socket if nothing is
+    /// queued before it (and the socket takes it); otherwise, or for what
+    /// the socket did not take, through the queue.
+    pub fn send(&self, b: Bytes) -> Result<(), TrySendError<Bytes>> {
+        // A reply frame: length, then the ReplyHeader's xid.
+        let event = b.get(4..8) == Some(&xid::NOTIFICATION.to_be_bytes()[..]);
+        if let Some(d) = self.direct.as_ref().filter(|_| event) {
             if d.queued.load(Ordering::Acquire) == 0 {
                 match d.sock.try_write(&b) {
                     Ok(n) if n == b.len() => return Ok(()),
@@ -125,7 +127,7 @@ impl Outbox {
 }
 
 /// The writer task's side of a plain socket the pipeline may also write
-/// (`Outbox::send_now`). The write side is shut when the last holder drops
+/// (`Outbox::send`). The write side is shut when the last holder drops
 /// the half, after the writer's last frame.
 struct SharedWrite(Arc<OwnedWriteHalf>);
 

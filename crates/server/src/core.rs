@@ -54,9 +54,6 @@ struct Held {
     conn: ConnId,
     tx: Outbox,
     frame: Bytes,
-    /// A watch event: written at once if its connection's queue is empty
-    /// (`Outbox::send_now`).
-    event: bool,
     /// The request this frame answers, timed when it goes out: as in
     /// Apache, a write's latency includes waiting for its fsync.
     done: Option<Done>,
@@ -469,13 +466,6 @@ impl Core {
     /// is not yet durable (nor a reply before an earlier one).
     /// False if the connection is gone (the frame is dropped).
     fn send(&mut self, conn: ConnId, b: Bytes) -> bool {
-        self.send_frame(conn, b, false)
-    }
-
-    /// `send`, for a frame that may be a watch event: once free to go, an
-    /// event is written straight to the socket if its connection has
-    /// nothing queued (`Outbox::send_now`).
-    fn send_frame(&mut self, conn: ConnId, b: Bytes, event: bool) -> bool {
         let Some(c) = self.conns.get_mut(&conn) else {
             return false;
         };
@@ -485,14 +475,13 @@ impl Core {
         // In an ensemble nothing uncommitted is ever applied: no holding.
         if self.held.is_empty() && (self.durable >= self.zxid || self.ens.is_some()) {
             let tx = c.tx.clone();
-            self.deliver(conn, &tx, b, event);
+            self.deliver(conn, &tx, b);
         } else {
             self.held.push_back(Held {
                 after: self.zxid,
                 conn,
                 tx: c.tx.clone(),
                 frame: b,
-                event,
                 done: None,
                 ticket: None,
             });
@@ -510,7 +499,7 @@ impl Core {
         }
         while self.held.front().is_some_and(|h| h.after <= self.durable) {
             let h = self.held.pop_front().expect("checked");
-            self.deliver(h.conn, &h.tx, h.frame, h.event);
+            self.deliver(h.conn, &h.tx, h.frame);
             if let Some(d) = h.done {
                 self.finish(h.conn, d);
             }
@@ -566,12 +555,8 @@ impl Core {
 
     /// Hands a frame to the connection's writer; a connection whose outbox
     /// is full (a client not reading) is dropped.
-    fn deliver(&mut self, conn: ConnId, tx: &Outbox, b: Bytes, event: bool) {
-        let sent = match event {
-            true => tx.send_now(b),
-            false => tx.try_send(b),
-        };
-        match sent {
+    fn deliver(&mut self, conn: ConnId, tx: &Outbox, b: Bytes) {
+        match tx.send(b) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
                 if let Some(c) = self.conns.get(&conn) {
@@ -858,7 +843,7 @@ impl Core {
                     c.session
                 );
             }
-            self.send_frame(f.watcher, b, true);
+            self.send(f.watcher, b);
         }
     }
 

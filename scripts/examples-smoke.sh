@@ -14,7 +14,9 @@ REPO=$(pwd)
 EXAMPLES=(master_election distributed_lock service_discovery master_worker)
 start=$(date +%s)
 
-cargo build -q -p recipes --examples
+# --workspace, not -p recipes: the same feature set as `cargo test
+# --workspace`, so its build is reused rather than repeated.
+cargo build -q --workspace --examples
 
 BIN="$REPO/target/release/rookeeper"
 [ -x "$BIN" ] || BIN="$REPO/target/debug/rookeeper"

@@ -825,3 +825,75 @@ const APACHE_LOG_11: (&str, u64, &str) = (
      01a2015f9ab8fffffff5000000000000000200000002a32d539942\
 ",
 );
+
+/// Pages of `path` in the page cache, from `mincore` over a mapping of it
+/// (mapping reads nothing in).
+#[cfg(target_os = "linux")]
+fn cached_pages(path: &Path) -> Vec<bool> {
+    use std::os::fd::AsRawFd;
+    let f = fs::File::open(path).unwrap();
+    let len = f.metadata().unwrap().len() as usize;
+    let page = 4096usize;
+    let mut vec = vec![0u8; len.div_ceil(page)];
+    // SAFETY: a private read-only mapping of a file we hold open, unmapped
+    // before return; `vec` has one byte per page of it.
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE,
+            f.as_raw_fd(),
+            0,
+        );
+        assert_ne!(p, libc::MAP_FAILED);
+        assert_eq!(libc::mincore(p, len, vec.as_mut_ptr()), 0);
+        libc::munmap(p, len);
+    }
+    vec.iter().map(|b| b & 1 == 1).collect()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn fsynced_log_pages_leave_the_page_cache() {
+    // Under target/: /tmp may be a tmpfs, whose pages cannot be dropped.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    // SAFETY: statfs fills the struct it is given.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    let c = std::ffi::CString::new(dir.path().as_os_str().as_encoded_bytes()).unwrap();
+    assert_eq!(unsafe { libc::statfs(c.as_ptr(), &mut st) }, 0);
+    if st.f_type == libc::TMPFS_MAGIC {
+        eprintln!("skipped: {} is on tmpfs", dir.path().display());
+        return;
+    }
+    let data = vec![7u8; 1000];
+    let mut w = TxnLogWriter::open(dir.path().into(), 1 << 20).unwrap();
+    for z in 1..=100 {
+        w.append(&txn(z, create(&format!("/a{z}"), &data))).unwrap();
+    }
+    let first = w.current_file().unwrap().to_path_buf();
+    w.roll().unwrap();
+    for z in 101..=150 {
+        w.append(&txn(z, create(&format!("/a{z}"), &data))).unwrap();
+    }
+    let second = w.current_file().unwrap().to_path_buf();
+    let written = w.current_file_len() as usize;
+    w.sync(true).unwrap();
+    // The rolled file entirely, the current one but for the page it is
+    // filling.
+    assert_eq!(cached_pages(&first).iter().filter(|&&c| c).count(), 0);
+    let cur = cached_pages(&second);
+    assert_eq!(cur[..written / 4096].iter().filter(|&&c| c).count(), 0);
+    // Without fsync (forceSync=no) the pages are dirty and stay.
+    for z in 151..=200 {
+        w.append(&txn(z, create(&format!("/a{z}"), &data))).unwrap();
+    }
+    let now = w.current_file_len() as usize;
+    w.sync(false).unwrap();
+    let cur = cached_pages(&second);
+    assert!(cur[written / 4096 + 1..now / 4096].iter().all(|&c| c));
+    // And the log reads back whole.
+    drop(w);
+    let r = replay(dir.path(), 0, false).unwrap();
+    assert_eq!(r.txns.len(), 200);
+}

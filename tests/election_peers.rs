@@ -49,8 +49,11 @@ struct Fake {
 
 impl Fake {
     /// It takes server 1's handshake, hangs up and calls back (the larger id
-    /// keeps the connection), and answers server 1's first looking
-    /// notification once, in `state`, voting for `leader`.
+    /// keeps the connection), and answers server 1's looking notifications
+    /// of the first round it hears, in `state`, voting for `leader`; later
+    /// rounds get no answer (no quorum: server 1 turns read-only). Every
+    /// notification of that round is answered, not just the first: an
+    /// answer lost with its connection must not leave server 1 without one.
     fn start(
         my_id: u64,
         state: ServerState,
@@ -63,7 +66,7 @@ impl Fake {
         let (r, i) = (rounds.clone(), inject.clone());
         let task = tokio::spawn(async move {
             let my_addr = listener.local_addr().expect("addr").to_string();
-            let mut answered = false;
+            let mut first_round = None;
             loop {
                 let Ok((mut s, _)) = listener.accept().await else {
                     return;
@@ -95,10 +98,17 @@ impl Fake {
                 while let Ok(body) = read_frame(&mut rd).await {
                     let n = Notification::decode(&body).expect("server 1's notification decodes");
                     r.lock().unwrap().push(n.election_epoch);
-                    if answered || n.state != ServerState::Looking {
+                    tracing::info!(
+                        "fake {my_id} heard {:?}, leader {}, round {}",
+                        n.state,
+                        n.leader,
+                        n.election_epoch
+                    );
+                    if n.state != ServerState::Looking
+                        || *first_round.get_or_insert(n.election_epoch) != n.election_epoch
+                    {
                         continue;
                     }
-                    answered = true;
                     let _ = tx.send(Notification {
                         state,
                         leader,
@@ -172,6 +182,7 @@ impl Ports {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_elected_leader_sends_the_learner_back_to_the_election() {
+    common::log_to_test_output();
     let ports = Ports::new().await;
     let (lines, election1) = ports.config();
     let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
@@ -225,6 +236,7 @@ async fn a_dead_elected_leader_sends_the_learner_back_to_the_election() {
 /// and looks again too, counting quit_leading_due_to_disloyal_voter.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_quits_when_a_voter_changes_its_mind() {
+    common::log_to_test_output();
     let ports = Ports::new().await;
     let (lines, election1) = ports.config();
     let lines: Vec<&str> = lines.iter().map(String::as_str).collect();

@@ -28,6 +28,19 @@ pub async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
     }
 }
 
+/// Sends the servers' log (info, or `RUST_LOG`) to the test's captured
+/// output, which cargo test prints only when the test fails. Threads a test
+/// starts (its runtime's workers) inherit its capture.
+pub fn log_to_test_output() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .with_ansi(false)
+        .try_init();
+}
+
 /// Polls `check` every 20ms until it yields a value, for at most `limit`.
 pub async fn poll_until<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
 where

@@ -383,6 +383,7 @@ impl Core {
             if let Some(e) = self.ens.as_mut() {
                 e.round.end(&self.cfg.metrics, Instant::now);
             }
+            self.persist.flush();
             self.flush_links();
         }
     }

@@ -99,6 +99,7 @@ impl Server {
         if snapshot_after {
             // The startup snapshot, written while we already serve.
             persister.snapshot(tree.snapshot_copy(), tree.last_zxid());
+            persister.flush();
         }
         // Once per process: log writers restarted later (a disk that came
         // back, a follower's TRUNC) do not start another purger.

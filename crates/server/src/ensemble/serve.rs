@@ -217,6 +217,7 @@ impl Core {
     pub(crate) fn truncate_log_after(&mut self, zxid: i64) {
         // The writer must not append to a file being cut. It never waits on
         // us, so this ends; a sync starts with an empty backlog anyway.
+        self.persist.flush();
         let t0 = Instant::now();
         while self.persist.backlog() > 0 && t0.elapsed() < Duration::from_secs(30) {
             std::thread::sleep(Duration::from_millis(1));

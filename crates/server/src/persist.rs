@@ -673,3 +673,62 @@ fn write_snap(dir: &Path, tree: &DataTree, zxid: i64, comp: Compression, metrics
         Err(e) => error!("snapshot at zxid 0x{zxid:x} failed: {e}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jute::txn::{ErrorTxn, TxnBody, TxnHeader};
+
+    fn txn(zxid: i64) -> Txn {
+        Txn {
+            header: TxnHeader {
+                client_id: 1,
+                cxid: zxid as i32,
+                zxid,
+                time: 0,
+                op: jute::consts::op::ERROR,
+            },
+            body: TxnBody::Error(ErrorTxn { err: -101 }),
+            digest: None,
+        }
+    }
+
+    /// A turn's txns reach the log when the pipeline flushes, and those of
+    /// a last turn when the persister is dropped; all of them are on disk.
+    #[test]
+    fn txns_go_to_the_log_per_turn_and_on_drop() {
+        let dir = std::env::temp_dir().join(format!("rk-persist-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cfg = Config {
+            data_dir: dir.clone(),
+            ..Config::default()
+        };
+        let layout = Layout::new(&cfg);
+        std::fs::create_dir_all(&layout.log_dir).unwrap();
+        let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
+        let (p, thread) = start(&cfg, &layout, 0, ev_tx).unwrap();
+        for z in 1..=3 {
+            p.append(txn(z));
+        }
+        assert_eq!(p.backlog(), 3);
+        // Nothing reaches the log thread before the turn ends.
+        thread::sleep(Duration::from_millis(100));
+        assert!(ev_rx.try_recv().is_err());
+        p.flush();
+        assert!(matches!(ev_rx.blocking_recv(), Some(Event::Durable(3))));
+        assert_eq!(p.backlog(), 0);
+        p.append(txn(4));
+        p.append(txn(5));
+        drop(p);
+        assert!(matches!(ev_rx.blocking_recv(), Some(Event::Durable(5))));
+        thread.join().unwrap();
+        let zxids: Vec<i64> = txnlog::replay(&layout.log_dir, 0, false)
+            .unwrap()
+            .txns
+            .iter()
+            .map(|t| t.header.zxid)
+            .collect();
+        assert_eq!(zxids, [1, 2, 3, 4, 5]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

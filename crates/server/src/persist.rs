@@ -63,8 +63,8 @@ type Queued = (LogMsg, Instant);
 /// a pipeline turn and handed over together at its end ([`Persister::flush`]):
 /// handed over one by one, the first txn of a turn woke the log thread,
 /// which on a busy core preempted the pipeline to fsync that txn alone.
-/// Under setData on one core a third of the fsyncs then carried 1-20 txns,
-/// each costing a wake-up and a context switch both ways.
+/// Under setData on one core two thirds of the fsyncs then carried 1-20
+/// txns, each costing a wake-up and a context switch both ways.
 pub struct Persister {
     tx: std_mpsc::Sender<Vec<Queued>>,
     /// This turn's messages, in order.

@@ -94,7 +94,7 @@ impl Server {
             tokio::task::spawn_blocking(move || persist::recover(&cfg, &layout)).await??
         };
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-        let (persister, log_thread) =
+        let (mut persister, log_thread) =
             persist::start(&cfg, &layout, tree.last_zxid(), ev_tx.clone())?;
         if snapshot_after {
             // The startup snapshot, written while we already serve.

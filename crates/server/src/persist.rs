@@ -68,7 +68,7 @@ type Queued = (LogMsg, Instant);
 pub struct Persister {
     tx: std_mpsc::Sender<Vec<Queued>>,
     /// This turn's messages, in order.
-    turn: std::cell::RefCell<Vec<Queued>>,
+    turn: Vec<Queued>,
     /// Txns handed over and not yet fsynced. Counted, not derived from
     /// zxids: zxids jump at every epoch, and a follower syncing by TRUNC or
     /// SNAP applies txns that reach the disk by snapshot, not by this log.
@@ -77,27 +77,29 @@ pub struct Persister {
 }
 
 impl Persister {
-    pub fn append(&self, txn: Txn) {
+    pub fn append(&mut self, txn: Txn) {
         self.queue(LogMsg::Txn(Box::new(txn)));
     }
 
     /// [`Persister::append`] for a txn whose serialised form is at hand
     /// (a proposal's data), which the log thread then writes as it is.
-    pub fn append_raw(&self, zxid: i64, txn: Bytes) {
+    pub fn append_raw(&mut self, zxid: i64, txn: Bytes) {
         self.queue(LogMsg::Raw(zxid, txn));
     }
 
-    fn queue(&self, m: LogMsg) {
+    fn queue(&mut self, m: LogMsg) {
         if !matches!(m, LogMsg::Snapshot(..)) {
             self.backlog.fetch_add(1, Ordering::AcqRel);
         }
-        self.turn.borrow_mut().push((m, Instant::now()));
+        self.turn.push((m, Instant::now()));
     }
 
     /// Hands this turn's messages to the log thread (the pipeline calls it
     /// at the end of every turn, and before it waits for the backlog).
-    pub fn flush(&self) {
-        let turn = std::mem::take(&mut *self.turn.borrow_mut());
+    pub fn flush(&mut self) {
+        // The next turn starts with room for as many as this one had.
+        let room = self.turn.len();
+        let turn = std::mem::replace(&mut self.turn, Vec::with_capacity(room));
         if !turn.is_empty() {
             // The thread only stops after reporting Failed; nothing to do then.
             let _ = self.tx.send(turn);
@@ -111,12 +113,12 @@ impl Persister {
 
     /// After the log thread failed: what it held will never be synced, so
     /// nothing may wait for it (the tree is reloaded from disk instead).
-    pub fn abandon_backlog(&self) {
-        self.turn.borrow_mut().clear();
+    pub fn abandon_backlog(&mut self) {
+        self.turn.clear();
         self.backlog.store(0, Ordering::Release);
     }
 
-    pub fn snapshot(&self, tree: DataTree, zxid: i64) {
+    pub fn snapshot(&mut self, tree: DataTree, zxid: i64) {
         self.queue(LogMsg::Snapshot(Box::new(tree), zxid));
     }
 }
@@ -465,7 +467,8 @@ pub fn start(
     ))
 }
 
-/// Most txns written between two fsyncs.
+/// Txns stop being gathered for one fsync past this many (a turn's
+/// handover is taken whole, so a batch may pass it by up to one turn).
 const GROUP_MAX: usize = 4096;
 
 #[allow(clippy::too_many_arguments)]
@@ -706,7 +709,7 @@ mod tests {
         let layout = Layout::new(&cfg);
         std::fs::create_dir_all(&layout.log_dir).unwrap();
         let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
-        let (p, thread) = start(&cfg, &layout, 0, ev_tx).unwrap();
+        let (mut p, thread) = start(&cfg, &layout, 0, ev_tx).unwrap();
         for z in 1..=3 {
             p.append(txn(z));
         }

@@ -259,7 +259,7 @@ fn write_file(tmp: &Path, tree: &DataTree, zxid: i64, compression: Compression) 
         .create(true)
         .truncate(true)
         .open(tmp)?;
-    let w = BufWriter::with_capacity(256 * 1024, f);
+    let w = BufWriter::with_capacity(256 * 1024, WriteBehind::new(f));
     let w = match compression {
         Compression::None => serialize_snapshot(w, tree, zxid)?,
         Compression::Gz => {
@@ -271,7 +271,101 @@ fn write_file(tmp: &Path, tree: &DataTree, zxid: i64, compression: Compression) 
         }
     };
     let f = w.into_inner().map_err(io::IntoInnerError::into_error)?;
-    f.sync_all()
+    f.file.sync_all()
+}
+
+/// Bytes a snapshot writes between pushes to the disk (see [`WriteBehind`]).
+const WRITE_BEHIND_CHUNK: u64 = 1 << 20;
+
+/// A file written sequentially whose pages go to the disk as it is
+/// written, a chunk at a time, rather than all at the final fsync. That
+/// fsync used to queue the whole snapshot (10 MiB for 10k znodes of 1 KiB)
+/// at the disk at once, and every txn log fsync behind it waited: under
+/// setData on one core its 13-24 ms saw 1.5-2.5% of the requests complete
+/// and 21-44% of those over the p99. Now at most two chunks are in flight;
+/// each chunk, once on disk, also leaves the page cache (as a synced log's
+/// pages do).
+struct WriteBehind {
+    file: File,
+    /// Bytes written to the file.
+    written: u64,
+    /// Bytes before this offset were handed to writeback.
+    started: u64,
+    /// Bytes before this offset are on disk (not yet fsynced metadata).
+    settled: u64,
+    /// Off where the file system refuses `sync_file_range`: the final
+    /// fsync then writes everything, as before.
+    enabled: bool,
+}
+
+impl WriteBehind {
+    fn new(file: File) -> Self {
+        WriteBehind {
+            file,
+            written: 0,
+            started: 0,
+            settled: 0,
+            enabled: cfg!(target_os = "linux"),
+        }
+    }
+
+    /// Starts writeback of what was written since the last push and waits
+    /// for the chunk before it.
+    #[cfg(target_os = "linux")]
+    fn push(&mut self) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let fd = self.file.as_raw_fd();
+        let range = |from: u64, to: u64| -> (i64, i64) { (from as i64, (to - from) as i64) };
+        let (off, len) = range(self.started, self.written);
+        // SAFETY: plain syscalls on an open descriptor; no memory passed.
+        let r = unsafe { libc::sync_file_range(fd, off, len, libc::SYNC_FILE_RANGE_WRITE) };
+        if r != 0 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::ENOSYS | libc::EINVAL | libc::EOPNOTSUPP | libc::ESPIPE) => {
+                    self.enabled = false;
+                    Ok(())
+                }
+                _ => Err(e),
+            };
+        }
+        if self.started > self.settled {
+            let (off, len) = range(self.settled, self.started);
+            let wait = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                | libc::SYNC_FILE_RANGE_WRITE
+                | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+            // SAFETY: as above.
+            if unsafe { libc::sync_file_range(fd, off, len, wait) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: advice on an open descriptor; its pages are clean.
+            unsafe { libc::posix_fadvise(fd, off, len, libc::POSIX_FADV_DONTNEED) };
+            self.settled = self.started;
+        }
+        self.started = self.written;
+        Ok(())
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn push(&mut self) -> io::Result<()> {
+        self.enabled = false;
+        Ok(())
+    }
+}
+
+impl Write for WriteBehind {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        if self.enabled && self.written - self.started >= WRITE_BEHIND_CHUNK {
+            self.push()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
 }
 
 /// Writes the uncompressed snapshot stream of `tree` as of `zxid` to `w`
@@ -897,6 +991,94 @@ impl<R: Read> Read for SnappyJavaReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Pages a snapshot has written go to disk as it goes: with four
+    /// chunks and a bit written, the first three are on disk and out of
+    /// the page cache (only clean pages can leave it), the fourth is on
+    /// its way, and the file holds every byte.
+    #[test]
+    fn snapshot_pages_go_to_disk_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        // Readable too: the residency check maps it.
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        let mut w = WriteBehind::new(f);
+        let chunk = vec![7u8; WRITE_BEHIND_CHUNK as usize];
+        for _ in 0..4 {
+            w.write_all(&chunk).unwrap();
+        }
+        w.write_all(b"tail").unwrap();
+        let total = 4 * WRITE_BEHIND_CHUNK + 4;
+        assert_eq!(w.written, total);
+        if cfg!(target_os = "linux") && w.enabled {
+            assert_eq!(w.started, 4 * WRITE_BEHIND_CHUNK);
+            assert_eq!(w.settled, 3 * WRITE_BEHIND_CHUNK);
+            #[cfg(target_os = "linux")]
+            if !on_tmpfs(dir.path()) {
+                let resident = resident_pages(&w.file, total as usize);
+                let page = page_size();
+                let settled = (w.settled as usize) / page;
+                assert!(
+                    resident[..settled].iter().all(|r| !r),
+                    "settled pages still cached"
+                );
+                assert!(resident[settled..].iter().any(|r| *r));
+            }
+        }
+        w.file.sync_all().unwrap();
+        let back = fs::read(&path).unwrap();
+        assert_eq!(back.len() as u64, total);
+        assert!(back[..back.len() - 4].iter().all(|b| *b == 7));
+        assert_eq!(&back[back.len() - 4..], b"tail");
+    }
+
+    #[cfg(target_os = "linux")]
+    fn page_size() -> usize {
+        // SAFETY: sysconf reads a constant of the system.
+        unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
+    }
+
+    /// tmpfs keeps its pages whatever the advice.
+    #[cfg(target_os = "linux")]
+    fn on_tmpfs(p: &Path) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+        // SAFETY: statfs fills the struct we pass for a valid C path.
+        unsafe {
+            let mut st: libc::statfs = std::mem::zeroed();
+            libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type == libc::TMPFS_MAGIC
+        }
+    }
+
+    /// Which pages of the first `len` bytes of `file` are in the page cache.
+    #[cfg(target_os = "linux")]
+    fn resident_pages(file: &File, len: usize) -> Vec<bool> {
+        use std::os::fd::AsRawFd;
+        let pages = len.div_ceil(page_size());
+        let mut vec = vec![0u8; pages];
+        // SAFETY: a read-only shared mapping of an open file, unmapped
+        // before return; mincore fills one byte per page into `vec`.
+        unsafe {
+            let m = libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            );
+            assert_ne!(m, libc::MAP_FAILED);
+            assert_eq!(libc::mincore(m, len, vec.as_mut_ptr()), 0);
+            libc::munmap(m, len);
+        }
+        vec.iter().map(|b| b & 1 == 1).collect()
+    }
 
     #[test]
     fn names() {

@@ -453,6 +453,7 @@ pub fn start(
     let handle = thread::Builder::new()
         .name("txnlog".into())
         .spawn(move || {
+            no_wakeup_preemption();
             log_loop(
                 writer, rx, events, force_sync, snap_dir, comp, last_zxid, metrics, counted, hold,
             )
@@ -623,6 +624,31 @@ fn lower_priority() {
     }
 }
 
+/// The log thread is woken at the end of every pipeline turn that made
+/// txns. As a normal thread it then preempted the pipeline on a busy core
+/// to write and fsync, before the pipeline could send what the turn made
+/// or take the next one. As a SCHED_BATCH thread it does not preempt on
+/// wakeup: it runs when the pipeline waits for input, or at the next
+/// scheduler tick; the snapshot threads it starts inherit this. A/B on
+/// one core, pairs alternating, 5 s each: mixed 90% and 50% reads gained
+/// 4-34% in throughput and lost 2-43% in p99 in every one of 4 pairs each;
+/// setData gained throughput in 6 of 7 pairs (p99 in 4); watch fan-out,
+/// p99 median 11.3 against 11.9 ms over 6 pairs. Where a core is idle the
+/// thread is woken there as before.
+fn no_wakeup_preemption() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: a plain syscall on the calling thread (pid 0).
+    unsafe {
+        let p = libc::sched_param { sched_priority: 0 };
+        if libc::sched_setscheduler(0, libc::SCHED_BATCH, &p) != 0 {
+            warn!(
+                "cannot make the txn log thread SCHED_BATCH: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+}
+
 struct JoinOnDrop(Option<thread::JoinHandle<()>>);
 
 impl Drop for JoinOnDrop {
@@ -732,6 +758,40 @@ mod tests {
             .map(|t| t.header.zxid)
             .collect();
         assert_eq!(zxids, [1, 2, 3, 4, 5]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The log thread runs as SCHED_BATCH (see `no_wakeup_preemption`).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_log_thread_does_not_preempt_on_wakeup() {
+        let dir = std::env::temp_dir().join(format!("rk-batch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cfg = Config {
+            data_dir: dir.clone(),
+            ..Config::default()
+        };
+        let layout = Layout::new(&cfg);
+        std::fs::create_dir_all(&layout.log_dir).unwrap();
+        let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
+        let (mut p, thread) = start(&cfg, &layout, 0, ev_tx).unwrap();
+        // Once a txn is durable the thread is past its setup.
+        p.append(txn(1));
+        p.flush();
+        assert!(matches!(ev_rx.blocking_recv(), Some(Event::Durable(1))));
+        let policies: Vec<i32> = std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| {
+                let t = t.ok()?;
+                let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
+                let tid: i32 = t.file_name().to_str()?.parse().ok()?;
+                // SAFETY: reads another thread's policy; no memory passed.
+                (comm.trim() == "txnlog").then(|| unsafe { libc::sched_getscheduler(tid) })
+            })
+            .collect();
+        assert!(policies.contains(&libc::SCHED_BATCH), "{policies:?}");
+        drop(p);
+        thread.join().unwrap();
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -722,11 +722,17 @@ mod tests {
         }
     }
 
-    /// A turn's txns reach the log when the pipeline flushes, and those of
-    /// a last turn when the persister is dropped; all of them are on disk.
-    #[test]
-    fn txns_go_to_the_log_per_turn_and_on_drop() {
-        let dir = std::env::temp_dir().join(format!("rk-persist-{}", std::process::id()));
+    /// A log thread on a fresh dataDir under the temp dir.
+    fn start_in(
+        name: &str,
+    ) -> (
+        PathBuf,
+        Layout,
+        Persister,
+        thread::JoinHandle<()>,
+        mpsc::UnboundedReceiver<Event>,
+    ) {
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let cfg = Config {
             data_dir: dir.clone(),
@@ -734,8 +740,16 @@ mod tests {
         };
         let layout = Layout::new(&cfg);
         std::fs::create_dir_all(&layout.log_dir).unwrap();
-        let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
-        let (mut p, thread) = start(&cfg, &layout, 0, ev_tx).unwrap();
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let (p, thread) = start(&cfg, &layout, 0, ev_tx).unwrap();
+        (dir, layout, p, thread, ev_rx)
+    }
+
+    /// A turn's txns reach the log when the pipeline flushes, and those of
+    /// a last turn when the persister is dropped; all of them are on disk.
+    #[test]
+    fn txns_go_to_the_log_per_turn_and_on_drop() {
+        let (dir, layout, mut p, thread, mut ev_rx) = start_in("rk-persist");
         for z in 1..=3 {
             p.append(txn(z));
         }
@@ -765,16 +779,7 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn the_log_thread_does_not_preempt_on_wakeup() {
-        let dir = std::env::temp_dir().join(format!("rk-batch-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let cfg = Config {
-            data_dir: dir.clone(),
-            ..Config::default()
-        };
-        let layout = Layout::new(&cfg);
-        std::fs::create_dir_all(&layout.log_dir).unwrap();
-        let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
-        let (mut p, thread) = start(&cfg, &layout, 0, ev_tx).unwrap();
+        let (dir, _layout, mut p, thread, mut ev_rx) = start_in("rk-batch");
         // Once a txn is durable the thread is past its setup.
         p.append(txn(1));
         p.flush();

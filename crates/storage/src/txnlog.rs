@@ -490,7 +490,7 @@ fn uncache(file: &File, off: u64, len: u64) {
     let _ = (file, off, len);
 }
 
-fn page_size() -> u64 {
+pub(crate) fn page_size() -> u64 {
     static PAGE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *PAGE.get_or_init(|| {
         #[cfg(unix)]

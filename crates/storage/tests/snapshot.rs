@@ -2,6 +2,8 @@
 //! and reference count, session and index; damage is reported as
 //! corruption naming the file; writes are atomic.
 
+mod common;
+
 use std::path::Path;
 
 use bytes::Bytes;
@@ -473,4 +475,36 @@ fn snap_stream_round_trip_leaves_what_follows() {
     // Cut short: an error naming the source, never a panic.
     let err = read_snapshot_stream(&wire[..wire.len() / 2], Path::new("leader"), 1, &opts);
     assert!(err.is_err());
+}
+
+/// A snapshot goes to disk as it is written, a MiB at a time, and what is
+/// on disk leaves the page cache: once written, all but its last few MiB
+/// are out of the cache (only clean pages can leave it), and it reads back
+/// whole.
+#[cfg(target_os = "linux")]
+#[test]
+fn snapshot_pages_go_to_disk_as_written() {
+    // Under target/: /tmp may be a tmpfs, whose pages cannot be dropped.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let mut b = Builder {
+        t: DataTree::new(false),
+        zxid: 0,
+    };
+    let data = vec![b'x'; 1024];
+    for i in 0..6000 {
+        b.create(0, &format!("/n{i}"), Some(&data), open_acl_unsafe(), false);
+    }
+    let path = write_snapshot(dir.path(), &b.t, b.zxid, Compression::None).unwrap();
+    let cached = common::cached_pages(&path);
+    let mib = 1 << 20;
+    let len = std::fs::metadata(&path).unwrap().len() as usize;
+    assert!(len > 6 * mib, "{len}");
+    // Up to three MiB at the end may still be cached: the chunk being
+    // filled, and the two in flight.
+    let settled = (len - 3 * mib) / 4096;
+    let left = cached[..settled].iter().filter(|&&c| c).count();
+    assert_eq!(left, 0, "{left} of the first {settled} pages still cached");
+    let (back, zxid) = read_snapshot(&path, false).unwrap();
+    assert_eq!(zxid, b.zxid);
+    assert_same(&b.t, &back);
 }

@@ -3,6 +3,8 @@
 //! cut, everything before them survives), corruption named by file and
 //! offset, TRUNC, and a log written by Apache ZooKeeper 3.8 itself.
 
+mod common;
+
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 
@@ -826,33 +828,6 @@ const APACHE_LOG_11: (&str, u64, &str) = (
 ",
 );
 
-/// Pages of `path` in the page cache, from `mincore` over a mapping of it
-/// (mapping reads nothing in).
-#[cfg(target_os = "linux")]
-fn cached_pages(path: &Path) -> Vec<bool> {
-    use std::os::fd::AsRawFd;
-    let f = fs::File::open(path).unwrap();
-    let len = f.metadata().unwrap().len() as usize;
-    let page = 4096usize;
-    let mut vec = vec![0u8; len.div_ceil(page)];
-    // SAFETY: a private read-only mapping of a file we hold open, unmapped
-    // before return; `vec` has one byte per page of it.
-    unsafe {
-        let p = libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ,
-            libc::MAP_PRIVATE,
-            f.as_raw_fd(),
-            0,
-        );
-        assert_ne!(p, libc::MAP_FAILED);
-        assert_eq!(libc::mincore(p, len, vec.as_mut_ptr()), 0);
-        libc::munmap(p, len);
-    }
-    vec.iter().map(|b| b & 1 == 1).collect()
-}
-
 #[cfg(target_os = "linux")]
 #[test]
 fn fsynced_log_pages_leave_the_page_cache() {
@@ -881,8 +856,11 @@ fn fsynced_log_pages_leave_the_page_cache() {
     w.sync(true).unwrap();
     // The rolled file entirely, the current one but for the page it is
     // filling.
-    assert_eq!(cached_pages(&first).iter().filter(|&&c| c).count(), 0);
-    let cur = cached_pages(&second);
+    assert_eq!(
+        common::cached_pages(&first).iter().filter(|&&c| c).count(),
+        0
+    );
+    let cur = common::cached_pages(&second);
     assert_eq!(cur[..written / 4096].iter().filter(|&&c| c).count(), 0);
     // Without fsync (forceSync=no) the pages are dirty and stay.
     for z in 151..=200 {
@@ -890,7 +868,7 @@ fn fsynced_log_pages_leave_the_page_cache() {
     }
     let now = w.current_file_len() as usize;
     w.sync(false).unwrap();
-    let cur = cached_pages(&second);
+    let cur = common::cached_pages(&second);
     assert!(cur[written / 4096 + 1..now / 4096].iter().all(|&c| c));
     // And the log reads back whole.
     drop(w);

@@ -341,9 +341,7 @@ impl WriteBehind {
             // From the page the last push left partly written: its rest is
             // on disk now too.
             let from = self.settled & !(crate::txnlog::page_size() - 1);
-            let (off, len) = range(from, self.started);
-            // SAFETY: advice on an open descriptor; its pages are clean.
-            unsafe { libc::posix_fadvise(fd, off, len, libc::POSIX_FADV_DONTNEED) };
+            crate::txnlog::uncache(&self.file, from, self.started - from);
             self.settled = self.started;
         }
         self.started = self.written;

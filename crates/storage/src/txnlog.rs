@@ -472,9 +472,10 @@ impl OpenLog {
 /// page is the expensive part of a write: under 1 KiB setData on one core,
 /// copying into the page cache was 29% of the server's CPU samples, and 3%
 /// once dropped pages came back warm for the next appends (perf; the log
-/// thread's share fell from 42% to 22%). Advice only: an error changes
-/// nothing.
-fn uncache(file: &File, off: u64, len: u64) {
+/// thread's share fell from 42% to 22%). Snapshots drop their pages the
+/// same way as each MiB reaches the disk (`snapshot::WriteBehind`). Advice
+/// only: an error changes nothing.
+pub(crate) fn uncache(file: &File, off: u64, len: u64) {
     #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsRawFd;

@@ -216,7 +216,7 @@ pub struct Core {
     pub(crate) prepped_at: Option<Instant>,
     pub(crate) opts: Options,
     pub sessions: SessionTracker,
-    pub conns: HashMap<ConnId, Conn>,
+    pub conns: HashMap<ConnId, Conn, ahash::RandomState>,
     by_session: HashMap<i64, ConnId>,
     /// The last zxid handed to a txn.
     pub(crate) zxid: i64,
@@ -304,7 +304,7 @@ impl Core {
             prepped_at: None,
             opts,
             sessions,
-            conns: HashMap::new(),
+            conns: HashMap::default(),
             by_session: HashMap::new(),
             zxid,
             durable: zxid,
@@ -815,18 +815,12 @@ impl Core {
             self.cfg.metrics.watch_triggered(event_type, n);
         }
         for f in self.tree.take_fired() {
-            let Some(c) = self.conns.get(&f.watcher) else {
-                continue;
-            };
-            // Events only reach clients allowed to read the node.
-            if !self.opts.skip_acl && !acl::check(&f.acl, perms::READ, &c.auth) {
-                continue;
-            }
             let ev = WatcherEvent {
                 event_type: f.event_type,
                 state: state::SYNC_CONNECTED,
                 path: f.path,
             };
+            // Every watcher gets the same bytes: one frame, shared.
             let b = frame(
                 ReplyHeader {
                     xid: xid::NOTIFICATION,
@@ -835,16 +829,27 @@ impl Core {
                 },
                 |w| ev.write(w),
             );
-            self.cfg.metrics.watch_bytes.add(b.len() as u64);
-            if self.cfg.trace.on(crate::trace::EVENT_DELIVERY) {
-                trace!(
-                    "deliver event type:{} path:{} to session 0x{:x}",
-                    ev.event_type,
-                    ev.path,
-                    c.session
-                );
+            let mut sent = 0;
+            for w in f.watchers {
+                let Some(c) = self.conns.get(&w) else {
+                    continue;
+                };
+                // Events only reach clients allowed to read the node.
+                if !self.opts.skip_acl && !acl::check(&f.acl, perms::READ, &c.auth) {
+                    continue;
+                }
+                if self.cfg.trace.on(crate::trace::EVENT_DELIVERY) {
+                    trace!(
+                        "deliver event type:{} path:{} to session 0x{:x}",
+                        ev.event_type,
+                        ev.path,
+                        c.session
+                    );
+                }
+                self.send(w, b.clone());
+                sent += 1;
             }
-            self.send(f.watcher, b);
+            self.cfg.metrics.watch_bytes.add(b.len() as u64 * sent);
         }
     }
 

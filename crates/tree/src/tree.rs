@@ -109,14 +109,16 @@ impl Node<'_> {
     }
 }
 
-/// A watch notification produced by applying a txn or by setWatches.
+/// A watch notification produced by applying a txn or by setWatches: one
+/// event for each of `watchers` (one record for all of a fan-out's).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fired {
-    pub watcher: WatcherId,
     pub event_type: i32,
     pub path: String,
     /// The ACL of the node the event is about: delivery needs READ on it.
     pub acl: Arc<Vec<Acl>>,
+    /// In id order.
+    pub watchers: Vec<WatcherId>,
 }
 
 /// The outcome of one txn (or one op of a multi).
@@ -411,10 +413,10 @@ impl DataTree {
             None => Arc::new(Vec::new()),
         };
         self.fired.push(Fired {
-            watcher,
             event_type,
             path: path.to_owned(),
             acl,
+            watchers: vec![watcher],
         });
     }
 
@@ -424,28 +426,24 @@ impl DataTree {
         path: &str,
         event_type: i32,
         acl: &Arc<Vec<Acl>>,
-        suppress: &HashSet<WatcherId>,
-    ) -> HashSet<WatcherId> {
+        suppress: &[WatcherId],
+    ) {
         let table = if data {
             &mut self.data_watches
         } else {
             &mut self.child_watches
         };
         let fired = table.trigger(path, event_type, suppress);
-        if !fired.is_empty() {
-            self.triggers.push((event_type, fired.len()));
+        if fired.is_empty() {
+            return;
         }
-        let mut ws: Vec<_> = fired.iter().copied().collect();
-        ws.sort_unstable();
-        for w in ws {
-            self.fired.push(Fired {
-                watcher: w,
-                event_type,
-                path: path.to_owned(),
-                acl: acl.clone(),
-            });
-        }
-        fired
+        self.triggers.push((event_type, fired.len()));
+        self.fired.push(Fired {
+            event_type,
+            path: path.to_owned(),
+            acl: acl.clone(),
+            watchers: fired,
+        });
     }
 
     // ---- applying txns ----
@@ -692,14 +690,13 @@ impl DataTree {
         self.quota_on_create(path, data_len);
         let acl = self.acls.get(acl_id);
         let parent_acl = self.acls.get(parent_acl);
-        let none = HashSet::new();
-        self.trigger(true, path, event::NODE_CREATED, &acl, &none);
+        self.trigger(true, path, event::NODE_CREATED, &acl, &[]);
         self.trigger(
             false,
             parent_path,
             event::NODE_CHILDREN_CHANGED,
             &parent_acl,
-            &none,
+            &[],
         );
         Ok(out)
     }
@@ -735,15 +732,21 @@ impl DataTree {
             .get(self.nodes.get(id).map_or(OPEN_UNSAFE_ACL_ID, |n| n.acl));
         self.forget(id, path);
         let parent_acl = self.acls.get(parent_acl);
-        let none = HashSet::new();
-        let processed = self.trigger(true, path, event::NODE_DELETED, &acl, &none);
+        let before = self.fired.len();
+        self.trigger(true, path, event::NODE_DELETED, &acl, &[]);
+        // A watcher of both tables hears of the deletion once.
+        let processed = self
+            .fired
+            .get(before)
+            .map(|f| f.watchers.clone())
+            .unwrap_or_default();
         self.trigger(false, path, event::NODE_DELETED, &acl, &processed);
         self.trigger(
             false,
             parent_path,
             event::NODE_CHILDREN_CHANGED,
             &parent_acl,
-            &none,
+            &[],
         );
         Ok(())
     }
@@ -817,7 +820,7 @@ impl DataTree {
         let stat = n.stat(self.extended_types);
         let acl = self.acls.get(n.acl);
         self.quota_on_set_data(path, old_len, new_len);
-        self.trigger(true, path, event::NODE_DATA_CHANGED, &acl, &HashSet::new());
+        self.trigger(true, path, event::NODE_DATA_CHANGED, &acl, &[]);
         Ok(stat)
     }
 

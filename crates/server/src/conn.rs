@@ -78,8 +78,8 @@ impl Drop for SecureMark {
 /// time until the last watcher heard. Replies stay queued, so that a
 /// pipelining client's replies are coalesced into one write by its writer.
 ///
-/// Cloned for every frame held until its txn is durable, so a clone is one
-/// count (a fan-out holds a thousand; the parts' four counts showed).
+/// Cloned for every frame held until its txn is durable (a fan-out holds a
+/// thousand), so a clone is one count rather than the four of its parts.
 #[derive(Clone, Debug)]
 pub struct Outbox(Arc<OutboxParts>);
 

@@ -30,8 +30,8 @@ impl Mode {
     }
 }
 
-/// Hash state of the tables: they are looked up per watcher of a fan-out
-/// (SipHash was most of a trigger's cost with 1000 watchers).
+/// Hash state of the tables: a trigger looks them up once per watcher it
+/// fires, a thousand times for a fan-out.
 type Fast = ahash::RandomState;
 
 /// One table of watches (ZooKeeper's `WatchManager`).

@@ -348,7 +348,7 @@ impl Election {
     /// has backed the proposal for `FINALIZE_WAIT_MS`.
     pub fn on_tick(&mut self, now: i64) -> Vec<Out> {
         let mut out = Vec::new();
-        if self.state != ServerState::Looking {
+        if self.state != ServerState::Looking || !self.started() {
             return out;
         }
         if let Some(at) = self.finalize_at {
@@ -379,10 +379,17 @@ impl Election {
 
     /// When the shell should call [`Election::on_tick`] next.
     pub fn next_deadline(&self) -> Option<i64> {
-        if self.state != ServerState::Looking {
+        if self.state != ServerState::Looking || !self.started() {
             return None;
         }
         Some(self.finalize_at.unwrap_or(self.next_resend_at))
+    }
+
+    /// Has [`Election::start`] run? Before it, a tick would re-send a
+    /// notification of round 0, which no election has (Apache's first
+    /// round is 1).
+    fn started(&self) -> bool {
+        self.logical_clock > 0
     }
 
     /// After syncing with a leader of `epoch` (QuorumPeer.updateElectionVote).

@@ -386,6 +386,28 @@ fn a_vote_that_arrived_before_looking_costs_no_extra_round() {
 }
 
 #[test]
+fn nothing_is_sent_before_the_election_starts() {
+    // A member's election manager runs before the server tells it to look:
+    // its ticks must not send a notification of round 0 (peers saw one
+    // before round 1, and a fake peer that answers only its first round
+    // left server 1 without votes).
+    let mut e = Election::new(1, config(3), 0, 0);
+    assert_eq!(e.next_deadline(), None);
+    assert!(e.on_tick(0).is_empty());
+    assert!(e.on_tick(10_000).is_empty());
+    let outs = e.start(10_000, 0, 0);
+    let rounds: Vec<i64> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Out::Send { n, .. } => Some(n.election_epoch),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rounds, [1, 1]);
+    assert!(e.next_deadline().is_some());
+}
+
+#[test]
 fn a_leader_hears_when_one_of_its_voters_looks_again() {
     // Three servers elect 3. Then 1 looks again (it changed its mind, or
     // could not reach 3): 3, still leading, is told that a voter of its

@@ -664,21 +664,92 @@ fn read_loop(
             }
             continue;
         }
-        use zab::wire::packet;
-        // Commits note their arrival (*_write_committed_time_ms); the
-        // other packets need no clock.
-        let at = matches!(
-            pkt.packet_type,
-            packet::COMMIT | packet::INFORM | packet::COMMITANDACTIVATE | packet::INFORMANDACTIVATE
-        )
-        .then(std::time::Instant::now);
-        if core
-            .blocking_send(Msg::Quorum(QMsg::Packet { link, pkt, at }))
-            .is_err()
-        {
+        // Whatever else has already arrived whole goes to the pipeline in
+        // the same message: one channel send and one wake-up for a burst
+        // of proposals, commits or acks, not one each. A SNAP ends the
+        // burst, since what follows it is read here.
+        let at = arrival(pkt.packet_type);
+        let mut burst = vec![(pkt, at)];
+        let mut failed = None;
+        while burst.len() < READ_BURST {
+            match buffered_packet(r.buffer(), max_packet) {
+                Some(t) if !(learner_side && t == zab::wire::packet::SNAP) => {}
+                _ => break,
+            }
+            match read_packet(&mut r, max_packet) {
+                Ok(p) => {
+                    let at = arrival(p.packet_type);
+                    burst.push((p, at));
+                }
+                // The packets before a bad one still count.
+                Err(e) => {
+                    failed = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        let m = if burst.len() == 1 {
+            let (pkt, at) = burst.pop().expect("one packet");
+            QMsg::Packet { link, pkt, at }
+        } else {
+            QMsg::Packets { link, pkts: burst }
+        };
+        if core.blocking_send(Msg::Quorum(m)).is_err() {
             return "pipeline gone".into();
         }
+        if let Some(why) = failed {
+            return why;
+        }
     }
+}
+
+/// Packets `read_loop` passes on in one message at most.
+const READ_BURST: usize = 256;
+
+/// Commits note their arrival (*_write_committed_time_ms); the other
+/// packets need no clock.
+fn arrival(packet_type: i32) -> Option<std::time::Instant> {
+    use zab::wire::packet;
+    matches!(
+        packet_type,
+        packet::COMMIT | packet::INFORM | packet::COMMITANDACTIVATE | packet::INFORMANDACTIVATE
+    )
+    .then(std::time::Instant::now)
+}
+
+/// The type of the packet at the start of `buf` if all of it is there, as
+/// `read_packet` would read it; None if it is not whole yet, or is one
+/// `read_packet` would refuse (so that the refusal comes from the blocking
+/// read, as for a first packet).
+fn buffered_packet(buf: &[u8], max: usize) -> Option<i32> {
+    fn i32_at(buf: &[u8], at: usize) -> Option<i32> {
+        Some(i32::from_be_bytes(buf.get(at..at + 4)?.try_into().ok()?))
+    }
+    let packet_type = i32_at(buf, 0)?;
+    let n = i32_at(buf, 12)?;
+    let mut at = 16;
+    if n > 0 {
+        if n as usize > max {
+            return None;
+        }
+        at += n as usize;
+    }
+    let count = i32_at(buf, at)?;
+    if count > MAX_AUTH_IDS {
+        return None;
+    }
+    at += 4;
+    for _ in 0..count.max(0) * 2 {
+        let len = i32_at(buf, at)?;
+        at += 4;
+        if len > 0 {
+            if len > 4096 {
+                return None;
+            }
+            at += len as usize;
+        }
+    }
+    (buf.len() >= at).then_some(packet_type)
 }
 
 fn read_snap<R: BufRead>(
@@ -724,6 +795,54 @@ mod tests {
         }];
         let with_auth = encode_with_auth(1, -1, 0, &auth, |w| w.put_slice(&data));
         assert_eq!(with_auth, encode(1, -1, data, auth));
+    }
+
+    #[test]
+    fn a_burst_of_packets_reaches_the_pipeline_whole_and_in_order() {
+        let auth = vec![Id {
+            scheme: "digest".into(),
+            id: "u:x".into(),
+        }];
+        let pkts = [
+            encode(2, 0x105, Bytes::from_static(b"txn"), vec![]),
+            encode(4, 0x105, Bytes::new(), auth.clone()),
+            encode(3, 0x106, Bytes::from(vec![9u8; 1000]), vec![]),
+        ];
+        // Each packet is recognised only once all of it is there.
+        for p in &pkts {
+            for cut in 0..p.len() {
+                assert_eq!(buffered_packet(&p[..cut], 4096), None, "cut at {cut}");
+            }
+            assert_eq!(
+                buffered_packet(p, 4096),
+                Some(i32::from_be_bytes(p[..4].try_into().unwrap()))
+            );
+        }
+        // One the blocking read will refuse is left to it.
+        assert_eq!(buffered_packet(&pkts[2], 100), None);
+
+        let (mut ours, theirs) = UnixStream::pair().unwrap();
+        let all: Vec<u8> = pkts.iter().flat_map(|p| p.iter().copied()).collect();
+        ours.write_all(&all).unwrap();
+        drop(ours);
+        let (tx, mut rx) = mpsc::channel(8);
+        let why = read_loop(Sock::Local(theirs), 1, &tx, false, 4096, false);
+        assert_eq!(why, "closed by peer");
+        let (mut got, mut messages) = (Vec::new(), 0);
+        while let Ok(Msg::Quorum(m)) = rx.try_recv() {
+            messages += 1;
+            match m {
+                QMsg::Packet { pkt, .. } => got.push(pkt),
+                QMsg::Packets { pkts, .. } => got.extend(pkts.into_iter().map(|(p, _)| p)),
+                _ => panic!("not a packet"),
+            }
+        }
+        let types: Vec<(i32, i64)> = got.iter().map(|p| (p.packet_type, p.zxid)).collect();
+        assert_eq!(types, [(2, 0x105), (4, 0x105), (3, 0x106)]);
+        // Written at once, so read at once: one message for all three.
+        assert_eq!(messages, 1);
+        assert_eq!(got[1].auth_info, auth);
+        assert_eq!(got[2].data.len(), 1000);
     }
 
     #[test]

@@ -291,6 +291,12 @@ pub enum QMsg {
         pkt: QuorumPacket,
         at: Option<std::time::Instant>,
     },
+    /// Packets that arrived together on a link, in order: each is handled
+    /// as its own `Packet`.
+    Packets {
+        link: LinkId,
+        pkts: Vec<(QuorumPacket, Option<std::time::Instant>)>,
+    },
     /// Learner side: the database a SNAP carried.
     Snap {
         link: LinkId,

@@ -30,6 +30,11 @@ impl Core {
 
     pub(crate) fn ensemble_msg(&mut self, m: QMsg) {
         match m {
+            QMsg::Packets { link, pkts } => {
+                for (pkt, at) in pkts {
+                    self.ensemble_msg(QMsg::Packet { link, pkt, at });
+                }
+            }
             QMsg::Decided { state, vote } => {
                 if !matches!(self.ens.as_ref().map(|e| &e.role), Some(Role::Looking)) {
                     return;

@@ -20,13 +20,37 @@ pub const DIGEST_VERSION: i32 = 2;
 /// `ZooDefs.ZOOKEEPER_NODE_SUBTREE`: nodes below it are left out of the digest.
 pub const ZOOKEEPER_NODE_SUBTREE: &str = "/zookeeper/";
 
-/// The digest of one node, as `DigestCalculator.calculateDigest`. `path` may
-/// name the root as "/" or "": both hash as "".
-pub fn node_digest(path: &str, data: Option<&[u8]>, stat: &StatPersisted) -> i64 {
+/// Nodes with at least this many bytes of data keep the CRC of their path
+/// and data in the store (`store::encode`), so that a change to such a
+/// node takes its old digest out without reading its old data again (cold
+/// by then, and the larger part of a setData's digest work). Smaller nodes
+/// keep nothing: 4 bytes would grow them more than re-reading them costs.
+pub(crate) const CACHED_CRC_MIN: usize = 256;
+
+/// The CRC32 of a node's path (the root as "") and data: the digest's
+/// input before the Stat block.
+pub(crate) fn prefix_crc(path: &str, data: Option<&[u8]>) -> u32 {
+    let path = if path == "/" { "" } else { path };
+    let mut h = crc32fast::Hasher::new();
+    h.update(path.as_bytes());
+    if let Some(d) = data {
+        h.update(d);
+    }
+    h.finalize()
+}
+
+/// What the store keeps for a node with `data`: its `prefix_crc` if the
+/// data is large enough (`CACHED_CRC_MIN`).
+pub(crate) fn cached_crc(path: &str, data: Option<&[u8]>) -> Option<u32> {
+    data.filter(|d| d.len() >= CACHED_CRC_MIN)
+        .map(|d| prefix_crc(path, Some(d)))
+}
+
+/// A node's digest from its `prefix_crc`: the CRC carried on over the Stat.
+pub(crate) fn finish(path: &str, prefix: u32, stat: &StatPersisted) -> i64 {
     if path.starts_with(ZOOKEEPER_NODE_SUBTREE) {
         return 0;
     }
-    let path = if path == "/" { "" } else { path };
     let mut b = [0u8; 60];
     let longs = [stat.czxid, stat.mzxid, stat.pzxid, stat.ctime, stat.mtime];
     for (i, v) in longs.iter().enumerate() {
@@ -37,18 +61,38 @@ pub fn node_digest(path: &str, data: Option<&[u8]>, stat: &StatPersisted) -> i64
         b[40 + i * 4..44 + i * 4].copy_from_slice(&v.to_be_bytes());
     }
     b[52..60].copy_from_slice(&stat.ephemeral_owner.to_be_bytes());
-    let mut h = crc32fast::Hasher::new();
-    h.update(path.as_bytes());
-    if let Some(d) = data {
-        h.update(d);
-    }
+    // A CRC32's value is its running state, so hashing goes on from it.
+    let mut h = crc32fast::Hasher::new_with_initial(prefix);
     h.update(&b);
     i64::from(h.finalize())
 }
 
-/// The digest of `node` stored at `path`.
+/// The digest of one node, as `DigestCalculator.calculateDigest`. `path` may
+/// name the root as "/" or "": both hash as "".
+pub fn node_digest(path: &str, data: Option<&[u8]>, stat: &StatPersisted) -> i64 {
+    if path.starts_with(ZOOKEEPER_NODE_SUBTREE) {
+        return 0;
+    }
+    finish(path, prefix_crc(path, data), stat)
+}
+
+/// The digest of `node` stored at `path`, from the CRC the store keeps for
+/// it when there is one.
 pub(crate) fn of(path: &str, node: &Node<'_>) -> i64 {
-    node_digest(path, node.data, &node.stat)
+    digest_with(path, node.data, node.crc, &node.stat)
+}
+
+/// A node's digest, from `crc` (its `cached_crc`) if it has one.
+pub(crate) fn digest_with(
+    path: &str,
+    data: Option<&[u8]>,
+    crc: Option<u32>,
+    stat: &StatPersisted,
+) -> i64 {
+    match crc {
+        Some(c) => finish(path, c, stat),
+        None => node_digest(path, data, stat),
+    }
 }
 
 impl DataTree {
@@ -57,11 +101,14 @@ impl DataTree {
         self.digest
     }
 
-    /// The tree digest recomputed from every node; equals `digest()` unless
-    /// the incremental bookkeeping has a bug.
+    /// The tree digest recomputed from every node's data (not from the
+    /// CRCs the store keeps); equals `digest()` unless the incremental
+    /// bookkeeping has a bug.
     pub fn compute_digest(&self) -> i64 {
-        self.snapshot_nodes()
-            .fold(0i64, |acc, (p, n)| acc.wrapping_add(of(&p, &n)))
+        self.snapshot_nodes().fold(0i64, |acc, (p, n)| {
+            debug_assert_eq!(n.crc, cached_crc(&p, n.data), "kept CRC of {p}");
+            acc.wrapping_add(node_digest(&p, n.data, &n.stat))
+        })
     }
 }
 

@@ -12,7 +12,7 @@ use jute::request::{MultiOp, Request};
 use jute::txn::*;
 
 use crate::acl;
-use crate::digest::node_digest;
+use crate::digest::{finish, prefix_crc};
 use crate::path;
 use crate::tree::{owner_kind, ttl_owner, DataTree, OwnerKind, CONFIG, CONTAINER_OWNER, MAX_TTL};
 
@@ -45,9 +45,10 @@ struct Rec {
     stat: StatPersisted,
     children: i32,
     acl: Arc<Vec<Acl>>,
-    /// The node's data, kept only while digests are predicted (a node's
-    /// digest covers its data).
-    data: Option<bytes::Bytes>,
+    /// The CRC of the node's path and data (`digest::prefix_crc`), kept
+    /// only while digests are predicted: a later change to the node's Stat
+    /// alone then needs no copy of its data.
+    prefix: Option<u32>,
 }
 
 /// Changes of prepared-but-unapplied txns, newest per path; `None` marks a
@@ -140,33 +141,32 @@ impl Prep<'_> {
                     stat: n.stat,
                     children: n.num_children as i32,
                     acl: self.tree.acl_of(n),
-                    data: self.kept_copy(n.data),
+                    prefix: self
+                        .pending
+                        .digests
+                        .then(|| n.crc.unwrap_or_else(|| prefix_crc(p, n.data))),
                 })
             }
         }
     }
 
-    /// A node's data as a `Rec` keeps it: only to predict digests.
-    fn kept(&self, data: &Option<bytes::Bytes>) -> Option<bytes::Bytes> {
-        self.pending.digests.then(|| data.clone()).flatten()
-    }
-
-    /// As `kept`, for data in the tree.
-    fn kept_copy(&self, data: Option<&[u8]>) -> Option<bytes::Bytes> {
-        data.filter(|_| self.pending.digests)
-            .map(bytes::Bytes::copy_from_slice)
+    /// What a `Rec` of node `p` with `data` keeps: only to predict digests.
+    fn prefix(&self, p: &str, data: &Option<bytes::Bytes>) -> Option<u32> {
+        self.pending.digests.then(|| prefix_crc(p, data.as_deref()))
     }
 
     fn put(&mut self, p: &str, r: Option<Rec>) {
         let d = if self.pending.digests {
+            // A Rec made before digests were predicted keeps no CRC, and
+            // counts as null data.
+            let digest =
+                |n: &Rec| finish(p, n.prefix.unwrap_or_else(|| prefix_crc(p, None)), &n.stat);
             let old = match self.pending.changes.get(p) {
-                Some((_, Some(o))) => node_digest(p, o.data.as_deref(), &o.stat),
+                Some((_, Some(o))) => digest(o),
                 Some((_, None)) => 0,
                 None => self.tree.node(p).map_or(0, |n| crate::digest::of(p, &n)),
             };
-            let new = r
-                .as_ref()
-                .map_or(0, |n| node_digest(p, n.data.as_deref(), &n.stat));
+            let new = r.as_ref().map_or(0, digest);
             new.wrapping_sub(old)
         } else {
             0
@@ -336,7 +336,7 @@ impl Prep<'_> {
                 stat,
                 children: 0,
                 acl: Arc::new(acl),
-                data: self.kept(data),
+                prefix: self.prefix(&p, data),
             }),
         );
         Ok(body)
@@ -393,7 +393,7 @@ impl Prep<'_> {
         node.stat.mzxid = self.ctx.zxid;
         // Copied out of the request's buffer, which must not outlive it.
         let data = crate::tree::own(data);
-        node.data = self.kept(&data);
+        node.prefix = self.prefix(p, &data);
         self.put(p, Some(node));
         Ok(TxnBody::SetData(SetDataTxn {
             path: p.to_owned(),

@@ -93,7 +93,7 @@ impl DataTree {
     /// are TTLs or plain session ids, as `EphemeralType.get` does.
     pub fn from_snapshot(extended_types: bool, acls: Vec<(i64, Vec<Acl>)>) -> SnapshotBuilder {
         let mut tree = DataTree::new(extended_types);
-        tree.nodes = Store::new(store::encode("", None, 0, &StatPersisted::default()));
+        tree.nodes = Store::new(store::encode("", None, 0, &StatPersisted::default(), None));
         tree.acls = AclCache::from_snapshot(acls);
         tree.ephemerals.clear();
         tree.containers.clear();
@@ -133,13 +133,14 @@ impl SnapshotBuilder {
         stat: StatPersisted,
     ) -> Result<(), RestoreError> {
         let key = if path.is_empty() { "/" } else { path };
+        let crc = crate::digest::cached_crc(key, data);
         let id = if path.is_empty() {
             if self.have_root {
                 return Err(RestoreError("the root appears twice".into()));
             }
             self.tree
                 .nodes
-                .replace(ROOT, store::encode("", data, acl, &stat));
+                .replace(ROOT, store::encode("", data, acl, &stat, crc));
             ROOT
         } else {
             if !self.have_root {
@@ -153,7 +154,7 @@ impl SnapshotBuilder {
             if name.is_empty() {
                 return Err(RestoreError(format!("bad path {path:?}")));
             }
-            let blob = store::encode(name, data, acl, &stat);
+            let blob = store::encode(name, data, acl, &stat, crc);
             let nodes = &mut self.tree.nodes;
             match self.open.iter().rposition(|(p, _)| p == parent) {
                 Some(at) if !self.indexed => {
@@ -193,7 +194,7 @@ impl SnapshotBuilder {
         }
         t.digest = t
             .digest
-            .wrapping_add(crate::digest::node_digest(key, data, &stat));
+            .wrapping_add(crate::digest::digest_with(key, data, crc, &stat));
         let path_len = if builtin(key) { 0 } else { key.len() };
         t.data_bytes += (path_len + data.map_or(0, <[u8]>::len)) as u64;
         if key != "/" {

@@ -16,7 +16,9 @@
 //!   list, so removal is O(1).
 //!
 //! The encoding stores the Stat fields a fresh node has at their defaults
-//! as flags: a node as created costs 16 bytes of Stat, not 60. With 100
+//! as flags: a node as created costs 16 bytes of Stat, not 60. Data of
+//! `digest::CACHED_CRC_MIN` bytes or more is followed by the CRC of the
+//! node's path and data, from which its digest is had without its data. With 100
 //! bytes of data and a name of up to 4 bytes a node is one 128-byte
 //! allocation (its 4-byte count included), 16 bytes of slot and about 15
 //! bytes of index and child list (RSS at 1M such znodes, as `bench
@@ -54,6 +56,9 @@ pub struct Node<'a> {
     pub acl: i64,
     pub stat: StatPersisted,
     pub num_children: usize,
+    /// The CRC of path and data the store keeps for nodes with
+    /// `digest::CACHED_CRC_MIN` bytes of data or more.
+    pub(crate) crc: Option<u32>,
 }
 
 /// One node's encoding in an allocation of its own, behind a thin pointer
@@ -204,11 +209,24 @@ impl std::fmt::Debug for Blob {
 /// Encodes a node. Layout: varint length of the rest, flags, varint name
 /// length, name, zigzag varint ACL id, czxid, ctime, then the flagged Stat
 /// fields, then the data.
-pub(crate) fn encode(name: &str, data: Option<&[u8]>, acl: i64, s: &StatPersisted) -> Blob {
+/// `crc` is what `digest::cached_crc` gives for the node: after the data
+/// when there is one, which `decode` tells from the data's length.
+pub(crate) fn encode(
+    name: &str,
+    data: Option<&[u8]>,
+    acl: i64,
+    s: &StatPersisted,
+    crc: Option<u32>,
+) -> Blob {
+    debug_assert_eq!(
+        crc.is_some(),
+        data.is_some_and(|d| d.len() >= crate::digest::CACHED_CRC_MIN)
+    );
     let zacl = ((acl << 1) ^ (acl >> 63)) as u64;
     let mut flags = 0u8;
     let mut len = 1 + varint_len(name.len() as u64) + name.len() + varint_len(zacl) + 16;
     len += data.map_or(0, <[u8]>::len);
+    len += if crc.is_some() { 4 } else { 0 };
     let mut flag = |set: bool, f: u8, n: usize| {
         if set {
             flags |= f;
@@ -248,6 +266,9 @@ pub(crate) fn encode(name: &str, data: Option<&[u8]>, acl: i64, s: &StatPersiste
         }
         if let Some(d) = data {
             b.bytes(d);
+        }
+        if let Some(c) = crc {
+            b.bytes(&c.to_le_bytes());
         }
     })
 }
@@ -319,8 +340,20 @@ fn decode(b: &[u8], num_children: usize) -> Node<'_> {
     } else {
         0
     };
+    // Data of CACHED_CRC_MIN bytes or more is followed by its CRC; less
+    // data is all that is left, so the length tells which.
+    let (data, crc) = match b.len() - at {
+        _ if flags & F_NULL != 0 => (None, None),
+        n if n >= crate::digest::CACHED_CRC_MIN + 4 => {
+            let end = b.len() - 4;
+            let c = u32::from_le_bytes(b[end..].try_into().expect("4 bytes"));
+            (Some(&b[at..end]), Some(c))
+        }
+        _ => (Some(&b[at..]), None),
+    };
     Node {
-        data: (flags & F_NULL == 0).then(|| &b[at..]),
+        data,
+        crc,
         acl,
         stat: StatPersisted {
             czxid,
@@ -612,7 +645,7 @@ mod tests {
     #[test]
     fn encoding_round_trips_and_fresh_nodes_are_small() {
         let s = stat(0x1_0000_0005);
-        let b = encode("n123", Some(&[b'x'; 100]), -1, &s);
+        let b = encode("n123", Some(&[b'x'; 100]), -1, &s, None);
         // Count, length, flags, name length, name, acl, czxid, ctime, data:
         // one 128-byte allocation.
         assert_eq!(COUNT + b.raw().len(), 4 + 1 + 1 + 1 + 4 + 1 + 16 + 100);
@@ -634,11 +667,26 @@ mod tests {
             let n = f.at;
             assert_eq!((n, varint(&x, &mut 0)), (varint_len(v), v));
         }
-        // Lengths that take a longer prefix.
-        for n in [100, 120, 16380, 20000] {
+        // Lengths that take a longer prefix, and each side of the length
+        // from which the data's CRC follows it.
+        let min = crate::digest::CACHED_CRC_MIN;
+        for n in [
+            100,
+            120,
+            min - 4,
+            min - 1,
+            min,
+            min + 3,
+            min + 4,
+            16380,
+            20000,
+        ] {
             let d = vec![7u8; n];
-            let b = encode("x", Some(&d), 5, &s);
-            assert_eq!(decode(b.body(), 0).data, Some(&d[..]));
+            let crc = crate::digest::cached_crc("/x", Some(&d));
+            assert_eq!(crc.is_some(), n >= min);
+            let b = encode("x", Some(&d), 5, &s, crc);
+            let got = decode(b.body(), 0);
+            assert_eq!((got.data, got.crc, got.stat), (Some(&d[..]), crc, s));
         }
         let full = StatPersisted {
             czxid: 1,
@@ -656,7 +704,7 @@ mod tests {
             (Some(&b""[..]), i64::MIN),
             (Some(&b"d"[..]), 3),
         ] {
-            let b = encode("", data, acl, &full);
+            let b = encode("", data, acl, &full, None);
             let n = decode(b.body(), 4);
             assert_eq!(
                 (n.data, n.acl, n.stat, n.num_children),
@@ -675,11 +723,17 @@ mod tests {
 
     #[test]
     fn insert_lookup_remove_and_copies() {
-        let mut st = Store::new(encode("", Some(b""), -1, &stat(0)));
-        let a = st.insert(ROOT, encode("a", None, 1, &stat(1))).unwrap();
-        let b = st.insert(a, encode("b", Some(b"x"), 1, &stat(2))).unwrap();
-        let c = st.insert(a, encode("c", Some(b"y"), 1, &stat(3))).unwrap();
-        assert!(st.insert(a, encode("b", None, 1, &stat(4))).is_none());
+        let mut st = Store::new(encode("", Some(b""), -1, &stat(0), None));
+        let a = st
+            .insert(ROOT, encode("a", None, 1, &stat(1), None))
+            .unwrap();
+        let b = st
+            .insert(a, encode("b", Some(b"x"), 1, &stat(2), None))
+            .unwrap();
+        let c = st
+            .insert(a, encode("c", Some(b"y"), 1, &stat(3), None))
+            .unwrap();
+        assert!(st.insert(a, encode("b", None, 1, &stat(4), None)).is_none());
         assert_eq!(st.lookup("/a/b"), Some(b));
         assert_eq!(st.lookup("/a/c"), Some(c));
         assert_eq!(st.lookup("/a/"), None);
@@ -694,13 +748,13 @@ mod tests {
         // The copy is untouched, and ids are reused.
         assert_eq!(copy.lookup("/a/b"), Some(b));
         assert_eq!(copy.get(b).unwrap().data, Some(&b"x"[..]));
-        let d = st.insert(a, encode("d", None, 1, &stat(5))).unwrap();
+        let d = st.insert(a, encode("d", None, 1, &stat(5), None)).unwrap();
         assert_eq!(d, b);
         assert_eq!(copy.get(b).unwrap().stat.czxid, 2);
         assert_eq!(st.len(), 4);
         // Many nodes: chunks and index growth.
         for i in 0..1000 {
-            st.insert(c, encode(&format!("k{i}"), None, 1, &stat(i)))
+            st.insert(c, encode(&format!("k{i}"), None, 1, &stat(i), None))
                 .unwrap();
         }
         for i in (0..1000).step_by(3) {

@@ -174,7 +174,13 @@ impl DataTree {
     pub fn new(extended_types: bool) -> DataTree {
         let blank = StatPersisted::default();
         let mut t = DataTree {
-            nodes: Store::new(store::encode("", Some(b""), OPEN_UNSAFE_ACL_ID, &blank)),
+            nodes: Store::new(store::encode(
+                "",
+                Some(b""),
+                OPEN_UNSAFE_ACL_ID,
+                &blank,
+                None,
+            )),
             acls: AclCache::default(),
             ephemerals: HashMap::new(),
             containers: HashSet::new(),
@@ -190,7 +196,7 @@ impl DataTree {
             digest_log: Default::default(),
             extended_types,
         };
-        let open = |name: &str| store::encode(name, Some(b""), OPEN_UNSAFE_ACL_ID, &blank);
+        let open = |name: &str| store::encode(name, Some(b""), OPEN_UNSAFE_ACL_ID, &blank, None);
         let zk = t
             .nodes
             .insert(ROOT, open("zookeeper"))
@@ -201,7 +207,10 @@ impl DataTree {
         let mut cfg_stat = blank;
         cfg_stat.aversion = -1;
         t.nodes
-            .insert(zk, store::encode("config", Some(b""), cfg_acl, &cfg_stat))
+            .insert(
+                zk,
+                store::encode("config", Some(b""), cfg_acl, &cfg_stat, None),
+            )
             .expect("new");
         t.digest = t.compute_digest();
         t
@@ -602,12 +611,16 @@ impl DataTree {
     ) {
         let old = self.nodes.blob(id);
         let n = store::decode_blob(old);
-        let before = crate::digest::node_digest(path, n.data, &n.stat);
+        let before = crate::digest::of(path, &n);
         let (mut stat, mut acl) = (n.stat, n.acl);
         f(&mut stat, &mut acl);
-        let data = data.unwrap_or(n.data);
-        let after = crate::digest::node_digest(path, data, &stat);
-        let b = store::encode(store::blob_name(old), data, acl, &stat);
+        // Unchanged data keeps its CRC: a Stat-only change reads no data.
+        let (data, crc) = match data {
+            Some(d) => (d, crate::digest::cached_crc(path, d)),
+            None => (n.data, n.crc),
+        };
+        let after = crate::digest::digest_with(path, data, crc, &stat);
+        let b = store::encode(store::blob_name(old), data, acl, &stat, crc);
         self.nodes.replace(id, b);
         self.digest = self.digest.wrapping_sub(before).wrapping_add(after);
     }
@@ -660,12 +673,13 @@ impl DataTree {
         let data = data.as_deref();
         let data_len = data.map_or(0, <[u8]>::len);
         self.data_bytes += (path.len() + data_len) as u64;
+        let crc = crate::digest::cached_crc(path, data);
         self.digest = self
             .digest
-            .wrapping_add(crate::digest::node_digest(path, data, &stat));
+            .wrapping_add(crate::digest::digest_with(path, data, crc, &stat));
         let id = self
             .nodes
-            .insert(parent, store::encode(name, data, acl_id, &stat))
+            .insert(parent, store::encode(name, data, acl_id, &stat, crc))
             .expect("checked above");
         let out = self
             .nodes
@@ -757,9 +771,7 @@ impl DataTree {
         let b = self.nodes.remove(id);
         let node = store::decode_blob(b.body());
         self.acls.release(node.acl);
-        self.digest = self
-            .digest
-            .wrapping_sub(crate::digest::node_digest(path, node.data, &node.stat));
+        self.digest = self.digest.wrapping_sub(crate::digest::of(path, &node));
         self.data_bytes = self
             .data_bytes
             .saturating_sub((path.len() + node.data_len()) as u64);

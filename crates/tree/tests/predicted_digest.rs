@@ -45,7 +45,13 @@ fn w() -> impl Strategy<Value = W> {
 
 fn data(d: u8) -> Option<Bytes> {
     // Null data now and then: it hashes as empty.
-    (!d.is_multiple_of(5)).then(|| Bytes::from(vec![d; (d % 7) as usize]))
+    // Some long enough for the store to keep their CRC (256 bytes on).
+    let len = if d.is_multiple_of(3) {
+        250 + (d % 11) as usize
+    } else {
+        (d % 7) as usize
+    };
+    (!d.is_multiple_of(5)).then(|| Bytes::from(vec![d; len]))
 }
 
 /// (session, request) for a generated write.

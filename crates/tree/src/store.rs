@@ -18,8 +18,8 @@
 //! The encoding stores the Stat fields a fresh node has at their defaults
 //! as flags: a node as created costs 16 bytes of Stat, not 60. Data of
 //! `digest::CACHED_CRC_MIN` bytes or more is followed by the CRC of the
-//! node's path and data, from which its digest is had without its data. With 100
-//! bytes of data and a name of up to 4 bytes a node is one 128-byte
+//! node's path and data, from which its digest is had without its data.
+//! With 100 bytes of data and a name of up to 4 bytes a node is one 128-byte
 //! allocation (its 4-byte count included), 16 bytes of slot and about 15
 //! bytes of index and child list (RSS at 1M such znodes, as `bench
 //! compare` loads them: 176 bytes each, against 401 with a map of
@@ -208,9 +208,9 @@ impl std::fmt::Debug for Blob {
 
 /// Encodes a node. Layout: varint length of the rest, flags, varint name
 /// length, name, zigzag varint ACL id, czxid, ctime, then the flagged Stat
-/// fields, then the data.
-/// `crc` is what `digest::cached_crc` gives for the node: after the data
-/// when there is one, which `decode` tells from the data's length.
+/// fields, then the data, then `crc` if there is one: what
+/// `digest::cached_crc` gives for the node, which `decode` tells from the
+/// length of what follows the Stat.
 pub(crate) fn encode(
     name: &str,
     data: Option<&[u8]>,

@@ -670,23 +670,18 @@ fn read_loop(
         // burst, since what follows it is read here.
         let at = arrival(pkt.packet_type);
         let mut burst = vec![(pkt, at)];
-        let mut failed = None;
         while burst.len() < READ_BURST {
-            match buffered_packet(r.buffer(), max_packet) {
-                Some(t) if !(learner_side && t == zab::wire::packet::SNAP) => {}
-                _ => break,
+            // A packet the buffer holds only in part, or that is bad, is
+            // left to the blocking read above (which reports a bad one).
+            let Some((p, used)) = buffered_packet(r.buffer(), max_packet) else {
+                break;
+            };
+            if learner_side && p.packet_type == zab::wire::packet::SNAP {
+                break;
             }
-            match read_packet(&mut r, max_packet) {
-                Ok(p) => {
-                    let at = arrival(p.packet_type);
-                    burst.push((p, at));
-                }
-                // The packets before a bad one still count.
-                Err(e) => {
-                    failed = Some(e.to_string());
-                    break;
-                }
-            }
+            r.consume(used);
+            let at = arrival(p.packet_type);
+            burst.push((p, at));
         }
         let m = if burst.len() == 1 {
             let (pkt, at) = burst.pop().expect("one packet");
@@ -696,9 +691,6 @@ fn read_loop(
         };
         if core.blocking_send(Msg::Quorum(m)).is_err() {
             return "pipeline gone".into();
-        }
-        if let Some(why) = failed {
-            return why;
         }
     }
 }
@@ -717,39 +709,18 @@ fn arrival(packet_type: i32) -> Option<std::time::Instant> {
     .then(std::time::Instant::now)
 }
 
-/// The type of the packet at the start of `buf` if all of it is there, as
-/// `read_packet` would read it; None if it is not whole yet, or is one
-/// `read_packet` would refuse (so that the refusal comes from the blocking
-/// read, as for a first packet).
-fn buffered_packet(buf: &[u8], max: usize) -> Option<i32> {
-    fn i32_at(buf: &[u8], at: usize) -> Option<i32> {
-        Some(i32::from_be_bytes(buf.get(at..at + 4)?.try_into().ok()?))
-    }
-    let packet_type = i32_at(buf, 0)?;
-    let n = i32_at(buf, 12)?;
-    let mut at = 16;
-    if n > 0 {
-        if n as usize > max {
-            return None;
-        }
-        at += n as usize;
-    }
-    let count = i32_at(buf, at)?;
-    if count > MAX_AUTH_IDS {
+/// The packet at the start of `buf` and the bytes it takes, if all of it is
+/// there and `read_packet` accepts it.
+fn buffered_packet(mut buf: &[u8], max: usize) -> Option<(QuorumPacket, usize)> {
+    // Not before its data is all there: a large packet arriving in pieces
+    // would otherwise allocate its size at every try.
+    let n = i32::from_be_bytes(buf.get(12..16)?.try_into().ok()?);
+    if n > 0 && buf.len() < 16 + n as usize {
         return None;
     }
-    at += 4;
-    for _ in 0..count.max(0) * 2 {
-        let len = i32_at(buf, at)?;
-        at += 4;
-        if len > 0 {
-            if len > 4096 {
-                return None;
-            }
-            at += len as usize;
-        }
-    }
-    (buf.len() >= at).then_some(packet_type)
+    let whole = buf.len();
+    let p = read_packet(&mut buf, max).ok()?;
+    Some((p, whole - buf.len()))
 }
 
 fn read_snap<R: BufRead>(
@@ -811,15 +782,15 @@ mod tests {
         // Each packet is recognised only once all of it is there.
         for p in &pkts {
             for cut in 0..p.len() {
-                assert_eq!(buffered_packet(&p[..cut], 4096), None, "cut at {cut}");
+                assert!(buffered_packet(&p[..cut], 4096).is_none(), "cut at {cut}");
             }
             assert_eq!(
-                buffered_packet(p, 4096),
-                Some(i32::from_be_bytes(p[..4].try_into().unwrap()))
+                buffered_packet(p, 4096).map(|(q, n)| (q.packet_type, n)),
+                Some((i32::from_be_bytes(p[..4].try_into().unwrap()), p.len()))
             );
         }
         // One the blocking read will refuse is left to it.
-        assert_eq!(buffered_packet(&pkts[2], 100), None);
+        assert!(buffered_packet(&pkts[2], 100).is_none());
 
         let (mut ours, theirs) = UnixStream::pair().unwrap();
         let all: Vec<u8> = pkts.iter().flat_map(|p| p.iter().copied()).collect();

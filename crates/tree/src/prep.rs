@@ -435,13 +435,15 @@ impl Prep<'_> {
             self.tree.ephemerals(sid).cloned().collect();
         for (p, (_, r)) in &self.pending.changes {
             match r {
-                None => {
-                    paths.remove(p);
-                }
                 Some(r) if r.stat.ephemeral_owner == sid => {
                     paths.insert(p.clone());
                 }
-                Some(_) => {}
+                // Deleted, or deleted and created again by someone else
+                // (Apache sees the deletion among its outstanding changes):
+                // not this session's to delete.
+                _ => {
+                    paths.remove(p);
+                }
             }
         }
         for p in &paths {
@@ -574,5 +576,60 @@ mod tests {
         assert_eq!(check_version(3, 2), Err(ErrorCode::BadVersion));
         assert_eq!(check_version(-2, -1), Ok(0));
         assert_eq!(check_version(i32::MAX, -1), Ok(i32::MIN));
+    }
+
+    /// A second close of a session, while its first close and another
+    /// session's create of the same path are in flight, leaves that node
+    /// alone (a proptest found the close deleting it).
+    #[test]
+    fn a_close_leaves_a_node_recreated_by_another_session() {
+        use jute::proto::CreateRequest;
+        let opts = Options::default();
+        let mut tree = crate::DataTree::new(false);
+        let mut pending = Pending::default();
+        let (s, t) = (0x11, 0x22);
+        let mut zxid = 0;
+        let mut prep = |tree: &crate::DataTree, pending: &mut Pending, sid: i64, req: Request| {
+            zxid += 1;
+            let ctx = Ctx {
+                session_id: sid,
+                auth: &[],
+                zxid,
+                time: 1,
+                opts: &opts,
+            };
+            (zxid, prepare(tree, pending, ctx, &req))
+        };
+        let create = |flags| {
+            Request::Create(
+                op::CREATE,
+                CreateRequest {
+                    path: "/e".into(),
+                    data: None,
+                    acl: acl::open_acl_unsafe(),
+                    flags,
+                },
+            )
+        };
+        let (z, b) = prep(&tree, &mut pending, s, create(1));
+        let hdr = |zxid, client_id, b: &TxnBody| TxnHeader {
+            client_id,
+            cxid: 0,
+            zxid,
+            time: 1,
+            op: b.op(),
+        };
+        assert_eq!(tree.apply(&hdr(z, s, &b), &b).err, 0);
+        pending.applied(z);
+        // In flight: s closes, t creates /e again, s closes again.
+        let (_, first) = prep(&tree, &mut pending, s, Request::CloseSession);
+        assert!(matches!(&first, TxnBody::CloseSession(c) if c.paths_to_delete == ["/e"]));
+        let (_, again) = prep(&tree, &mut pending, t, create(0));
+        assert!(matches!(again, TxnBody::Create(_)), "{again:?}");
+        let (_, second) = prep(&tree, &mut pending, s, Request::CloseSession);
+        assert!(
+            matches!(&second, TxnBody::CloseSession(c) if c.paths_to_delete.is_empty()),
+            "{second:?}"
+        );
     }
 }

@@ -192,7 +192,8 @@ pub struct Conn {
     pub remote: SocketAddr,
     pub session: i64,
     pub timeout: i32,
-    pub auth: Vec<Id>,
+    /// Shared: every request takes a copy for its prep or read.
+    pub auth: Arc<Vec<Id>>,
     pub sasl: sasl::DigestMd5,
     pub stats: ConnStats,
 }
@@ -217,7 +218,7 @@ pub struct Core {
     pub(crate) opts: Options,
     pub sessions: SessionTracker,
     pub conns: HashMap<ConnId, Conn, ahash::RandomState>,
-    by_session: HashMap<i64, ConnId>,
+    by_session: HashMap<i64, ConnId, ahash::RandomState>,
     /// The last zxid handed to a txn.
     pub(crate) zxid: i64,
     /// The last zxid known to be on disk.
@@ -305,7 +306,7 @@ impl Core {
             opts,
             sessions,
             conns: HashMap::default(),
-            by_session: HashMap::new(),
+            by_session: HashMap::default(),
             zxid,
             durable: zxid,
             held: VecDeque::new(),
@@ -435,7 +436,7 @@ impl Core {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     for id in auth {
                         if !c.auth.contains(&id) {
-                            c.auth.push(id);
+                            Arc::make_mut(&mut c.auth).push(id);
                         }
                     }
                 }
@@ -693,7 +694,7 @@ impl Core {
                 remote,
                 session,
                 timeout,
-                auth: vec![Id::new("ip", &ip)],
+                auth: Arc::new(vec![Id::new("ip", &ip)]),
                 sasl: sasl::DigestMd5::Start,
                 stats: ConnStats {
                     received: 1,
@@ -1185,7 +1186,7 @@ impl Core {
         if let Some(c) = self.conns.get_mut(&conn) {
             for id in ids {
                 if !c.auth.contains(&id) {
-                    c.auth.push(id);
+                    Arc::make_mut(&mut c.auth).push(id);
                 }
             }
         }
@@ -1257,9 +1258,9 @@ impl Core {
                     c.session
                 );
                 if self.cfg.super_user.as_deref() == Some(user.as_str()) {
-                    c.auth.push(Id::new("super", ""));
+                    Arc::make_mut(&mut c.auth).push(Id::new("super", ""));
                 }
-                c.auth.push(Id::new("sasl", &user));
+                Arc::make_mut(&mut c.auth).push(Id::new("sasl", &user));
                 token
             }
             sasl::Step::Failure(why) => {

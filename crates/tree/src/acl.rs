@@ -20,8 +20,9 @@ pub fn open_acl_unsafe() -> Vec<Acl> {
 /// ZooKeeper's snapshots store per node.
 #[derive(Debug, Clone)]
 pub struct AclCache {
-    by_id: HashMap<i64, (Arc<Vec<Acl>>, u64)>,
-    by_value: HashMap<Arc<[Acl]>, i64>,
+    // ahash, not std's SipHash: every write looks its node's ACL up here.
+    by_id: HashMap<i64, (Arc<Vec<Acl>>, u64), ahash::RandomState>,
+    by_value: HashMap<Arc<[Acl]>, i64, ahash::RandomState>,
     next_id: i64,
     open: Arc<Vec<Acl>>,
     /// What an id missing from the cache grants: nothing (a fuzzy snapshot
@@ -32,8 +33,8 @@ pub struct AclCache {
 impl Default for AclCache {
     fn default() -> Self {
         AclCache {
-            by_id: HashMap::new(),
-            by_value: HashMap::new(),
+            by_id: HashMap::default(),
+            by_value: HashMap::default(),
             next_id: 1,
             open: Arc::new(open_acl_unsafe()),
             closed: Arc::new(vec![Acl::new(0, "world", "anyone")]),

@@ -3,6 +3,7 @@
 //! the same error code, against the tree plus the changes of txns prepared
 //! but not yet applied (`Pending`).
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -58,7 +59,9 @@ type Change = (i64, Option<Rec>);
 
 #[derive(Debug, Default, Clone)]
 pub struct Pending {
-    changes: HashMap<String, Change>,
+    /// ahash, not std's SipHash: every write hashes its path here three
+    /// times.
+    changes: HashMap<String, Change, ahash::RandomState>,
     /// Every change in zxid order, so that forgetting the applied ones
     /// costs what was applied, not what is in flight (a leader may have
     /// thousands of txns in flight, and applies them one commit at a time).
@@ -111,8 +114,10 @@ impl Pending {
             self.delta = self.delta.wrapping_sub(d);
             self.removed += 1;
             // A later txn's change to the same path stays.
-            if self.changes.get(&p).is_some_and(|(z, _)| *z <= zxid) {
-                self.changes.remove(&p);
+            if let Entry::Occupied(e) = self.changes.entry(p) {
+                if e.get().0 <= zxid {
+                    e.remove();
+                }
             }
         }
     }

@@ -25,6 +25,14 @@ pub fn limit_path(p: &str) -> String {
     format!("{QUOTA}{p}/{LIMIT_NODE}")
 }
 
+/// Whether `p` is the limits node of a quota (`/zookeeper/quota/<path>/zookeeper_limits`).
+pub(crate) fn is_limits_node(p: &str) -> bool {
+    path::name(p) == LIMIT_NODE
+        && path::parent(p)
+            .and_then(|q| q.strip_prefix(QUOTA))
+            .is_some_and(|r| r.starts_with('/'))
+}
+
 /// `Quotas.statPath`.
 pub fn stat_path(p: &str) -> String {
     format!("{QUOTA}{p}/{STAT_NODE}")
@@ -121,9 +129,9 @@ impl DataTree {
     /// `getMaxPrefixWithQuota`: the deepest ancestor of `p` (or `p` itself)
     /// with a quota; never the root.
     pub fn quota_root(&self, p: &str) -> Option<String> {
-        // Cheap way out for the common case of no quotas at all.
-        let any = self.node(QUOTA).is_some_and(|n| n.num_children > 0);
-        if !any || p == "/" {
+        // Cheap way out for the common case of no quotas at all (this runs
+        // on every write).
+        if self.quota_limits == 0 || p == "/" {
             return None;
         }
         let mut cur = p;
@@ -278,13 +286,10 @@ impl DataTree {
         }
         let roots: Vec<String> = under
             .iter()
-            .filter(|k| path::name(k) == LIMIT_NODE)
-            .filter_map(|k| {
-                let parent = path::parent(k)?;
-                let real = parent.strip_prefix(QUOTA)?;
-                real.starts_with('/').then(|| real.to_owned())
-            })
+            .filter(|k| is_limits_node(k))
+            .filter_map(|k| Some(path::parent(k)?.strip_prefix(QUOTA)?.to_owned()))
             .collect();
+        self.quota_limits = roots.len();
         for r in roots {
             self.recount_quota(&r);
         }

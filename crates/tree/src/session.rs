@@ -14,7 +14,7 @@ struct Tracked {
 #[derive(Debug, Clone)]
 pub struct SessionTracker {
     interval: i64,
-    sessions: HashMap<i64, Tracked>,
+    sessions: HashMap<i64, Tracked, ahash::RandomState>,
     buckets: BTreeMap<i64, HashSet<i64>>,
     next_id: i64,
 }
@@ -54,7 +54,7 @@ impl SessionTracker {
     pub fn new(tick_ms: i64, first_id: i64) -> Self {
         SessionTracker {
             interval: tick_ms.max(1),
-            sessions: HashMap::new(),
+            sessions: HashMap::default(),
             buckets: BTreeMap::new(),
             next_id: first_id,
         }

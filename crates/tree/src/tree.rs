@@ -126,6 +126,8 @@ pub struct Fired {
 pub struct ApplyResult {
     pub op: i32,
     pub err: i32,
+    /// The created node's path, for a create's reply; empty for other
+    /// txns (a copy per write that nothing read).
     pub path: String,
     pub stat: Option<Stat>,
     pub multi: Vec<ApplyResult>,
@@ -151,6 +153,9 @@ pub struct DataTree {
     pub(crate) triggers: Vec<(i32, usize)>,
     pub(crate) last_zxid: i64,
     pub(crate) data_bytes: u64,
+    /// How many quota limits nodes (`/zookeeper/quota/<path>/zookeeper_limits`)
+    /// the tree holds: with none, a write looks no quota root up.
+    pub(crate) quota_limits: usize,
     /// The tree digest (digest.rs), kept current by every change.
     pub(crate) digest: i64,
     /// ZooKeeper's digest log: (zxid, digest) after each txn whose zxid is
@@ -192,6 +197,7 @@ impl DataTree {
             triggers: Vec::new(),
             last_zxid: 0,
             data_bytes: 0,
+            quota_limits: 0,
             digest: 0,
             digest_log: Default::default(),
             extended_types,
@@ -381,6 +387,7 @@ impl DataTree {
             triggers: Vec::new(),
             last_zxid: self.last_zxid,
             data_bytes: self.data_bytes,
+            quota_limits: self.quota_limits,
             digest: self.digest,
             digest_log: Default::default(),
             extended_types: self.extended_types,
@@ -526,21 +533,16 @@ impl DataTree {
                 )?);
             }
             TxnBody::Delete(t) | TxnBody::DeleteContainer(t) => {
-                rc.path = t.path.clone();
                 self.delete_node(&t.path, hdr.zxid)?;
             }
             TxnBody::SetData(t) | TxnBody::Reconfig(t) => {
-                rc.path = t.path.clone();
                 rc.stat =
                     Some(self.set_data(&t.path, t.data.clone(), t.version, hdr.zxid, hdr.time)?);
             }
             TxnBody::SetAcl(t) => {
-                rc.path = t.path.clone();
                 rc.stat = Some(self.set_acl(&t.path, &t.acl, t.version)?);
             }
-            TxnBody::Check(t) => {
-                rc.path = t.path.clone();
-            }
+            TxnBody::Check(_) => {}
             TxnBody::CreateSession(t) => {
                 self.sessions.insert(hdr.client_id, t.time_out);
             }
@@ -701,6 +703,9 @@ impl DataTree {
             }
             OwnerKind::Persistent => {}
         }
+        if crate::quota::is_limits_node(path) {
+            self.quota_limits += 1;
+        }
         self.quota_on_create(path, data_len);
         let acl = self.acls.get(acl_id);
         let parent_acl = self.acls.get(parent_acl);
@@ -776,6 +781,9 @@ impl DataTree {
             .data_bytes
             .saturating_sub((path.len() + node.data_len()) as u64);
         self.quota_on_delete(path, node.data_len());
+        if crate::quota::is_limits_node(path) {
+            self.quota_limits -= 1;
+        }
         match owner_kind(node.stat.ephemeral_owner, self.extended_types) {
             OwnerKind::Container => {
                 self.containers.remove(path);

@@ -165,6 +165,37 @@ fn restore_recounts() {
     let restored = b.finish(t.zxid, 0).unwrap();
     let d = restored.node(&stat_path("/q")).unwrap().data.unwrap();
     assert_eq!(d, b"count=2,bytes=5");
+    // The restored tree knows it holds a quota: later writes count.
+    let mut r = T {
+        tree: restored,
+        zxid: t.zxid,
+    };
+    r.apply(create("/q/2", b"fgh"));
+    assert_eq!(r.data(&stat_path("/q")), "count=3,bytes=8");
+}
+
+#[test]
+fn quotas_tracked_until_their_last_limits_node_goes() {
+    let mut t = new_tree();
+    t.apply(create("/a", b""));
+    t.apply(create("/b", b""));
+    t.set_quota("/a", "count=10,bytes=-1");
+    t.set_quota("/b", "count=10,bytes=-1");
+    t.apply(TxnBody::Delete(DeleteTxn {
+        path: limit_path("/a"),
+    }));
+    // /b's quota still counts.
+    t.apply(create("/b/x", b"12"));
+    assert_eq!(t.data(&stat_path("/b")), "count=2,bytes=2");
+    t.apply(TxnBody::Delete(DeleteTxn {
+        path: limit_path("/b"),
+    }));
+    t.apply(create("/b/y", b"1"));
+    assert_eq!(t.data(&stat_path("/b")), "count=2,bytes=2");
+    // A node named like a limits node outside /zookeeper/quota is no quota.
+    t.apply(create("/zookeeper_limits", b""));
+    t.apply(create("/b/zookeeper_limits", b""));
+    assert_eq!(t.data(&stat_path("/b")), "count=2,bytes=2");
 }
 
 #[test]

@@ -57,7 +57,7 @@ pub(crate) enum SyncFor {
 pub struct Leader {
     /// The protocol's state (zab::leading, which the simulation checks).
     m: Leading,
-    learners: HashMap<LinkId, Learner>,
+    learners: HashMap<LinkId, Learner, ahash::RandomState>,
     /// Proposed, not yet committed, in order.
     proposals: VecDeque<Txn>,
     syncs: Vec<(i64, SyncFor)>,
@@ -269,7 +269,7 @@ impl Core {
         let todo = m.start(&setup.quorum);
         let l = Leader {
             m,
-            learners: HashMap::new(),
+            learners: HashMap::default(),
             proposals: VecDeque::new(),
             syncs: Vec::new(),
             reconfig_in_flight: false,

@@ -362,7 +362,8 @@ pub struct State {
     pub accepted_epoch: i64,
     pub current_epoch: i64,
     /// Per session: requests in arrival order while a write is pending.
-    pub queued: std::collections::HashMap<i64, std::collections::VecDeque<Queued>>,
+    pub queued:
+        std::collections::HashMap<i64, std::collections::VecDeque<Queued>, ahash::RandomState>,
     /// Reads and writes (syncs too) in `queued`, for the commit figures.
     pub queued_reads: u64,
     pub queued_writes: u64,
@@ -373,7 +374,7 @@ pub struct State {
     pub commit_arrived: Option<std::time::Instant>,
     pub connecting: std::collections::HashMap<i64, PendingConnect>,
     /// Learners: sessions active since the last PING (with timeouts).
-    pub touched: std::collections::HashMap<i64, i32>,
+    pub touched: std::collections::HashMap<i64, i32, ahash::RandomState>,
     /// When the current role was taken, in pipeline milliseconds.
     pub since: i64,
     /// readonlymode.enabled: without a quorum, serve read-only clients.

@@ -462,7 +462,7 @@ impl Core {
         if let Some(c) = self.conns.get_mut(&pc.conn) {
             for id in pc.auth {
                 if !c.auth.contains(&id) {
-                    c.auth.push(id);
+                    std::sync::Arc::make_mut(&mut c.auth).push(id);
                 }
             }
         }

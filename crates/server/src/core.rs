@@ -215,6 +215,9 @@ pub struct Core {
     /// When prep finished the write being handed on, for
     /// proposal_process_time (taken by the proposal or the log append).
     pub(crate) prepped_at: Option<Instant>,
+    /// Per-request and per-txn metric observations, recorded at the end
+    /// of each turn (`metrics::Deferred`).
+    pub(crate) deferred: crate::metrics::Deferred,
     pub(crate) opts: Options,
     pub sessions: SessionTracker,
     pub conns: HashMap<ConnId, Conn, ahash::RandomState>,
@@ -303,6 +306,7 @@ impl Core {
             pending,
             prep_time: None,
             prepped_at: None,
+            deferred: Default::default(),
             opts,
             sessions,
             conns: HashMap::default(),
@@ -384,6 +388,7 @@ impl Core {
             if let Some(e) = self.ens.as_mut() {
                 e.round.end(&self.cfg.metrics, Instant::now);
             }
+            self.deferred.flush(&self.cfg.metrics);
             self.persist.flush();
             self.flush_links();
         }
@@ -457,9 +462,13 @@ impl Core {
             Msg::Closed { conn } => self.drop_conn(conn),
             Msg::Quorum(m) => self.ensemble_msg(m),
             Msg::Command { cmd, reply } => {
+                self.deferred.flush(&self.cfg.metrics);
                 let _ = reply.send(fourlw::run(self, &cmd));
             }
-            Msg::Inspect(Inspect(f)) => f(self),
+            Msg::Inspect(Inspect(f)) => {
+                self.deferred.flush(&self.cfg.metrics);
+                f(self)
+            }
         }
     }
 
@@ -786,7 +795,8 @@ impl Core {
         self.prep_time = Some(time);
         let prepped = self.prepared(req, started);
         let rc = self.write_txn(session, cxid, body);
-        self.cfg.metrics.write_final_proc_time_ms.since(prepped);
+        self.deferred
+            .since(|m| &m.write_final_proc_time_ms, prepped);
         rc
     }
 
@@ -794,19 +804,20 @@ impl Core {
     /// `propose` records its own).
     fn handed_on(&mut self) {
         if let Some(t) = self.prepped_at.take() {
-            self.cfg.metrics.proposal_process_time.since(t);
+            self.deferred.since(|m| &m.proposal_process_time, t);
         }
     }
 
     /// prep_process_time (and close_session_prep_time) of a write whose
     /// txn took from `started` to make. Returns now.
     pub(crate) fn prepared(&mut self, req: &Request, started: Instant) -> Instant {
-        let m = &self.cfg.metrics;
-        let now = m.prep_process_time.since(started);
+        let now = self.deferred.since(|m| &m.prep_process_time, started);
         self.prepped_at = Some(now);
         if matches!(req, Request::CloseSession) {
-            m.close_session_prep_time
-                .observe(now.saturating_duration_since(started).as_millis() as u64);
+            self.deferred.observe(
+                |m| &m.close_session_prep_time,
+                now.saturating_duration_since(started).as_millis() as u64,
+            );
         }
         now
     }
@@ -884,8 +895,10 @@ impl Core {
         let m = &self.cfg.metrics;
         let taken = Instant::now();
         m.prep_processor_request_queued.inc();
-        m.prep_processor_queue_time_ms
-            .observe(taken.saturating_duration_since(received).as_millis() as u64);
+        self.deferred.observe(
+            |m| &m.prep_processor_queue_time_ms,
+            taken.saturating_duration_since(received).as_millis() as u64,
+        );
         let Some(c) = self.conns.get_mut(&conn) else {
             // Read before its connection closed: nobody is left to answer.
             m.stale_requests.inc();
@@ -1035,7 +1048,7 @@ impl Core {
         // A read's own work ends here, not when the fsync it waits behind
         // ends.
         if let Some(t) = done.read_from.take() {
-            self.cfg.metrics.read_final_proc_time_ms.since(t);
+            self.deferred.since(|m| &m.read_final_proc_time_ms, t);
         }
         if let Some(h) = self.held.back_mut() {
             h.done = Some(done);
@@ -1089,11 +1102,10 @@ impl Core {
     /// write_per_namespace and propagation_latency for a txn applied here.
     /// Standalone applies a txn as it makes it (age 0, no clock to read);
     /// an ensemble member once committed.
-    pub(crate) fn txn_applied(&self, hdr: &TxnHeader, body: &TxnBody) {
-        let m = &self.cfg.metrics;
+    pub(crate) fn txn_applied(&mut self, hdr: &TxnHeader, body: &TxnBody) {
         match self.ens {
-            Some(_) => crate::metrics::Metrics::txn_age(&m.propagation_latency, hdr.time),
-            None => m.propagation_latency.observe(0),
+            Some(_) => self.deferred.txn_age(|m| &m.propagation_latency, hdr.time),
+            None => self.deferred.observe(|m| &m.propagation_latency, 0),
         }
         self.namespace_write(body);
     }
@@ -1130,14 +1142,15 @@ impl Core {
         let now = Instant::now();
         let ms = now.saturating_duration_since(received).as_millis() as u64;
         if let Some(t) = read_from {
-            let m = &self.cfg.metrics;
-            m.read_final_proc_time_ms
-                .observe(now.saturating_duration_since(t).as_millis() as u64);
+            self.deferred.observe(
+                |m| &m.read_final_proc_time_ms,
+                now.saturating_duration_since(t).as_millis() as u64,
+            );
         }
         self.stats.latency.add(ms);
         match write {
-            true => self.cfg.metrics.updatelatency.observe(ms),
-            false => self.cfg.metrics.readlatency.observe(ms),
+            true => self.deferred.observe(|m| &m.updatelatency, ms),
+            false => self.deferred.observe(|m| &m.readlatency, ms),
         }
         let zxid = self.tree.last_zxid();
         if let Some(c) = self.conns.get_mut(&conn) {

@@ -535,10 +535,8 @@ impl Core {
                 Do::Apply(p) => {
                     self.om_commit(p.txn.header.zxid, &p.raw);
                     if self.follower().is_some_and(|f| f.serving()) {
-                        crate::metrics::Metrics::txn_age(
-                            &self.cfg.metrics.commit_propagation_latency,
-                            p.txn.header.time,
-                        );
+                        self.deferred
+                            .txn_age(|m| &m.commit_propagation_latency, p.txn.header.time);
                     }
                     self.apply_committed(p.txn);
                 }

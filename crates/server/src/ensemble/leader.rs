@@ -740,7 +740,7 @@ impl Core {
         l.m.propose(zxid);
         l.proposals.push_back(txn);
         if let Some(t) = prepped {
-            self.cfg.metrics.proposal_process_time.since(t);
+            self.deferred.since(|m| &m.proposal_process_time, t);
         }
     }
 
@@ -806,7 +806,8 @@ impl Core {
                     }
                 }
             }
-            crate::metrics::Metrics::txn_age(&self.cfg.metrics.quorum_ack_latency, txn.header.time);
+            self.deferred
+                .txn_age(|m| &m.quorum_ack_latency, txn.header.time);
             self.apply_committed(txn);
         }
         self.answer_syncs();

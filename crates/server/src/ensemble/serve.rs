@@ -339,9 +339,10 @@ impl Core {
         self.zxid = self.zxid.max(hdr.zxid);
         self.deliver_watches();
         self.count_for_snapshot();
-        let m = &self.cfg.metrics;
-        let applied = m.write_final_proc_time_ms.since(started);
-        m.request_commit_queued.inc();
+        let applied = self
+            .deferred
+            .since(|m| &m.write_final_proc_time_ms, started);
+        self.cfg.metrics.request_commit_queued.inc();
         let arrived = self.ens.as_mut().and_then(|e| {
             let waiting = (e.queued_reads, e.queued_writes);
             e.round.begin(started, waiting);
@@ -415,14 +416,16 @@ impl Core {
 
     /// local_write_committed_time_ms (a write of this server's client) or
     /// server_write_committed_time_ms: from the commit's arrival to applied.
-    fn write_committed(&self, local: bool, arrived: Option<Instant>, applied: Instant) {
+    fn write_committed(&mut self, local: bool, arrived: Option<Instant>, applied: Instant) {
         let Some(arrived) = arrived else { return };
-        let m = &self.cfg.metrics;
-        let s = match local {
-            true => &m.local_write_committed_time_ms,
-            false => &m.server_write_committed_time_ms,
+        let pick: crate::metrics::Pick = match local {
+            true => |m| &m.local_write_committed_time_ms,
+            false => |m| &m.server_write_committed_time_ms,
         };
-        s.observe(applied.saturating_duration_since(arrived).as_millis() as u64);
+        self.deferred.observe(
+            pick,
+            applied.saturating_duration_since(arrived).as_millis() as u64,
+        );
     }
 
     pub(crate) fn sync_done(&mut self, session: i64, xid: i32) {
@@ -596,7 +599,7 @@ impl Core {
         let busy = ens.queued.get(&session).is_some_and(|q| !q.is_empty());
         if !write && !busy {
             // Nothing of its session in flight: no wait (read_commitproc_time).
-            self.cfg.metrics.read_commitproc_time_ms.observe(0);
+            self.deferred.observe(|m| &m.read_commitproc_time_ms, 0);
             let waiting = (ens.queued_reads, ens.queued_writes);
             ens.round.begin(taken, waiting);
             ens.round.read();
@@ -654,9 +657,10 @@ impl Core {
         });
         let depth = q.len() as u64;
         let sessions = ens.queued.len() as u64;
-        let m = &self.cfg.metrics;
-        m.requests_in_session_queue.observe(depth);
-        m.pending_session_queue_size.observe(sessions);
+        self.deferred
+            .observe(|m| &m.requests_in_session_queue, depth);
+        self.deferred
+            .observe(|m| &m.pending_session_queue_size, sessions);
         if leading && is_sync {
             self.leader_sync(session, xid);
         }
@@ -694,12 +698,13 @@ impl Core {
     /// (ZooKeeper's CommitProcessor: its session-queue figures).
     pub(crate) fn drain_session(&mut self, session: i64) {
         let (reads, after_write) = self.drain_queue(session);
-        let m = &self.cfg.metrics;
         if reads > 0 {
-            m.reads_issued_from_session_queue.observe(reads);
+            self.deferred
+                .observe(|m| &m.reads_issued_from_session_queue, reads);
         }
         if let Some(n) = after_write {
-            m.reads_after_write_in_session_queue.observe(n);
+            self.deferred
+                .observe(|m| &m.reads_after_write_in_session_queue, n);
         }
     }
 
@@ -737,10 +742,11 @@ impl Core {
                 }
                 continue;
             }
-            let m = &self.cfg.metrics;
             if !x.submitted || (matches!(x.req, Request::Sync(_)) && !x.throttled) {
                 // A read waited behind its session's write (a sync too).
-                let from = m.read_commitproc_time_ms.since(x.received);
+                let from = self
+                    .deferred
+                    .since(|m| &m.read_commitproc_time_ms, x.received);
                 if let Some(e) = self.ens.as_mut() {
                     let waiting = (e.queued_reads, e.queued_writes);
                     e.round.begin(from, waiting);
@@ -753,7 +759,8 @@ impl Core {
                 self.answer_read(x.conn, x.xid, x.opc, &x.req, x.received, from, x.throttled);
                 continue;
             }
-            m.write_commitproc_time_ms.since(x.received);
+            self.deferred
+                .since(|m| &m.write_commitproc_time_ms, x.received);
             after_write.get_or_insert(0);
             let rc = x.result.expect("checked");
             let (err, resp) = match (&x.req, rc.err) {

@@ -198,6 +198,17 @@ pub struct Conn {
     pub stats: ConnStats,
 }
 
+impl Conn {
+    /// Adds identities the connection does not hold yet.
+    pub(crate) fn add_auth(&mut self, ids: impl IntoIterator<Item = Id>) {
+        for id in ids {
+            if !self.auth.contains(&id) {
+                Arc::make_mut(&mut self.auth).push(id);
+            }
+        }
+    }
+}
+
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ServerStats {
     pub received: u64,
@@ -439,11 +450,7 @@ impl Core {
                 }
                 self.connect(conn, remote, req, legacy, tx);
                 if let Some(c) = self.conns.get_mut(&conn) {
-                    for id in auth {
-                        if !c.auth.contains(&id) {
-                            Arc::make_mut(&mut c.auth).push(id);
-                        }
-                    }
+                    c.add_auth(auth);
                 }
             }
             Msg::Request {
@@ -948,11 +955,11 @@ impl Core {
                 req.path().unwrap_or("n/a")
             );
         }
-        let auth = self.conns[&conn].auth.clone();
         if self.ens.is_some() && !matches!(req, Request::Ping | Request::Auth(_) | Request::Sasl(_))
         {
             return self.ensemble_request(conn, xid, opc, req, received, taken, throttled, ticket);
         }
+        let auth = self.conns[&conn].auth.clone();
         let (err, resp) = match &req {
             Request::Ping => {
                 let zxid = self.tree.last_zxid();
@@ -1197,11 +1204,7 @@ impl Core {
             }
         };
         if let Some(c) = self.conns.get_mut(&conn) {
-            for id in ids {
-                if !c.auth.contains(&id) {
-                    Arc::make_mut(&mut c.auth).push(id);
-                }
-            }
+            c.add_auth(ids);
         }
         // ZooKeeper answers auth with zxid 0.
         let b = frame(

@@ -139,6 +139,12 @@ impl Summary {
     }
 }
 
+/// The age of a txn made at `txn_time` (wall ms), None if negative (clock
+/// skew between servers; not recorded, as Apache's logLatency).
+fn age_ms(txn_time: i64) -> Option<u64> {
+    u64::try_from(crate::core::wall_ms() - txn_time).ok()
+}
+
 /// Which summary of `Metrics` an observation is for.
 pub type Pick = fn(&Metrics) -> &Summary;
 
@@ -172,9 +178,8 @@ impl Deferred {
 
     /// A txn's age by the wall clock (`Metrics::txn_age`).
     pub fn txn_age(&mut self, pick: Pick, txn_time: i64) {
-        let age = crate::core::wall_ms() - txn_time;
-        if age >= 0 {
-            self.observe(pick, age as u64);
+        if let Some(age) = age_ms(txn_time) {
+            self.observe(pick, age);
         }
     }
 
@@ -859,9 +864,8 @@ impl Metrics {
     /// point measured by `s`; clock skew between servers can make the age
     /// negative, which is not recorded (as Apache's logLatency).
     pub fn txn_age(s: &Summary, txn_time: i64) {
-        let age = crate::core::wall_ms() - txn_time;
-        if age >= 0 {
-            s.observe(age as u64);
+        if let Some(age) = age_ms(txn_time) {
+            s.observe(age);
         }
     }
 

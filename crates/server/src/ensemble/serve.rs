@@ -463,11 +463,7 @@ impl Core {
             pc.conn, pc.remote, pc.legacy, pc.tx, session, pc.timeout, valid,
         );
         if let Some(c) = self.conns.get_mut(&pc.conn) {
-            for id in pc.auth {
-                if !c.auth.contains(&id) {
-                    std::sync::Arc::make_mut(&mut c.auth).push(id);
-                }
-            }
+            c.add_auth(pc.auth);
         }
     }
 

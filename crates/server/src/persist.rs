@@ -453,7 +453,7 @@ pub fn start(
     let handle = thread::Builder::new()
         .name("txnlog".into())
         .spawn(move || {
-            no_wakeup_preemption();
+            no_wakeup_preemption("txn log");
             log_loop(
                 writer, rx, events, force_sync, snap_dir, comp, last_zxid, metrics, counted, hold,
             )
@@ -624,29 +624,38 @@ fn lower_priority() {
     }
 }
 
-/// The log thread is woken at the end of every pipeline turn that made
-/// txns. As a normal thread it then preempted the pipeline on a busy core
-/// to write and fsync, before the pipeline could send what the turn made
-/// or take the next one. As a SCHED_BATCH thread it does not preempt on
-/// wakeup: it runs when the pipeline waits for input, or at the next
-/// scheduler tick; the snapshot threads it starts inherit this. A/B on
-/// one core, pairs alternating, 5 s each: mixed 90% and 50% reads gained
-/// 4-34% in throughput and lost 2-43% in p99 in every one of 4 pairs each;
-/// setData gained throughput in 6 of 7 pairs (p99 in 4); watch fan-out,
-/// p99 median 11.3 against 11.9 ms over 6 pairs. Where a core is idle the
-/// thread is woken there as before.
-fn no_wakeup_preemption() {
+/// Makes the calling thread SCHED_BATCH: woken, it does not preempt the
+/// thread running on a busy core, but runs when that one waits for input
+/// or at the next scheduler tick. For threads the pipeline wakes once per
+/// turn to hand work over (the txn log's writer, a quorum link's writer):
+/// as normal threads they preempted the pipeline mid-turn, before it could
+/// send what the turn made or take the next one. Where a core is idle the
+/// thread is woken there as before. Threads it starts inherit the policy.
+///
+/// Measured on one core, pairs alternating, 5 s each. The txn log: mixed
+/// 90% and 50% reads gained 4-34% in throughput and lost 2-43% in p99 in
+/// every one of 4 pairs each; setData gained throughput in 6 of 7 pairs (p99
+/// in 4); watch fan-out p99 median 11.3 against 11.9 ms over 6 pairs; on a
+/// 3-server ensemble under setData, making it a normal thread again cost
+/// 15% of the writes (6 pairs), and so did making it one only while it
+/// fsyncs (6 pairs). The quorum writers, same ensemble: via the leader p99
+/// 23.3 against 25.7 ms mean over 21 pairs, writes +2%; via a follower
+/// even (24.1 against 23.7 ms, 12 pairs). The quorum readers as well lost
+/// (p99 25.7 ms, 5 pairs): they pass acks on, which the pipeline waits for.
+pub(crate) fn no_wakeup_preemption(what: &str) {
     #[cfg(target_os = "linux")]
     // SAFETY: a plain syscall on the calling thread (pid 0).
     unsafe {
         let p = libc::sched_param { sched_priority: 0 };
         if libc::sched_setscheduler(0, libc::SCHED_BATCH, &p) != 0 {
             warn!(
-                "cannot make the txn log thread SCHED_BATCH: {}",
+                "cannot make the {what} thread SCHED_BATCH: {}",
                 std::io::Error::last_os_error()
             );
         }
     }
+    #[cfg(not(target_os = "linux"))]
+    let _ = what;
 }
 
 struct JoinOnDrop(Option<thread::JoinHandle<()>>);

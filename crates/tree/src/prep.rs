@@ -160,22 +160,38 @@ impl Prep<'_> {
         self.pending.digests.then(|| prefix_crc(p, data.as_deref()))
     }
 
+    /// What `r`, as fetched for `p`, adds to the tree digest (0 when
+    /// digests are not predicted). A Rec made before digests were predicted
+    /// keeps no CRC, and counts as null data.
+    fn digest_of(&self, p: &str, r: &Rec) -> i64 {
+        if self.pending.digests {
+            finish(p, r.prefix.unwrap_or_else(|| prefix_crc(p, None)), &r.stat)
+        } else {
+            0
+        }
+    }
+
+    /// Records `r` for `p`, finding what it replaces itself: for paths the
+    /// caller has not fetched.
     fn put(&mut self, p: &str, r: Option<Rec>) {
-        let d = if self.pending.digests {
-            // A Rec made before digests were predicted keeps no CRC, and
-            // counts as null data.
-            let digest =
-                |n: &Rec| finish(p, n.prefix.unwrap_or_else(|| prefix_crc(p, None)), &n.stat);
-            let old = match self.pending.changes.get(p) {
-                Some((_, Some(o))) => digest(o),
+        let old = if self.pending.digests {
+            match self.pending.changes.get(p) {
+                Some((_, Some(o))) => self.digest_of(p, o),
                 Some((_, None)) => 0,
                 None => self.tree.node(p).map_or(0, |n| crate::digest::of(p, &n)),
-            };
-            let new = r.as_ref().map_or(0, digest);
-            new.wrapping_sub(old)
+            }
         } else {
             0
         };
+        self.replace(p, old, r);
+    }
+
+    /// Records `r` for `p` over a record whose digest (`digest_of` of what
+    /// `get` returned, 0 for none) the caller has: a write fetched its node
+    /// already, and a second walk of the store cost as much as the first.
+    fn replace(&mut self, p: &str, old: i64, r: Option<Rec>) {
+        let new = r.as_ref().map_or(0, |n| self.digest_of(p, n));
+        let d = new.wrapping_sub(old);
         self.pending.delta = self.pending.delta.wrapping_add(d);
         let before = self
             .pending
@@ -319,11 +335,12 @@ impl Prep<'_> {
             }
         };
         let zxid = self.ctx.zxid;
+        let was = self.digest_of(parent_path, &parent);
         let mut parent = parent;
         parent.children += 1;
         parent.stat.cversion = new_cversion;
         parent.stat.pzxid = zxid;
-        self.put(parent_path, Some(parent));
+        self.replace(parent_path, was, Some(parent));
         let stat = StatPersisted {
             czxid: zxid,
             mzxid: zxid,
@@ -335,8 +352,10 @@ impl Prep<'_> {
             ephemeral_owner: owner,
             pzxid: zxid,
         };
-        self.put(
+        // `get` found no node at `p`: nothing replaced.
+        self.replace(
             &p,
+            0,
             Some(Rec {
                 stat,
                 children: 0,
@@ -356,15 +375,17 @@ impl Prep<'_> {
         if node.children > 0 {
             return Err(ErrorCode::NotEmpty);
         }
-        self.remove(parent_path, parent, p);
+        self.remove(parent_path, parent, p, &node);
         Ok(TxnBody::Delete(DeleteTxn { path: p.to_owned() }))
     }
 
-    fn remove(&mut self, parent_path: &str, mut parent: Rec, p: &str) {
+    fn remove(&mut self, parent_path: &str, mut parent: Rec, p: &str, node: &Rec) {
+        let was = self.digest_of(parent_path, &parent);
         parent.children -= 1;
         parent.stat.pzxid = self.ctx.zxid;
-        self.put(parent_path, Some(parent));
-        self.put(p, None);
+        self.replace(parent_path, was, Some(parent));
+        let was = self.digest_of(p, node);
+        self.replace(p, was, None);
     }
 
     fn delete_container(&mut self, p: &str) -> Result<TxnBody, ErrorCode> {
@@ -377,7 +398,7 @@ impl Prep<'_> {
             return Err(ErrorCode::BadVersion);
         }
         let parent = self.get(parent_path)?;
-        self.remove(parent_path, parent, p);
+        self.remove(parent_path, parent, p, &node);
         Ok(TxnBody::DeleteContainer(DeleteTxn { path: p.to_owned() }))
     }
 
@@ -390,16 +411,20 @@ impl Prep<'_> {
         path::validate(p).map_err(|_| ErrorCode::BadArguments)?;
         let mut node = self.get(p)?;
         self.check_acl(&node.acl, perms::WRITE)?;
-        let old_len = self.tree.node(p).map_or(0, |n| n.data_len() as i64);
-        self.check_quota(p, data.as_ref().map_or(0, |d| d.len() as i64) - old_len, 0)?;
+        if self.tree.has_quota_limits() {
+            let old_len = self.tree.node(p).map_or(0, |n| n.data_len() as i64);
+            let len = data.as_ref().map_or(0, |d| d.len() as i64);
+            self.check_quota(p, len - old_len, 0)?;
+        }
         let new_version = check_version(node.stat.version, version)?;
+        let was = self.digest_of(p, &node);
         node.stat.version = new_version;
         node.stat.mtime = self.ctx.time;
         node.stat.mzxid = self.ctx.zxid;
         // Copied out of the request's buffer, which must not outlive it.
         let data = crate::tree::own(data);
         node.prefix = self.prefix(p, &data);
-        self.put(p, Some(node));
+        self.replace(p, was, Some(node));
         Ok(TxnBody::SetData(SetDataTxn {
             path: p.to_owned(),
             data,
@@ -413,9 +438,10 @@ impl Prep<'_> {
         let mut node = self.get(p)?;
         self.check_acl(&node.acl, perms::ADMIN)?;
         let new_version = check_version(node.stat.aversion, version)?;
+        let was = self.digest_of(p, &node);
         node.stat.aversion = new_version;
         node.acl = Arc::new(acl.clone());
-        self.put(p, Some(node));
+        self.replace(p, was, Some(node));
         Ok(TxnBody::SetAcl(SetAclTxn {
             path: p.to_owned(),
             acl,
@@ -454,9 +480,10 @@ impl Prep<'_> {
         for p in &paths {
             if let Some(pp) = path::parent(p) {
                 if let Ok(mut parent) = self.get(pp) {
+                    let was = self.digest_of(pp, &parent);
                     parent.children -= 1;
                     parent.stat.pzxid = self.ctx.zxid;
-                    self.put(pp, Some(parent));
+                    self.replace(pp, was, Some(parent));
                 }
             }
             self.put(p, None);

@@ -126,6 +126,11 @@ pub struct Exceeded {
 }
 
 impl DataTree {
+    /// Whether any quota is set (any `zookeeper_limits` node exists).
+    pub fn has_quota_limits(&self) -> bool {
+        self.quota_limits > 0
+    }
+
     /// `getMaxPrefixWithQuota`: the deepest ancestor of `p` (or `p` itself)
     /// with a quota; never the root.
     pub fn quota_root(&self, p: &str) -> Option<String> {

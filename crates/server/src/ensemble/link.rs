@@ -419,8 +419,31 @@ fn read_string<R: Read>(r: &mut R, max: usize) -> std::io::Result<String> {
     String::from_utf8(read_exact_vec(r, n as usize)?).map_err(|_| bad("string is not UTF-8".into()))
 }
 
-/// Reads one packet, every length bounded by `max` before allocating.
-pub fn read_packet<R: Read>(r: &mut R, max: usize) -> std::io::Result<QuorumPacket> {
+/// Bytes a reader's arena takes at a time for packet data.
+const ARENA: usize = 64 * 1024;
+
+/// Reads `n` bytes into the front of `arena` and splits them off: packets'
+/// data share one allocation a burst at a time instead of each taking a
+/// zeroed one of its own (a follower reads one per proposal).
+fn read_data<R: Read>(r: &mut R, n: usize, arena: &mut BytesMut) -> std::io::Result<Bytes> {
+    if arena.capacity() < n {
+        arena.reserve(n.max(ARENA));
+    }
+    arena.resize(n, 0);
+    if let Err(e) = r.read_exact(&mut arena[..]) {
+        arena.clear();
+        return Err(e);
+    }
+    Ok(arena.split().freeze())
+}
+
+/// Reads one packet, every length bounded by `max` before allocating;
+/// its data is taken from `arena`.
+pub fn read_packet<R: Read>(
+    r: &mut R,
+    max: usize,
+    arena: &mut BytesMut,
+) -> std::io::Result<QuorumPacket> {
     let packet_type = read_i32(r)?;
     let zxid = read_i64(r)?;
     let n = read_i32(r)?;
@@ -432,7 +455,7 @@ pub fn read_packet<R: Read>(r: &mut R, max: usize) -> std::io::Result<QuorumPack
             zab::wire::packet::name(packet_type)
         )));
     } else {
-        Bytes::from(read_exact_vec(r, n as usize)?)
+        read_data(r, n as usize, arena)?
     };
     let count = read_i32(r)?;
     if count > MAX_AUTH_IDS {
@@ -598,6 +621,7 @@ fn start(
     std::thread::Builder::new()
         .name(format!("quorum-write-{link}"))
         .spawn(move || {
+            crate::persist::no_wakeup_preemption("quorum writer");
             let mut out = std::io::BufWriter::with_capacity(64 * 1024, &mut writer);
             while let Some(b) = rx.blocking_recv() {
                 if let Some(t) = b.marked {
@@ -637,8 +661,9 @@ fn read_loop(
     extended_types: bool,
 ) -> String {
     let mut r = BufReader::with_capacity(256 * 1024, sock);
+    let mut arena = BytesMut::new();
     loop {
-        let pkt = match read_packet(&mut r, max_packet) {
+        let pkt = match read_packet(&mut r, max_packet, &mut arena) {
             Ok(p) => p,
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                 return "closed by peer".into()
@@ -673,7 +698,7 @@ fn read_loop(
         while burst.len() < READ_BURST {
             // A packet the buffer holds only in part, or that is bad, is
             // left to the blocking read above (which reports a bad one).
-            let Some((p, used)) = buffered_packet(r.buffer(), max_packet) else {
+            let Some((p, used)) = buffered_packet(r.buffer(), max_packet, &mut arena) else {
                 break;
             };
             if learner_side && p.packet_type == zab::wire::packet::SNAP {
@@ -711,7 +736,11 @@ fn arrival(packet_type: i32) -> Option<std::time::Instant> {
 
 /// The packet at the start of `buf` and the bytes it takes, if all of it is
 /// there and `read_packet` accepts it.
-fn buffered_packet(mut buf: &[u8], max: usize) -> Option<(QuorumPacket, usize)> {
+fn buffered_packet(
+    mut buf: &[u8],
+    max: usize,
+    arena: &mut BytesMut,
+) -> Option<(QuorumPacket, usize)> {
     // Not before its data is all there: a large packet arriving in pieces
     // would otherwise allocate its size at every try.
     let n = i32::from_be_bytes(buf.get(12..16)?.try_into().ok()?);
@@ -719,7 +748,7 @@ fn buffered_packet(mut buf: &[u8], max: usize) -> Option<(QuorumPacket, usize)> 
         return None;
     }
     let whole = buf.len();
-    let p = read_packet(&mut buf, max).ok()?;
+    let p = read_packet(&mut buf, max, arena).ok()?;
     Some((p, whole - buf.len()))
 }
 
@@ -779,18 +808,22 @@ mod tests {
             encode(4, 0x105, Bytes::new(), auth.clone()),
             encode(3, 0x106, Bytes::from(vec![9u8; 1000]), vec![]),
         ];
+        let mut arena = BytesMut::new();
         // Each packet is recognised only once all of it is there.
         for p in &pkts {
             for cut in 0..p.len() {
-                assert!(buffered_packet(&p[..cut], 4096).is_none(), "cut at {cut}");
+                assert!(
+                    buffered_packet(&p[..cut], 4096, &mut arena).is_none(),
+                    "cut at {cut}"
+                );
             }
             assert_eq!(
-                buffered_packet(p, 4096).map(|(q, n)| (q.packet_type, n)),
+                buffered_packet(p, 4096, &mut arena).map(|(q, n)| (q.packet_type, n)),
                 Some((i32::from_be_bytes(p[..4].try_into().unwrap()), p.len()))
             );
         }
         // One the blocking read will refuse is left to it.
-        assert!(buffered_packet(&pkts[2], 100).is_none());
+        assert!(buffered_packet(&pkts[2], 100, &mut arena).is_none());
 
         let (mut ours, theirs) = UnixStream::pair().unwrap();
         let all: Vec<u8> = pkts.iter().flat_map(|p| p.iter().copied()).collect();
@@ -813,7 +846,57 @@ mod tests {
         // Written at once, so read at once: one message for all three.
         assert_eq!(messages, 1);
         assert_eq!(got[1].auth_info, auth);
-        assert_eq!(got[2].data.len(), 1000);
+        // Data read through one arena stays each packet's own.
+        assert_eq!(&got[0].data[..], b"txn");
+        assert!(got[1].data.is_empty());
+        assert_eq!(&got[2].data[..], &[9u8; 1000][..]);
+    }
+
+    /// A link's writer runs as SCHED_BATCH, its reader as a normal thread
+    /// (see `persist::no_wakeup_preemption`).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_links_writer_does_not_preempt_on_wakeup_and_its_reader_does() {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let (tx, _rx) = mpsc::channel(8);
+        let opts = Opts {
+            max_packet: 4096,
+            extended_types: false,
+            metrics: Arc::new(crate::metrics::Metrics::default()),
+        };
+        let (mut out, _sock, _) = spawn(Sock::Local(ours), 7, tx, false, opts)
+            .unwrap()
+            .split();
+        // A packet through the writer: its thread is past its setup.
+        out.push(&encode(5, 9, Bytes::new(), vec![]));
+        out.flush().unwrap();
+        let mut theirs = theirs;
+        let mut arena = BytesMut::new();
+        assert_eq!(read_packet(&mut theirs, 4096, &mut arena).unwrap().zxid, 9);
+        let policies = |prefix: &str| -> Vec<i32> {
+            std::fs::read_dir("/proc/self/task")
+                .unwrap()
+                .filter_map(|t| {
+                    let t = t.ok()?;
+                    let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
+                    let tid: i32 = t.file_name().to_str()?.parse().ok()?;
+                    // SAFETY: reads another thread's policy; no memory passed.
+                    comm.starts_with(prefix)
+                        .then(|| unsafe { libc::sched_getscheduler(tid) })
+                })
+                .collect()
+        };
+        let writers = policies("quorum-write-");
+        assert!(!writers.is_empty());
+        assert!(
+            writers.iter().all(|&p| p == libc::SCHED_BATCH),
+            "{writers:?}"
+        );
+        let readers = policies("quorum-read-");
+        assert!(
+            readers.iter().all(|&p| p == libc::SCHED_OTHER),
+            "{readers:?}"
+        );
     }
 
     #[test]

@@ -108,12 +108,20 @@ impl Reader {
     }
 
     /// A string; null reads as empty. Invalid UTF-8 is replaced, as Java does.
+    /// Copied straight out of the input: a shared slice of it (as
+    /// `buffer` makes) took and dropped a reference on the input's
+    /// allocation for every path read.
     pub fn string(&mut self) -> Result<String> {
-        let b = self.buffer()?;
-        Ok(match std::str::from_utf8(&b) {
+        let Some(n) = self.len(1)? else {
+            return Ok(String::new());
+        };
+        let b = &self.buf[..n];
+        let s = match std::str::from_utf8(b) {
             Ok(s) => s.to_owned(),
-            Err(_) => java_lossy_utf8(&b),
-        })
+            Err(_) => java_lossy_utf8(b),
+        };
+        self.buf.advance(n);
+        Ok(s)
     }
 
     /// A vector whose elements take at least `elem_min` bytes each.

@@ -104,6 +104,31 @@ PY
         sed 's/^/    /' "$TMP/err.txt" "$TMP/out.json" | tail -40
     fi
 done
+# --trace: one line per measured request, as many as the result counts.
+if timeout 60 "$BIN" bench "${COMMON[@]}" --workload write --sessions 4 --depth 8 --nodes 100 \
+        --trace "$TMP/trace.txt" > "$TMP/out.json" 2> "$TMP/err.txt" \
+    && summary=$(python3 - "$TMP/out.json" "$TMP/trace.txt" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+lines = open(sys.argv[2]).read().splitlines()
+assert lines[0].startswith("# window_start_unix_us "), lines[0]
+rows = [l.split() for l in lines[1:]]
+count = sum(row["count"] for row in r["rows"] if row["name"] == "setData")
+assert len(rows) == count, f"{len(rows)} traced, {count} counted"
+sends = [int(x[1]) for x in rows]
+assert sends == sorted(sends), "not in send order"
+assert all(0 <= s < 2_000_000 and int(x[2]) > 0 and x[3] == "setData" and 0 <= int(x[0]) < 4
+           for s, x in zip(sends, rows)), "a line out of range"
+print(f"{len(rows)} requests traced")
+PY
+); then
+    passed=$((passed + 1))
+    echo "PASS write (traced): $summary"
+else
+    failed=$((failed + 1))
+    echo "FAIL write (traced); its output:"
+    sed 's/^/    /' "$TMP/err.txt" "$TMP/out.json" | tail -40
+fi
 # A 3-server rookeeper ensemble: kill its leader once, check that a write
 # got through the survivors and that the report and runs.json say so (~5 s).
 if timeout 90 "$BIN" bench compare --ensemble --failover-only --failovers 1 --kinds rookeeper \

@@ -582,6 +582,7 @@ fn plan(o: &CompareOpts) -> Vec<(String, RunOpts, Target)> {
         root: "/rkbench".into(),
         json: false,
         quiet: true,
+        trace: None,
         cpu_pids: vec![],
     };
     let mut v = Vec::new();

@@ -105,6 +105,14 @@ pub struct RunOpts {
     /// No progress line.
     #[arg(long)]
     pub quiet: bool,
+    /// Write every measured request of a read, write, mixed or
+    /// create-delete run (raw driver) to this file, one line each:
+    /// `session send_us latency_us op`, sends in microseconds from the
+    /// start of the measured window, in send order. The first line,
+    /// `# window_start_unix_us N`, places that start on the wall clock, to
+    /// line requests up with server logs. For finding when a tail happens.
+    #[arg(long)]
+    pub trace: Option<std::path::PathBuf>,
     /// Server processes whose CPU time to sample over the measured window
     /// (set by `bench compare`, which knows the pids).
     #[arg(skip)]
@@ -373,13 +381,23 @@ struct LoadCtx {
     measure_from: Instant,
     end: Instant,
     progress: Arc<Progress>,
+    trace: bool,
 }
+
+/// One measured request for `--trace`: session, send time (µs into the
+/// measured window), latency (µs), operation.
+type Traced = (u32, u64, u64, OpKind);
 
 /// One session of the closed-loop workloads: keeps `depth` requests in
 /// flight until the end, then drains. Only requests sent inside the
 /// measured window are recorded.
-async fn load_session(mut c: Conn, sid: usize, ctx: Arc<LoadCtx>) -> Result<Recorder> {
+async fn load_session(
+    mut c: Conn,
+    sid: usize,
+    ctx: Arc<LoadCtx>,
+) -> Result<(Recorder, Vec<Traced>)> {
     let mut rec = Recorder::default();
+    let mut traced = Vec::new();
     let mut rng = Rng::new(sid as u64 + 1);
     let mut inflight = std::collections::VecDeque::with_capacity(ctx.depth);
     let mut seq = 0usize;
@@ -439,7 +457,12 @@ async fn load_session(mut c: Conn, sid: usize, ctx: Arc<LoadCtx>) -> Result<Reco
                     rec.error(k.row(), r.err);
                     ctx.progress.errors.fetch_add(1, Ordering::Relaxed);
                 } else {
-                    rec.row(k.row()).record(t0.elapsed());
+                    let took = t0.elapsed();
+                    rec.row(k.row()).record(took);
+                    if ctx.trace {
+                        let sent = (t0 - ctx.measure_from).as_micros() as u64;
+                        traced.push((sid as u32, sent, took.as_micros() as u64, k));
+                    }
                 }
             }
             ctx.progress.ops.fetch_add(1, Ordering::Relaxed);
@@ -456,7 +479,26 @@ async fn load_session(mut c: Conn, sid: usize, ctx: Arc<LoadCtx>) -> Result<Reco
         c.reply_to(x).await?;
     }
     c.close().await?;
-    Ok(rec)
+    Ok((rec, traced))
+}
+
+/// Writes `--trace`'s file: the requests of every session in send order.
+fn write_trace(path: &std::path::Path, measure_from: Instant, mut rows: Vec<Traced>) -> Result<()> {
+    use std::io::Write;
+    rows.sort_unstable_by_key(|r| (r.1, r.0));
+    let unix = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .saturating_sub(measure_from.elapsed());
+    let f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut w = std::io::BufWriter::new(f);
+    writeln!(w, "# window_start_unix_us {}", unix.as_micros())?;
+    for (sid, sent, took, k) in rows {
+        writeln!(w, "{sid} {sent} {took} {}", k.row())?;
+    }
+    w.flush()
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
 }
 
 /// The same loop on the zookeeper-client crate (reads and writes only).
@@ -563,6 +605,13 @@ pub async fn run(o: &RunOpts) -> Result<RunResult> {
     if o.duration <= 0.0 || o.warmup < 0.0 {
         bail!("--duration must be positive and --warmup not negative");
     }
+    let closed = matches!(
+        o.workload,
+        Workload::Read | Workload::Write | Workload::Mixed | Workload::CreateDelete
+    );
+    if o.trace.is_some() && !(closed && o.driver == Driver::Raw) {
+        bail!("--trace traces read, write, mixed and create-delete runs of the raw driver");
+    }
     match o.workload {
         Workload::Read | Workload::Write | Workload::Mixed | Workload::CreateDelete => {
             closed_loop(o).await
@@ -613,6 +662,7 @@ async fn closed_loop(o: &RunOpts) -> Result<RunResult> {
         measure_from,
         end: measure_from + Duration::from_secs_f64(o.duration),
         progress: Arc::default(),
+        trace: o.trace.is_some(),
     });
     let cpu = spawn_cpu_sampler(o.cpu_pids.clone(), measure_from, ctx.end);
     let stop = Arc::new(AtomicBool::new(false));
@@ -631,14 +681,21 @@ async fn closed_loop(o: &RunOpts) -> Result<RunResult> {
     } else {
         for i in 0..o.sessions {
             let s = o.servers[i % o.servers.len()].clone();
-            tasks.push(tokio::spawn(client_session(i, s, ctx.clone())));
+            let ctx = ctx.clone();
+            tasks.push(tokio::spawn(async move {
+                client_session(i, s, ctx).await.map(|r| (r, Vec::new()))
+            }));
         }
     }
     let mut rec = Recorder::default();
+    let mut traced = Vec::new();
     let mut failures = Vec::new();
     for t in tasks {
         match t.await {
-            Ok(Ok(r)) => rec.merge(&r),
+            Ok(Ok((r, mut t))) => {
+                rec.merge(&r);
+                traced.append(&mut t);
+            }
             Ok(Err(e)) => failures.push(format!("{e:#}")),
             Err(e) => failures.push(format!("session task: {e}")),
         }
@@ -648,6 +705,9 @@ async fn closed_loop(o: &RunOpts) -> Result<RunResult> {
     for f in &failures {
         rec.failure("session", "session failed");
         eprintln!("session failed: {f}");
+    }
+    if let Some(path) = &o.trace {
+        write_trace(path, measure_from, traced)?;
     }
     if needs_data {
         cleanup(o, &base, o.nodes).await?;

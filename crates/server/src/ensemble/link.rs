@@ -426,6 +426,10 @@ const ARENA: usize = 64 * 1024;
 /// data share one allocation a burst at a time instead of each taking a
 /// zeroed one of its own (a follower reads one per proposal).
 fn read_data<R: Read>(r: &mut R, n: usize, arena: &mut BytesMut) -> std::io::Result<Bytes> {
+    // Empty data (a COMMIT's, an ACK's) would still hold the arena.
+    if n == 0 {
+        return Ok(Bytes::new());
+    }
     if arena.capacity() < n {
         arena.reserve(n.max(ARENA));
     }

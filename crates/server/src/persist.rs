@@ -637,8 +637,8 @@ fn lower_priority() {
 /// every one of 4 pairs each; setData gained throughput in 6 of 7 pairs (p99
 /// in 4); watch fan-out p99 median 11.3 against 11.9 ms over 6 pairs; on a
 /// 3-server ensemble under setData, making it a normal thread again cost
-/// 15% of the writes (6 pairs), and so did making it one only while it
-/// fsyncs (6 pairs). The quorum writers, same ensemble: via the leader p99
+/// 15% of the writes (6 pairs), and making it one only while it fsyncs
+/// cost 11% (6 pairs). The quorum writers, same ensemble: via the leader p99
 /// 23.3 against 25.7 ms mean over 21 pairs, writes +2%; via a follower
 /// even (24.1 against 23.7 ms, 12 pairs). Readers and writers both lost
 /// (p99 25.7 ms over 5 rounds, against 24.4 ms with neither and 22.9 ms

@@ -76,6 +76,16 @@ CASES=(
 )
 passed=0
 failed=0
+# pass NAME SUMMARY / fail NAME OUTPUT: count a case and say how it went.
+pass() {
+    passed=$((passed + 1))
+    echo "PASS $1: $2"
+}
+fail() {
+    failed=$((failed + 1))
+    echo "FAIL $1; its output:"
+    sed 's/^/    /' "$TMP/err.txt" "$2" | tail -40
+}
 for c in "${CASES[@]}"; do
     IFS='|' read -r name extra rows <<< "$c"
     # shellcheck disable=SC2086
@@ -96,12 +106,9 @@ for row in r["rows"]:
 print(f"{r['ops']} ops, {r['throughput']:.0f}/s, p99 {r['latency_us']['p99'] / 1000:.2f} ms")
 PY
 ); then
-        passed=$((passed + 1))
-        echo "PASS $name: $summary"
+        pass "$name" "$summary"
     else
-        failed=$((failed + 1))
-        echo "FAIL $name; its output:"
-        sed 's/^/    /' "$TMP/err.txt" "$TMP/out.json" | tail -40
+        fail "$name" "$TMP/out.json"
     fi
 done
 # --trace: one line per measured request, as many as the result counts.
@@ -122,12 +129,9 @@ assert all(0 <= s < 2_000_000 and int(x[2]) > 0 and x[3] == "setData" and 0 <= i
 print(f"{len(rows)} requests traced")
 PY
 ); then
-    passed=$((passed + 1))
-    echo "PASS write (traced): $summary"
+    pass "write (traced)" "$summary"
 else
-    failed=$((failed + 1))
-    echo "FAIL write (traced); its output:"
-    sed 's/^/    /' "$TMP/err.txt" "$TMP/out.json" | tail -40
+    fail "write (traced)" "$TMP/out.json"
 fi
 # A 3-server rookeeper ensemble: kill its leader once, check that a write
 # got through the survivors and that the report and runs.json say so (~5 s).
@@ -146,12 +150,9 @@ assert "## Failover" in open(sys.argv[2]).read(), "no failover section in the re
 print(f"leader {s['killed']} killed, write after {s['write_ms']:.0f} ms, new leader {s['new_leader']}")
 PY
 ); then
-    passed=$((passed + 1))
-    echo "PASS ensemble failover: $summary"
+    pass "ensemble failover" "$summary"
 else
-    failed=$((failed + 1))
-    echo "FAIL ensemble failover; its output:"
-    sed 's/^/    /' "$TMP/err.txt" "$TMP/out.txt" | tail -40
+    fail "ensemble failover" "$TMP/out.txt"
 fi
 echo "bench smoke: $passed passed, $failed failed ($(($(date +%s) - start))s total)"
 [ "$failed" -eq 0 ]

@@ -713,6 +713,22 @@ fn write_snap(dir: &Path, tree: &DataTree, zxid: i64, comp: Compression, metrics
     }
 }
 
+/// The scheduling policies of this process's threads whose name passes
+/// `named` (from /proc), for the tests of `no_wakeup_preemption`'s users.
+#[cfg(all(test, target_os = "linux"))]
+pub(crate) fn thread_policies(named: impl Fn(&str) -> bool) -> Vec<i32> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| {
+            let t = t.ok()?;
+            let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
+            let tid: i32 = t.file_name().to_str()?.parse().ok()?;
+            // SAFETY: reads another thread's policy; no memory passed.
+            named(comm.trim()).then(|| unsafe { libc::sched_getscheduler(tid) })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -794,16 +810,7 @@ mod tests {
         p.append(txn(1));
         p.flush();
         assert!(matches!(ev_rx.blocking_recv(), Some(Event::Durable(1))));
-        let policies: Vec<i32> = std::fs::read_dir("/proc/self/task")
-            .unwrap()
-            .filter_map(|t| {
-                let t = t.ok()?;
-                let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
-                let tid: i32 = t.file_name().to_str()?.parse().ok()?;
-                // SAFETY: reads another thread's policy; no memory passed.
-                (comm.trim() == "txnlog").then(|| unsafe { libc::sched_getscheduler(tid) })
-            })
-            .collect();
+        let policies = thread_policies(|comm| comm == "txnlog");
         assert!(policies.contains(&libc::SCHED_BATCH), "{policies:?}");
         drop(p);
         thread.join().unwrap();

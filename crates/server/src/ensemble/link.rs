@@ -877,19 +877,7 @@ mod tests {
         let mut theirs = theirs;
         let mut arena = BytesMut::new();
         assert_eq!(read_packet(&mut theirs, 4096, &mut arena).unwrap().zxid, 9);
-        let policies = |prefix: &str| -> Vec<i32> {
-            std::fs::read_dir("/proc/self/task")
-                .unwrap()
-                .filter_map(|t| {
-                    let t = t.ok()?;
-                    let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
-                    let tid: i32 = t.file_name().to_str()?.parse().ok()?;
-                    // SAFETY: reads another thread's policy; no memory passed.
-                    comm.starts_with(prefix)
-                        .then(|| unsafe { libc::sched_getscheduler(tid) })
-                })
-                .collect()
-        };
+        let policies = |prefix: &str| crate::persist::thread_policies(|c| c.starts_with(prefix));
         let writers = policies("quorum-write-");
         assert!(!writers.is_empty());
         assert!(

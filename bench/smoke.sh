@@ -133,6 +133,31 @@ PY
 else
     fail "write (traced)" "$TMP/out.json"
 fi
+# bench compare on a standalone server of ours, with a steal limit no run can
+# meet: the run is set aside once, run again, and the report lists both (~5 s).
+if timeout 90 "$BIN" bench compare --kinds rookeeper --workloads write --rounds 1 --duration 1 \
+        --warmup 0.5 --nodes 100 --sessions 4 --depth 8 --max-steal=-1 --steal-retries 1 \
+        --no-resources --workdir "$TMP/cmp" --out "$TMP/report" --name steal > "$TMP/out.txt" 2> "$TMP/err.txt" \
+    && summary=$(python3 - "$TMP/report/steal/runs.json" "$TMP/report/steal.md" <<'PY'
+import json, sys
+runs = json.load(open(sys.argv[1]))["runs"]
+assert len(runs) == 1, f"{len(runs)} runs"
+r = runs[0]
+assert r["error"] is None, r["error"]
+assert len(r["set_aside"]) == 1, f"{len(r['set_aside'])} attempts set aside"
+for x in r["set_aside"] + [r["result"]]:
+    assert x["steal_pct"] is not None and x["steal_pct"] >= 0, x["steal_pct"]
+    assert x["ops"] > 0 and x["errors"] == 0, x
+md = open(sys.argv[2]).read()
+assert "### Runs set aside for CPU steal" in md, "no set-aside section in the report"
+assert "| set aside |" in md and "| kept (retries used up) |" in md, "attempts not listed"
+print(f"1 attempt set aside (steal {r['set_aside'][0]['steal_pct']:.1f}%), kept attempt {r['result']['ops']} ops")
+PY
+); then
+    pass "compare steal retry" "$summary"
+else
+    fail "compare steal retry" "$TMP/out.txt"
+fi
 # A 3-server rookeeper ensemble: kill its leader once, check that a write
 # got through the survivors and that the report and runs.json say so (~5 s).
 if timeout 90 "$BIN" bench compare --ensemble --failover-only --failovers 1 --kinds rookeeper \

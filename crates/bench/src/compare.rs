@@ -143,6 +143,17 @@ pub struct CompareOpts {
     /// Free text added to the report's conditions.
     #[arg(long)]
     pub note: Option<String>,
+    /// A run in whose measured window any CPU the servers or the load
+    /// generator use lost more than this share of its time to steal (the
+    /// hypervisor running other guests) is run again; the report lists the
+    /// runs set aside. Steal comes in bursts of seconds, so A/B alternation
+    /// does not spread it evenly over the two servers.
+    #[arg(long, default_value_t = 5.0)]
+    pub max_steal: f64,
+    /// How many times a run over --max-steal is repeated before its last
+    /// attempt is kept anyway (marked in the report).
+    #[arg(long, default_value_t = 2)]
+    pub steal_retries: usize,
 }
 
 /// The members an ensemble run's sessions connect to.
@@ -494,8 +505,23 @@ struct Run {
     /// CPU the other kind's (idle) servers used during this run (whole
     /// run, setup included), in % of one core.
     others_cpu_pct: f64,
+    /// Earlier attempts of this run set aside for CPU steal over
+    /// --max-steal.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    set_aside: Vec<RunResult>,
     result: Option<RunResult>,
     error: Option<String>,
+}
+
+impl Run {
+    /// Whether the kept attempt itself is over the steal limit (every
+    /// retry was too).
+    fn stolen(&self, max: f64) -> bool {
+        self.result
+            .as_ref()
+            .and_then(|r| r.steal_pct)
+            .is_some_and(|p| p > max)
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -561,6 +587,21 @@ fn ensure_apache(o: &CompareOpts) -> Result<()> {
     Ok(())
 }
 
+/// The CPUs servers and load generator are pinned to; empty (every CPU)
+/// when unpinned.
+fn steal_cpus(o: &CompareOpts) -> Vec<usize> {
+    match (&o.server_cpus, &o.harness_cpus) {
+        (Some(s), Some(h)) => {
+            let mut v = parse_cpu_list(s).unwrap_or_default();
+            v.extend(h);
+            v.sort_unstable();
+            v.dedup();
+            v
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// The runs, in order: (label, options, target). In ensemble mode the
 /// closed-loop workloads run once per `--targets` entry.
 fn plan(o: &CompareOpts) -> Vec<(String, RunOpts, Target)> {
@@ -584,6 +625,7 @@ fn plan(o: &CompareOpts) -> Vec<(String, RunOpts, Target)> {
         quiet: true,
         trace: None,
         cpu_pids: vec![],
+        steal_cpus: steal_cpus(o),
     };
     let mut v = Vec::new();
     let targets = if o.ensemble && !o.targets.is_empty() {
@@ -787,31 +829,45 @@ pub async fn run(o: CompareOpts) -> Result<()> {
                     .filter(|x| x.kind != s.kind)
                     .flat_map(|x| x.pids())
                     .collect();
-                let others_before: f64 = others.iter().filter_map(|&p| workload::cpu_secs(p)).sum();
-                let t = Instant::now();
-                let r = match target_addrs(s, *target).await {
-                    Ok(a) => {
-                        ro.servers = a;
-                        workload::run(&ro).await
-                    }
-                    Err(e) => Err(e.context("finding the target member")),
-                };
-                let others_after: f64 = others.iter().filter_map(|&p| workload::cpu_secs(p)).sum();
-                let others_cpu_pct =
-                    (others_after - others_before) * 100.0 / t.elapsed().as_secs_f64();
-                if let Ok(r) = &r {
+                let mut set_aside = Vec::new();
+                let (r, others_cpu_pct) = loop {
+                    let others_before: f64 =
+                        others.iter().filter_map(|&p| workload::cpu_secs(p)).sum();
+                    let t = Instant::now();
+                    let r = match target_addrs(s, *target).await {
+                        Ok(a) => {
+                            ro.servers = a;
+                            workload::run(&ro).await
+                        }
+                        Err(e) => Err(e.context("finding the target member")),
+                    };
+                    let others_after: f64 =
+                        others.iter().filter_map(|&p| workload::cpu_secs(p)).sum();
+                    let others_cpu_pct =
+                        (others_after - others_before) * 100.0 / t.elapsed().as_secs_f64();
+                    let Ok(res) = &r else {
+                        break (r, others_cpu_pct);
+                    };
+                    let steal = res.steal_pct.unwrap_or(0.0);
                     eprintln!(
-                        "    {:.0} ops/s, p99 {:.2} ms, errors {}; idle other kind used {others_cpu_pct:.0}% of a core",
-                        r.throughput,
-                        r.latency_us.p99 as f64 / 1000.0,
-                        r.errors
+                        "    {:.0} ops/s, p99 {:.2} ms, errors {}; idle other kind used {others_cpu_pct:.0}% of a core; CPU steal up to {steal:.1}%",
+                        res.throughput,
+                        res.latency_us.p99 as f64 / 1000.0,
+                        res.errors
                     );
-                }
+                    if steal <= o.max_steal || set_aside.len() >= o.steal_retries {
+                        break (r, others_cpu_pct);
+                    }
+                    eprintln!("    steal over {}%: set aside, run again", o.max_steal);
+                    set_aside.extend(r.ok());
+                    let _ = Command::new("sync").status();
+                };
                 runs.push(Run {
                     label: label.clone(),
                     kind: s.kind,
                     round,
                     others_cpu_pct,
+                    set_aside,
                     error: r.as_ref().err().map(|e| format!("{e:#}")),
                     result: r.ok(),
                 });
@@ -1262,6 +1318,8 @@ impl Report<'_> {
             }
         }
 
+        self.write_set_aside(md);
+
         // Failures.
         let failed: Vec<&Run> = self.runs.iter().filter(|r| r.error.is_some()).collect();
         if !failed.is_empty() {
@@ -1280,6 +1338,78 @@ impl Report<'_> {
 
         Ok(())
     }
+    /// The CPU-steal summary of the conditions table.
+    fn steal_condition(&self) -> String {
+        let o = self.o;
+        let kept: Vec<f64> = self
+            .runs
+            .iter()
+            .filter_map(|r| r.result.as_ref()?.steal_pct)
+            .collect();
+        let aside: usize = self.runs.iter().map(|r| r.set_aside.len()).sum();
+        let over = self.runs.iter().filter(|r| r.stolen(o.max_steal)).count();
+        let mut v = format!(
+            "a run with more than {}% steal on any CPU in use in its measured window is run \
+             again, up to {} times; {aside} attempt(s) set aside",
+            o.max_steal, o.steal_retries
+        );
+        if let Some(m) = kept.iter().cloned().reduce(f64::max) {
+            v += &format!("; highest steal in a kept run {m:.1}%");
+        }
+        if over > 0 {
+            v += &format!("; {over} kept run(s) still over the limit");
+        }
+        v
+    }
+
+    /// Every attempt set aside for CPU steal, next to the attempt kept.
+    fn write_set_aside(&self, md: &mut String) {
+        let o = self.o;
+        let runs: Vec<&Run> = self
+            .runs
+            .iter()
+            .filter(|r| !r.set_aside.is_empty())
+            .collect();
+        if runs.is_empty() {
+            return;
+        }
+        let _ = writeln!(md, "\n### Runs set aside for CPU steal\n");
+        let _ = writeln!(
+            md,
+            "Steal is the share of a CPU's time the hypervisor gave to other guests; the \
+             figure is the highest over the CPUs the servers and the load generator run on, in \
+             the measured window. Attempts over {}% were run again; the tables above use the \
+             kept attempt.\n",
+            o.max_steal
+        );
+        let _ = writeln!(
+            md,
+            "| workload | server | round | attempt | steal % | ops/s | p99 ms | kept |\n|---|---|---:|---:|---:|---:|---:|---|"
+        );
+        for r in runs {
+            let kept = r.result.iter().map(|x| (x, true));
+            let all = r.set_aside.iter().map(|x| (x, false)).chain(kept);
+            for (i, (x, kept)) in all.enumerate() {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {} | {:.0} | {:.2} | {} |",
+                    r.label,
+                    r.kind.name(),
+                    r.round + 1,
+                    i + 1,
+                    fmt_opt(x.steal_pct, 1),
+                    x.throughput,
+                    x.latency_us.p99 as f64 / 1000.0,
+                    match (kept, r.stolen(o.max_steal)) {
+                        (false, _) => "set aside",
+                        (true, false) => "kept",
+                        (true, true) => "kept (retries used up)",
+                    }
+                );
+            }
+        }
+    }
+
     fn write(&self) -> Result<PathBuf> {
         let o = self.o;
         let dir = o.out.join(self.name);
@@ -1327,6 +1457,7 @@ impl Report<'_> {
             ("settings (both)", format!("tickTime={}, initLimit=10, syncLimit=5, forceSync=yes (fsync on), maxClientCnxns=0, snapCount default, admin server off{}", o.tick_time, if o.ensemble { "; election settings at their defaults (Apache: FastLeaderElection finalizeWait 200 ms, cnxTimeout 5 s)" } else { "" })),
             ("load", format!("{} sessions × {} outstanding, {} B payload, {} nodes; {} s warm-up + {} s measured per run; {} rounds A/B/A/B (rookeeper first)", o.sessions, o.depth, o.payload, o.nodes, o.warmup, o.duration, o.rounds)),
             ("other workloads", format!("zk-latencies N={} M={}; watch fan-out W={}; churn {}/s", o.zkl_nodes, o.watch_sessions, o.watchers, o.churn_rate)),
+            ("CPU steal", if self.runs.is_empty() { "–".into() } else { self.steal_condition() }),
             ("command", format!("`{}`", std::env::args().collect::<Vec<_>>().join(" ").replace('|', "\\|"))),
             ("wall time of the run", format!("{:.0} s", self.wall.as_secs_f64())),
         ];

@@ -149,6 +149,10 @@ pub struct RunResult {
     /// CPU seconds this load generator used in the same window.
     #[serde(default)]
     pub bench_cpu_secs: Option<f64>,
+    /// The most any one CPU of the machine lost to steal (the hypervisor
+    /// running something else) in the window, in percent of its time.
+    #[serde(default)]
+    pub steal_pct: Option<f64>,
     /// Whether the table's TOTAL line means anything for this workload.
     #[serde(skip)]
     pub show_total: bool,
@@ -288,6 +292,11 @@ impl RunResult {
                 }
             );
         }
+        if let Some(p) = self.steal_pct {
+            if p >= 0.5 {
+                s += &format!("CPU steal: up to {p:.1}% of a CPU's time in the window\n");
+            }
+        }
         for n in &self.notes {
             s += &format!("note: {n}\n");
         }
@@ -318,6 +327,7 @@ mod tests {
             notes: vec![],
             server_cpu_secs: None,
             bench_cpu_secs: None,
+            steal_pct: None,
             show_total: true,
         }
     }

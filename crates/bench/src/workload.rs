@@ -117,6 +117,10 @@ pub struct RunOpts {
     /// (set by `bench compare`, which knows the pids).
     #[arg(skip)]
     pub cpu_pids: Vec<u32>,
+    /// The CPUs whose steal counts (those the servers and this generator
+    /// are pinned to); empty: every CPU.
+    #[arg(skip)]
+    pub steal_cpus: Vec<usize>,
 }
 
 /// utime+stime of a process in seconds, from /proc/<pid>/stat.
@@ -149,33 +153,98 @@ fn cpu_total(pids: &[u32]) -> Option<f64> {
 
 /// CPU seconds used in the measured window: the servers' (when their pids
 /// are known) and this load generator's own, which shows whether the
-/// generator had room to spare.
+/// generator had room to spare; and the CPU time the hypervisor stole.
 #[derive(Default, Clone, Copy)]
 struct CpuWindow {
     server: Option<f64>,
     bench: Option<f64>,
+    steal_pct: Option<f64>,
 }
 
-/// Samples CPU times at `from` and at `to`.
-fn spawn_cpu_sampler(
-    pids: Vec<u32>,
-    from: Instant,
-    to: Instant,
-) -> tokio::task::JoinHandle<CpuWindow> {
-    tokio::spawn(async move {
-        let me = std::process::id();
-        tokio::time::sleep_until(from.into()).await;
-        let (s0, b0) = (cpu_total(&pids), cpu_secs(me));
-        tokio::time::sleep_until(to.into()).await;
-        let (s1, b1) = (cpu_total(&pids), cpu_secs(me));
+/// Counters read at one end of a window.
+struct CpuSnap {
+    server: Option<f64>,
+    bench: Option<f64>,
+    /// (steal, all) ticks of each CPU counted, from /proc/stat.
+    cpus: Vec<(u64, u64)>,
+}
+
+impl CpuSnap {
+    fn take(pids: &[u32], steal_cpus: &[usize]) -> CpuSnap {
+        CpuSnap {
+            server: cpu_total(pids),
+            bench: cpu_secs(std::process::id()),
+            cpus: cpu_ticks(steal_cpus),
+        }
+    }
+
+    fn until(&self, end: &CpuSnap, pids: &[u32]) -> CpuWindow {
         CpuWindow {
             server: if pids.is_empty() {
                 None
             } else {
-                s0.zip(s1).map(|(a, b)| b - a)
+                self.server.zip(end.server).map(|(a, b)| b - a)
             },
-            bench: b0.zip(b1).map(|(a, b)| b - a),
+            bench: self.bench.zip(end.bench).map(|(a, b)| b - a),
+            steal_pct: max_steal_pct(&self.cpus, &end.cpus),
         }
+    }
+}
+
+/// (steal, all) ticks of the CPUs in `only` (every CPU if empty), from the
+/// `cpuN` lines of /proc/stat.
+fn cpu_ticks(only: &[usize]) -> Vec<(u64, u64)> {
+    let Ok(s) = std::fs::read_to_string("/proc/stat") else {
+        return Vec::new();
+    };
+    parse_cpu_ticks(&s, only)
+}
+
+fn parse_cpu_ticks(stat: &str, only: &[usize]) -> Vec<(u64, u64)> {
+    stat.lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let cpu: usize = f.next()?.strip_prefix("cpu")?.parse().ok()?;
+            if !only.is_empty() && !only.contains(&cpu) {
+                return None;
+            }
+            // user nice system idle iowait irq softirq steal [guest guest_nice]:
+            // guest time is already counted in user, so only the first eight add up.
+            let t: Vec<u64> = f.take(8).map(|x| x.parse().unwrap_or(0)).collect();
+            Some((t.get(7).copied().unwrap_or(0), t.iter().sum()))
+        })
+        .collect()
+}
+
+/// The largest share of its time any one CPU lost to steal (time the
+/// hypervisor ran something else) between two readings, in percent. A
+/// server or load generator that is not running for a stretch shows that
+/// stretch as latency, whoever's server it is.
+fn max_steal_pct(a: &[(u64, u64)], b: &[(u64, u64)]) -> Option<f64> {
+    if a.is_empty() || a.len() != b.len() {
+        return None;
+    }
+    a.iter()
+        .zip(b)
+        .filter_map(|(&(s0, t0), &(s1, t1))| {
+            let all = t1.checked_sub(t0)?;
+            (all > 0).then(|| s1.saturating_sub(s0) as f64 * 100.0 / all as f64)
+        })
+        .reduce(f64::max)
+}
+
+/// Samples CPU times at `from` and at `to`.
+fn spawn_cpu_sampler(
+    o: &RunOpts,
+    from: Instant,
+    to: Instant,
+) -> tokio::task::JoinHandle<CpuWindow> {
+    let (pids, cpus) = (o.cpu_pids.clone(), o.steal_cpus.clone());
+    tokio::spawn(async move {
+        tokio::time::sleep_until(from.into()).await;
+        let a = CpuSnap::take(&pids, &cpus);
+        tokio::time::sleep_until(to.into()).await;
+        a.until(&CpuSnap::take(&pids, &cpus), &pids)
     })
 }
 
@@ -183,6 +252,7 @@ impl RunResult {
     fn set_cpu(&mut self, w: CpuWindow) {
         self.server_cpu_secs = w.server;
         self.bench_cpu_secs = w.bench;
+        self.steal_pct = w.steal_pct;
     }
 }
 
@@ -582,6 +652,7 @@ fn base_result(o: &RunOpts, secs: f64) -> RunResult {
         notes: vec![],
         server_cpu_secs: None,
         bench_cpu_secs: None,
+        steal_pct: None,
         show_total: true,
     }
 }
@@ -664,7 +735,7 @@ async fn closed_loop(o: &RunOpts) -> Result<RunResult> {
         progress: Arc::default(),
         trace: o.trace.is_some(),
     });
-    let cpu = spawn_cpu_sampler(o.cpu_pids.clone(), measure_from, ctx.end);
+    let cpu = spawn_cpu_sampler(o, measure_from, ctx.end);
     let stop = Arc::new(AtomicBool::new(false));
     let prog = spawn_progress(
         ctx.progress.clone(),
@@ -737,7 +808,7 @@ async fn zk_latencies(o: &RunOpts) -> Result<RunResult> {
     let mut rec = Recorder::default();
     let many = o.servers.len() > 1;
     let started = Instant::now();
-    let cpu0 = (cpu_total(&o.cpu_pids), cpu_secs(std::process::id()));
+    let cpu0 = CpuSnap::take(&o.cpu_pids, &o.steal_cpus);
     for server in &o.servers {
         let pre = if many {
             format!("{server} ")
@@ -820,7 +891,7 @@ async fn zk_latencies(o: &RunOpts) -> Result<RunResult> {
         c.reply_to(x).await?;
         c.close().await?;
     }
-    let cpu1 = (cpu_total(&o.cpu_pids), cpu_secs(std::process::id()));
+    let cpu1 = CpuSnap::take(&o.cpu_pids, &o.steal_cpus);
     // The headline counts requests; watch events are not requests.
     let requests: Vec<String> = rec
         .rows
@@ -834,14 +905,7 @@ async fn zk_latencies(o: &RunOpts) -> Result<RunResult> {
         &rec,
         &requests,
     );
-    r.set_cpu(CpuWindow {
-        server: if o.cpu_pids.is_empty() {
-            None
-        } else {
-            cpu0.0.zip(cpu1.0).map(|(a, b)| b - a)
-        },
-        bench: cpu0.1.zip(cpu1.1).map(|(a, b)| b - a),
-    });
+    r.set_cpu(cpu0.until(&cpu1, &o.cpu_pids));
     r.sessions = 1 + m;
     r.show_total = false;
     r.notes.push(format!(
@@ -933,7 +997,7 @@ async fn watch_fanout(o: &RunOpts) -> Result<RunResult> {
     let started = Instant::now();
     let measure_from = started + Duration::from_secs_f64(o.warmup);
     let end = measure_from + Duration::from_secs_f64(o.duration);
-    let cpu = spawn_cpu_sampler(o.cpu_pids.clone(), measure_from, end);
+    let cpu = spawn_cpu_sampler(o, measure_from, end);
     let progress = Arc::new(Progress::default());
     let pstop = Arc::new(AtomicBool::new(false));
     let prog = spawn_progress(
@@ -1057,7 +1121,7 @@ async fn churn(o: &RunOpts) -> Result<RunResult> {
     let started = Instant::now();
     let measure_from = started + Duration::from_secs_f64(o.warmup);
     let end = measure_from + Duration::from_secs_f64(o.duration);
-    let cpu = spawn_cpu_sampler(o.cpu_pids.clone(), measure_from, end);
+    let cpu = spawn_cpu_sampler(o, measure_from, end);
     let progress = Arc::new(Progress::default());
     let pstop = Arc::new(AtomicBool::new(false));
     let prog = spawn_progress(
@@ -1152,4 +1216,36 @@ async fn churn(o: &RunOpts) -> Result<RunResult> {
             .insert("skipped (behind rate)".into(), skipped);
     }
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STAT: &str = "cpu  100 0 50 800 10 0 5 40 7 0
+cpu0 60 0 30 380 5 0 3 20 7 0
+cpu1 40 0 20 420 5 0 2 20 0 0
+intr 12345 0 0
+ctxt 999
+";
+
+    #[test]
+    fn cpu_ticks_come_per_cpu_without_guest_time() {
+        // The aggregate line is skipped; guest (7) is inside user already.
+        assert_eq!(parse_cpu_ticks(STAT, &[]), vec![(20, 498), (20, 507)]);
+        assert_eq!(parse_cpu_ticks(STAT, &[1]), vec![(20, 507)]);
+        assert_eq!(parse_cpu_ticks("garbage\n", &[]), vec![]);
+    }
+
+    #[test]
+    fn steal_is_the_worst_cpus_share_of_the_window() {
+        let a = [(20, 500), (20, 500)];
+        // CPU 0: 10 of 100 ticks stolen; CPU 1: 30 of 100.
+        let b = [(30, 600), (50, 600)];
+        assert_eq!(max_steal_pct(&a, &b), Some(30.0));
+        // No time passed, or CPUs that do not line up: no figure.
+        assert_eq!(max_steal_pct(&a, &a), None);
+        assert_eq!(max_steal_pct(&a, &b[..1]), None);
+        assert_eq!(max_steal_pct(&[], &[]), None);
+    }
 }

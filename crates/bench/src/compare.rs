@@ -148,12 +148,17 @@ pub struct CompareOpts {
     /// hypervisor running other guests) is run again; the report lists the
     /// runs set aside. Steal comes in bursts of seconds, so A/B alternation
     /// does not spread it evenly over the two servers.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 1.0)]
     pub max_steal: f64,
     /// How many times a run over --max-steal is repeated before its last
     /// attempt is kept anyway (marked in the report).
     #[arg(long, default_value_t = 2)]
     pub steal_retries: usize,
+    /// Before each attempt, wait (up to this many seconds) for a second
+    /// in which steal stays within --max-steal: bursts last tens of
+    /// seconds, so starting inside one mostly wastes the attempt.
+    #[arg(long, default_value_t = 60.0)]
+    pub steal_wait: f64,
 }
 
 /// The members an ensemble run's sessions connect to.
@@ -602,6 +607,22 @@ fn steal_cpus(o: &CompareOpts) -> Vec<usize> {
     }
 }
 
+/// Waits until a one-second window has at most `max` % steal on every CPU
+/// in `cpus` (all if empty), or `limit` has passed; returns the time waited.
+async fn wait_for_quiet(cpus: &[usize], max: f64, limit: Duration) -> Duration {
+    let start = Instant::now();
+    let mut a = workload::cpu_ticks(cpus);
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let b = workload::cpu_ticks(cpus);
+        let quiet = workload::max_steal_pct(&a, &b).is_none_or(|p| p <= max);
+        if quiet || start.elapsed() >= limit {
+            return start.elapsed();
+        }
+        a = b;
+    }
+}
+
 /// The runs, in order: (label, options, target). In ensemble mode the
 /// closed-loop workloads run once per `--targets` entry.
 fn plan(o: &CompareOpts) -> Vec<(String, RunOpts, Target)> {
@@ -810,6 +831,7 @@ pub async fn run(o: CompareOpts) -> Result<()> {
         }
     }
     let mut runs: Vec<Run> = Vec::new();
+    let mut steal_waited = Duration::ZERO;
     let items = if o.failover_only {
         Vec::new()
     } else {
@@ -831,6 +853,19 @@ pub async fn run(o: CompareOpts) -> Result<()> {
                     .collect();
                 let mut set_aside = Vec::new();
                 let (r, others_cpu_pct) = loop {
+                    let waited = wait_for_quiet(
+                        &ro.steal_cpus,
+                        o.max_steal,
+                        Duration::from_secs_f64(o.steal_wait),
+                    )
+                    .await;
+                    steal_waited += waited;
+                    if waited > Duration::from_secs(2) {
+                        eprintln!(
+                            "    waited {:.0} s for CPU steal to settle",
+                            waited.as_secs_f64()
+                        );
+                    }
                     let others_before: f64 =
                         others.iter().filter_map(|&p| workload::cpu_secs(p)).sum();
                     let t = Instant::now();
@@ -936,6 +971,7 @@ pub async fn run(o: CompareOpts) -> Result<()> {
         versions: &versions,
         load_before,
         wall: started.elapsed(),
+        steal_waited,
         exe: exe.clone(),
     };
     let path = report.write()?;
@@ -953,6 +989,8 @@ struct Report<'a> {
     versions: &'a BTreeMap<Kind, String>,
     load_before: String,
     wall: Duration,
+    /// Time spent before attempts waiting for steal to settle.
+    steal_waited: Duration,
     exe: PathBuf,
 }
 
@@ -1349,9 +1387,14 @@ impl Report<'_> {
         let aside: usize = self.runs.iter().map(|r| r.set_aside.len()).sum();
         let over = self.runs.iter().filter(|r| r.stolen(o.max_steal)).count();
         let mut v = format!(
-            "a run with more than {}% steal on any CPU in use in its measured window is run \
-             again, up to {} times; {aside} attempt(s) set aside",
-            o.max_steal, o.steal_retries
+            "each attempt starts after a second with at most {m}% steal on every CPU in use \
+             (waiting up to {} s); a run with more than {m}% steal on any of them in its \
+             measured window is run again, up to {} times; {:.0} s spent waiting; {aside} \
+             attempt(s) set aside",
+            o.steal_wait,
+            o.steal_retries,
+            self.steal_waited.as_secs_f64(),
+            m = o.max_steal,
         );
         if let Some(m) = kept.iter().cloned().reduce(f64::max) {
             v += &format!("; highest steal in a kept run {m:.1}%");

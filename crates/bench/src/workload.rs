@@ -193,7 +193,7 @@ impl CpuSnap {
 
 /// (steal, all) ticks of the CPUs in `only` (every CPU if empty), from the
 /// `cpuN` lines of /proc/stat.
-fn cpu_ticks(only: &[usize]) -> Vec<(u64, u64)> {
+pub(crate) fn cpu_ticks(only: &[usize]) -> Vec<(u64, u64)> {
     let Ok(s) = std::fs::read_to_string("/proc/stat") else {
         return Vec::new();
     };
@@ -220,7 +220,7 @@ fn parse_cpu_ticks(stat: &str, only: &[usize]) -> Vec<(u64, u64)> {
 /// hypervisor ran something else) between two readings, in percent. A
 /// server or load generator that is not running for a stretch shows that
 /// stretch as latency, whoever's server it is.
-fn max_steal_pct(a: &[(u64, u64)], b: &[(u64, u64)]) -> Option<f64> {
+pub(crate) fn max_steal_pct(a: &[(u64, u64)], b: &[(u64, u64)]) -> Option<f64> {
     if a.is_empty() || a.len() != b.len() {
         return None;
     }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CI smoke run of the benchmark harness: every workload for a couple of
-# seconds against our server on a free loopback port, and one leader kill in
-# a 3-server rookeeper ensemble (`bench compare --failover-only`). Checks that the
+# seconds against our server on a free loopback port, one `bench compare` run
+# whose attempt is set aside for CPU steal and run again, and one leader kill
+# in a 3-server rookeeper ensemble (`bench compare --failover-only`). Checks that the
 # harness runs and reports (JSON parsed, operations counted, no errors);
 # it says nothing about speed.
 #

@@ -623,6 +623,27 @@ async fn wait_for_quiet(cpus: &[usize], max: f64, limit: Duration) -> Duration {
     }
 }
 
+/// One attempt of a run on `s`'s `target` members, and the CPU the other
+/// kind's idle servers (`others`) used meanwhile, in % of one core.
+async fn attempt(
+    s: &Servers,
+    target: Target,
+    ro: &mut RunOpts,
+    others: &[u32],
+) -> (Result<RunResult>, f64) {
+    let cpu = || -> f64 { others.iter().filter_map(|&p| workload::cpu_secs(p)).sum() };
+    let before = cpu();
+    let t = Instant::now();
+    let r = match target_addrs(s, target).await {
+        Ok(a) => {
+            ro.servers = a;
+            workload::run(ro).await
+        }
+        Err(e) => Err(e.context("finding the target member")),
+    };
+    (r, (cpu() - before) * 100.0 / t.elapsed().as_secs_f64())
+}
+
 /// The runs, in order: (label, options, target). In ensemble mode the
 /// closed-loop workloads run once per `--targets` entry.
 fn plan(o: &CompareOpts) -> Vec<(String, RunOpts, Target)> {
@@ -866,20 +887,7 @@ pub async fn run(o: CompareOpts) -> Result<()> {
                             waited.as_secs_f64()
                         );
                     }
-                    let others_before: f64 =
-                        others.iter().filter_map(|&p| workload::cpu_secs(p)).sum();
-                    let t = Instant::now();
-                    let r = match target_addrs(s, *target).await {
-                        Ok(a) => {
-                            ro.servers = a;
-                            workload::run(&ro).await
-                        }
-                        Err(e) => Err(e.context("finding the target member")),
-                    };
-                    let others_after: f64 =
-                        others.iter().filter_map(|&p| workload::cpu_secs(p)).sum();
-                    let others_cpu_pct =
-                        (others_after - others_before) * 100.0 / t.elapsed().as_secs_f64();
+                    let (r, others_cpu_pct) = attempt(s, *target, &mut ro, &others).await;
                     let Ok(res) = &r else {
                         break (r, others_cpu_pct);
                     };

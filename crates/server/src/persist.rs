@@ -599,20 +599,11 @@ fn log_loop(
             }
             let dir = snap_dir.clone();
             let metrics = metrics.clone();
-            let tid = Arc::new(AtomicI32::new(0));
-            snapper.tid = tid.clone();
-            snapper.hurried = false;
-            snapper.handle = thread::Builder::new()
-                .name("snapshot".into())
-                .spawn(move || {
-                    background_priority();
-                    // SAFETY: this thread's own id; no memory passed.
-                    tid.store(unsafe { libc::gettid() }, Ordering::Release);
-                    write_snap(&dir, &tree, zxid, comp, &metrics);
-                    drop(tree);
-                    release_free_memory();
-                })
-                .ok();
+            snapper.start(move || {
+                write_snap(&dir, &tree, zxid, comp, &metrics);
+                drop(tree);
+                release_free_memory();
+            });
         }
     }
 }
@@ -650,6 +641,22 @@ struct Snapper {
 }
 
 impl Snapper {
+    /// Runs `work` on a new background-priority thread.
+    fn start(&mut self, work: impl FnOnce() + Send + 'static) {
+        let tid = Arc::new(AtomicI32::new(0));
+        self.tid = tid.clone();
+        self.hurried = false;
+        self.handle = thread::Builder::new()
+            .name("snapshot".into())
+            .spawn(move || {
+                background_priority();
+                // SAFETY: this thread's own id; no memory passed.
+                tid.store(unsafe { libc::gettid() }, Ordering::Release);
+                work();
+            })
+            .ok();
+    }
+
     fn busy(&self) -> bool {
         self.handle.as_ref().is_some_and(|h| !h.is_finished())
     }
@@ -857,22 +864,14 @@ mod tests {
     #[test]
     fn a_snapshot_thread_is_idle_class_until_hurried() {
         let (go, wait) = std_mpsc::channel::<()>();
-        let tid = Arc::new(AtomicI32::new(0));
-        let t = tid.clone();
-        let mut s = Snapper {
-            handle: Some(thread::spawn(move || {
-                background_priority();
-                // SAFETY: this thread's own id.
-                t.store(unsafe { libc::gettid() }, Ordering::Release);
-                let _ = wait.recv();
-            })),
-            tid: tid.clone(),
-            hurried: false,
-        };
-        while tid.load(Ordering::Acquire) == 0 {
+        let mut s = Snapper::default();
+        s.start(move || {
+            let _ = wait.recv();
+        });
+        while s.tid.load(Ordering::Acquire) == 0 {
             thread::yield_now();
         }
-        let id = tid.load(Ordering::Acquire);
+        let id = s.tid.load(Ordering::Acquire);
         // SAFETY: reads another thread's policy and nice value.
         let (policy, nice) = unsafe {
             (

@@ -442,7 +442,11 @@ pub fn start(
     if !force_sync {
         warn!("forceSync=no: acknowledged writes can be lost in a power failure");
     }
-    let writer = TxnLogWriter::open(layout.log_dir.clone(), prealloc)?;
+    let mut writer = TxnLogWriter::open(layout.log_dir.clone(), prealloc)?;
+    if !force_sync {
+        // Nothing waits for the disk then: appends stay in the page cache.
+        writer = writer.buffered();
+    }
     let (tx, rx) = std_mpsc::channel();
     let snap_dir = layout.snap_dir.clone();
     let comp = compression(cfg);

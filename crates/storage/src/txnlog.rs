@@ -228,7 +228,7 @@ struct OpenLog {
 /// rest of the last block is written as zeros, which is what the
 /// preallocated file holds there anyway. The page cache rewrites that same
 /// block at each fsync, so a torn write puts no more at risk than before.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Direct {
     /// The bytes of the file from the last `DIRECT_ALIGN` boundary at or
     /// below `written` up to `written`.

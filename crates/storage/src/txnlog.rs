@@ -90,6 +90,11 @@ const DIRECT_WRITE_BUF: usize = 4 << 20;
 /// Offset, length and memory alignment of direct writes: a page, which is
 /// a multiple of every logical block size Linux has (512 B to 4 KiB).
 const DIRECT_ALIGN: usize = 4096;
+/// `zero_ahead` keeps up to this much of the preallocation written ahead of
+/// the log's end, topping it up once less than half is left ...
+const ZERO_AHEAD: u64 = 4 << 20;
+/// ... one write of this size per call.
+const ZERO_CHUNK: usize = 1 << 20;
 /// Chunk size of the scan for valid entries after a damaged one.
 const SCAN_CHUNK: usize = 1 << 20;
 
@@ -235,6 +240,15 @@ struct Direct {
     tail: Vec<u8>,
     /// Staging buffer; the aligned region inside it is found at each write.
     stage: Vec<u8>,
+    /// The file's blocks below this offset have been written (by an append
+    /// or by [`TxnLogWriter::zero_ahead`]); always a multiple of
+    /// `DIRECT_ALIGN`.
+    zeroed: u64,
+    /// Source of `zero_ahead`'s writes (allocated at its first write).
+    zeros: Vec<u8>,
+    /// `zero_ahead` failed once (ENOSPC, say); appends go on into the
+    /// sparse preallocation, as they would without it.
+    no_zeroing: bool,
 }
 
 impl TxnLogWriter {
@@ -278,6 +292,25 @@ impl TxnLogWriter {
     /// Whether the file being appended to is written with direct I/O.
     pub fn is_direct(&self) -> bool {
         self.cur.as_ref().is_some_and(|c| c.direct.is_some())
+    }
+
+    /// With direct I/O, writes zeros into the current file's preallocation
+    /// ahead of its end, one `ZERO_CHUNK` per call while less than
+    /// `ZERO_AHEAD` is ready: an append that lands on blocks already written
+    /// is a plain overwrite, so its `fdatasync` has no block allocation to
+    /// record and is one device write and a cache flush. Into a hole (what
+    /// `set_len` leaves), the same sync also wrote the file's block
+    /// mapping: pwrite+fdatasync of 64 KiB batches took 0.25 ms on a sparse
+    /// file and 0.13 ms on a written one (mean of 1500 on /dev/vda, ext4);
+    /// zeroing costs ~0.45 ms per MiB. The file's bytes and size do not
+    /// change. Meant for when the log thread would otherwise wait. An error
+    /// (a full disk) is returned once and stops it for this file; it is not
+    /// the log's failure, and appends go on into the sparse preallocation.
+    pub fn zero_ahead(&mut self) -> Result<()> {
+        match self.cur.as_mut() {
+            Some(log) if !self.failed => log.zero_ahead(),
+            _ => Ok(()),
+        }
     }
 
     fn check_ok(&self) -> Result<()> {
@@ -417,6 +450,9 @@ impl TxnLogWriter {
                 Some(Direct {
                     tail: header.to_vec(),
                     stage: Vec::new(),
+                    zeroed: 0,
+                    zeros: Vec::new(),
+                    no_zeroing: false,
                 }),
             ),
             None => (file, None),
@@ -547,6 +583,39 @@ impl OpenLog {
         Ok(())
     }
 
+    fn zero_ahead(&mut self) -> Result<()> {
+        let Some(d) = self.direct.as_mut() else {
+            return Ok(());
+        };
+        if d.no_zeroing {
+            return Ok(());
+        }
+        let align = DIRECT_ALIGN as u64;
+        // Never below a block that holds log bytes, written or buffered.
+        let end = (self.written + self.buf.len() as u64).next_multiple_of(align);
+        let from = d.zeroed.max(end);
+        // Within the padded size (rounded down): the file does not grow.
+        let to = (end + ZERO_AHEAD).min(self.size / align * align);
+        if from >= to || from - end >= ZERO_AHEAD / 2 {
+            return Ok(());
+        }
+        let n = (to - from).min(ZERO_CHUNK as u64) as usize;
+        if d.zeros.is_empty() {
+            d.zeros = vec![0; ZERO_CHUNK + DIRECT_ALIGN];
+        }
+        let at = d.zeros.as_ptr().align_offset(DIRECT_ALIGN);
+        match write_all_at(&self.file, &d.zeros[at..at + n], from) {
+            Ok(()) => {
+                d.zeroed = from + n as u64;
+                Ok(())
+            }
+            Err(e) => {
+                d.no_zeroing = true;
+                Err(StorageError::io(&self.path, e))
+            }
+        }
+    }
+
     /// Writes `buf` with direct I/O: the last block written so far again,
     /// then the new bytes, zero-padded to a whole block.
     fn flush_direct(&mut self) -> io::Result<()> {
@@ -563,6 +632,7 @@ impl OpenLog {
         region[d.tail.len()..len].copy_from_slice(&self.buf);
         region[len..].fill(0);
         write_all_at(&self.file, region, base)?;
+        d.zeroed = d.zeroed.max(base + padded as u64);
         let keep = len % DIRECT_ALIGN;
         d.tail.clear();
         d.tail.extend_from_slice(&region[len - keep..len]);

@@ -911,6 +911,11 @@ fn direct_writes_leave_the_same_bytes() {
             direct.sync(z % 2 == 0).unwrap();
             paged.sync(z % 2 == 0).unwrap();
         }
+        // Zeros written ahead, after a sync and with appends still
+        // buffered, must never reach a byte of the log.
+        if z % 3 == 0 {
+            direct.zero_ahead().unwrap();
+        }
         if z == 60 {
             direct.roll().unwrap();
             paged.roll().unwrap();
@@ -957,4 +962,47 @@ fn direct_writes_leave_the_same_bytes() {
         common::cached_pages(&path).iter().filter(|&&c| c).count(),
         0
     );
+}
+
+/// `zero_ahead` allocates the preallocation's next blocks (so appends
+/// overwrite instead of filling holes) without growing the file or
+/// changing a byte.
+#[test]
+fn zeros_ahead_allocate_without_growing() {
+    use std::os::unix::fs::MetadataExt;
+    let base = env!("CARGO_TARGET_TMPDIR");
+    let d = tempfile::tempdir_in(base).unwrap();
+    let mut w = TxnLogWriter::open(d.path().into(), 64 << 20).unwrap();
+    w.append(&txn(1, create("/a", &[7; 3000]))).unwrap();
+    w.sync(true).unwrap();
+    if !w.is_direct() {
+        eprintln!("skipped: {base} does not take O_DIRECT");
+        return;
+    }
+    let path = w.current_file().unwrap().to_path_buf();
+    let allocated = || fs::metadata(&path).unwrap().blocks() * 512;
+    assert!(allocated() < 1 << 20, "{}", allocated());
+    // FilePadding's: the header's 16 bytes and one 64 MiB step.
+    let size = fs::metadata(&path).unwrap().len();
+    assert_eq!(size, (64 << 20) + 16);
+    // One chunk per call, until half of the 4 MiB reach is ready.
+    for _ in 0..10 {
+        w.zero_ahead().unwrap();
+    }
+    let ahead = allocated();
+    assert!((2 << 20..=5 << 20).contains(&ahead), "{ahead}");
+    assert_eq!(fs::metadata(&path).unwrap().len(), size);
+    // Appends into the written zeros, and more zeros after them.
+    for z in 2..=40 {
+        w.append(&txn(z, create(&format!("/b{z}"), &[z as u8; 100_000])))
+            .unwrap();
+        w.sync(true).unwrap();
+        w.zero_ahead().unwrap();
+    }
+    assert!(allocated() > ahead);
+    assert_eq!(fs::metadata(&path).unwrap().len(), size);
+    drop(w);
+    let r = replay(d.path(), 0, false).unwrap();
+    assert_eq!(r.txns.len(), 40);
+    assert_eq!(r.txns[39].header.zxid, 40);
 }

@@ -967,6 +967,7 @@ fn direct_writes_leave_the_same_bytes() {
 /// `zero_ahead` allocates the preallocation's next blocks (so appends
 /// overwrite instead of filling holes) without growing the file or
 /// changing a byte.
+#[cfg(target_os = "linux")]
 #[test]
 fn zeros_ahead_allocate_without_growing() {
     use std::os::unix::fs::MetadataExt;
